@@ -1,0 +1,6 @@
+import type { CommandModule } from 'yargs';
+import { swarmCommand } from './swarm.js';
+import { stackCommand } from './stack.js';
+
+/** Every CLI command, keyed by what the user types. Heavy modules load inside each handler. */
+export const commands: ReadonlyArray<CommandModule<object, object>> = [swarmCommand, stackCommand];

@@ -1,0 +1,133 @@
+import * as hdr from 'hdr-histogram-js';
+
+/**
+ * The one module that imports hdr-histogram-js. Every latency in rmmscale is recorded here, in
+ * microseconds, from 1 µs to one hour, with 3 significant digits (0.1% value precision). Histograms
+ * cross process boundaries only as compressed base64 (the HdrHistogram V2 encoding), which merges
+ * exactly: no t-digest, no rounded buckets.
+ *
+ * Plain-JS histograms are used on purpose: a record costs ~100 ns (vs ~25 ns for WASM), but they
+ * need no `.destroy()`, so a histogram can never leak when a worker dies mid-interval.
+ */
+
+export const LATENCY_UNIT = 'us';
+export const LOWEST_US = 1;
+export const HIGHEST_US = 3_600_000_000;
+export const SIGNIFICANT_DIGITS = 3;
+const BIT_BUCKET_SIZE = 32;
+
+export type LatencyHistogram = hdr.Histogram;
+
+export function createLatencyHistogram(): LatencyHistogram {
+  return hdr.build({
+    bitBucketSize: BIT_BUCKET_SIZE,
+    lowestDiscernibleValue: LOWEST_US,
+    highestTrackableValue: HIGHEST_US,
+    numberOfSignificantValueDigits: SIGNIFICANT_DIGITS,
+    autoResize: false,
+    useWebAssembly: false,
+  });
+}
+
+/** Record one latency. Values are clamped into the trackable range, never dropped. */
+export function recordUs(h: LatencyHistogram, valueUs: number): void {
+  const v = valueUs < LOWEST_US ? LOWEST_US : valueUs > HIGHEST_US ? HIGHEST_US : Math.round(valueUs);
+  h.recordValue(v);
+}
+
+export function encodeHistogram(h: LatencyHistogram): string {
+  return hdr.encodeIntoCompressedBase64(h);
+}
+
+export function decodeHistogram(encoded: string): LatencyHistogram {
+  const decoded = hdr.decodeFromCompressedBase64(encoded, BIT_BUCKET_SIZE, false);
+  // Re-home into a histogram with our range, so later merges never depend on the encoder's.
+  const h = createLatencyHistogram();
+  h.add(decoded);
+  return h;
+}
+
+/** Exact merge of encoded histograms into one. */
+export function mergeEncoded(encoded: Iterable<string>): LatencyHistogram {
+  const out = createLatencyHistogram();
+  for (const e of encoded) out.add(decodeHistogram(e));
+  return out;
+}
+
+export interface LatencySummary {
+  count: number;
+  minUs: number;
+  meanUs: number;
+  p50Us: number;
+  p90Us: number;
+  p99Us: number;
+  p999Us: number;
+  maxUs: number;
+}
+
+export function summarize(h: LatencyHistogram): LatencySummary {
+  if (h.totalCount === 0) return { count: 0, minUs: 0, meanUs: 0, p50Us: 0, p90Us: 0, p99Us: 0, p999Us: 0, maxUs: 0 };
+  return {
+    count: h.totalCount,
+    minUs: h.minNonZeroValue,
+    meanUs: Math.round(h.mean * 10) / 10,
+    p50Us: h.getValueAtPercentile(50),
+    p90Us: h.getValueAtPercentile(90),
+    p99Us: h.getValueAtPercentile(99),
+    p999Us: h.getValueAtPercentile(99.9),
+    maxUs: h.maxValue,
+  };
+}
+
+/** `percentile → value` pairs for an HDR-style spectrum chart (log percentile axis). */
+export function percentileSpectrum(h: LatencyHistogram): Array<{ percentile: number; valueUs: number }> {
+  const out: Array<{ percentile: number; valueUs: number }> = [];
+  if (h.totalCount === 0) return out;
+  for (const p of [0, 10, 25, 50, 75, 90, 95, 97.5, 99, 99.5, 99.9, 99.95, 99.99, 99.999, 100]) {
+    out.push({ percentile: p, valueUs: h.getValueAtPercentile(p) });
+  }
+  return out;
+}
+
+/**
+ * Builds a standard HdrHistogram interval log (the `.hlog` format read by HdrHistogram's
+ * HistogramLogProcessor and friends): a version line, a start time, a legend, then one line per
+ * (tag, interval). Values are microseconds; the "Interval_Max" column is in milliseconds
+ * (maxValueUnitRatio = 1000).
+ */
+export class HlogBuilder {
+  private readonly lines: string[] = [];
+  private readonly writer: hdr.HistogramLogWriter;
+  private readonly startMs: number;
+
+  constructor(startMs: number, comment?: string) {
+    this.startMs = startMs;
+    this.writer = new hdr.HistogramLogWriter((s: string) => this.lines.push(s));
+    if (comment) this.writer.outputComment(comment);
+    this.writer.outputComment(`values in microseconds (${LATENCY_UNIT}); Interval_Max in milliseconds`);
+    this.writer.outputLogFormatVersion();
+    this.writer.outputStartTime(startMs);
+    this.writer.outputLegend();
+  }
+
+  addInterval(tag: string, h: LatencyHistogram, fromMs: number, toMs: number): void {
+    const prevTag = h.tag;
+    h.tag = tag;
+    this.writer.outputIntervalHistogram(h, (fromMs - this.startMs) / 1000, (toMs - this.startMs) / 1000, 1000);
+    h.tag = prevTag;
+  }
+
+  toString(): string {
+    return this.lines.join('');
+  }
+}
+
+/** Reads an .hlog back: every interval histogram with its tag and times (seconds from start). */
+export function readHlog(content: string): Array<{ tag: string; startSec: number; endSec: number; histogram: LatencyHistogram }> {
+  const reader = new hdr.HistogramLogReader(content, BIT_BUCKET_SIZE, false);
+  const out: Array<{ tag: string; startSec: number; endSec: number; histogram: LatencyHistogram }> = [];
+  for (let h = reader.nextIntervalHistogram(); h; h = reader.nextIntervalHistogram()) {
+    out.push({ tag: h.tag, startSec: h.startTimeStampMsec / 1000, endSec: h.endTimeStampMsec / 1000, histogram: h });
+  }
+  return out;
+}

@@ -1,0 +1,174 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { CheckinRequest, CommandResult, PendingCommand } from '../core/protocol.js';
+
+/**
+ * Contracts inside the reference stacks. The launcher turns a topology into NodeSpecs; each spec
+ * runs as its own OS process (src/stack/node-main.ts), whose runtime serves the admin surface
+ * (/healthz, /metrics, /admin/hdr), applies the capacity profile, opens the Store, and hands
+ * every other request to the role's RoleHandler.
+ */
+
+/** Role names as users write them in topology files. */
+export const ROLE_NAMES = ['single', 'web', 'app', 'db', 'proxy', 'relay'] as const;
+export type RoleName = (typeof ROLE_NAMES)[number];
+
+export type ServiceDist = 'constant' | 'exponential' | 'lognormal';
+
+/** Per-request (or, on a db node, per-query) service time added on top of the real work. */
+export interface ServiceTime {
+  dist: ServiceDist;
+  meanMs: number;
+  /** Lognormal only: the p99 that fixes the shape (sigma). */
+  p99Ms?: number;
+}
+
+/**
+ * A node's modelled capacity: `workers` requests in service at once, each holding its worker for a
+ * sampled service time on top of the real work; up to `queue` more wait; beyond that, 503.
+ */
+export interface CapacityProfile {
+  workers: number;
+  queue: number;
+  service: ServiceTime;
+}
+
+export type DbSpec =
+  | { kind: 'sqlite'; path: string }
+  | { kind: 'postgres'; url: string }
+  /** A `db` node reached over HTTP: the db tier as its own process. */
+  | { kind: 'remote'; url: string };
+
+/** What `web` nodes serve: agent paths, user/integration paths, or both. */
+export type WebServes = 'agent' | 'user' | 'both';
+
+export interface NodeSpec {
+  /** Unique within the stack: `web-agent-1`, `db`, `proxy`. Shown in X-Served-By. */
+  name: string;
+  role: RoleName;
+  /** Tier name used in results: single | proxy | web-agent | web-user | app | db | relay. */
+  tier: string;
+  host: string;
+  /** 0 picks a free port; the runtime reports the real one when ready. */
+  port: number;
+  /** Agent tokens and user tokens are HMACs under this secret. */
+  secret: string;
+  /** Storage the node works against (absent for the proxy). For the db role: the backing store. */
+  db?: DbSpec;
+  /** Request-level capacity model (web, single, relay, proxy). */
+  profile?: CapacityProfile;
+  /** Query-level capacity model: connections × per-query time (db role, or single's embedded DB). */
+  dbProfile?: CapacityProfile;
+  web?: { serves: WebServes };
+  proxy?: { agentPool: string[]; userPool: string[]; names: Record<string, string> };
+  relay?: { siblings: string[]; tls?: { certFile: string; keyFile: string } };
+  app?: { loopScale?: number };
+}
+
+/** What a node process sends its launcher over IPC once it listens. */
+export interface NodeReadyMessage {
+  type: 'ready';
+  name: string;
+  role: RoleName;
+  url: string;
+  metricsUrl: string;
+  pid: number;
+}
+
+export interface NodeFailedMessage {
+  type: 'failed';
+  name: string;
+  error: string;
+  code: string;
+}
+
+export interface NodeMetricsApi {
+  /** Count an event that is not a request (a DBAgent loop run, a telemetry batch). */
+  count(name: string, by?: number): void;
+  /** Set a gauge (tunnels open, pending sessions). */
+  gauge(name: string, value: number): void;
+  /** Record a duration in µs into the node's exact HDR histogram under `op`. */
+  observeUs(op: string, valueUs: number): void;
+}
+
+export interface RoleContext {
+  spec: NodeSpec;
+  /** Null for roles without storage (proxy). */
+  store: Store | null;
+  metrics: NodeMetricsApi;
+  log(message: string): void;
+}
+
+export interface RoleHandler {
+  /** A metrics label for a request: `checkin`, `dashboard`, `proxy:agent`… Bounded cardinality. */
+  routeOf(method: string, path: string): string;
+  /** Whether the capacity profile applies to this request (false for e.g. CORS preflight). */
+  gated?(method: string, path: string): boolean;
+  handle(req: IncomingMessage, res: ServerResponse): void | Promise<void>;
+  upgrade?(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  close(): Promise<void>;
+}
+
+export type RoleFactory = (ctx: RoleContext) => Promise<RoleHandler>;
+
+/* ------------------------------------------------------------------------------------------------
+ * Storage. Domain operations, not SQL, so that SQLite, PostgreSQL and the remote db node are
+ * interchangeable. Every method resolves only after its writes are durable (committed).
+ * ---------------------------------------------------------------------------------------------- */
+
+export interface AgentRow {
+  id: string;
+  hostname: string;
+  os: string;
+  agentVersion: string;
+  client: string;
+  lastSeenMs: number;
+  online: boolean;
+  groupName: string | null;
+}
+
+export interface AgentFilter {
+  status?: 'online' | 'offline';
+  client?: string;
+  os?: string;
+  limit: number;
+}
+
+export interface TelemetrySample {
+  agentId: string;
+  relay: string;
+  atMs: number;
+  cpuPct: number;
+  memPct: number;
+}
+
+export interface Store {
+  readonly kind: DbSpec['kind'];
+  /** Create the schema if missing. Idempotent; safe for several nodes at once. */
+  init(): Promise<void>;
+  /** Upsert the agent row, insert a check-in record, return (and mark delivered) pending commands. */
+  checkin(req: CheckinRequest, atMs: number): Promise<PendingCommand[]>;
+  heartbeat(agentId: string, atMs: number): Promise<void>;
+  inventory(agentId: string, doc: unknown, atMs: number): Promise<void>;
+  commandResults(agentId: string, results: CommandResult[], atMs: number): Promise<void>;
+  /** Queue a command for a known agent; null when the agent id is unknown. */
+  createCommand(agentId: string, kind: string, args: Record<string, unknown>, createdBy: string): Promise<string | null>;
+  listAgents(filter: AgentFilter, nowMs: number): Promise<AgentRow[]>;
+  statsBy(field: 'os' | 'client'): Promise<Array<{ key: string; agents: number; online: number }>>;
+  syncAgents(afterId: string | null, limit: number): Promise<{ agents: AgentRow[]; next: string | null }>;
+  countCheckins(): Promise<number>;
+  /** Relay telemetry, written in batches. */
+  telemetry(samples: TelemetrySample[]): Promise<void>;
+  /** Which relay holds an agent's tunnel (null: none). */
+  setPresence(agentId: string, relay: string | null, atMs: number): Promise<void>;
+  getPresence(agentId: string): Promise<string | null>;
+  /** DBAgent singleton lease: true when `holder` now holds `name` until atMs + ttlMs. */
+  acquireLease(name: string, holder: string, ttlMs: number, atMs: number): Promise<boolean>;
+  releaseLease(name: string, holder: string): Promise<void>;
+  /** DBAgent loops; each returns the rows it touched. */
+  rebuildGroups(atMs: number): Promise<number>;
+  approvePatches(atMs: number): Promise<number>;
+  detectOffline(offlineAfterMs: number, atMs: number): Promise<number>;
+  queueEmail(atMs: number): Promise<number>;
+  close(): Promise<void>;
+}
