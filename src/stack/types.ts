@@ -63,6 +63,8 @@ export interface NodeSpec {
   proxy?: { agentPool: string[]; userPool: string[]; names: Record<string, string> };
   relay?: { siblings: string[]; tls?: { certFile: string; keyFile: string } };
   app?: { loopScale?: number };
+  /** HTTP limits enforced by the node runtime (defaults: 10 s headers, 30 s request, 1 MiB body). */
+  limits?: { headersTimeoutMs?: number; requestTimeoutMs?: number; maxBodyBytes?: number };
 }
 
 /** What a node process sends its launcher over IPC once it listens. */
