@@ -1,0 +1,106 @@
+import { existsSync } from 'node:fs';
+import { writeFileAtomic } from '../core/atomic-write.js';
+import { EXIT, type ExitCode } from '../core/exit-codes.js';
+import { deriveFleet, readIdentityFile, writeIdentityFile } from '../core/identity.js';
+import { resolveSwarmConfig, type SwarmConfig, type SwarmInput } from '../swarm/config.js';
+import { runSwarm } from '../swarm/coordinator.js';
+import type { SwarmResult } from '../swarm/result.js';
+import { formatUs, ProgressPrinter } from './progress.js';
+
+/**
+ * The swarm command's I/O: validate, run with a progress line, print the summary, write the
+ * result and the .hlog atomically (also after Ctrl-C), and choose the exit code.
+ */
+export async function runSwarmCli(input: SwarmInput): Promise<ExitCode> {
+  let cfg = resolveSwarmConfig(input);
+  cfg = prepareIdentities(cfg);
+
+  const controller = new AbortController();
+  let signalled = false;
+  const onSignal = (): void => {
+    if (signalled) return;
+    signalled = true;
+    process.stderr.write('\nrmmscale: stopping (writing the partial result)…\n');
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  const printer = new ProgressPrinter(process.stderr);
+  process.stderr.write(
+    `rmmscale swarm: ${cfg.agents} agents → ${cfg.targets.join(', ')} for ${cfg.durationMs / 1000}s ` +
+      `(${cfg.mode}${cfg.mode === 'http' ? `/${cfg.connection}` : ''}, ${cfg.arrival})\n`,
+  );
+  try {
+    const { result, hlog } = await runSwarm({ config: cfg, signal: controller.signal, onProgress: (p) => printer.update(p) });
+    printer.end();
+    if (cfg.jsonFile) writeFileAtomic(cfg.jsonFile, JSON.stringify(result, null, 2) + '\n');
+    if (cfg.hlogFile) writeFileAtomic(cfg.hlogFile, hlog);
+    process.stdout.write(renderSummary(result));
+    if (cfg.jsonFile) process.stdout.write(`result: ${cfg.jsonFile}\n`);
+    if (cfg.hlogFile) process.stdout.write(`hlog:   ${cfg.hlogFile}\n`);
+    return exitCodeFor(result);
+  } finally {
+    printer.end();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+/** --identities FILE: reuse the fleet in FILE, or derive it from the seed and write it there. */
+function prepareIdentities(cfg: SwarmConfig): SwarmConfig {
+  if (!cfg.identitiesFile) return cfg;
+  if (existsSync(cfg.identitiesFile)) {
+    const file = readIdentityFile('--identities', cfg.identitiesFile);
+    return { ...cfg, seed: file.seed, agents: Math.min(cfg.agents, file.agents.length) };
+  }
+  writeIdentityFile(cfg.identitiesFile, cfg.seed, deriveFleet(cfg.seed, cfg.secret, cfg.agents));
+  return cfg;
+}
+
+export function exitCodeFor(r: SwarmResult): ExitCode {
+  if (r.interrupted) return EXIT.interrupted;
+  if (!r.verdict.trustworthy) return EXIT.untrustworthy;
+  if (r.verdict.sutFailed) return EXIT.sutFailed;
+  return EXIT.ok;
+}
+
+function pad(s: string, n: number): string {
+  return s.length >= n ? s : s + ' '.repeat(n - s.length);
+}
+
+export function renderSummary(r: SwarmResult): string {
+  const s = r.summary;
+  const lines: string[] = [];
+  lines.push('');
+  lines.push(`rate      achieved ${s.achievedRatePerSec}/s  target ${s.targetRatePerSec}/s`);
+  lines.push(
+    `requests  intended ${s.intended}  sent ${s.attempted}  completed ${s.completed}  failed ${s.failed}  late ${s.late}  dropped ${s.dropped}  (error rate ${(s.errorRate * 100).toFixed(2)}%)`,
+  );
+  lines.push('');
+  lines.push(`${pad('operation', 16)}${pad('count', 9)}${pad('failed', 8)}${pad('p50', 9)}${pad('p90', 9)}${pad('p99', 9)}${pad('p99.9', 9)}${pad('max', 9)}service p99`);
+  for (const [name, o] of Object.entries(r.ops)) {
+    const l = o.latency;
+    lines.push(
+      `${pad(name, 16)}${pad(String(o.count), 9)}${pad(String(o.failed), 8)}${pad(formatUs(l.p50Us), 9)}${pad(formatUs(l.p90Us), 9)}${pad(formatUs(l.p99Us), 9)}${pad(formatUs(l.p999Us), 9)}${pad(formatUs(l.maxUs), 9)}${formatUs(o.serviceTime.p99Us)}`,
+    );
+  }
+  lines.push('(latency from the intended send time; "service p99" from the actual send time)');
+  const errs = Object.entries(r.errors);
+  if (errs.length > 0) lines.push(`errors    ${errs.map(([k, v]) => `${k}×${v}`).join('  ')}`);
+  const g = r.generator;
+  lines.push(
+    `generator ${g.workers.length} worker(s), cpu max ${Math.round(Math.max(0, ...g.workers.map((w) => w.cpuMax)) * 100)}%, ` +
+      `scheduling lag p99 ${formatUs(g.schedulingLag.p99Us)}, host cpu ${g.hostCpuMean === null ? 'n/a' : `${Math.round(g.hostCpuMean * 100)}%`}`,
+  );
+  if (r.reconnect) {
+    const rc = r.reconnect;
+    lines.push(`reconnect ${rc.reconnected}/${rc.disconnects} reconnected; 50% by ${rc.t50Ms} ms, 90% by ${rc.t90Ms} ms, 99% by ${rc.t99Ms} ms; peak ${rc.peakConnectsPerSec} connects/s`);
+  }
+  const v = r.verdict;
+  if (v.trustworthy) lines.push('verdict   measurement trustworthy: the generator kept its schedule');
+  else lines.push(`verdict   NOT TRUSTWORTHY (${v.generatorBound ? 'generator-bound' : 'host-bound'}): these numbers describe the generator, not the target`);
+  for (const reason of v.reasons) lines.push(`          - ${reason}`);
+  for (const w of v.warnings) lines.push(`warning   ${w}`);
+  return lines.join('\n') + '\n';
+}

@@ -1,0 +1,272 @@
+import { InvalidArgumentError, ValidationError, RmmscaleError } from '../core/errors.js';
+import { DEFAULT_SECRET, DEFAULT_SEED } from '../core/identity.js';
+import { checkTarget, isLoopbackHost } from '../core/loopback.js';
+import { MESSAGE_KINDS, type MessageKind } from '../core/protocol.js';
+import {
+  parseCheckinFractionPerMin,
+  parseDurationMs,
+  parseRatePerSec,
+  perAgentFreqPerMs,
+  type CheckinModel,
+} from '../core/units.js';
+import { buildProfile, type LoadProfile } from './schedule.js';
+
+/**
+ * The swarm's configuration, validated once. Flags (src/cli/commands/swarm.ts) and scenario files
+ * both produce a `SwarmInput`; `resolveSwarmConfig` checks every field, lists every problem, and
+ * returns a `SwarmConfig` whose units are explicit.
+ */
+
+export const ARRIVALS = ['periodic', 'poisson'] as const;
+export const MODES = ['http', 'ws'] as const;
+export const CONNECTIONS = ['per-checkin', 'keepalive', 'pool'] as const;
+export type Arrival = (typeof ARRIVALS)[number];
+export type Mode = (typeof MODES)[number];
+export type ConnectionPolicy = (typeof CONNECTIONS)[number];
+/** Scheduled kinds: command results are follow-ups, not scheduled. */
+export type ScheduledKind = Exclude<MessageKind, 'command-result'>;
+export const SCHEDULED_KINDS: readonly ScheduledKind[] = MESSAGE_KINDS.filter((k): k is ScheduledKind => k !== 'command-result');
+
+/** Raw input as it comes from flags or a scenario: strings where the user writes units. */
+export interface SwarmInput {
+  target?: string;
+  agents?: number;
+  checkin?: string;
+  checkinInterval?: string;
+  rate?: string;
+  arrival?: string;
+  jitter?: string;
+  duration?: string;
+  stage?: string[];
+  mode?: string;
+  connection?: string;
+  connections?: number;
+  workers?: number | string;
+  seed?: string;
+  secret?: string;
+  mix?: string;
+  commandDelay?: string;
+  timeout?: string;
+  lateThreshold?: string;
+  maxErrorRate?: string;
+  sourceAddresses?: number | string;
+  reconnect?: string;
+  ca?: string;
+  insecure?: boolean;
+  identities?: string;
+  json?: string;
+  hlog?: string;
+  allowRemote?: boolean;
+}
+
+export interface StageSpec {
+  durationMs: number;
+  agents: number;
+  checkin: CheckinModel | null;
+}
+
+export interface SwarmConfig {
+  /** Base URLs: one for HTTP; one or more relay tunnel URLs for ws (comma-separated on the CLI). */
+  targets: string[];
+  agents: number;
+  checkin: CheckinModel;
+  arrival: Arrival;
+  jitterMs: number;
+  durationMs: number;
+  stages: StageSpec[];
+  profile: LoadProfile;
+  mode: Mode;
+  connection: ConnectionPolicy;
+  /** Pool mode: connections per worker. */
+  poolConnections: number;
+  /** null = decide from the open-file limit and the rate at run time. */
+  workers: number | null;
+  seed: string;
+  secret: string;
+  mix: Record<ScheduledKind, number>;
+  commandDelayMs: number;
+  timeoutMs: number;
+  lateThresholdMs: number;
+  maxErrorRate: number;
+  /** Loopback source addresses to spread sockets over; null = decide at run time. */
+  sourceAddresses: number | null;
+  reconnect: string;
+  caFile: string | null;
+  insecure: boolean;
+  identitiesFile: string | null;
+  jsonFile: string | null;
+  hlogFile: string | null;
+  allowRemote: boolean;
+}
+
+export const DEFAULTS = {
+  agents: 1000,
+  checkin: '30%/min',
+  arrival: 'periodic',
+  jitter: '0ms',
+  duration: '60s',
+  mode: 'http',
+  connection: 'per-checkin',
+  connections: 64,
+  mix: 'checkin=1',
+  commandDelay: '200ms',
+  timeout: '30s',
+  lateThreshold: '10ms',
+  maxErrorRate: '1%',
+  reconnect: 'exponential:1s:60s',
+} as const;
+
+const MAX_AGENTS = 2_000_000;
+
+function oneOf<T extends string>(field: string, value: string, allowed: readonly T[]): T {
+  if ((allowed as readonly string[]).includes(value)) return value as T;
+  throw new InvalidArgumentError(field, value, `one of ${allowed.join(', ')}`);
+}
+
+function parsePercent(field: string, value: string): number {
+  const m = /^(\d+(?:\.\d+)?)%$/.exec(value.trim());
+  if (!m || Number(m[1]) > 100) throw new InvalidArgumentError(field, value, 'a percentage like "1%" (0–100)');
+  return Number(m[1]) / 100;
+}
+
+export function parseMix(field: string, value: string): Record<ScheduledKind, number> {
+  const mix: Record<ScheduledKind, number> = { checkin: 0, heartbeat: 0, inventory: 0 };
+  const allowed = `comma-separated KIND=WEIGHT with KIND in ${SCHEDULED_KINDS.join(', ')}, e.g. "checkin=90,inventory=5,heartbeat=5"`;
+  for (const part of value.split(',')) {
+    const m = /^\s*([a-z-]+)\s*=\s*(\d+(?:\.\d+)?)\s*$/.exec(part);
+    if (!m || !(SCHEDULED_KINDS as readonly string[]).includes(m[1])) throw new InvalidArgumentError(field, value, allowed);
+    mix[m[1] as ScheduledKind] = Number(m[2]);
+  }
+  if (SCHEDULED_KINDS.every((k) => mix[k] === 0)) throw new InvalidArgumentError(field, value, `${allowed}, with a weight above 0`);
+  return mix;
+}
+
+/** `DURATION:AGENTS[@CHECKIN]`, e.g. `30s:1000`, `2m:20000@30%/min`, `1m:5000@250/s`. */
+export function parseStage(field: string, value: string): StageSpec {
+  const m = /^([^:@]+):(\d+)(?:@(.+))?$/.exec(value.trim());
+  const allowed = 'DURATION:AGENTS[@CHECKIN] like "30s:1000", "2m:20000@30%/min" or "1m:5000@250/s"';
+  if (!m) throw new InvalidArgumentError(field, value, allowed);
+  const durationMs = parseDurationMs(field, m[1]);
+  const agents = Number(m[2]);
+  if (agents > MAX_AGENTS) throw new InvalidArgumentError(field, value, `at most ${MAX_AGENTS} agents`);
+  const checkin = m[3] ? parseCheckinModel(field, m[3]) : null;
+  return { durationMs, agents, checkin };
+}
+
+function parseCheckinModel(field: string, value: string): CheckinModel {
+  if (value.includes('%')) return { kind: 'fraction', fractionPerMin: parseCheckinFractionPerMin(field, value) };
+  if (value.includes('/')) return { kind: 'rate', ratePerSec: parseRatePerSec(field, value) };
+  throw new InvalidArgumentError(field, value, 'a check-in like "30%/min" or a rate like "250/s"');
+}
+
+function positiveInt(field: string, value: unknown, max: number): number {
+  const n = typeof value === 'string' ? Number(value) : value;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > max) throw new InvalidArgumentError(field, value, `a whole number from 1 to ${max}`);
+  return n;
+}
+
+/**
+ * Validate everything, collecting one line per problem (flag names as the user typed them), and
+ * build the load profile.
+ */
+export function resolveSwarmConfig(input: SwarmInput): SwarmConfig {
+  const problems: string[] = [];
+  const take = <T>(fn: () => T, fallback: T): T => {
+    try {
+      return fn();
+    } catch (err) {
+      if (err instanceof RmmscaleError) {
+        problems.push(err.message);
+        return fallback;
+      }
+      throw err;
+    }
+  };
+
+  const mode = take(() => oneOf('--mode', input.mode ?? DEFAULTS.mode, MODES), 'http' as Mode);
+  const allowRemote = input.allowRemote === true;
+  const targets = take(() => {
+    if (!input.target) throw new InvalidArgumentError('--target', input.target, 'a URL like http://127.0.0.1:8080 (required)');
+    const schemes = mode === 'ws' ? ['ws:', 'wss:'] : ['http:', 'https:'];
+    return input.target.split(',').map((t) => checkTarget('--target', t.trim(), schemes, allowRemote).toString().replace(/\/$/, ''));
+  }, [] as string[]);
+
+  const agents = take(() => (input.agents === undefined ? DEFAULTS.agents : positiveInt('--agents', input.agents, MAX_AGENTS)), DEFAULTS.agents);
+
+  const given = [input.checkin !== undefined, input.checkinInterval !== undefined, input.rate !== undefined].filter(Boolean).length;
+  if (given > 1) problems.push('--checkin, --checkin-interval, --rate: expected at most one of them, got ' + given);
+  const checkin = take((): CheckinModel => {
+    if (input.rate !== undefined) return { kind: 'rate', ratePerSec: parseRatePerSec('--rate', input.rate) };
+    if (input.checkinInterval !== undefined) return { kind: 'interval', intervalMs: parseDurationMs('--checkin-interval', input.checkinInterval) };
+    return { kind: 'fraction', fractionPerMin: parseCheckinFractionPerMin('--checkin', input.checkin ?? DEFAULTS.checkin) };
+  }, { kind: 'fraction', fractionPerMin: 0.3 });
+  if (checkin.kind === 'interval' && !(checkin.intervalMs > 0)) problems.push(`--checkin-interval: expected a duration above 0, got "${input.checkinInterval}"`);
+
+  const arrival = take(() => oneOf('--arrival', input.arrival ?? DEFAULTS.arrival, ARRIVALS), 'periodic' as Arrival);
+  const jitterMs = take(() => parseDurationMs('--jitter', input.jitter ?? DEFAULTS.jitter), 0);
+  const durationMs = take(() => parseDurationMs('--duration', input.duration ?? DEFAULTS.duration), 60_000);
+  if (input.duration !== undefined && durationMs <= 0) problems.push(`--duration: expected a duration above 0, got "${input.duration}"`);
+  const stages = take(() => (input.stage ?? []).map((s) => parseStage('--stage', s)), [] as StageSpec[]);
+  const connection = take(() => oneOf('--connection', input.connection ?? DEFAULTS.connection, CONNECTIONS), 'per-checkin' as ConnectionPolicy);
+  const poolConnections = take(() => (input.connections === undefined ? DEFAULTS.connections : positiveInt('--connections', input.connections, 10_000)), 64);
+  const workers = take(() => (input.workers === undefined || input.workers === 'auto' ? null : positiveInt('--workers', input.workers, 64)), null);
+  const mix = take(() => parseMix('--mix', input.mix ?? DEFAULTS.mix), { checkin: 1, heartbeat: 0, inventory: 0 });
+  const commandDelayMs = take(() => parseDurationMs('--command-delay', input.commandDelay ?? DEFAULTS.commandDelay), 200);
+  const timeoutMs = take(() => parseDurationMs('--timeout', input.timeout ?? DEFAULTS.timeout), 30_000);
+  const lateThresholdMs = take(() => parseDurationMs('--late-threshold', input.lateThreshold ?? DEFAULTS.lateThreshold), 10);
+  const maxErrorRate = take(() => parsePercent('--max-error-rate', input.maxErrorRate ?? DEFAULTS.maxErrorRate), 0.01);
+  const sourceAddresses = take(
+    () => (input.sourceAddresses === undefined || input.sourceAddresses === 'auto' ? null : positiveInt('--source-addresses', input.sourceAddresses, 250)),
+    null,
+  );
+  if (sourceAddresses !== null && targets.length > 0 && !targets.every((t) => isLoopbackHost(new URL(t).hostname))) {
+    problems.push('--source-addresses: expected "auto" for a remote target (127.0.0.x sources only reach loopback)');
+  }
+  if (mode === 'ws' && input.connection !== undefined) problems.push(`--connection: applies to --mode http only, got "${input.connection}" with --mode ws`);
+
+  if (problems.length > 0) throw new ValidationError(problems);
+
+  // The profile: a single steady stage unless stages were given.
+  const freq = perAgentFreqPerMs(checkin, agents);
+  const stageTargets =
+    stages.length === 0
+      ? [{ durationMs, agents, freqPerMs: freq }]
+      : stages.map((s) => ({
+          durationMs: s.durationMs,
+          agents: s.agents,
+          freqPerMs: s.checkin ? perAgentFreqPerMs(s.checkin, Math.max(1, s.agents)) : freq,
+        }));
+  const first = stages.length === 0 ? stageTargets[0] : { agents: 0, freqPerMs: stageTargets[0].freqPerMs };
+  const profile = buildProfile(first, stageTargets);
+  const maxAgents = Math.max(agents, ...stages.map((s) => s.agents));
+
+  return {
+    targets,
+    agents: maxAgents,
+    checkin,
+    arrival,
+    jitterMs,
+    durationMs: profile.durationMs,
+    stages,
+    profile,
+    mode,
+    connection,
+    poolConnections,
+    workers,
+    seed: input.seed ?? DEFAULT_SEED,
+    secret: input.secret ?? DEFAULT_SECRET,
+    mix,
+    commandDelayMs,
+    timeoutMs,
+    lateThresholdMs,
+    maxErrorRate,
+    sourceAddresses,
+    reconnect: input.reconnect ?? DEFAULTS.reconnect,
+    caFile: input.ca ?? null,
+    insecure: input.insecure === true,
+    identitiesFile: input.identities ?? null,
+    jsonFile: input.json ?? null,
+    hlogFile: input.hlog ?? null,
+    allowRemote,
+  };
+}

@@ -1,0 +1,350 @@
+import { readFileSync } from 'node:fs';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { deriveAgent, readIdentityFile, type AgentIdentity } from '../core/identity.js';
+import type { CommandResult, MessageKind, PendingCommand } from '../core/protocol.js';
+import { Rng } from '../core/random.js';
+import type { SwarmConfig, ScheduledKind } from './config.js';
+import { SCHEDULED_KINDS } from './config.js';
+import { PayloadFactory } from './payloads.js';
+import { SwarmRecorder, type RecorderInterval } from './recorder.js';
+import { agentsAt, jittered, nextPoissonMs, periodicFireMs, phaseFrom, phaseOffset } from './schedule.js';
+import { HttpTransport } from './transports/http.js';
+import { MinHeap } from './heap.js';
+
+/**
+ * One worker's share of the fleet, and its run loop. Agents with global index
+ * g ≡ workerIndex (mod workerCount) live here; the schedule is the same whatever the worker count.
+ *
+ * Between check-ins an agent costs 8 + 8 + 4 bytes in typed arrays plus one heap slot: no socket,
+ * no timer, no closure. One timer per worker wakes at the earliest due fire.
+ */
+
+export interface WorkerPlan {
+  workerIndex: number;
+  workerCount: number;
+  config: SwarmConfig;
+  localAddresses: string[];
+  maxInflight: number;
+  intervalMs: number;
+  caPem: string | null;
+}
+
+export interface WorkerHealth {
+  pid: number;
+  /** Share of one core this worker used in the interval (0..1+). */
+  cpu: number;
+  /** Event-loop delay beyond the monitor's own resolution, ms. */
+  eldP99Ms: number;
+  eldMaxMs: number;
+  rssBytes: number;
+  inflight: number;
+  connected: number;
+}
+
+export type WorkerMessage =
+  | { type: 'ready'; worker: number; agents: number; pid: number }
+  | { type: 'interval'; worker: number; index: number; interval: RecorderInterval; health: WorkerHealth }
+  | { type: 'done'; worker: number }
+  | { type: 'error'; worker: number; message: string; code: string };
+
+interface TunnelFleetLike {
+  start(): void;
+  readonly connected: number;
+  sendTelemetry(slot: number, intendedMs: number): void;
+  close(): Promise<void>;
+}
+
+const ELD_RESOLUTION_MS = 2;
+/** How long in-flight requests may finish after the profile ends before the worker stops waiting. */
+const DRAIN_MAX_MS = 10_000;
+
+export class SwarmEngine {
+  private readonly plan: WorkerPlan;
+  private readonly emit: (m: WorkerMessage) => void;
+  private perfT0 = 0;
+  readonly agents: AgentIdentity[];
+  private rec: SwarmRecorder;
+  private readonly rng: Rng;
+  private readonly nextAt: Float64Array;
+  private readonly cycle: Float64Array;
+  private readonly seq: Uint32Array;
+  private readonly phase: Float64Array;
+  private readonly heap: MinHeap;
+  private readonly payloads: PayloadFactory;
+  private readonly mixWeights: number[];
+  private http: HttpTransport | null = null;
+  private tunnels: TunnelFleetLike | null = null;
+  private loopTimer: NodeJS.Timeout | null = null;
+  private intervalTimer: NodeJS.Timeout | null = null;
+  private intervalIndex = 0;
+  private stopped = false;
+  private poissonNext = 0;
+  private readonly eld = monitorEventLoopDelay({ resolution: ELD_RESOLUTION_MS });
+  private cpuPrev = process.cpuUsage();
+  private cpuPrevAt = performance.now();
+  private finished: Promise<void>;
+  private resolveFinished!: () => void;
+
+  constructor(plan: WorkerPlan, emit: (m: WorkerMessage) => void) {
+    this.plan = plan;
+    this.emit = emit;
+    const cfg = plan.config;
+    this.rng = new Rng(`${cfg.seed}\0worker\0${plan.workerIndex}`);
+    this.agents = this.buildAgents();
+    const n = this.agents.length;
+    this.nextAt = new Float64Array(n);
+    this.cycle = new Float64Array(n);
+    this.seq = new Uint32Array(n);
+    this.phase = new Float64Array(n);
+    this.heap = new MinHeap(n, this.nextAt);
+    this.payloads = new PayloadFactory(cfg.seed);
+    this.mixWeights = SCHEDULED_KINDS.map((k) => cfg.mix[k]);
+    this.rec = new SwarmRecorder(this.now(), cfg.lateThresholdMs);
+    this.finished = new Promise((r) => (this.resolveFinished = r));
+  }
+
+  /** Milliseconds since the profile's t = 0 (negative before the start). */
+  now = (): number => performance.now() - this.perfT0;
+
+  private globalIndex(slot: number): number {
+    return this.plan.workerIndex + slot * this.plan.workerCount;
+  }
+
+  private buildAgents(): AgentIdentity[] {
+    const { config: cfg, workerIndex, workerCount } = this.plan;
+    const count = Math.max(0, Math.ceil((cfg.agents - workerIndex) / workerCount));
+    const out: AgentIdentity[] = new Array(count);
+    if (cfg.identitiesFile) {
+      const file = readIdentityFile('--identities', cfg.identitiesFile);
+      for (let s = 0; s < count; s++) out[s] = file.agents[workerIndex + s * workerCount] ?? deriveAgent(cfg.seed, cfg.secret, workerIndex + s * workerCount);
+      return out;
+    }
+    for (let s = 0; s < count; s++) out[s] = deriveAgent(cfg.seed, cfg.secret, workerIndex + s * workerCount);
+    return out;
+  }
+
+  /** Start at `startAtEpochMs` (the same instant for every worker): t = 0 of the load profile. */
+  async start(startAtEpochMs: number): Promise<void> {
+    const cfg = this.plan.config;
+    this.perfT0 = startAtEpochMs - performance.timeOrigin;
+    this.rec = new SwarmRecorder(Math.max(0, this.now()), cfg.lateThresholdMs);
+    if (cfg.mode === 'http') {
+      this.http = new HttpTransport({
+        baseUrl: cfg.targets[0],
+        connection: cfg.connection,
+        poolConnections: cfg.poolConnections,
+        localAddresses: this.plan.localAddresses,
+        timeoutMs: cfg.timeoutMs,
+        tls: { ca: this.plan.caPem ? Buffer.from(this.plan.caPem) : undefined, insecure: cfg.insecure },
+        maxInflight: this.plan.maxInflight,
+        recorder: this.rec,
+        now: this.now,
+      });
+    } else {
+      this.tunnels = await this.startTunnels();
+    }
+    this.eld.enable();
+    this.seedSchedule();
+    this.armLoop();
+    this.armInterval();
+  }
+
+  private async startTunnels(): Promise<TunnelFleetLike> {
+    const cfg = this.plan.config;
+    const modulePath = './transports/ws-tunnels.js';
+    const reconnectPath = './reconnect.js';
+    const { TunnelFleet } = (await import(modulePath)) as { TunnelFleet: new (o: unknown) => TunnelFleetLike };
+    const { parseReconnectPolicy } = (await import(reconnectPath)) as { parseReconnectPolicy: (field: string, v: string) => unknown };
+    const fleet = new TunnelFleet({
+      urls: cfg.targets,
+      agents: this.agents,
+      localAddresses: this.plan.localAddresses,
+      reconnect: parseReconnectPolicy('--reconnect', cfg.reconnect),
+      connectRatePerSec: Math.max(100, Math.ceil(4000 / this.plan.workerCount)),
+      commandDelayMs: cfg.commandDelayMs,
+      tls: { ca: this.plan.caPem ? Buffer.from(this.plan.caPem) : undefined, insecure: cfg.insecure },
+      recorder: this.rec,
+      rng: new Rng(`${cfg.seed}\0tunnels\0${this.plan.workerIndex}`),
+      now: this.now,
+    });
+    fleet.start();
+    return fleet;
+  }
+
+  /** Put every local agent's first fire on the heap (periodic) or draw the first arrival (Poisson). */
+  private seedSchedule(): void {
+    const cfg = this.plan.config;
+    if (cfg.arrival === 'poisson') {
+      this.poissonNext = nextPoissonMs(cfg.profile, 0, this.rng, 1 / this.plan.workerCount);
+      return;
+    }
+    const offset = phaseOffset(cfg.seed);
+    for (let s = 0; s < this.agents.length; s++) {
+      this.phase[s] = phaseFrom(offset, this.globalIndex(s));
+      this.cycle[s] = 0;
+      const t = jittered(periodicFireMs(cfg.profile, this.phase[s], 0), cfg.jitterMs, this.rng);
+      if (t !== Infinity) {
+        this.nextAt[s] = t;
+        this.heap.push(s);
+      }
+    }
+  }
+
+  private nextDueMs(): number {
+    if (this.plan.config.arrival === 'poisson') return this.poissonNext;
+    return this.heap.size > 0 ? this.nextAt[this.heap.peek()] : Infinity;
+  }
+
+  private armLoop(): void {
+    if (this.stopped) return;
+    const due = this.nextDueMs();
+    const endMs = this.plan.config.profile.durationMs;
+    const wakeAt = Math.min(due, endMs);
+    const wait = wakeAt - this.now();
+    this.loopTimer = setTimeout(this.loop, wait > 0 ? wait : 0);
+  }
+
+  private loop = (): void => {
+    this.loopTimer = null;
+    const cfg = this.plan.config;
+    const now = this.now();
+    const endMs = cfg.profile.durationMs;
+    const horizon = Math.min(now, endMs);
+    if (cfg.arrival === 'poisson') {
+      while (this.poissonNext <= horizon && this.poissonNext < endMs) {
+        const t = this.poissonNext;
+        const active = this.activeLocal(t);
+        if (active > 0) this.fire(this.rng.int(active), t);
+        this.poissonNext = nextPoissonMs(cfg.profile, t, this.rng, 1 / this.plan.workerCount);
+      }
+    } else {
+      const heap = this.heap;
+      while (heap.size > 0) {
+        const s = heap.peek();
+        const t = this.nextAt[s];
+        if (t > horizon || t >= endMs) break;
+        heap.pop();
+        if (this.globalIndex(s) < Math.floor(agentsAt(cfg.profile, t) + 1e-9)) this.fire(s, t);
+        const k = ++this.cycle[s];
+        const next = jittered(periodicFireMs(cfg.profile, this.phase[s], k), cfg.jitterMs, this.rng);
+        if (next !== Infinity && next < endMs) {
+          this.nextAt[s] = next;
+          heap.push(s);
+        }
+      }
+    }
+    if (now >= endMs) {
+      void this.finish();
+      return;
+    }
+    this.armLoop();
+  };
+
+  private activeLocal(tMs: number): number {
+    const active = Math.floor(agentsAt(this.plan.config.profile, tMs) + 1e-9);
+    const { workerIndex: w, workerCount: n } = this.plan;
+    return active > w ? Math.min(this.agents.length, Math.ceil((active - w) / n)) : 0;
+  }
+
+  private pickKind(): ScheduledKind {
+    return SCHEDULED_KINDS[this.rng.weighted(this.mixWeights)];
+  }
+
+  /** One scheduled send for local slot s, intended at tMs. */
+  private fire(s: number, tMs: number): void {
+    this.rec.scheduled();
+    if (this.tunnels) {
+      this.tunnels.sendTelemetry(s, tMs);
+      return;
+    }
+    const kind = this.pickKind();
+    this.sendHttp(s, kind, tMs);
+  }
+
+  private sendHttp(s: number, kind: MessageKind, tMs: number, results?: CommandResult[]): void {
+    const agent = this.agents[s];
+    const body = this.payloads.body(kind, agent, ++this.seq[s], this.rng, results);
+    this.http!.send(s, agent, kind, body, tMs, kind === 'checkin' ? (cmds, doneMs) => this.runCommands(s, cmds, doneMs) : undefined);
+  }
+
+  /** Commands from a check-in: execute (a simulated delay), then post the results. Open model too. */
+  private runCommands(s: number, commands: PendingCommand[], doneMs: number): void {
+    if (this.stopped) return;
+    const delayMs = this.rng.exponential(this.plan.config.commandDelayMs);
+    const intended = doneMs + delayMs;
+    const results: CommandResult[] = commands.map((c) => ({
+      commandId: c.id,
+      exitCode: 0,
+      output: `ran ${c.kind} on ${this.agents[s].hostname}`,
+      durationMs: Math.round(delayMs),
+    }));
+    setTimeout(() => {
+      if (this.stopped) return;
+      this.rec.scheduled();
+      this.sendHttp(s, 'command-result', intended, results);
+    }, Math.max(0, intended - this.now()));
+  }
+
+  private armInterval(): void {
+    const iv = this.plan.intervalMs;
+    const nextBoundary = (this.intervalIndex + 1) * iv;
+    this.intervalTimer = setTimeout(() => {
+      this.takeInterval();
+      if (!this.stopped) this.armInterval();
+    }, Math.max(0, nextBoundary - this.now()));
+  }
+
+  private takeInterval(): void {
+    const now = this.now();
+    const interval = this.rec.takeInterval(now);
+    const cpuNow = process.cpuUsage();
+    const at = performance.now();
+    const cpuUs = cpuNow.user - this.cpuPrev.user + (cpuNow.system - this.cpuPrev.system);
+    const cpu = at > this.cpuPrevAt ? cpuUs / 1000 / (at - this.cpuPrevAt) : 0;
+    this.cpuPrev = cpuNow;
+    this.cpuPrevAt = at;
+    const eldP99Ms = Math.max(0, this.eld.percentile(99) / 1e6 - ELD_RESOLUTION_MS);
+    const eldMaxMs = Math.max(0, this.eld.max / 1e6 - ELD_RESOLUTION_MS);
+    this.eld.reset();
+    const connected = this.tunnels ? this.tunnels.connected : 0;
+    interval.gauges.connected = connected;
+    this.emit({
+      type: 'interval',
+      worker: this.plan.workerIndex,
+      index: this.intervalIndex++,
+      interval,
+      health: { pid: process.pid, cpu, eldP99Ms, eldMaxMs, rssBytes: process.memoryUsage.rss(), inflight: this.http?.inflight ?? 0, connected },
+    });
+  }
+
+  /** The profile is over: let in-flight requests land (bounded), ship the last interval, close. */
+  private async finish(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.loopTimer) clearTimeout(this.loopTimer);
+    const deadline = this.now() + Math.min(DRAIN_MAX_MS, this.plan.config.timeoutMs);
+    while (this.http && this.http.inflight > 0 && this.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    if (this.intervalTimer) clearTimeout(this.intervalTimer);
+    this.takeInterval();
+    await this.http?.close();
+    await this.tunnels?.close();
+    this.eld.disable();
+    this.emit({ type: 'done', worker: this.plan.workerIndex });
+    this.resolveFinished();
+  }
+
+  /** Stop early (Ctrl-C): same path as the natural end. */
+  async stop(): Promise<void> {
+    await this.finish();
+    await this.finished;
+  }
+
+  done(): Promise<void> {
+    return this.finished;
+  }
+}
+
+/** Read a CA file for TLS targets once, in the coordinator, and ship the PEM to workers. */
+export function readCa(file: string | null): string | null {
+  return file ? readFileSync(file, 'utf8') : null;
+}

@@ -1,0 +1,194 @@
+import type { HostFacts } from '../core/host.js';
+import type { LatencySummary } from '../metrics/histogram.js';
+import { describeCheckin } from '../core/units.js';
+import type { SwarmConfig } from './config.js';
+
+/**
+ * The swarm's result document, `rmmscale.swarm/1`. Everything after a run (reports, gates, plans)
+ * reads this, never a live swarm. Additive changes keep the version; anything else bumps it.
+ */
+export const SWARM_RESULT_SCHEMA = 'rmmscale.swarm/1';
+
+export interface OpResult {
+  count: number;
+  completed: number;
+  failed: number;
+  /** Latency from the intended send time (coordinated omission corrected). */
+  latency: LatencySummary;
+  /** Latency from the actual send time (what most tools report). */
+  serviceTime: LatencySummary;
+  /** Exact HDR histograms, compressed base64, µs. */
+  histograms: { corrected: string; service: string };
+}
+
+export interface SeriesPoint {
+  /** End of the interval, seconds from the profile's start. */
+  tSec: number;
+  targetRatePerSec: number;
+  achievedRatePerSec: number;
+  target: number;
+  attempted: number;
+  completed: number;
+  failed: number;
+  late: number;
+  dropped: number;
+  /** Tunnels open at the end of the interval (ws mode). */
+  connected: number;
+  /** Tunnel connects completed in the interval, first connects and reconnects alike (ws mode). */
+  connects: number;
+  activeAgents: number;
+  p50Us: number;
+  p99Us: number;
+  workersReported: number;
+  generatorCpuMax: number;
+  eldP99MsMax: number;
+  hostCpu: number | null;
+}
+
+export interface WorkerSummary {
+  worker: number;
+  pid: number;
+  agents: number;
+  cpuMean: number;
+  cpuMax: number;
+  eldP99MsMax: number;
+  rssBytesMax: number;
+  exitedEarly: boolean;
+}
+
+export interface ReconnectSummary {
+  disconnects: number;
+  reconnected: number;
+  t50Ms: number;
+  t90Ms: number;
+  t99Ms: number;
+  peakConnectsPerSec: number;
+}
+
+export interface Verdict {
+  trustworthy: boolean;
+  generatorBound: boolean;
+  hostBound: boolean;
+  sutFailed: boolean;
+  reasons: string[];
+  warnings: string[];
+}
+
+export interface SwarmResult {
+  schema: typeof SWARM_RESULT_SCHEMA;
+  tool: { name: 'rmmscale'; version: string };
+  host: HostFacts;
+  startedAt: string;
+  endedAt: string;
+  complete: boolean;
+  interrupted: boolean;
+  config: {
+    targets: string[];
+    agents: number;
+    checkin: string;
+    arrival: string;
+    mode: string;
+    connection: string;
+    durationMs: number;
+    stages: Array<{ durationMs: number; agents: number }>;
+    seed: string;
+    mix: Record<string, number>;
+    workers: number;
+    sourceAddresses: string[];
+    maxInflightPerWorker: number;
+    lateThresholdMs: number;
+    maxErrorRate: number;
+  };
+  summary: {
+    targetRatePerSec: number;
+    achievedRatePerSec: number;
+    intended: number;
+    attempted: number;
+    completed: number;
+    failed: number;
+    late: number;
+    dropped: number;
+    errorRate: number;
+    latency: LatencySummary;
+    serviceTime: LatencySummary;
+  };
+  ops: Record<string, OpResult>;
+  errors: Record<string, number>;
+  series: SeriesPoint[];
+  generator: {
+    workers: WorkerSummary[];
+    schedulingLag: LatencySummary;
+    hostCpuMean: number | null;
+  };
+  reconnect: ReconnectSummary | null;
+  verdict: Verdict;
+}
+
+export function describeConfig(cfg: SwarmConfig): string {
+  return `${cfg.agents} agents, ${describeCheckin(cfg.checkin)}, ${cfg.arrival}, ${cfg.mode}${cfg.mode === 'http' ? `/${cfg.connection}` : ''}`;
+}
+
+export interface VerdictInput {
+  attempted: number;
+  completed: number;
+  failed: number;
+  late: number;
+  droppedByCap: number;
+  workers: Array<{ cpuMean: number; eldP99MsMax: number; exitedEarly: boolean }>;
+  hostCpuMean: number | null;
+  lagP99Us: number;
+  lateThresholdMs: number;
+  maxErrorRate: number;
+  interrupted: boolean;
+}
+
+/** Share of sends that may go out late before the generator is called the bottleneck. */
+export const LATE_FRACTION_LIMIT = 0.01;
+/** A worker using more than this share of a core cannot keep its schedule reliably. */
+export const WORKER_CPU_LIMIT = 0.9;
+/** Host CPU (all cores) above this: the generator and the system under test compete for cores. */
+export const HOST_CPU_LIMIT = 0.95;
+
+/**
+ * Decide whether the numbers can be trusted. Pure: the thresholds above are the whole policy.
+ * - generator-bound: sends dropped by the in-flight cap, more than 1% of sends late, a worker
+ *   above 90% of a core, or a worker that died;
+ * - host-bound: the host's CPUs were busy above 95% on average;
+ * - SUT failed: the error rate exceeded the allowed rate.
+ */
+export function decideVerdict(v: VerdictInput): Verdict {
+  const reasons: string[] = [];
+  const warnings: string[] = [];
+  let generatorBound = false;
+  if (v.droppedByCap > 0) {
+    generatorBound = true;
+    reasons.push(`${v.droppedByCap} sends were dropped at the in-flight cap: the generator could not hold the offered load open`);
+  }
+  const lateFraction = v.attempted > 0 ? v.late / v.attempted : 0;
+  if (lateFraction > LATE_FRACTION_LIMIT) {
+    generatorBound = true;
+    reasons.push(
+      `${(lateFraction * 100).toFixed(1)}% of sends left more than ${v.lateThresholdMs} ms after their intended time (limit ${LATE_FRACTION_LIMIT * 100}%); scheduling lag p99 ${(v.lagP99Us / 1000).toFixed(1)} ms`,
+    );
+  }
+  const hot = v.workers.filter((w) => w.cpuMean > WORKER_CPU_LIMIT);
+  if (hot.length > 0) {
+    generatorBound = true;
+    reasons.push(`${hot.length} worker(s) used more than ${WORKER_CPU_LIMIT * 100}% of a core on average: add --workers or lower the load`);
+  }
+  const dead = v.workers.filter((w) => w.exitedEarly).length;
+  if (dead > 0) {
+    generatorBound = true;
+    reasons.push(`${dead} worker process(es) exited before the end: their agents stopped sending`);
+  }
+  const hostBound = v.hostCpuMean !== null && v.hostCpuMean > HOST_CPU_LIMIT;
+  if (hostBound) {
+    reasons.push(`host CPU averaged ${(v.hostCpuMean! * 100).toFixed(0)}% (limit ${HOST_CPU_LIMIT * 100}%): the generator and the system under test competed for cores`);
+  }
+  const finished = v.completed + v.failed;
+  const errorRate = finished > 0 ? v.failed / finished : 0;
+  const sutFailed = errorRate > v.maxErrorRate;
+  if (sutFailed) warnings.push(`error rate ${(errorRate * 100).toFixed(2)}% is above the allowed ${(v.maxErrorRate * 100).toFixed(2)}%`);
+  if (v.interrupted) warnings.push('the run was interrupted: partial result');
+  return { trustworthy: !generatorBound && !hostBound, generatorBound, hostBound, sutFailed, reasons, warnings };
+}

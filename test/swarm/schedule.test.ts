@@ -1,0 +1,158 @@
+import { describe, expect, it } from 'vitest';
+import { Rng } from '../../src/core/random.js';
+import {
+  agentsAt,
+  buildProfile,
+  cyclesAt,
+  firstCycleAtOrAfter,
+  jittered,
+  nextPoissonMs,
+  periodicFireMs,
+  phaseOf,
+  planPeriodic,
+  rateAtPerSec,
+  steadyProfile,
+  timeAtCycles,
+} from '../../src/swarm/schedule.js';
+
+const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
+const PER_MIN_30 = 0.3 / 60_000; // 30%/min → check-ins per agent per ms
+
+describe('steady periodic schedule', () => {
+  it('20,000 agents at 30%/min give 6,000 check-ins in a minute, to within 2 agents', () => {
+    const p = steadyProfile(20_000, PER_MIN_30, 60_000);
+    const fires = planPeriodic(p, 'rmmscale', range(20_000), 0, 60_000);
+    expect(Math.abs(fires.length - 6000)).toBeLessThanOrEqual(2);
+    expect(rateAtPerSec(p, 30_000)).toBeCloseTo(100, 10);
+  });
+
+  it('is drift-free: the k-th fire is (k + u) · period from the start, for any k', () => {
+    const p = steadyProfile(1, 1 / 200_000, 1e12); // period 200 s
+    expect(periodicFireMs(p, 0.25, 0)).toBeCloseTo(50_000, 6);
+    expect(periodicFireMs(p, 0.25, 1)).toBeCloseTo(250_000, 6);
+    expect(periodicFireMs(p, 0.25, 1000)).toBeCloseTo(200_050_000, 3);
+    // 100,000 cycles later the grid has not moved by a microsecond.
+    expect(periodicFireMs(p, 0.25, 100_000) - 100_000 * 200_000).toBeCloseTo(50_000, 3);
+  });
+
+  it('spreads phases evenly: no gap between neighbouring phases exceeds 2/N', () => {
+    const n = 10_000;
+    const phases = range(n)
+      .map((i) => phaseOf('seed-a', i))
+      .sort((a, b) => a - b);
+    let maxGap = phases[0] + (1 - phases[n - 1]);
+    for (let i = 1; i < n; i++) maxGap = Math.max(maxGap, phases[i] - phases[i - 1]);
+    expect(maxGap).toBeLessThan(2 / n);
+    expect(phases[0]).toBeGreaterThanOrEqual(0);
+    expect(phases[n - 1]).toBeLessThan(1);
+  });
+
+  it('gives the same fleet schedule for the same seed, and another for another seed', () => {
+    expect(phaseOf('a', 7)).toBe(phaseOf('a', 7));
+    expect(phaseOf('a', 7)).not.toBe(phaseOf('b', 7));
+  });
+
+  it('every 1 s window of a steady run carries the mean rate to within 1%', () => {
+    const p = steadyProfile(50_000, 1 / 300_000, 20_000); // every 5 min → 166.67/s
+    const fires = planPeriodic(p, 'w', range(50_000), 0, 20_000);
+    const perSec = new Array(20).fill(0);
+    for (const f of fires) perSec[Math.floor(f.atMs / 1000)]++;
+    for (const c of perSec) expect(Math.abs(c - 166.67) / 166.67).toBeLessThan(0.01);
+  });
+});
+
+describe('ramps', () => {
+  it('integrates a linear frequency ramp exactly: F(t) = s/2·t²', () => {
+    // 0 → 2 check-ins/s per agent over 10 s: s = 2e-3/1e4 per ms².
+    const p = buildProfile({ agents: 10, freqPerMs: 0 }, [{ durationMs: 10_000, agents: 10, freqPerMs: 2e-3 }]);
+    expect(cyclesAt(p, 10_000)).toBeCloseTo(10, 12);
+    expect(cyclesAt(p, 5_000)).toBeCloseTo(2.5, 12);
+    expect(timeAtCycles(p, 2.5)).toBeCloseTo(5_000, 9);
+    expect(timeAtCycles(p, 10)).toBeCloseTo(10_000, 9);
+    expect(timeAtCycles(p, 10.0001)).toBe(Infinity);
+    // Each of the 10 agents crosses k + u for k = 0..9: exactly 100 fires.
+    expect(planPeriodic(p, 's', range(10), 0, 10_001)).toHaveLength(100);
+  });
+
+  it('ramps agents 0 → 100 over 10 s at 1/s each: about 500 fires, none from inactive agents', () => {
+    const p = buildProfile({ agents: 0, freqPerMs: 1e-3 }, [{ durationMs: 10_000, agents: 100, freqPerMs: 1e-3 }]);
+    const fires = planPeriodic(p, 's', range(100), 0, 10_000);
+    expect(Math.abs(fires.length - 500)).toBeLessThanOrEqual(10);
+    for (const f of fires) expect(f.agent).toBeLessThan(Math.floor(agentsAt(p, f.atMs) + 1e-9));
+  });
+
+  it('holds between stages and interpolates within them', () => {
+    const p = buildProfile({ agents: 0, freqPerMs: 1e-3 }, [
+      { durationMs: 1000, agents: 100, freqPerMs: 1e-3 },
+      { durationMs: 2000, agents: 100, freqPerMs: 1e-3 },
+      { durationMs: 1000, agents: 0, freqPerMs: 1e-3 },
+    ]);
+    expect(p.durationMs).toBe(4000);
+    expect(agentsAt(p, 500)).toBe(50);
+    expect(agentsAt(p, 2000)).toBe(100);
+    expect(agentsAt(p, 3500)).toBe(50);
+    expect(rateAtPerSec(p, 2000)).toBeCloseTo(100, 10);
+  });
+
+  it('finds the first cycle at or after a time (an agent joining mid-run)', () => {
+    const p = steadyProfile(1, 1e-3, 1e9); // period 1 s
+    expect(firstCycleAtOrAfter(p, 0.5, 0)).toBe(0); // fires at 0.5 s
+    expect(firstCycleAtOrAfter(p, 0.5, 600)).toBe(1); // next at 1.5 s
+    expect(firstCycleAtOrAfter(p, 0.5, 1500)).toBe(1); // exactly on the grid counts
+  });
+});
+
+describe('jitter', () => {
+  it('moves single fires within ±jitter without moving the grid', () => {
+    const rng = new Rng('j');
+    const moved = range(1000).map((k) => jittered(10_000 + k * 1000, 200, rng) - (10_000 + k * 1000));
+    expect(Math.max(...moved)).toBeLessThanOrEqual(200);
+    expect(Math.min(...moved)).toBeGreaterThanOrEqual(-200);
+    const mean = moved.reduce((a, b) => a + b, 0) / moved.length;
+    expect(Math.abs(mean)).toBeLessThan(15); // symmetric: 1000 samples, σ_mean ≈ 3.7 ms
+    expect(jittered(5, 200, new Rng('x'))).toBeGreaterThanOrEqual(0);
+  });
+});
+
+describe('poisson arrivals', () => {
+  it('hits the mean rate and has exponential gaps (coefficient of variation ≈ 1)', () => {
+    const p = steadyProfile(1000, 1e-3, 100_000); // 1000/s for 100 s
+    const rng = new Rng('poisson');
+    const gaps: number[] = [];
+    let t = 0;
+    for (;;) {
+      const next = nextPoissonMs(p, t, rng);
+      if (next === Infinity) break;
+      gaps.push(next - t);
+      t = next;
+    }
+    // Expected 100,000 ± 316 (σ = √λT); 3σ bound.
+    expect(Math.abs(gaps.length - 100_000)).toBeLessThan(950);
+    const mean = gaps.reduce((a, b) => a + b, 0) / gaps.length;
+    const sd = Math.sqrt(gaps.reduce((a, g) => a + (g - mean) ** 2, 0) / gaps.length);
+    expect(sd / mean).toBeGreaterThan(0.97);
+    expect(sd / mean).toBeLessThan(1.03);
+  });
+
+  it('follows a ramp: the second half of a 0 → max ramp gets 3× the first', () => {
+    const p = buildProfile({ agents: 0, freqPerMs: 1e-3 }, [{ durationMs: 100_000, agents: 2000, freqPerMs: 1e-3 }]);
+    const rng = new Rng('ramp');
+    let first = 0;
+    let second = 0;
+    for (let t = nextPoissonMs(p, 0, rng); t !== Infinity; t = nextPoissonMs(p, t, rng)) {
+      if (t < 50_000) first++;
+      else second++;
+    }
+    // ∫ rate: first half 25,000, second 75,000.
+    expect(Math.abs(first - 25_000)).toBeLessThan(500);
+    expect(Math.abs(second - 75_000)).toBeLessThan(850);
+  });
+
+  it('scales by share: a worker with half the fleet gets half the arrivals', () => {
+    const p = steadyProfile(1000, 1e-3, 20_000);
+    const rng = new Rng('share');
+    let n = 0;
+    for (let t = nextPoissonMs(p, 0, rng, 0.5); t !== Infinity; t = nextPoissonMs(p, t, rng, 0.5)) n++;
+    expect(Math.abs(n - 10_000)).toBeLessThan(300);
+  });
+});
