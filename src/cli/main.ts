@@ -20,7 +20,9 @@ export async function main(argv: string[]): Promise<void> {
       .wrap(Math.min(110, process.stdout.columns ?? 110))
       .fail((msg: string | undefined, err: Error | undefined) => {
         if (err) throw err;
-        throw new RmmscaleError('ERR_USAGE', oneLine(msg ?? 'bad usage'), EXIT.badInput);
+        const text = oneLine(msg ?? 'bad usage');
+        const hint = /^Unknown argument/.test(text) ? ' (allowed flags: rmmscale <command> --help)' : '';
+        throw new RmmscaleError('ERR_USAGE', text + hint, EXIT.badInput);
       });
     for (const c of commands) cli = cli.command(c);
     await cli.parseAsync();

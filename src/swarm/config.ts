@@ -30,7 +30,7 @@ export const SCHEDULED_KINDS: readonly ScheduledKind[] = MESSAGE_KINDS.filter((k
 /** Raw input as it comes from flags or a scenario: strings where the user writes units. */
 export interface SwarmInput {
   target?: string;
-  agents?: number;
+  agents?: number | string;
   checkin?: string;
   checkinInterval?: string;
   rate?: string;
@@ -40,7 +40,7 @@ export interface SwarmInput {
   stage?: string[];
   mode?: string;
   connection?: string;
-  connections?: number;
+  connections?: number | string;
   workers?: number | string;
   seed?: string;
   secret?: string;

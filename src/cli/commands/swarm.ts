@@ -10,7 +10,7 @@ type FlagSpec = Options & { key: keyof SwarmInput };
 
 export const SWARM_FLAGS: Record<string, FlagSpec> = {
   target: { key: 'target', type: 'string', describe: 'agent API base URL (http/https), or relay tunnel URL(s) for --mode ws, comma-separated' },
-  agents: { key: 'agents', type: 'number', describe: `simulated agents [default ${DEFAULTS.agents}]` },
+  agents: { key: 'agents', type: 'string', describe: `simulated agents [default ${DEFAULTS.agents}]` },
   checkin: { key: 'checkin', type: 'string', describe: `share of the fleet checking in each minute [default ${DEFAULTS.checkin}]` },
   'checkin-interval': { key: 'checkinInterval', type: 'string', describe: 'every agent checks in once per interval, e.g. 5m' },
   rate: { key: 'rate', type: 'string', describe: 'aggregate rate spread over the fleet, e.g. 250/s' },
@@ -20,7 +20,7 @@ export const SWARM_FLAGS: Record<string, FlagSpec> = {
   stage: { key: 'stage', type: 'string', array: true, describe: 'ramp stage DURATION:AGENTS[@CHECKIN], repeatable; stages start from 0 agents' },
   mode: { key: 'mode', type: 'string', describe: 'http (polling agents) | ws (persistent tunnels to relays)' },
   connection: { key: 'connection', type: 'string', describe: `http: per-checkin | keepalive | pool [default ${DEFAULTS.connection}]` },
-  connections: { key: 'connections', type: 'number', describe: `pool mode: connections per worker [default ${DEFAULTS.connections}]` },
+  connections: { key: 'connections', type: 'string', describe: `pool mode: connections per worker [default ${DEFAULTS.connections}]` },
   workers: { key: 'workers', type: 'string', describe: 'worker processes, or auto (from the open-file limit and the rate) [default auto]' },
   seed: { key: 'seed', type: 'string', describe: 'fleet seed: same seed, same agents and schedule' },
   secret: { key: 'secret', type: 'string', describe: 'stack secret the agent tokens are derived with' },

@@ -1,0 +1,69 @@
+import { describe, expect, it } from 'vitest';
+import {
+  createLatencyHistogram,
+  decodeHistogram,
+  encodeHistogram,
+  HlogBuilder,
+  mergeEncoded,
+  readHlog,
+  recordUs,
+  summarize,
+} from '../../src/metrics/histogram.js';
+
+describe('HDR histograms (µs)', () => {
+  it('merges encoded histograms from several workers exactly', () => {
+    // Worker A: 1..1000 ms in 1 ms steps; worker B: 1001..2000 ms. Merged = 1..2000 ms.
+    const a = createLatencyHistogram();
+    const b = createLatencyHistogram();
+    const whole = createLatencyHistogram();
+    for (let ms = 1; ms <= 1000; ms++) recordUs(a, ms * 1000);
+    for (let ms = 1001; ms <= 2000; ms++) recordUs(b, ms * 1000);
+    for (let ms = 1; ms <= 2000; ms++) recordUs(whole, ms * 1000);
+    const merged = mergeEncoded([encodeHistogram(a), encodeHistogram(b)]);
+    expect(merged.totalCount).toBe(2000);
+    for (const p of [50, 90, 99, 99.9, 100]) expect(merged.getValueAtPercentile(p)).toBe(whole.getValueAtPercentile(p));
+    // 3 significant digits: 1,000,000 µs is held to within 0.1%.
+    expect(merged.getValueAtPercentile(50)).toBeGreaterThanOrEqual(999_000);
+    expect(merged.getValueAtPercentile(50)).toBeLessThanOrEqual(1_001_000);
+    expect(summarize(merged)).toEqual(summarize(whole));
+  });
+
+  it('survives an encode/decode round trip bit for bit', () => {
+    const h = createLatencyHistogram();
+    for (const v of [1, 7, 250, 12_345, 999_999, 3_600_000_000]) recordUs(h, v);
+    const back = decodeHistogram(encodeHistogram(h));
+    expect(encodeHistogram(back)).toBe(encodeHistogram(h));
+    expect(back.getValueAtPercentile(100)).toBe(h.getValueAtPercentile(100));
+    expect(back.totalCount).toBe(6);
+  });
+
+  it('clamps values outside 1 µs … 1 h instead of dropping them', () => {
+    const h = createLatencyHistogram();
+    recordUs(h, 0);
+    recordUs(h, -5);
+    recordUs(h, 1e12);
+    expect(h.totalCount).toBe(3);
+    expect(h.minNonZeroValue).toBe(1);
+    expect(h.getValueAtPercentile(100)).toBeGreaterThanOrEqual(3_600_000_000 * 0.999);
+  });
+
+  it('writes an interval log that the HdrHistogram log reader reads back, tags and times included', () => {
+    const start = 1_700_000_000_000;
+    const log = new HlogBuilder(start, 'test run');
+    const h1 = createLatencyHistogram();
+    const h2 = createLatencyHistogram();
+    for (let i = 0; i < 100; i++) recordUs(h1, 1000 + i);
+    for (let i = 0; i < 10; i++) recordUs(h2, 50_000);
+    log.addInterval('checkin', h1, start, start + 1000);
+    log.addInterval('inventory', h2, start + 1000, start + 2000);
+    const text = log.toString();
+    expect(text).toContain('#[Histogram log format version 1.3]');
+    expect(text).toContain('"StartTimestamp","Interval_Length","Interval_Max","Interval_Compressed_Histogram"');
+    const back = readHlog(text);
+    expect(back.map((i) => [i.tag, i.histogram.totalCount])).toEqual([
+      ['checkin', 100],
+      ['inventory', 10],
+    ]);
+    expect(back[1].histogram.getValueAtPercentile(50)).toBe(h2.getValueAtPercentile(50));
+  });
+});
