@@ -73,7 +73,8 @@ export function renderSummary(r: SwarmResult): string {
   const s = r.summary;
   const lines: string[] = [];
   lines.push('');
-  lines.push(`rate      achieved ${s.achievedRatePerSec}/s  target ${s.targetRatePerSec}/s`);
+  const target = r.config.closedLoop ? 'max (closed loop: latency is service time)' : `${s.targetRatePerSec}/s`;
+  lines.push(`rate      achieved ${s.achievedRatePerSec}/s  target ${target}`);
   lines.push(
     `requests  intended ${s.intended}  sent ${s.attempted}  completed ${s.completed}  failed ${s.failed}  late ${s.late}  dropped ${s.dropped}  (error rate ${(s.errorRate * 100).toFixed(2)}%)`,
   );

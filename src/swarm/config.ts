@@ -77,6 +77,11 @@ export interface SwarmConfig {
   profile: LoadProfile;
   mode: Mode;
   connection: ConnectionPolicy;
+  /**
+   * `--rate max`: a closed loop for maximum-throughput tests. Each pool connection sends its next
+   * request as soon as the previous one ends; there is no schedule, so latency is service time.
+   */
+  closedLoop: boolean;
   /** Pool mode: connections per worker. */
   poolConnections: number;
   /** null = decide from the open-file limit and the rate at run time. */
@@ -195,7 +200,12 @@ export function resolveSwarmConfig(input: SwarmInput): SwarmConfig {
 
   const given = [input.checkin !== undefined, input.checkinInterval !== undefined, input.rate !== undefined].filter(Boolean).length;
   if (given > 1) problems.push('--checkin, --checkin-interval, --rate: expected at most one of them, got ' + given);
+  const closedLoop = input.rate === 'max';
+  if (closedLoop && input.connection !== undefined && input.connection !== 'pool') {
+    problems.push(`--connection: --rate max needs --connection pool, got "${input.connection}"`);
+  }
   const checkin = take((): CheckinModel => {
+    if (closedLoop) return { kind: 'rate', ratePerSec: 0 };
     if (input.rate !== undefined) return { kind: 'rate', ratePerSec: parseRatePerSec('--rate', input.rate) };
     if (input.checkinInterval !== undefined) return { kind: 'interval', intervalMs: parseDurationMs('--checkin-interval', input.checkinInterval) };
     return { kind: 'fraction', fractionPerMin: parseCheckinFractionPerMin('--checkin', input.checkin ?? DEFAULTS.checkin) };
@@ -207,7 +217,7 @@ export function resolveSwarmConfig(input: SwarmInput): SwarmConfig {
   const durationMs = take(() => parseDurationMs('--duration', input.duration ?? DEFAULTS.duration), 60_000);
   if (input.duration !== undefined && durationMs <= 0) problems.push(`--duration: expected a duration above 0, got "${input.duration}"`);
   const stages = take(() => (input.stage ?? []).map((s) => parseStage('--stage', s)), [] as StageSpec[]);
-  const connection = take(() => oneOf('--connection', input.connection ?? DEFAULTS.connection, CONNECTIONS), 'per-checkin' as ConnectionPolicy);
+  const connection = closedLoop ? 'pool' : take(() => oneOf('--connection', input.connection ?? DEFAULTS.connection, CONNECTIONS), 'per-checkin' as ConnectionPolicy);
   const poolConnections = take(() => (input.connections === undefined ? DEFAULTS.connections : positiveInt('--connections', input.connections, 10_000)), 64);
   const workers = take(() => (input.workers === undefined || input.workers === 'auto' ? null : positiveInt('--workers', input.workers, 64)), null);
   const mix = take(() => parseMix('--mix', input.mix ?? DEFAULTS.mix), { checkin: 1, heartbeat: 0, inventory: 0 });
@@ -251,6 +261,7 @@ export function resolveSwarmConfig(input: SwarmInput): SwarmConfig {
     profile,
     mode,
     connection,
+    closedLoop,
     poolConnections,
     workers,
     seed: input.seed ?? DEFAULT_SEED,

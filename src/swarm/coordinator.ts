@@ -396,6 +396,7 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
       arrival: cfg.arrival,
       mode: cfg.mode,
       connection: cfg.connection,
+      closedLoop: cfg.closedLoop,
       durationMs: cfg.profile.durationMs,
       stages: cfg.stages.map((s) => ({ durationMs: s.durationMs, agents: s.agents })),
       seed: cfg.seed,

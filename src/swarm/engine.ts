@@ -144,9 +144,13 @@ export class SwarmEngine {
       this.tunnels = await this.startTunnels();
     }
     this.eld.enable();
+    this.armInterval();
+    if (cfg.closedLoop) {
+      this.startClosedLoop();
+      return;
+    }
     this.seedSchedule();
     this.armLoop();
-    this.armInterval();
   }
 
   private async startTunnels(): Promise<TunnelFleetLike> {
@@ -169,6 +173,35 @@ export class SwarmEngine {
     });
     fleet.start();
     return fleet;
+  }
+
+  /**
+   * Maximum-throughput mode: each pool connection keeps exactly one request in flight, agents taking
+   * turns. Starts at t = 0, stops sending at the profile's end.
+   */
+  private startClosedLoop(): void {
+    const endMs = this.plan.config.profile.durationMs;
+    let next = 0;
+    const sendNext = (): void => {
+      if (this.stopped) return;
+      const now = this.now();
+      if (now >= endMs) {
+        void this.finish();
+        return;
+      }
+      const s = next++ % this.agents.length;
+      this.rec.scheduled();
+      const agent = this.agents[s];
+      this.http!.send(s, agent, 'checkin', this.payloads.body('checkin', agent, ++this.seq[s], this.rng), now, undefined, sendNext);
+    };
+    const begin = (): void => {
+      for (let i = 0; i < this.plan.maxInflight; i++) sendNext();
+    };
+    const wait = -this.now();
+    if (wait > 0) setTimeout(begin, wait);
+    else begin();
+    // Ends even if every connection hangs.
+    this.loopTimer = setTimeout(() => void this.finish(), endMs - this.now());
   }
 
   /** Put every local agent's first fire on the heap (periodic) or draw the first arrival (Poisson). */

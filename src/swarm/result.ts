@@ -89,6 +89,8 @@ export interface SwarmResult {
     arrival: string;
     mode: string;
     connection: string;
+    /** `--rate max`: closed loop, no schedule; latency is service time. */
+    closedLoop: boolean;
     durationMs: number;
     stages: Array<{ durationMs: number; agents: number }>;
     seed: string;
