@@ -3,13 +3,15 @@ import type { AgentIdentity } from '../../core/identity.js';
 import { AGENT_ROUTES, HEADER_AGENT_ID, type MessageKind, type PendingCommand } from '../../core/protocol.js';
 import type { ConnectionPolicy } from '../config.js';
 import type { SwarmRecorder } from '../recorder.js';
+import { RawPool, type RawExchange } from './raw-pool.js';
 
 /**
  * Agent HTTP(S) traffic through undici, with three connection policies:
  * - `per-checkin` (default): a fresh TCP (and TLS) connection for every request, closed after the
  *   response, as polling agents behind NAT do. Pools exist only to cap concurrency per address.
  * - `keepalive`: one connection per agent, reused while the server keeps it open.
- * - `pool`: a few shared keep-alive connections per worker, for maximum-throughput tests.
+ * - `pool`: a few shared keep-alive connections per worker, for maximum-throughput tests. This
+ *   one runs on RawPool (see raw-pool.ts for why), the others on undici.
  *
  * Sockets are spread over loopback source addresses (127.0.0.2, …) so that one destination can
  * take more than the ~28k sockets one source address allows.
@@ -43,6 +45,8 @@ export class HttpTransport {
   private readonly pathPrefix: string;
   private readonly pools: Pool[] = [];
   private readonly clients = new Map<number, Client>();
+  private readonly raw: RawPool | null = null;
+  private readonly host: string;
   private closed = false;
   inflight = 0;
 
@@ -51,12 +55,12 @@ export class HttpTransport {
     const url = new URL(opts.baseUrl);
     this.origin = url.origin;
     this.pathPrefix = url.pathname.replace(/\/$/, '');
+    this.host = url.host;
     const addrs = opts.localAddresses.length > 0 ? opts.localAddresses : [undefined];
-    if (opts.connection !== 'keepalive') {
-      const perAddr =
-        opts.connection === 'pool'
-          ? Math.max(1, Math.ceil(opts.poolConnections / addrs.length))
-          : Math.max(1, Math.ceil(opts.maxInflight / addrs.length));
+    if (opts.connection === 'pool') {
+      this.raw = new RawPool({ origin: url, connections: opts.poolConnections, localAddresses: opts.localAddresses, timeoutMs: opts.timeoutMs, tls: opts.tls });
+    } else if (opts.connection === 'per-checkin') {
+      const perAddr = Math.max(1, Math.ceil(opts.maxInflight / addrs.length));
       for (const localAddress of addrs) this.pools.push(new Pool(this.origin, this.clientOptions(localAddress, perAddr)));
     }
   }
@@ -107,6 +111,10 @@ export class HttpTransport {
       rec.drop('inflight-cap');
       return;
     }
+    if (this.raw) {
+      this.sendRaw(agent, kind, body, intendedMs, onCommands ?? null, onDone ?? null);
+      return;
+    }
     const sentMs = this.opts.now();
     rec.sent(sentMs - intendedMs);
     this.inflight++;
@@ -127,8 +135,23 @@ export class HttpTransport {
     );
   }
 
-  /** Called by SendHandler when a request ends (status known) or fails. */
-  finish(h: SendHandler, ok: boolean, errorCode: string | undefined, commands: PendingCommand[] | null): void {
+  private sendRaw(agent: AgentIdentity, kind: MessageKind, body: string, intendedMs: number, onCommands: CommandsCallback | null, onDone: (() => void) | null): void {
+    const raw = this.raw!;
+    if (raw.available === 0) {
+      this.opts.recorder.drop('inflight-cap');
+      return;
+    }
+    const sentMs = this.opts.now();
+    this.opts.recorder.sent(sentMs - intendedMs);
+    this.inflight++;
+    const request =
+      `POST ${this.pathPrefix}${PATHS[kind]} HTTP/1.1\r\nhost: ${this.host}\r\ncontent-type: application/json\r\n` +
+      `authorization: Bearer ${agent.token}\r\n${HEADER_AGENT_ID}: ${agent.id}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+    raw.send(request, new RawSend(this, kind, intendedMs, sentMs, onCommands, onDone));
+  }
+
+  /** Called by a send's handler when the request ends (status known) or fails. */
+  finish(h: SendContext, ok: boolean, errorCode: string | undefined, commands: PendingCommand[] | null): void {
     const doneMs = this.opts.now();
     this.inflight--;
     this.opts.recorder.done(h.kind, h.intendedMs, h.sentMs, doneMs, ok, errorCode);
@@ -139,7 +162,36 @@ export class HttpTransport {
   async close(): Promise<void> {
     this.closed = true;
     const all: Dispatcher[] = [...this.pools, ...this.clients.values()];
+    this.raw?.close();
     await Promise.all(all.map((d) => d.destroy().catch(() => undefined)));
+  }
+}
+
+interface SendContext {
+  readonly kind: MessageKind;
+  readonly intendedMs: number;
+  readonly sentMs: number;
+  readonly onCommands: CommandsCallback | null;
+  readonly onDone: (() => void) | null;
+}
+
+class RawSend implements RawExchange, SendContext {
+  readonly wantBody: boolean;
+  constructor(
+    private readonly transport: HttpTransport,
+    readonly kind: MessageKind,
+    readonly intendedMs: number,
+    readonly sentMs: number,
+    readonly onCommands: CommandsCallback | null,
+    readonly onDone: (() => void) | null,
+  ) {
+    this.wantBody = onCommands !== null;
+  }
+
+  done(status: number, body: Buffer | null, errorCode: string | null): void {
+    if (errorCode) return this.transport.finish(this, false, errorCode, null);
+    const ok = status >= 200 && status < 300;
+    this.transport.finish(this, ok, ok ? undefined : `http-${status}`, ok && body ? parseCommands(body.toString('utf8')) : null);
   }
 }
 
@@ -147,7 +199,7 @@ export class HttpTransport {
  * A request's life as undici's dispatch handler: cheaper than request() (no promise chain, no body
  * stream), and the body is kept only for check-ins, whose response carries commands.
  */
-class SendHandler implements Dispatcher.DispatchHandler {
+class SendHandler implements Dispatcher.DispatchHandler, SendContext {
   private status = 0;
   private chunks: Buffer[] | null = null;
   private settled = false;

@@ -1,0 +1,80 @@
+import autocannon from 'autocannon';
+import { deriveAgent, DEFAULT_SECRET, DEFAULT_SEED } from '../src/core/identity.js';
+import { Rng } from '../src/core/random.js';
+import { PayloadFactory } from '../src/swarm/payloads.js';
+import { runSwarmCli, startMinimalServer, type BenchRow } from './lib.js';
+
+/**
+ * Open-model accuracy at a fixed arrival rate: does the generator deliver the rate it promised, on
+ * time? rmmscale (periodic schedule, shared pool) against autocannon's `overallRate` limiter, same
+ * server, same request, same connections; delivered rate measured by the server.
+ */
+export async function benchOpenModel(opts: { ratePerSec: number; durationSec: number; connections: number }): Promise<BenchRow[]> {
+  const agent = deriveAgent(DEFAULT_SEED, DEFAULT_SECRET, 0);
+  const body = new PayloadFactory(DEFAULT_SEED).body('checkin', agent, 1, new Rng('bench'));
+  const headers = { 'content-type': 'application/json', authorization: `Bearer ${agent.token}`, 'x-agent-id': agent.id };
+
+  const server = await startMinimalServer();
+  let oursRate = 0;
+  let peerRate = 0;
+  let lagP99Ms = 0;
+  let achievedByTool = 0;
+  try {
+    let before = await server.served();
+    await autocannon({
+      url: `${server.url}/agent/v1/checkin`,
+      connections: opts.connections,
+      duration: opts.durationSec,
+      method: 'POST',
+      headers,
+      body,
+      overallRate: opts.ratePerSec,
+    });
+    peerRate = ((await server.served()) - before) / opts.durationSec;
+
+    before = await server.served();
+    const r = await runSwarmCli(
+      [
+        '--target', server.url,
+        '--agents', String(opts.ratePerSec),
+        '--rate', `${opts.ratePerSec}/s`,
+        '--connection', 'pool',
+        '--connections', String(opts.connections),
+        '--duration', `${opts.durationSec}s`,
+      ],
+      (opts.durationSec + 60) * 1000,
+    );
+    oursRate = ((await server.served()) - before) / opts.durationSec;
+    lagP99Ms = r.generator.schedulingLag.p99Us / 1000;
+    achievedByTool = r.summary.achievedRatePerSec;
+  } finally {
+    await server.stop();
+  }
+  const oursErr = Math.abs(oursRate - opts.ratePerSec) / opts.ratePerSec;
+  const peerErr = Math.abs(peerRate - opts.ratePerSec) / opts.ratePerSec;
+  return [
+    {
+      bench: 'open-model',
+      metric: `delivered rate at ${opts.ratePerSec}/s target, server-counted`,
+      rmmscale: Math.round(oursRate),
+      peer: Math.round(peerRate),
+      peerName: 'autocannon overallRate',
+      ratio: round3(oursRate / peerRate),
+      target: 'within 1% of target',
+      pass: oursErr <= 0.01,
+      note: `rmmscale off by ${(oursErr * 100).toFixed(2)}%, autocannon by ${(peerErr * 100).toFixed(2)}%; rmmscale's own count ${achievedByTool}/s`,
+    },
+    {
+      bench: 'open-model',
+      metric: `scheduling lag p99 at ${opts.ratePerSec}/s (ms)`,
+      rmmscale: round3(lagP99Ms),
+      peer: NaN,
+      peerName: 'autocannon (does not measure it)',
+      ratio: NaN,
+      target: '≤ 2 ms',
+      pass: lagP99Ms <= 2,
+    },
+  ];
+}
+
+const round3 = (x: number): number => Math.round(x * 1000) / 1000;

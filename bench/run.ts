@@ -1,0 +1,55 @@
+import { writeFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { hostFacts } from '../src/core/host.js';
+import { benchOpenModel } from './open-model.js';
+import { benchThroughput } from './throughput.js';
+import { ROOT, type BenchRow } from './lib.js';
+
+/**
+ * `npm run bench [-- --only NAME[,NAME]] [-- --quick]`. Every benchmark runs its peer in the same
+ * run on the same machine and reports a ratio. Never part of `npm test`: these are speed targets.
+ * Results print as a table and land in reports/bench-<time>.json.
+ */
+type BenchFn = (quick: boolean) => Promise<BenchRow[]>;
+
+const BENCHES: Record<string, BenchFn> = {
+  throughput: (quick) => benchThroughput({ rounds: quick ? 1 : 3, durationSec: quick ? 5 : 10, connections: 100 }),
+  'open-model': (quick) => benchOpenModel({ ratePerSec: 10_000, durationSec: quick ? 10 : 30, connections: 200 }),
+};
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const quick = args.includes('--quick');
+  const onlyIdx = args.indexOf('--only');
+  const only = onlyIdx >= 0 ? (args[onlyIdx + 1] ?? '').split(',') : Object.keys(BENCHES);
+  for (const name of only) {
+    if (!BENCHES[name]) {
+      process.stderr.write(`bench: --only: expected one of ${Object.keys(BENCHES).join(', ')}, got "${name}"\n`);
+      process.exit(2);
+    }
+  }
+  const host = hostFacts();
+  process.stdout.write(`rmmscale bench on ${host.cpus} × ${host.cpuModel}, ${(host.memBytes / 2 ** 30).toFixed(0)} GiB, node ${host.node}\n`);
+  const rows: BenchRow[] = [];
+  for (const name of only) {
+    process.stdout.write(`\n== ${name}\n`);
+    const got = await BENCHES[name](quick);
+    for (const r of got) {
+      rows.push(r);
+      const ratio = Number.isNaN(r.ratio) ? '' : `  ratio ${r.ratio}`;
+      const peer = Number.isNaN(r.peer) ? '' : `  ${r.peerName} ${r.peer}`;
+      process.stdout.write(`${r.pass ? 'PASS' : 'MISS'}  ${r.metric}: rmmscale ${r.rmmscale}${peer}${ratio}  (target ${r.target})\n`);
+      if (r.note) process.stdout.write(`      ${r.note}\n`);
+    }
+  }
+  const dir = join(ROOT, 'reports');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, JSON.stringify({ host, rows }, null, 2));
+  process.stdout.write(`\nwritten: ${file}\n`);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});
