@@ -130,6 +130,9 @@ interface WorkerState {
   rssMax: number;
 }
 
+/** Time between `go` and t = 0: pools connect and code warms up before the first intended send. */
+const START_DELAY_MS = 400;
+
 const WORKER_PATH = runnableModulePath(import.meta.url, './worker.js');
 
 export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
@@ -179,10 +182,12 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
       workersReported: parts.length,
       generatorCpuMax: 0,
       eldP99MsMax: 0,
+      lagP99Us: 0,
       hostCpu: null,
     };
     let fromMs = Infinity;
     let toMs = 0;
+    const intervalLag = createLatencyHistogram();
     for (const { interval: iv, health } of parts) {
       fromMs = Math.min(fromMs, iv.fromMs);
       toMs = Math.max(toMs, iv.toMs);
@@ -199,7 +204,7 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
         errors[code] = (errors[code] ?? 0) + n;
         if (code === 'dropped:inflight-cap') droppedByCap += n;
       }
-      lag.add(decodeHistogram(iv.lag));
+      intervalLag.add(decodeHistogram(iv.lag));
       for (const [name, o] of Object.entries(iv.ops)) {
         let acc = ops.get(name);
         if (!acc) {
@@ -217,6 +222,8 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
         h.add(c);
       }
     }
+    lag.add(intervalLag);
+    point.lagP99Us = intervalLag.totalCount ? intervalLag.getValueAtPercentile(99) : 0;
     const all = createLatencyHistogram();
     for (const [name, h] of opHists) {
       if (!name.startsWith('ws-connect') && !name.startsWith('ws-reconnect')) all.add(h);
@@ -278,14 +285,16 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
         intervalMs,
         caPem,
       };
-      const proc = fork(WORKER_PATH, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      // A larger young generation: fewer scavenges interrupting the send loop.
+      const proc = fork(WORKER_PATH, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--max-semi-space-size=32'] });
       const st: WorkerState = { proc, pid: proc.pid ?? -1, agents: 0, done: false, exitedEarly: false, cpu: [], eldMax: 0, rssMax: 0 };
       workers.push(st);
       proc.on('message', (m: WorkerMessage) => {
         if (m.type === 'ready') {
           st.agents = m.agents;
           if (++readyCount === sizing.workers) {
-            startAtEpochMs = Date.now() + 100;
+            // Workers connect pools and warm up before the shared t = 0.
+            startAtEpochMs = Date.now() + START_DELAY_MS;
             hlog = new HlogBuilder(startAtEpochMs, hlogComment);
             for (const w of workers) w.proc.send({ type: 'go', startAtEpochMs });
           }

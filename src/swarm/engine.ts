@@ -55,6 +55,13 @@ interface TunnelFleetLike {
 }
 
 const ELD_RESOLUTION_MS = 2;
+/**
+ * Node timers fire on a 1 ms grid and never early, so a sender that waits for the due time is
+ * always 0–1 ms late. Sends due within this look-ahead go out on the current wake-up instead,
+ * centring the error on zero (|lag| ≤ 0.5 ms from the grid). Early sends are measured from when
+ * they left (SwarmRecorder.done), so the look-ahead can never make a target look faster.
+ */
+export const LOOKAHEAD_MS = 0.5;
 /** How long in-flight requests may finish after the profile ends before the worker stops waiting. */
 const DRAIN_MAX_MS = 10_000;
 
@@ -140,6 +147,7 @@ export class SwarmEngine {
         recorder: this.rec,
         now: this.now,
       });
+      this.http.warm();
     } else {
       this.tunnels = await this.startTunnels();
     }
@@ -232,7 +240,7 @@ export class SwarmEngine {
     if (this.stopped) return;
     const due = this.nextDueMs();
     const endMs = this.plan.config.profile.durationMs;
-    const wakeAt = Math.min(due, endMs);
+    const wakeAt = Math.min(due - LOOKAHEAD_MS, endMs);
     const wait = wakeAt - this.now();
     this.loopTimer = setTimeout(this.loop, wait > 0 ? wait : 0);
   }
@@ -242,7 +250,7 @@ export class SwarmEngine {
     const cfg = this.plan.config;
     const now = this.now();
     const endMs = cfg.profile.durationMs;
-    const horizon = Math.min(now, endMs);
+    const horizon = Math.min(now + LOOKAHEAD_MS, endMs);
     if (cfg.arrival === 'poisson') {
       while (this.poissonNext <= horizon && this.poissonNext < endMs) {
         const t = this.poissonNext;

@@ -79,10 +79,10 @@ export class SwarmRecorder {
     this.target++;
   }
 
-  /** A send actually leaves now; `lagMs` = now − intended. */
+  /** A send actually leaves now; `lagMs` = now − intended (negative: left early, by the look-ahead). */
   sent(lagMs: number): void {
     this.attempted++;
-    recordUs(this.lag, lagMs * 1000);
+    recordUs(this.lag, (lagMs < 0 ? -lagMs : lagMs) * 1000);
     if (lagMs > this.lateThresholdMs) this.late++;
   }
 
@@ -92,10 +92,14 @@ export class SwarmRecorder {
     this.error(`dropped:${reason}`);
   }
 
-  /** A request finished. Times in ms from the same clock (performance.now() based). */
+  /**
+   * A request finished. Times in ms from the same clock (performance.now() based). A send that
+   * left before its intended time (the scheduler's look-ahead) is measured from when it left:
+   * the corrected latency is never shorter than the service time.
+   */
   done(op: string, intendedMs: number, sentMs: number, doneMs: number, ok: boolean, errorCode?: string): void {
     const h = this.op(op);
-    recordUs(h.corrected, (doneMs - intendedMs) * 1000);
+    recordUs(h.corrected, (doneMs - (intendedMs < sentMs ? intendedMs : sentMs)) * 1000);
     recordUs(h.service, (doneMs - sentMs) * 1000);
     if (ok) {
       h.completed++;

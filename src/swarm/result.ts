@@ -42,6 +42,8 @@ export interface SeriesPoint {
   workersReported: number;
   generatorCpuMax: number;
   eldP99MsMax: number;
+  /** Scheduling lag p99 over all workers in the interval, µs. */
+  lagP99Us: number;
   hostCpu: number | null;
 }
 

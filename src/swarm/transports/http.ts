@@ -79,6 +79,11 @@ export class HttpTransport {
     };
   }
 
+  /** Pool mode: connect ahead of t = 0. */
+  warm(): void {
+    this.raw?.warm();
+  }
+
   private dispatcherFor(slot: number): Dispatcher {
     if (this.opts.connection !== 'keepalive') return this.pools[slot % this.pools.length];
     let c = this.clients.get(slot);

@@ -56,6 +56,11 @@ class RawConnection {
     private readonly localAddress: string | undefined,
   ) {}
 
+  /** Open the socket ahead of the first request (before the run's t = 0). */
+  warm(): void {
+    if (!this.socket) this.open();
+  }
+
   /** Send one serialized request; the connection must be idle. */
   send(request: string, exchange: RawExchange): void {
     this.exchange = exchange;
@@ -228,6 +233,11 @@ export class RawPool {
       this.all.push(c);
       this.idle.push(c);
     }
+  }
+
+  /** Connect every connection now, so the run does not start with a connect storm. */
+  warm(): void {
+    for (const c of this.all) c.warm();
   }
 
   /** Connections free right now; a caller with none must drop, not queue. */
