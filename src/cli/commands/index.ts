@@ -1,6 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { swarmCommand } from './swarm.js';
 import { stackCommand } from './stack.js';
+import { fitCommand } from './fit.js';
 
 /** Every CLI command, keyed by what the user types. Heavy modules load inside each handler. */
-export const commands: ReadonlyArray<CommandModule<object, object>> = [swarmCommand, stackCommand];
+export const commands: ReadonlyArray<CommandModule<object, object>> = [swarmCommand, stackCommand, fitCommand];
