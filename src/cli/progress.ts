@@ -14,7 +14,7 @@ export function progressLine(p: ProgressSnapshot): string {
   const agents = p.connected > 0 ? `${p.connected} tunnels` : `${p.activeAgents} agents`;
   const gen = p.generatorOk ? `gen ok (${p.generatorNote})` : `GENERATOR-BOUND (${p.generatorNote})`;
   return (
-    `${fmtSec(p.elapsedSec)}/${fmtSec(p.totalSec)}  ${agents}  ` +
+    `${fmtSec(p.elapsedSec)}/${fmtSec(p.totalSec)}${p.warmup ? ' (warm-up)' : ''}  ${agents}  ` +
     `rate ${p.achievedRatePerSec.toFixed(1)}/s of ${p.targetRatePerSec.toFixed(1)}/s  ` +
     `p50 ${formatUs(p.p50Us)} p99 ${formatUs(p.p99Us)}  errors ${p.errors}  late ${p.late}  dropped ${p.dropped}  ${gen}`
   );

@@ -28,7 +28,8 @@ export async function runSwarmCli(input: SwarmInput): Promise<ExitCode> {
 
   const printer = new ProgressPrinter(process.stderr);
   process.stderr.write(
-    `rmmscale swarm: ${cfg.agents} agents → ${cfg.targets.join(', ')} for ${cfg.durationMs / 1000}s ` +
+    `rmmscale swarm: ${cfg.agents} agents → ${cfg.targets.join(', ')} for ${cfg.durationMs / 1000}s` +
+      `${cfg.warmupMs > 0 ? ` after ${cfg.warmupMs / 1000}s warm-up` : ''} ` +
       `(${cfg.mode}${cfg.mode === 'http' ? `/${cfg.connection}` : ''}, ${cfg.arrival})\n`,
   );
   try {

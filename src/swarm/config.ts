@@ -37,6 +37,7 @@ export interface SwarmInput {
   arrival?: string;
   jitter?: string;
   duration?: string;
+  warmup?: string;
   stage?: string[];
   mode?: string;
   connection?: string;
@@ -72,7 +73,13 @@ export interface SwarmConfig {
   checkin: CheckinModel;
   arrival: Arrival;
   jitterMs: number;
+  /** Measured window length (the profile is warmupMs longer). */
   durationMs: number;
+  /**
+   * Load at the starting level before the measured window; sent for real, shown in the series
+   * as warm-up, and left out of totals, histograms and the verdict.
+   */
+  warmupMs: number;
   stages: StageSpec[];
   profile: LoadProfile;
   mode: Mode;
@@ -214,6 +221,8 @@ export function resolveSwarmConfig(input: SwarmInput): SwarmConfig {
 
   const arrival = take(() => oneOf('--arrival', input.arrival ?? DEFAULTS.arrival, ARRIVALS), 'periodic' as Arrival);
   const jitterMs = take(() => parseDurationMs('--jitter', input.jitter ?? DEFAULTS.jitter), 0);
+  const warmupMs = take(() => parseDurationMs('--warmup', input.warmup ?? '0s'), 0);
+  if (warmupMs % 1000 !== 0) problems.push(`--warmup: expected whole seconds (the series is per second), got "${input.warmup}"`);
   const durationMs = take(() => parseDurationMs('--duration', input.duration ?? DEFAULTS.duration), 60_000);
   if (input.duration !== undefined && durationMs <= 0) problems.push(`--duration: expected a duration above 0, got "${input.duration}"`);
   const stages = take(() => (input.stage ?? []).map((s) => parseStage('--stage', s)), [] as StageSpec[]);
@@ -247,7 +256,8 @@ export function resolveSwarmConfig(input: SwarmInput): SwarmConfig {
           freqPerMs: s.checkin ? perAgentFreqPerMs(s.checkin, Math.max(1, s.agents)) : freq,
         }));
   const first = stages.length === 0 ? stageTargets[0] : { agents: 0, freqPerMs: stageTargets[0].freqPerMs };
-  const profile = buildProfile(first, stageTargets);
+  const warm = warmupMs > 0 ? [{ durationMs: warmupMs, agents: first.agents, freqPerMs: first.freqPerMs }] : [];
+  const profile = buildProfile(first, [...warm, ...stageTargets]);
   const maxAgents = Math.max(agents, ...stages.map((s) => s.agents));
 
   return {
@@ -256,7 +266,8 @@ export function resolveSwarmConfig(input: SwarmInput): SwarmConfig {
     checkin,
     arrival,
     jitterMs,
-    durationMs: profile.durationMs,
+    durationMs: profile.durationMs - warmupMs,
+    warmupMs,
     stages,
     profile,
     mode,

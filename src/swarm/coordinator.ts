@@ -28,7 +28,9 @@ export interface SwarmRunOptions {
 }
 
 export interface ProgressSnapshot {
+  /** Seconds since t = 0, warm-up included. */
   elapsedSec: number;
+  warmup: boolean;
   totalSec: number;
   activeAgents: number;
   connected: number;
@@ -163,9 +165,12 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
   let hlog: HlogBuilder | null = null;
 
   const merge = (index: number, parts: Array<{ interval: RecorderInterval; health: WorkerHealth }>): void => {
+    // Warm-up intervals are shown in the series but kept out of every total, histogram and verdict.
+    const warm = (index + 1) * intervalMs <= cfg.warmupMs;
     const opHists = new Map<string, LatencyHistogram>();
     const point: SeriesPoint = {
       tSec: ((index + 1) * intervalMs) / 1000,
+      warmup: warm,
       targetRatePerSec: 0,
       achievedRatePerSec: 0,
       target: 0,
@@ -200,34 +205,38 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
       point.connected += iv.gauges.connected ?? 0;
       point.generatorCpuMax = Math.max(point.generatorCpuMax, health.cpu);
       point.eldP99MsMax = Math.max(point.eldP99MsMax, health.eldP99Ms);
-      for (const [code, n] of Object.entries(iv.errors)) {
-        errors[code] = (errors[code] ?? 0) + n;
-        if (code === 'dropped:inflight-cap') droppedByCap += n;
+      if (!warm) {
+        for (const [code, n] of Object.entries(iv.errors)) {
+          errors[code] = (errors[code] ?? 0) + n;
+          if (code === 'dropped:inflight-cap') droppedByCap += n;
+        }
       }
       intervalLag.add(decodeHistogram(iv.lag));
       for (const [name, o] of Object.entries(iv.ops)) {
-        let acc = ops.get(name);
-        if (!acc) {
-          acc = { corrected: createLatencyHistogram(), service: createLatencyHistogram(), completed: 0, failed: 0 };
-          ops.set(name, acc);
-        }
         const c = decodeHistogram(o.corrected);
-        acc.corrected.add(c);
-        acc.service.add(decodeHistogram(o.service));
-        acc.completed += o.completed;
-        acc.failed += o.failed;
+        if (!warm) {
+          let acc = ops.get(name);
+          if (!acc) {
+            acc = { corrected: createLatencyHistogram(), service: createLatencyHistogram(), completed: 0, failed: 0 };
+            ops.set(name, acc);
+          }
+          acc.corrected.add(c);
+          acc.service.add(decodeHistogram(o.service));
+          acc.completed += o.completed;
+          acc.failed += o.failed;
+        }
         if (name === 'ws-connect') point.connects += o.completed;
         let h = opHists.get(name);
         if (!h) opHists.set(name, (h = createLatencyHistogram()));
         h.add(c);
       }
     }
-    lag.add(intervalLag);
+    if (!warm) lag.add(intervalLag);
     point.lagP99Us = intervalLag.totalCount ? intervalLag.getValueAtPercentile(99) : 0;
     const all = createLatencyHistogram();
     for (const [name, h] of opHists) {
       if (!name.startsWith('ws-connect') && !name.startsWith('ws-reconnect')) all.add(h);
-      hlog?.addInterval(name, h, startAtEpochMs + fromMs, startAtEpochMs + Math.max(toMs, fromMs));
+      if (!warm) hlog?.addInterval(name, h, startAtEpochMs + fromMs, startAtEpochMs + Math.max(toMs, fromMs));
     }
     const spanSec = Math.max(0.001, (Math.max(toMs, fromMs + 1) - fromMs) / 1000);
     point.achievedRatePerSec = round1(point.completed / spanSec);
@@ -238,8 +247,8 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
     point.p99Us = all.totalCount ? all.getValueAtPercentile(99) : 0;
     const hc = hostCpu.sample();
     point.hostCpu = hc === null ? null : Math.round(hc * 1000) / 1000;
-    if (hc !== null && index * intervalMs < cfg.profile.durationMs) hostCpuSamples.push(hc);
-    for (const k of ['target', 'attempted', 'completed', 'failed', 'late', 'dropped'] as const) totals[k] += point[k];
+    if (hc !== null && !warm && index * intervalMs < cfg.profile.durationMs) hostCpuSamples.push(hc);
+    if (!warm) for (const k of ['target', 'attempted', 'completed', 'failed', 'late', 'dropped'] as const) totals[k] += point[k];
     series.push(point);
     if (drain) return;
     opts.onProgress?.({
@@ -254,6 +263,7 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
       errors: totals.failed,
       late: totals.late,
       dropped: totals.dropped,
+      warmup: warm,
       generatorOk: point.generatorCpuMax <= 0.9 && point.late <= Math.max(1, point.attempted * 0.01),
       generatorNote: `cpu ${(point.generatorCpuMax * 100).toFixed(0)}% eld ${point.eldP99MsMax.toFixed(1)}ms`,
     });
@@ -299,8 +309,11 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
             for (const w of workers) w.proc.send({ type: 'go', startAtEpochMs });
           }
         } else if (m.type === 'interval') {
-          if (m.index * intervalMs < cfg.profile.durationMs) st.cpu.push(m.health.cpu);
-          st.eldMax = Math.max(st.eldMax, m.health.eldP99Ms);
+          const measured = m.index * intervalMs >= cfg.warmupMs && m.index * intervalMs < cfg.profile.durationMs;
+          if (measured) {
+            st.cpu.push(m.health.cpu);
+            st.eldMax = Math.max(st.eldMax, m.health.eldP99Ms);
+          }
           st.rssMax = Math.max(st.rssMax, m.health.rssBytes);
           let parts = pending.get(m.index);
           if (!parts) pending.set(m.index, (parts = new Map()));
@@ -388,7 +401,8 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
     maxErrorRate: cfg.maxErrorRate,
     interrupted,
   });
-  const measuredSec = Math.max(0.001, Math.min(series.length * intervalMs, cfg.profile.durationMs) / 1000);
+  const measuredIntervals = series.filter((p) => !p.warmup).length;
+  const measuredSec = Math.max(0.001, Math.min(measuredIntervals * intervalMs, cfg.durationMs) / 1000);
   const reconnectOp = opResults['ws-reconnect'];
   const result: SwarmResult = {
     schema: SWARM_RESULT_SCHEMA,
@@ -406,7 +420,8 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
       mode: cfg.mode,
       connection: cfg.connection,
       closedLoop: cfg.closedLoop,
-      durationMs: cfg.profile.durationMs,
+      durationMs: cfg.durationMs,
+      warmupMs: cfg.warmupMs,
       stages: cfg.stages.map((s) => ({ durationMs: s.durationMs, agents: s.agents })),
       seed: cfg.seed,
       mix: { ...cfg.mix },
@@ -449,20 +464,21 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
   return { result, hlog: log ? log.toString() : '' };
 }
 
-/** Mean intended rate over the whole profile: ∫rate / duration. */
+/** Mean intended rate over the measured window: ∫rate / duration (warm-up excluded). */
 function intendedRate(cfg: SwarmConfig): number {
   const pts = cfg.profile.points;
   let area = 0;
   for (let j = 1; j < pts.length; j++) {
     const a = pts[j - 1];
     const b = pts[j];
+    if (b.atMs <= cfg.warmupMs) continue;
     const d = b.atMs - a.atMs;
     // ∫ (A0 + dA·x)(f0 + df·x) dx over [0,1] · d
     const dA = b.agents - a.agents;
     const df = b.freqPerMs - a.freqPerMs;
     area += d * (a.agents * a.freqPerMs + (a.agents * df + a.freqPerMs * dA) / 2 + (dA * df) / 3);
   }
-  return cfg.profile.durationMs > 0 ? (area / cfg.profile.durationMs) * 1000 : 0;
+  return cfg.durationMs > 0 ? (area / cfg.durationMs) * 1000 : 0;
 }
 
 function mean(xs: number[]): number {

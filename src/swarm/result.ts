@@ -22,8 +22,10 @@ export interface OpResult {
 }
 
 export interface SeriesPoint {
-  /** End of the interval, seconds from the profile's start. */
+  /** End of the interval, seconds from the profile's start (warm-up included). */
   tSec: number;
+  /** A warm-up interval: shown, but outside every total, histogram and the verdict. */
+  warmup: boolean;
   targetRatePerSec: number;
   achievedRatePerSec: number;
   target: number;
@@ -93,7 +95,9 @@ export interface SwarmResult {
     connection: string;
     /** `--rate max`: closed loop, no schedule; latency is service time. */
     closedLoop: boolean;
+    /** The measured window. */
     durationMs: number;
+    warmupMs: number;
     stages: Array<{ durationMs: number; agents: number }>;
     seed: string;
     mix: Record<string, number>;
@@ -146,8 +150,10 @@ export interface VerdictInput {
   interrupted: boolean;
 }
 
-/** Share of sends that may go out late before the generator is called the bottleneck. */
+/** Share of sends that may go out late before the generator is called the bottleneck… */
 export const LATE_FRACTION_LIMIT = 0.01;
+/** …counted only from this many late sends: two late sends out of ninety are noise, not saturation. */
+export const LATE_COUNT_MIN = 10;
 /** A worker using more than this share of a core cannot keep its schedule reliably. */
 export const WORKER_CPU_LIMIT = 0.9;
 /** Host CPU (all cores) above this: the generator and the system under test compete for cores. */
@@ -155,7 +161,8 @@ export const HOST_CPU_LIMIT = 0.95;
 
 /**
  * Decide whether the numbers can be trusted. Pure: the thresholds above are the whole policy.
- * - generator-bound: sends dropped by the in-flight cap, more than 1% of sends late, a worker
+ * - generator-bound: sends dropped by the in-flight cap, more than 1% of sends late (and at least
+ *   10 of them), a worker
  *   above 90% of a core, or a worker that died;
  * - host-bound: the host's CPUs were busy above 95% on average;
  * - SUT failed: the error rate exceeded the allowed rate.
@@ -169,7 +176,7 @@ export function decideVerdict(v: VerdictInput): Verdict {
     reasons.push(`${v.droppedByCap} sends were dropped at the in-flight cap: the generator could not hold the offered load open`);
   }
   const lateFraction = v.attempted > 0 ? v.late / v.attempted : 0;
-  if (lateFraction > LATE_FRACTION_LIMIT) {
+  if (lateFraction > LATE_FRACTION_LIMIT && v.late >= LATE_COUNT_MIN) {
     generatorBound = true;
     reasons.push(
       `${(lateFraction * 100).toFixed(1)}% of sends left more than ${v.lateThresholdMs} ms after their intended time (limit ${LATE_FRACTION_LIMIT * 100}%); scheduling lag p99 ${(v.lagP99Us / 1000).toFixed(1)} ms`,

@@ -87,6 +87,19 @@ describe('swarm over HTTP against a real server', () => {
     expect(result.ops.checkin.count).toBe(server.counts.get('/agent/v1/checkin'));
   });
 
+  it('sends warm-up load for real but keeps it out of the totals, histograms and verdict', async () => {
+    server = await startAgentServer(SECRET);
+    const { result } = await runSwarm({ config: config({ target: server.url, agents: 200, rate: '100/s', warmup: '2s', duration: '2s', workers: 1 }) });
+    const served = server.counts.get('/agent/v1/checkin') ?? 0;
+    expect(Math.abs(served - 400)).toBeLessThanOrEqual(4); // warm-up + measured
+    expect(Math.abs(result.ops.checkin.count - 200)).toBeLessThanOrEqual(2); // measured only
+    expect(result.summary.intended).toBe(result.ops.checkin.count);
+    expect(result.series.filter((p) => p.warmup).map((p) => p.tSec)).toEqual([1, 2]);
+    expect(result.series.filter((p) => p.warmup).reduce((a, p) => a + p.completed, 0) + result.ops.checkin.count).toBe(served);
+    expect(result.config).toMatchObject({ durationMs: 2000, warmupMs: 2000 });
+    expect(result.summary.targetRatePerSec).toBe(100);
+  });
+
   it('refuses an unreachable target with a one-line reason', async () => {
     await expect(runSwarm({ config: config({ target: 'http://127.0.0.1:9', agents: 10, duration: '1s' }) })).rejects.toThrow(
       'target http://127.0.0.1:9 is unreachable: connection refused (is the stack running?)',

@@ -17,6 +17,7 @@ export const SWARM_FLAGS: Record<string, FlagSpec> = {
   arrival: { key: 'arrival', type: 'string', describe: `periodic (drift-free per agent) | poisson (memoryless aggregate) [default ${DEFAULTS.arrival}]` },
   jitter: { key: 'jitter', type: 'string', describe: 'move each periodic fire by up to ± this, e.g. 2s' },
   duration: { key: 'duration', type: 'string', describe: `how long to run [default ${DEFAULTS.duration}]` },
+  warmup: { key: 'warmup', type: 'string', describe: 'run at the starting load for this long before measuring (whole seconds; shown as warm-up, not counted)' },
   stage: { key: 'stage', type: 'string', array: true, describe: 'ramp stage DURATION:AGENTS[@CHECKIN], repeatable; stages start from 0 agents' },
   mode: { key: 'mode', type: 'string', describe: 'http (polling agents) | ws (persistent tunnels to relays)' },
   connection: { key: 'connection', type: 'string', describe: `http: per-checkin | keepalive | pool [default ${DEFAULTS.connection}]` },

@@ -1,0 +1,47 @@
+import { describe, expect, it } from 'vitest';
+import { decideVerdict, type VerdictInput } from '../../src/swarm/result.js';
+
+const OK: VerdictInput = {
+  attempted: 10_000,
+  completed: 10_000,
+  failed: 0,
+  late: 0,
+  droppedByCap: 0,
+  workers: [{ cpuMean: 0.4, eldP99MsMax: 1.2, exitedEarly: false }],
+  hostCpuMean: 0.5,
+  lagP99Us: 1500,
+  lateThresholdMs: 10,
+  maxErrorRate: 0.01,
+  interrupted: false,
+};
+
+describe('the verdict', () => {
+  it('trusts a run that kept its schedule', () => {
+    expect(decideVerdict(OK)).toEqual({ trustworthy: true, generatorBound: false, hostBound: false, sutFailed: false, reasons: [], warnings: [] });
+  });
+
+  it.each([
+    [{ droppedByCap: 1 }, '1 sends were dropped at the in-flight cap: the generator could not hold the offered load open'],
+    [{ late: 101, lagP99Us: 25_000 }, '1.0% of sends left more than 10 ms after their intended time (limit 1%); scheduling lag p99 25.0 ms'],
+    [{ workers: [{ cpuMean: 0.95, eldP99MsMax: 3, exitedEarly: false }] }, '1 worker(s) used more than 90% of a core on average: add --workers or lower the load'],
+    [{ workers: [{ cpuMean: 0.2, eldP99MsMax: 1, exitedEarly: true }] }, '1 worker process(es) exited before the end: their agents stopped sending'],
+  ] as Array<[Partial<VerdictInput>, string]>)('calls %j generator-bound, saying why', (change, reason) => {
+    const v = decideVerdict({ ...OK, ...change });
+    expect(v.generatorBound).toBe(true);
+    expect(v.trustworthy).toBe(false);
+    expect(v.reasons).toEqual([reason]);
+  });
+
+  it('needs both more than 1% and at least 10 late sends', () => {
+    expect(decideVerdict({ ...OK, attempted: 90, completed: 90, late: 2 }).generatorBound).toBe(false); // 2.2%, but 2
+    expect(decideVerdict({ ...OK, late: 100 }).generatorBound).toBe(false); // exactly 1%
+    expect(decideVerdict({ ...OK, attempted: 500, completed: 500, late: 10 }).generatorBound).toBe(true); // 2%, 10
+  });
+
+  it('calls a saturated host host-bound, and an erroring target failed, separately', () => {
+    const host = decideVerdict({ ...OK, hostCpuMean: 0.97 });
+    expect(host).toMatchObject({ trustworthy: false, hostBound: true, generatorBound: false });
+    const sut = decideVerdict({ ...OK, completed: 9800, failed: 200 });
+    expect(sut).toMatchObject({ trustworthy: true, sutFailed: true, warnings: ['error rate 2.00% is above the allowed 1.00%'] });
+  });
+});
