@@ -167,6 +167,8 @@ export interface Store {
   /** DBAgent singleton lease: true when `holder` now holds `name` until atMs + ttlMs. */
   acquireLease(name: string, holder: string, ttlMs: number, atMs: number): Promise<boolean>;
   releaseLease(name: string, holder: string): Promise<void>;
+  /** Who holds a lease and until when (for a clear refusal message). */
+  leaseHolder(name: string): Promise<{ holder: string; untilMs: number } | null>;
   /** DBAgent loops; each returns the rows it touched. */
   rebuildGroups(atMs: number): Promise<number>;
   approvePatches(atMs: number): Promise<number>;

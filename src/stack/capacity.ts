@@ -1,0 +1,137 @@
+import { Rng } from '../core/random.js';
+import type { CapacityProfile, ServiceTime } from './types.js';
+
+/**
+ * The capacity model that lets a 2-core host show what two web servers do for a stack: each node
+ * has `workers` service slots; a request holds one for a sampled service time ON TOP of its real
+ * work; up to `queue` more wait in FIFO order; beyond that the node answers 503. The node's
+ * utilisation, queue depth and busy workers are exported, and Erlang C predicts its latency
+ * (src/analysis/erlang-c.ts), which the tests check against measurement.
+ */
+
+/** z for the 99th percentile of the standard normal. */
+const Z99 = 2.3263478740408408;
+
+/**
+ * Lognormal σ from mean and p99: with μ = ln(mean) − σ²/2, p99 = exp(μ + z·σ), so
+ * σ²/2 − z·σ + ln(p99/mean) = 0 and σ = z − √(z² − 2·ln(p99/mean)) (the smaller root).
+ */
+export function lognormalSigma(meanMs: number, p99Ms: number): number {
+  const r = Math.log(p99Ms / meanMs);
+  const disc = Z99 * Z99 - 2 * r;
+  if (!(r > 0) || disc < 0) throw new RangeError(`lognormal service time: p99Ms must be above meanMs and at most ${(meanMs * Math.exp((Z99 * Z99) / 2)).toFixed(1)} ms, got ${p99Ms}`);
+  return Z99 - Math.sqrt(disc);
+}
+
+/** A sampler of service times in ms for a profile; deterministic for a seed. */
+export function serviceSampler(s: ServiceTime, rng: Rng): () => number {
+  switch (s.dist) {
+    case 'constant':
+      return () => s.meanMs;
+    case 'exponential':
+      return () => rng.exponential(s.meanMs);
+    case 'lognormal': {
+      const sigma = lognormalSigma(s.meanMs, s.p99Ms ?? s.meanMs * 3);
+      const mu = Math.log(s.meanMs) - (sigma * sigma) / 2;
+      return () => Math.exp(mu + sigma * rng.normal());
+    }
+  }
+}
+
+export class QueueFullError extends Error {
+  constructor(workers: number, queue: number) {
+    super(`all ${workers} workers busy and ${queue} queued`);
+    this.name = 'QueueFullError';
+  }
+}
+
+type Waiter = () => void;
+
+export class CapacityGate {
+  readonly workers: number;
+  private readonly queueLimit: number;
+  private readonly sample: () => number;
+  private readonly waiting: Waiter[] = [];
+  private waitHead = 0;
+  private busyNow = 0;
+  /** Integral of busy workers over time since the last takeUtilization(), in worker·ms. */
+  private busyArea = 0;
+  private lastChangeMs = performance.now();
+  private lastTakeMs = performance.now();
+  rejected = 0;
+
+  constructor(profile: CapacityProfile, opts: { seed?: string; rng?: Rng } = {}) {
+    if (!(profile.workers >= 1)) throw new RangeError(`workers must be at least 1, got ${profile.workers}`);
+    this.workers = Math.floor(profile.workers);
+    this.queueLimit = Math.max(0, Math.floor(profile.queue));
+    this.sample = serviceSampler(profile.service, opts.rng ?? new Rng(opts.seed ?? 'capacity'));
+  }
+
+  get busy(): number {
+    return this.busyNow;
+  }
+
+  get queued(): number {
+    return this.waiting.length - this.waitHead;
+  }
+
+  private account(): void {
+    const now = performance.now();
+    this.busyArea += this.busyNow * (now - this.lastChangeMs);
+    this.lastChangeMs = now;
+  }
+
+  /** Busy-worker time as a share of all worker time since the previous call (0..1). */
+  takeUtilization(nowMs = performance.now()): number {
+    this.account();
+    const span = nowMs - this.lastTakeMs;
+    const u = span > 0 ? this.busyArea / (span * this.workers) : 0;
+    this.busyArea = 0;
+    this.lastTakeMs = nowMs;
+    return Math.min(1, Math.max(0, u));
+  }
+
+  private acquire(): Promise<void> | null {
+    if (this.busyNow < this.workers) {
+      this.account();
+      this.busyNow++;
+      return null;
+    }
+    if (this.queued >= this.queueLimit) {
+      this.rejected++;
+      throw new QueueFullError(this.workers, this.queueLimit);
+    }
+    return new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+
+  private release(): void {
+    if (this.queued > 0) {
+      // Hand the slot straight to the next waiter: busy count unchanged.
+      const next = this.waiting[this.waitHead++];
+      if (this.waitHead > 1024 && this.waitHead * 2 > this.waiting.length) {
+        this.waiting.splice(0, this.waitHead);
+        this.waitHead = 0;
+      }
+      next();
+      return;
+    }
+    this.account();
+    this.busyNow--;
+  }
+
+  /**
+   * Run `fn` in a worker slot after the sampled service time. Rejects with QueueFullError at once
+   * when every worker is busy and the queue is full.
+   */
+  async run<T>(fn: () => Promise<T> | T): Promise<T> {
+    const wait = this.acquire();
+    if (wait) await wait;
+    try {
+      const ms = this.sample();
+      if (ms > 0) await new Promise((r) => setTimeout(r, ms));
+      return await fn();
+    } finally {
+      this.release();
+    }
+  }
+}

@@ -1,0 +1,113 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { CapacityGate, QueueFullError } from '../capacity.js';
+import type { RoleHandler, NodeSpec } from '../types.js';
+import { NodeMetrics } from './node-metrics.js';
+
+/**
+ * One stack node's HTTP server. Admin paths (/healthz, /metrics, /admin/hdr) are answered here and
+ * never reach the role; every other request goes through the capacity gate (when the node has a
+ * profile) to the role, and is measured from arrival to the end of the response.
+ */
+
+export const DEFAULT_LIMITS = { headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, maxBodyBytes: 1024 * 1024 } as const;
+
+export class NodeServer {
+  readonly spec: NodeSpec;
+  readonly metrics: NodeMetrics;
+  private readonly role: RoleHandler;
+  private readonly gate: CapacityGate | null;
+  private readonly server: Server;
+  private readonly sockets = new Set<Socket>();
+
+  constructor(spec: NodeSpec, role: RoleHandler, metrics: NodeMetrics) {
+    this.spec = spec;
+    this.role = role;
+    this.metrics = metrics;
+    this.gate = spec.profile ? new CapacityGate(spec.profile, { seed: `${spec.name}\0gate` }) : null;
+    metrics.gate = this.gate;
+    this.server = createServer((req, res) => this.onRequest(req, res));
+    this.server.headersTimeout = spec.limits?.headersTimeoutMs ?? DEFAULT_LIMITS.headersTimeoutMs;
+    this.server.requestTimeout = spec.limits?.requestTimeoutMs ?? DEFAULT_LIMITS.requestTimeoutMs;
+    this.server.keepAliveTimeout = 5000;
+    this.server.on('connection', (s: Socket) => {
+      this.sockets.add(s);
+      s.on('close', () => this.sockets.delete(s));
+    });
+    if (role.upgrade) this.server.on('upgrade', (req, socket, head) => role.upgrade!(req, socket, head));
+  }
+
+  async listen(): Promise<{ port: number; url: string }> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.spec.port, this.spec.host, () => resolve());
+    });
+    const { port } = this.server.address() as AddressInfo;
+    const host = this.spec.host.includes(':') ? `[${this.spec.host}]` : this.spec.host;
+    return { port, url: `http://${host}:${port}` };
+  }
+
+  private admin(req: IncomingMessage, res: ServerResponse, path: string): boolean {
+    if (path === '/healthz') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(this.metrics.health()));
+      return true;
+    }
+    if (path === '/metrics') {
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(this.metrics.prometheus());
+      return true;
+    }
+    if (path === '/admin/hdr') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(this.metrics.snapshot()));
+      return true;
+    }
+    if (path.startsWith('/admin/')) {
+      res.writeHead(404).end();
+      return true;
+    }
+    void req;
+    return false;
+  }
+
+  private onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const startNs = process.hrtime.bigint();
+    const q = (req.url ?? '/').indexOf('?');
+    const path = q < 0 ? (req.url ?? '/') : (req.url ?? '/').slice(0, q);
+    if (this.admin(req, res, path)) return;
+    const method = req.method ?? 'GET';
+    const route = this.role.routeOf(method, path);
+    this.metrics.inflight++;
+    let counted = false;
+    const done = (): void => {
+      if (counted) return;
+      counted = true;
+      this.metrics.inflight--;
+      this.metrics.request(route, res.statusCode, Number(process.hrtime.bigint() - startNs) / 1000);
+    };
+    res.once('finish', done);
+    res.once('close', done);
+    const handle = (): Promise<void> | void => this.role.handle(req, res);
+    const gated = this.gate && this.role.gated?.(method, path) !== false;
+    const work = gated ? this.gate!.run(handle) : Promise.resolve().then(handle);
+    work.catch((err: unknown) => {
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      if (err instanceof QueueFullError) {
+        req.resume();
+        res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1' }).end('{"error":"overloaded"}');
+        return;
+      }
+      res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'internal', message: (err as Error)?.message ?? String(err) }));
+    });
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      for (const s of this.sockets) s.destroy();
+    });
+    await this.role.close();
+    this.metrics.close();
+  }
+}

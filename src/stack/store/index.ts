@@ -1,0 +1,14 @@
+import type { DbSpec, Store } from '../types.js';
+
+/** Open the store a node's spec names. Heavy drivers load only when used. */
+export async function openStore(db: DbSpec): Promise<Store> {
+  switch (db.kind) {
+    case 'sqlite': {
+      const { SqliteStore } = await import('./sqlite.js');
+      return new SqliteStore(db.path);
+    }
+    case 'postgres':
+    case 'remote':
+      throw new Error(`the ${db.kind} store is not built yet`);
+  }
+}

@@ -1,0 +1,32 @@
+/**
+ * The reference stack's schema: what an RMM keeps per agent, check-in, command and loop. Written
+ * in the common subset of SQLite and PostgreSQL (BIGINT ms timestamps, TEXT ids).
+ */
+export const SCHEMA_STATEMENTS: readonly string[] = [
+  `CREATE TABLE IF NOT EXISTS agents (
+     id TEXT PRIMARY KEY, hostname TEXT NOT NULL, os TEXT NOT NULL, agent_version TEXT NOT NULL,
+     client TEXT NOT NULL, first_seen_ms BIGINT NOT NULL, last_seen_ms BIGINT NOT NULL,
+     checkins BIGINT NOT NULL DEFAULT 0, group_name TEXT, offline_alerted INTEGER NOT NULL DEFAULT 0)`,
+  `CREATE INDEX IF NOT EXISTS agents_last_seen ON agents (last_seen_ms)`,
+  `CREATE INDEX IF NOT EXISTS agents_client ON agents (client)`,
+  `CREATE TABLE IF NOT EXISTS checkins (
+     agent_id TEXT NOT NULL, at_ms BIGINT NOT NULL, seq BIGINT NOT NULL,
+     cpu_pct INTEGER, mem_pct INTEGER, disk_free_pct INTEGER)`,
+  `CREATE INDEX IF NOT EXISTS checkins_agent ON checkins (agent_id, at_ms)`,
+  `CREATE TABLE IF NOT EXISTS inventory (agent_id TEXT PRIMARY KEY, at_ms BIGINT NOT NULL, doc TEXT NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS commands (
+     id TEXT PRIMARY KEY, agent_id TEXT NOT NULL, kind TEXT NOT NULL, args TEXT NOT NULL,
+     created_by TEXT NOT NULL, created_ms BIGINT NOT NULL, delivered_ms BIGINT,
+     result_exit INTEGER, result_output TEXT, result_ms BIGINT)`,
+  `CREATE INDEX IF NOT EXISTS commands_pending ON commands (agent_id, delivered_ms)`,
+  `CREATE TABLE IF NOT EXISTS telemetry (agent_id TEXT NOT NULL, relay TEXT NOT NULL, at_ms BIGINT NOT NULL, cpu_pct INTEGER, mem_pct INTEGER)`,
+  `CREATE TABLE IF NOT EXISTS presence (agent_id TEXT PRIMARY KEY, relay TEXT NOT NULL, at_ms BIGINT NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, until_ms BIGINT NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS alerts (agent_id TEXT NOT NULL, kind TEXT NOT NULL, at_ms BIGINT NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS emails (kind TEXT NOT NULL, body TEXT NOT NULL, queued_ms BIGINT NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS patches (id TEXT PRIMARY KEY, client TEXT NOT NULL, approved_ms BIGINT)`,
+  `CREATE TABLE IF NOT EXISTS groups (name TEXT PRIMARY KEY, agents BIGINT NOT NULL, rebuilt_ms BIGINT NOT NULL)`,
+];
+
+/** An agent is offline when it has not checked in for this long (3 missed 5-minute check-ins). */
+export const OFFLINE_AFTER_MS = 15 * 60_000;
