@@ -27,6 +27,8 @@ export interface StackOptions {
   dataDir?: string;
   /** Test hook: scale the DBAgent's loop periods. */
   loopScale?: number;
+  /** HTTP limits for every node (header/request timeouts, body size). */
+  limits?: NodeSpec['limits'];
   startTimeoutMs?: number;
 }
 
@@ -159,6 +161,7 @@ export async function startStack(topology: Topology, opts: StackOptions = {}): P
         dbProfile: n.role === 'single' ? profile.db : undefined,
         web: n.serves ? { serves: n.serves } : undefined,
         app: opts.loopScale ? { loopScale: opts.loopScale } : undefined,
+        limits: opts.limits,
       };
       const { proc, ready } = await startNode(spec, timeoutMs);
       procs.set(n.name, proc);

@@ -26,8 +26,10 @@ export class NodeServer {
     this.metrics = metrics;
     this.gate = spec.profile ? new CapacityGate(spec.profile, { seed: `${spec.name}\0gate` }) : null;
     metrics.gate = this.gate;
-    this.server = createServer((req, res) => this.onRequest(req, res));
-    this.server.headersTimeout = spec.limits?.headersTimeoutMs ?? DEFAULT_LIMITS.headersTimeoutMs;
+    const headersTimeout = spec.limits?.headersTimeoutMs ?? DEFAULT_LIMITS.headersTimeoutMs;
+    // Node checks header/request timeouts on this interval (default 30 s): keep it well below them.
+    this.server = createServer({ connectionsCheckingInterval: Math.max(100, Math.min(1000, headersTimeout / 4)) }, (req, res) => this.onRequest(req, res));
+    this.server.headersTimeout = headersTimeout;
     this.server.requestTimeout = spec.limits?.requestTimeoutMs ?? DEFAULT_LIMITS.requestTimeoutMs;
     this.server.keepAliveTimeout = 5000;
     this.server.on('connection', (s: Socket) => {
