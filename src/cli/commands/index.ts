@@ -2,6 +2,7 @@ import type { CommandModule } from 'yargs';
 import { swarmCommand } from './swarm.js';
 import { stackCommand } from './stack.js';
 import { fitCommand } from './fit.js';
+import { demoCommand } from './demo.js';
 
 /** Every CLI command, keyed by what the user types. Heavy modules load inside each handler. */
-export const commands: ReadonlyArray<CommandModule<object, object>> = [swarmCommand, stackCommand, fitCommand];
+export const commands: ReadonlyArray<CommandModule<object, object>> = [demoCommand, swarmCommand, stackCommand, fitCommand];

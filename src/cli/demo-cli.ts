@@ -1,0 +1,56 @@
+import { EXIT, type ExitCode } from '../core/exit-codes.js';
+import { InvalidArgumentError } from '../core/errors.js';
+import { writeFileAtomic } from '../core/atomic-write.js';
+import type { NodeHdrSnapshot } from '../core/protocol.js';
+import { decodeHistogram, summarize } from '../metrics/histogram.js';
+import { resolveSwarmConfig } from '../swarm/config.js';
+import { runSwarm } from '../swarm/coordinator.js';
+import { startStack } from '../stack/launcher.js';
+import { PROFILES } from '../stack/profiles.js';
+import { namedTopology } from '../stack/topology.js';
+import { exitCodeFor, renderSummary } from './swarm-cli.js';
+import { formatUs, ProgressPrinter } from './progress.js';
+
+/**
+ * The quick start's main job, and real work: the `single` reference stack (its own process,
+ * embedded SQLite, the automate capacity profile) driven by the article's fleet. Prints the
+ * swarm's view beside the server's own count and latency, then stops every node.
+ */
+export async function runDemo(o: { agents: string; duration: string; profile: string; json?: string }): Promise<ExitCode> {
+  const profile = PROFILES[o.profile];
+  if (!profile) throw new InvalidArgumentError('--profile', o.profile, Object.keys(PROFILES).join(' or '));
+  const secret = 'rmmscale-demo';
+  process.stderr.write(`starting the single stack (profile ${profile.name}, embedded SQLite)…\n`);
+  const stack = await startStack(namedTopology('single'), { secret, profile });
+  const controller = new AbortController();
+  const onSignal = (): void => controller.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    const cfg = resolveSwarmConfig({ target: stack.entryUrl, agents: o.agents, checkin: '30%/min', duration: o.duration, secret, seed: 'demo' });
+    process.stderr.write(`driving ${stack.entryUrl} with ${cfg.agents} agents at 30%/min for ${cfg.durationMs / 1000}s\n`);
+    const printer = new ProgressPrinter(process.stderr);
+    const { result } = await runSwarm({ config: cfg, signal: controller.signal, onProgress: (p) => printer.update(p) });
+    printer.end();
+    if (o.json) writeFileAtomic(o.json, JSON.stringify(result, null, 2) + '\n');
+    const node = stack.nodes[0];
+    const snap = (await (await fetch(`${node.url}/admin/hdr`)).json()) as NodeHdrSnapshot;
+    const health = (await (await fetch(`${node.url}/healthz`)).json()) as { utilization: number | null; hostLimited: boolean };
+    const serverCheckins = snap.histograms.checkin ? summarize(decodeHistogram(snap.histograms.checkin)) : null;
+    process.stdout.write(renderSummary(result));
+    process.stdout.write('\n');
+    process.stdout.write(`server    ${node.name} (pid ${node.pid}) counted ${serverCheckins?.count ?? 0} check-ins; the swarm completed ${result.ops.checkin?.completed ?? 0}\n`);
+    if (serverCheckins) {
+      process.stdout.write(
+        `          server-side check-in latency p50 ${formatUs(serverCheckins.p50Us)}, p99 ${formatUs(serverCheckins.p99Us)}; ` +
+          `utilisation ${health.utilization === null ? 'n/a (no profile)' : `${Math.round(health.utilization * 100)}%`} in the last second` +
+          `${health.hostLimited ? '; HOST-LIMITED' : ''}\n`,
+      );
+    }
+    return controller.signal.aborted ? EXIT.interrupted : exitCodeFor(result);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await stack.stop();
+  }
+}

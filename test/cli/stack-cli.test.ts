@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest';
+import { deriveFleet } from '../../src/core/identity.js';
+import { runCli } from '../helpers/spawn-cli.js';
+
+describe('rmmscale stack (the real binary)', () => {
+  it('stack up --json prints one ready line with every node, and Ctrl-C stops them all (exit 130)', async () => {
+    let ready: { event: string; entry: string; nodes: Array<{ name: string; role: string; url: string; metricsUrl: string; pid: number }> } | null = null;
+    const r = await runCli(['stack', 'up', 'single', '--json', '--secret', 's3'], {
+      onStart: (child) => {
+        let buf = '';
+        child.stdout!.on('data', (d: Buffer) => {
+          buf += d.toString();
+          const line = buf.split('\n')[0];
+          if (!ready && buf.includes('\n')) {
+            ready = JSON.parse(line);
+            void fetch(`${ready!.entry}/healthz`).then((h) => {
+              expect(h.status).toBe(200);
+              child.kill('SIGINT');
+            });
+          }
+        });
+      },
+    });
+    expect(r.code).toBe(130);
+    expect(ready).not.toBeNull();
+    const ev = ready!;
+    expect(ev.event).toBe('ready');
+    expect(ev.nodes).toHaveLength(1);
+    expect(Object.keys(ev.nodes[0]).sort()).toEqual(['metricsUrl', 'name', 'pid', 'role', 'tier', 'url']);
+    expect(ev.nodes[0].metricsUrl).toBe(`${ev.nodes[0].url}/metrics`);
+    expect(() => process.kill(ev.nodes[0].pid, 0)).toThrow(); // the node is gone
+  });
+
+  it('stack tokens prints the identities the swarm derives from the same seed and secret', async () => {
+    const r = await runCli(['stack', 'tokens', '--seed', 'fleet-a', '--agents', '3', '--secret', 'k']);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim().split('\n')).toEqual(deriveFleet('fleet-a', 'k', 3).map((a) => `${a.id} ${a.token}`));
+  });
+
+  it.each([
+    [['stack', 'up', 'mesh'], 'rmmscale: TOPOLOGY: expected single (split3, splitN and relays are not built yet), got "mesh"'],
+    [['stack', 'up', 'single', '--profile', 'fast'], 'rmmscale: --profile: expected none or automate, got "fast"'],
+    [['stack', 'tokens', '--agents', '0'], 'rmmscale: --agents: expected a whole number from 1 to 1000000, got "0"'],
+  ])('%j: one line, exit 2', async (args, line) => {
+    const r = await runCli(args);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toBe(line);
+  });
+});
+
+describe('rmmscale demo', () => {
+  it('drives the single stack and reports the server count beside the swarm count', async () => {
+    const r = await runCli(['demo', '--agents', '2000', '--duration', '3s'], { timeoutMs: 60_000 });
+    expect(r.code).toBe(0);
+    const m = /counted (\d+) check-ins; the swarm completed (\d+)/.exec(r.stdout);
+    expect(m).not.toBeNull();
+    expect(m![1]).toBe(m![2]);
+    expect(Math.abs(Number(m![1]) - 30)).toBeLessThanOrEqual(2); // 2,000 × 0.3/min × 3 s
+  });
+});
