@@ -10,6 +10,7 @@ import {
   type CheckinModel,
 } from '../core/units.js';
 import { buildProfile, type LoadProfile } from './schedule.js';
+import { parseReconnectPolicy } from './reconnect.js';
 
 /**
  * The swarm's configuration, validated once. Flags (src/cli/commands/swarm.ts) and scenario files
@@ -52,6 +53,7 @@ export interface SwarmInput {
   maxErrorRate?: string;
   sourceAddresses?: number | string;
   reconnect?: string;
+  connectRate?: string;
   ca?: string;
   insecure?: boolean;
   identities?: string;
@@ -103,6 +105,8 @@ export interface SwarmConfig {
   /** Loopback source addresses to spread sockets over; null = decide at run time. */
   sourceAddresses: number | null;
   reconnect: string;
+  /** ws: first connects and reconnects per second, all workers together. */
+  connectRatePerSec: number;
   caFile: string | null;
   insecure: boolean;
   identitiesFile: string | null;
@@ -126,6 +130,7 @@ export const DEFAULTS = {
   lateThreshold: '10ms',
   maxErrorRate: '1%',
   reconnect: 'exponential:1s:60s',
+  connectRate: '4000/s',
 } as const;
 
 const MAX_AGENTS = 2_000_000;
@@ -241,6 +246,9 @@ export function resolveSwarmConfig(input: SwarmInput): SwarmConfig {
   if (sourceAddresses !== null && targets.length > 0 && !targets.every((t) => isLoopbackHost(new URL(t).hostname))) {
     problems.push('--source-addresses: expected "auto" for a remote target (127.0.0.x sources only reach loopback)');
   }
+  const reconnect = input.reconnect ?? DEFAULTS.reconnect;
+  take(() => parseReconnectPolicy('--reconnect', reconnect), null);
+  const connectRatePerSec = take(() => parseRatePerSec('--connect-rate', input.connectRate ?? DEFAULTS.connectRate), 4000);
   if (mode === 'ws' && input.connection !== undefined) problems.push(`--connection: applies to --mode http only, got "${input.connection}" with --mode ws`);
 
   if (problems.length > 0) throw new ValidationError(problems);
@@ -283,7 +291,8 @@ export function resolveSwarmConfig(input: SwarmInput): SwarmConfig {
     lateThresholdMs,
     maxErrorRate,
     sourceAddresses,
-    reconnect: input.reconnect ?? DEFAULTS.reconnect,
+    reconnect,
+    connectRatePerSec,
     caFile: input.ca ?? null,
     insecure: input.insecure === true,
     identitiesFile: input.identities ?? null,

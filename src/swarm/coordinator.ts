@@ -448,16 +448,17 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
     errors,
     series,
     generator: { workers: workerSummaries, schedulingLag: lagSummary, hostCpuMean },
-    reconnect: reconnectOp
-      ? {
-          disconnects: reconnectOp.count,
-          reconnected: reconnectOp.completed,
-          t50Ms: round3(reconnectOp.latency.p50Us / 1000),
-          t90Ms: round3(reconnectOp.latency.p90Us / 1000),
-          t99Ms: round3(reconnectOp.latency.p99Us / 1000),
-          peakConnectsPerSec: Math.max(0, ...series.map((p) => p.connects / (intervalMs / 1000))),
-        }
-      : null,
+    reconnect:
+      reconnectOp || errors['ws:tunnel-dropped']
+        ? {
+            disconnects: errors['ws:tunnel-dropped'] ?? 0,
+            reconnected: reconnectOp?.completed ?? 0,
+            t50Ms: reconnectOp ? round3(reconnectOp.latency.p50Us / 1000) : null,
+            t90Ms: reconnectOp ? round3(reconnectOp.latency.p90Us / 1000) : null,
+            t99Ms: reconnectOp ? round3(reconnectOp.latency.p99Us / 1000) : null,
+            peakConnectsPerSec: Math.max(0, ...series.map((p) => p.connects / (intervalMs / 1000))),
+          }
+        : null,
     verdict,
   };
   const log = hlog as HlogBuilder | null;

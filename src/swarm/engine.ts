@@ -10,6 +10,8 @@ import { SwarmRecorder, type RecorderInterval } from './recorder.js';
 import { agentsAt, jittered, nextPoissonMs, periodicFireMs, phaseFrom, phaseOffset } from './schedule.js';
 import { HttpTransport } from './transports/http.js';
 import { MinHeap } from './heap.js';
+import { parseReconnectPolicy } from './reconnect.js';
+import { TunnelFleet } from './transports/ws-tunnels.js';
 
 /**
  * One worker's share of the fleet, and its run loop. Agents with global index
@@ -47,13 +49,6 @@ export type WorkerMessage =
   | { type: 'done'; worker: number }
   | { type: 'error'; worker: number; message: string; code: string };
 
-interface TunnelFleetLike {
-  start(): void;
-  readonly connected: number;
-  sendTelemetry(slot: number, intendedMs: number): void;
-  close(): Promise<void>;
-}
-
 const ELD_RESOLUTION_MS = 2;
 /**
  * Node timers fire on a 1 ms grid and never early, so a sender that waits for the due time is
@@ -80,7 +75,7 @@ export class SwarmEngine {
   private readonly payloads: PayloadFactory;
   private readonly mixWeights: number[];
   private http: HttpTransport | null = null;
-  private tunnels: TunnelFleetLike | null = null;
+  private tunnels: TunnelFleet | null = null;
   private loopTimer: NodeJS.Timeout | null = null;
   private intervalTimer: NodeJS.Timeout | null = null;
   private intervalIndex = 0;
@@ -161,18 +156,14 @@ export class SwarmEngine {
     this.armLoop();
   }
 
-  private async startTunnels(): Promise<TunnelFleetLike> {
+  private async startTunnels(): Promise<TunnelFleet> {
     const cfg = this.plan.config;
-    const modulePath = './transports/ws-tunnels.js';
-    const reconnectPath = './reconnect.js';
-    const { TunnelFleet } = (await import(modulePath)) as { TunnelFleet: new (o: unknown) => TunnelFleetLike };
-    const { parseReconnectPolicy } = (await import(reconnectPath)) as { parseReconnectPolicy: (field: string, v: string) => unknown };
     const fleet = new TunnelFleet({
       urls: cfg.targets,
       agents: this.agents,
       localAddresses: this.plan.localAddresses,
       reconnect: parseReconnectPolicy('--reconnect', cfg.reconnect),
-      connectRatePerSec: Math.max(100, Math.ceil(4000 / this.plan.workerCount)),
+      connectRatePerSec: Math.max(1, cfg.connectRatePerSec / this.plan.workerCount),
       commandDelayMs: cfg.commandDelayMs,
       tls: { ca: this.plan.caPem ? Buffer.from(this.plan.caPem) : undefined, insecure: cfg.insecure },
       recorder: this.rec,
@@ -364,7 +355,8 @@ export class SwarmEngine {
     this.stopped = true;
     if (this.loopTimer) clearTimeout(this.loopTimer);
     const deadline = this.now() + Math.min(DRAIN_MAX_MS, this.plan.config.timeoutMs);
-    while (this.http && this.http.inflight > 0 && this.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const inflight = (): number => (this.http?.inflight ?? 0) + (this.tunnels?.pending ?? 0);
+    while (inflight() > 0 && this.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     if (this.intervalTimer) clearTimeout(this.intervalTimer);
     this.takeInterval();
     await this.http?.close();

@@ -60,12 +60,13 @@ export interface WorkerSummary {
   exitedEarly: boolean;
 }
 
+/** After tunnels dropped: how fast the fleet came back (times from each agent's drop). */
 export interface ReconnectSummary {
   disconnects: number;
   reconnected: number;
-  t50Ms: number;
-  t90Ms: number;
-  t99Ms: number;
+  t50Ms: number | null;
+  t90Ms: number | null;
+  t99Ms: number | null;
   peakConnectsPerSec: number;
 }
 

@@ -1,0 +1,75 @@
+import { InvalidArgumentError } from '../core/errors.js';
+import type { Rng } from '../core/random.js';
+import { parseDurationMs } from '../core/units.js';
+
+/**
+ * How a disconnected agent comes back. Storms after relay restarts are what operators fear most
+ * (MeshAgent fleets returning together 15–20 minutes after a reboot; a Salt master unusable for an
+ * hour without a random delay), so the default spreads reconnects with full jitter.
+ *
+ *   exponential:BASE:MAX  delay = U(0, min(MAX, BASE·2^attempt))   (full jitter, the default)
+ *   fixed:DELAY           delay = DELAY
+ *   linear:STEP:MAX       delay = min(MAX, STEP·(attempt + 1))
+ */
+export type ReconnectPolicy =
+  | { kind: 'exponential'; baseMs: number; maxMs: number }
+  | { kind: 'fixed'; delayMs: number }
+  | { kind: 'linear'; stepMs: number; maxMs: number };
+
+const ALLOWED = '"exponential:BASE:MAX" (e.g. exponential:1s:60s), "fixed:DELAY" (fixed:2s) or "linear:STEP:MAX" (linear:500ms:30s)';
+
+export function parseReconnectPolicy(field: string, value: string): ReconnectPolicy {
+  const [kind, a, b, ...rest] = value.split(':');
+  try {
+    if (kind === 'exponential' && a && b && rest.length === 0) return { kind, baseMs: parseDurationMs(field, a), maxMs: parseDurationMs(field, b) };
+    if (kind === 'fixed' && a && !b) return { kind, delayMs: parseDurationMs(field, a) };
+    if (kind === 'linear' && a && b && rest.length === 0) return { kind, stepMs: parseDurationMs(field, a), maxMs: parseDurationMs(field, b) };
+  } catch {
+    // fall through to the one message that names the whole form
+  }
+  throw new InvalidArgumentError(field, value, ALLOWED);
+}
+
+/** The wait before reconnect attempt `attempt` (0 = first try after a drop). */
+export function reconnectDelayMs(p: ReconnectPolicy, attempt: number, rng: Rng): number {
+  switch (p.kind) {
+    case 'exponential':
+      return rng.next() * Math.min(p.maxMs, p.baseMs * 2 ** Math.min(attempt, 30));
+    case 'fixed':
+      return p.delayMs;
+    case 'linear':
+      return Math.min(p.maxMs, p.stepMs * (attempt + 1));
+  }
+}
+
+export interface ReconnectCurve {
+  disconnects: number;
+  reconnected: number;
+  /** Time from the drop until 50/90/99% of the dropped agents were back, ms (null: never). */
+  t50Ms: number | null;
+  t90Ms: number | null;
+  t99Ms: number | null;
+  peakConnectsPerSec: number;
+}
+
+/**
+ * The curve of one disconnect episode, from each dropped agent's time-to-reconnect (ms, Infinity
+ * for agents that never came back) and the per-second connect counts.
+ */
+export function reconnectCurve(delaysMs: readonly number[], connectsPerSec: readonly number[]): ReconnectCurve {
+  const sorted = [...delaysMs].sort((x, y) => x - y);
+  const n = sorted.length;
+  const at = (q: number): number | null => {
+    if (n === 0) return null;
+    const v = sorted[Math.max(0, Math.ceil(q * n) - 1)];
+    return Number.isFinite(v) ? v : null;
+  };
+  return {
+    disconnects: n,
+    reconnected: sorted.filter(Number.isFinite).length,
+    t50Ms: at(0.5),
+    t90Ms: at(0.9),
+    t99Ms: at(0.99),
+    peakConnectsPerSec: Math.max(0, ...connectsPerSec),
+  };
+}

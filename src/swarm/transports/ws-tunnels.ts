@@ -1,0 +1,239 @@
+import { createHash } from 'node:crypto';
+import WebSocket from 'ws';
+import type { AgentIdentity } from '../../core/identity.js';
+import { HEADER_AGENT_ID, type TunnelFrame } from '../../core/protocol.js';
+import type { Rng } from '../../core/random.js';
+import { MinHeap } from '../heap.js';
+import type { SwarmRecorder } from '../recorder.js';
+import { reconnectDelayMs, type ReconnectPolicy } from '../reconnect.js';
+
+/**
+ * Persistent agent tunnels (the relay topology): one WebSocket per agent, opened at a paced rate,
+ * carrying telemetry on the swarm's schedule, answering server-initiated commands, and coming back
+ * by the reconnect policy after a drop. Each agent's relay is hash(id) mod N; a failed connect
+ * moves it to the next sibling.
+ *
+ * Per-agent state lives in typed arrays; the only per-agent object is the socket itself. Pending
+ * reconnects share one heap and one timer, so a fleet waiting to come back costs no timers.
+ *
+ * Operations recorded: `ws-connect` (first connects and reconnects, from the attempt), `ws-rtt`
+ * (telemetry → ack, from the intended send time), `ws-command` (command received → result sent),
+ * `ws-reconnect` (drop → back, per agent: the reconnect curve).
+ */
+
+export interface TunnelFleetOptions {
+  urls: string[];
+  agents: AgentIdentity[];
+  localAddresses: string[];
+  reconnect: ReconnectPolicy;
+  connectRatePerSec: number;
+  commandDelayMs: number;
+  tls?: { ca?: Buffer; insecure: boolean };
+  recorder: SwarmRecorder;
+  rng: Rng;
+  now: () => number;
+}
+
+const enum State {
+  Idle = 0,
+  Connecting = 1,
+  Open = 2,
+  Waiting = 3,
+}
+
+const TICK_MS = 10;
+
+export class TunnelFleet {
+  private readonly o: TunnelFleetOptions;
+  private readonly sockets: Array<WebSocket | null>;
+  private readonly state: Uint8Array;
+  private readonly attempt: Uint16Array;
+  private readonly relay: Uint16Array;
+  private readonly connectStart: Float64Array;
+  private readonly droppedAt: Float64Array;
+  private readonly telIntended: Float64Array;
+  private readonly telSeq: Uint32Array;
+  private readonly telSentAt: Float64Array;
+  private readonly reconnectAt: Float64Array;
+  private readonly reconnects: MinHeap;
+  private nextInitial = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private lastTickMs = 0;
+  private connectBudget = 0;
+  private closed = false;
+  connected = 0;
+  /** Telemetry frames sent and not yet acknowledged. */
+  pending = 0;
+
+  constructor(o: TunnelFleetOptions) {
+    this.o = o;
+    const n = o.agents.length;
+    this.sockets = new Array<WebSocket | null>(n).fill(null);
+    this.state = new Uint8Array(n);
+    this.attempt = new Uint16Array(n);
+    this.relay = new Uint16Array(n);
+    this.connectStart = new Float64Array(n);
+    this.droppedAt = new Float64Array(n).fill(-1);
+    this.telIntended = new Float64Array(n).fill(-1);
+    this.telSeq = new Uint32Array(n);
+    this.telSentAt = new Float64Array(n);
+    this.reconnectAt = new Float64Array(n);
+    this.reconnects = new MinHeap(n, this.reconnectAt);
+    for (let s = 0; s < n; s++) this.relay[s] = relayFor(o.agents[s].id, o.urls.length);
+  }
+
+  /** Begin paced connects; one timer drives first connects and due reconnects alike. */
+  start(): void {
+    this.lastTickMs = this.o.now();
+    this.timer = setInterval(() => this.tick(), TICK_MS);
+  }
+
+  private tick(): void {
+    const now = this.o.now();
+    this.connectBudget = Math.min(this.connectBudget + ((now - this.lastTickMs) / 1000) * this.o.connectRatePerSec, this.o.connectRatePerSec);
+    this.lastTickMs = now;
+    // Due reconnects first (they were promised a time), then first connects.
+    while (this.reconnects.size > 0 && this.reconnectAt[this.reconnects.peek()] <= now && this.connectBudget >= 1) {
+      this.connectBudget--;
+      this.open(this.reconnects.pop());
+    }
+    while (this.nextInitial < this.o.agents.length && this.connectBudget >= 1) {
+      this.connectBudget--;
+      this.open(this.nextInitial++);
+    }
+  }
+
+  private open(slot: number): void {
+    if (this.closed) return;
+    const agent = this.o.agents[slot];
+    const addrs = this.o.localAddresses;
+    this.state[slot] = State.Connecting;
+    this.connectStart[slot] = this.o.now();
+    const ws = new WebSocket(this.o.urls[this.relay[slot]], {
+      headers: { authorization: `Bearer ${agent.token}`, [HEADER_AGENT_ID]: agent.id },
+      perMessageDeflate: false,
+      localAddress: addrs.length > 0 ? addrs[slot % addrs.length] : undefined,
+      handshakeTimeout: 15_000,
+      rejectUnauthorized: !(this.o.tls?.insecure ?? false),
+      ca: this.o.tls?.ca,
+    });
+    this.sockets[slot] = ws;
+    ws.on('open', () => this.onOpen(slot));
+    ws.on('message', (data: WebSocket.RawData) => this.onMessage(slot, data));
+    ws.on('close', () => this.onClose(slot, ws));
+    ws.on('error', (err: NodeJS.ErrnoException) => this.o.recorder.error(`ws:${err.code ?? 'error'}`));
+  }
+
+  private onOpen(slot: number): void {
+    const now = this.o.now();
+    this.state[slot] = State.Open;
+    this.connected++;
+    this.attempt[slot] = 0;
+    this.o.recorder.observe('ws-connect', now - this.connectStart[slot]);
+    if (this.droppedAt[slot] >= 0) {
+      this.o.recorder.observe('ws-reconnect', now - this.droppedAt[slot]);
+      this.droppedAt[slot] = -1;
+    }
+  }
+
+  private onMessage(slot: number, data: WebSocket.RawData): void {
+    let frame: TunnelFrame;
+    try {
+      frame = JSON.parse(data.toString()) as TunnelFrame;
+    } catch {
+      this.o.recorder.error('ws:bad-frame');
+      return;
+    }
+    if (frame.t === 'ack') {
+      const intended = this.telIntended[slot];
+      if (intended >= 0 && frame.seq === this.telSeq[slot]) {
+        this.o.recorder.done('ws-rtt', intended, this.telSentMs(slot), this.o.now(), true);
+        this.telIntended[slot] = -1;
+        this.pending--;
+      }
+    } else if (frame.t === 'cmd') {
+      const received = this.o.now();
+      const delay = this.o.rng.exponential(this.o.commandDelayMs);
+      // Commands are rare: a timer per command is fine (idle agents hold none).
+      setTimeout(() => {
+        const ws = this.sockets[slot];
+        if (!ws || this.state[slot] !== State.Open) return;
+        ws.send(JSON.stringify({ t: 'res', id: frame.id, exitCode: 0, output: `ran ${frame.kind} on ${this.o.agents[slot].hostname}` } satisfies TunnelFrame));
+        this.o.recorder.observe('ws-command', this.o.now() - received);
+      }, delay);
+    }
+  }
+
+  private telSentMs(slot: number): number {
+    return this.telSentAt[slot];
+  }
+
+  private onClose(slot: number, ws: WebSocket): void {
+    if (this.sockets[slot] !== ws) return;
+    this.sockets[slot] = null;
+    const wasOpen = this.state[slot] === State.Open;
+    if (wasOpen) {
+      this.connected--;
+      this.droppedAt[slot] = this.o.now();
+      this.o.recorder.error('ws:tunnel-dropped');
+    } else {
+      // A failed attempt: the next one goes to a sibling relay.
+      this.o.recorder.observe('ws-connect', this.o.now() - this.connectStart[slot], false);
+      if (this.droppedAt[slot] < 0) this.droppedAt[slot] = this.connectStart[slot];
+      this.relay[slot] = (this.relay[slot] + 1) % this.o.urls.length;
+    }
+    if (this.telIntended[slot] >= 0) {
+      this.o.recorder.done('ws-rtt', this.telIntended[slot], this.telSentMs(slot), this.o.now(), false, 'tunnel-closed');
+      this.telIntended[slot] = -1;
+      this.pending--;
+    }
+    if (this.closed) return;
+    this.state[slot] = State.Waiting;
+    this.reconnectAt[slot] = this.o.now() + reconnectDelayMs(this.o.reconnect, this.attempt[slot], this.o.rng);
+    if (this.attempt[slot] < 65_535) this.attempt[slot]++;
+    this.reconnects.push(slot);
+  }
+
+  /** A scheduled telemetry send. A down tunnel drops it (counted), never queues it. */
+  sendTelemetry(slot: number, intendedMs: number): void {
+    const ws = this.sockets[slot];
+    if (!ws || this.state[slot] !== State.Open) {
+      this.o.recorder.drop('tunnel-down');
+      return;
+    }
+    const now = this.o.now();
+    this.o.recorder.sent(now - intendedMs);
+    if (this.telIntended[slot] >= 0) {
+      // The previous frame was never acknowledged before the next was due.
+      this.o.recorder.done('ws-rtt', this.telIntended[slot], this.telSentMs(slot), now, false, 'no-ack');
+      this.pending--;
+    }
+    const seq = ++this.telSeq[slot];
+    this.telIntended[slot] = intendedMs;
+    this.telSentAt[slot] = now;
+    this.pending++;
+    ws.send(JSON.stringify({ t: 'tel', seq, cpuPct: this.o.rng.int(100), memPct: 20 + this.o.rng.int(75) } satisfies TunnelFrame));
+  }
+
+  /** Stop: frames still unacknowledged now count as failed (`unacked-at-end`), never vanish. */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    const now = this.o.now();
+    for (let slot = 0; slot < this.telIntended.length; slot++) {
+      if (this.telIntended[slot] >= 0) {
+        this.o.recorder.done('ws-rtt', this.telIntended[slot], this.telSentAt[slot], now, false, 'unacked-at-end');
+        this.telIntended[slot] = -1;
+      }
+    }
+    this.pending = 0;
+    for (const ws of this.sockets) ws?.terminate();
+    this.sockets.fill(null);
+  }
+}
+
+/** An agent's home relay: a stable hash of its id, so every worker agrees without coordination. */
+export function relayFor(agentId: string, relays: number): number {
+  if (relays <= 1) return 0;
+  return createHash('sha1').update(agentId).digest().readUInt32BE(0) % relays;
+}
