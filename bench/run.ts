@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { hostFacts } from '../src/core/host.js';
 import { benchOpenModel } from './open-model.js';
 import { benchThroughput } from './throughput.js';
+import { benchTunnels } from './tunnels.js';
 import { ROOT, type BenchRow } from './lib.js';
 
 /**
@@ -15,6 +16,7 @@ type BenchFn = (quick: boolean) => Promise<BenchRow[]>;
 const BENCHES: Record<string, BenchFn> = {
   throughput: (quick) => benchThroughput({ rounds: quick ? 1 : 3, durationSec: quick ? 5 : 10, connections: 100 }),
   'open-model': (quick) => benchOpenModel({ ratePerSec: 10_000, durationSec: quick ? 10 : 30, connections: 200 }),
+  tunnels: (quick) => benchTunnels({ agents: quick ? 20_000 : 100_000, shards: quick ? 2 : 6, connectRatePerSec: 5000, idleSec: 30 }),
 };
 
 async function main(): Promise<void> {

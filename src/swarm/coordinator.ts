@@ -186,6 +186,8 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
       p99Us: 0,
       workersReported: parts.length,
       generatorCpuMax: 0,
+      generatorCpuSum: 0,
+      generatorRssBytes: 0,
       eldP99MsMax: 0,
       lagP99Us: 0,
       hostCpu: null,
@@ -204,6 +206,8 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
       point.dropped += iv.dropped;
       point.connected += iv.gauges.connected ?? 0;
       point.generatorCpuMax = Math.max(point.generatorCpuMax, health.cpu);
+      point.generatorCpuSum += health.cpu;
+      point.generatorRssBytes += health.rssBytes;
       point.eldP99MsMax = Math.max(point.eldP99MsMax, health.eldP99Ms);
       if (!warm) {
         for (const [code, n] of Object.entries(iv.errors)) {
@@ -295,8 +299,11 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
         intervalMs,
         caPem,
       };
-      // A larger young generation: fewer scavenges interrupting the send loop.
-      const proc = fork(WORKER_PATH, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--max-semi-space-size=32'] });
+      // HTTP: a larger young generation means fewer scavenges interrupting the send loop. Tunnels:
+      // memory per idle agent is what matters and an idle fleet allocates little, so a small young
+      // generation and V8's size-optimised mode (measured: 193 → 137 MB RSS for 10k tunnels).
+      const execArgv = cfg.mode === 'http' ? ['--max-semi-space-size=32'] : ['--max-semi-space-size=1', '--optimize-for-size'];
+      const proc = fork(WORKER_PATH, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
       const st: WorkerState = { proc, pid: proc.pid ?? -1, agents: 0, done: false, exitedEarly: false, cpu: [], eldMax: 0, rssMax: 0 };
       workers.push(st);
       proc.on('message', (m: WorkerMessage) => {

@@ -8,7 +8,7 @@ import { SCHEDULED_KINDS } from './config.js';
 import { PayloadFactory } from './payloads.js';
 import { SwarmRecorder, type RecorderInterval } from './recorder.js';
 import { agentsAt, jittered, nextPoissonMs, periodicFireMs, phaseFrom, phaseOffset } from './schedule.js';
-import { HttpTransport } from './transports/http.js';
+import type { HttpTransport } from './transports/http.js';
 import { MinHeap } from './heap.js';
 import { parseReconnectPolicy } from './reconnect.js';
 import { TunnelFleet } from './transports/ws-tunnels.js';
@@ -49,7 +49,8 @@ export type WorkerMessage =
   | { type: 'done'; worker: number }
   | { type: 'error'; worker: number; message: string; code: string };
 
-const ELD_RESOLUTION_MS = 2;
+/** Event-loop delay sampling period; each sample is a wake-up, so not finer than needed. */
+const ELD_RESOLUTION_MS = 10;
 /**
  * Node timers fire on a 1 ms grid and never early, so a sender that waits for the due time is
  * always 0–1 ms late. Sends due within this look-ahead go out on the current wake-up instead,
@@ -131,6 +132,8 @@ export class SwarmEngine {
     this.perfT0 = startAtEpochMs - performance.timeOrigin;
     this.rec = new SwarmRecorder(Math.max(0, this.now()), cfg.lateThresholdMs);
     if (cfg.mode === 'http') {
+      // Loaded only where used: a tunnel worker never pays for undici's memory.
+      const { HttpTransport } = await import('./transports/http.js');
       this.http = new HttpTransport({
         baseUrl: cfg.targets[0],
         connection: cfg.connection,

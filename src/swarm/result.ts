@@ -43,6 +43,10 @@ export interface SeriesPoint {
   p99Us: number;
   workersReported: number;
   generatorCpuMax: number;
+  /** CPU of all workers together, in cores (1 = one full core). */
+  generatorCpuSum: number;
+  /** RSS of all workers together at the end of the interval, bytes. */
+  generatorRssBytes: number;
   eldP99MsMax: number;
   /** Scheduling lag p99 over all workers in the interval, µs. */
   lagP99Us: number;

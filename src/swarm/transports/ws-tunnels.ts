@@ -85,7 +85,24 @@ export class TunnelFleet {
   /** Begin paced connects; one timer drives first connects and due reconnects alike. */
   start(): void {
     this.lastTickMs = this.o.now();
-    this.timer = setInterval(() => this.tick(), TICK_MS);
+    this.arm();
+  }
+
+  /**
+   * One timer, armed only while there is work: every TICK_MS during the first connects, then only
+   * for the next due reconnect. An idle, fully connected fleet has no timer at all.
+   */
+  private arm(): void {
+    if (this.closed || this.timer) return;
+    let wait: number;
+    if (this.nextInitial < this.o.agents.length) wait = TICK_MS;
+    else if (this.reconnects.size > 0) wait = Math.max(TICK_MS, this.reconnectAt[this.reconnects.peek()] - this.o.now());
+    else return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.tick();
+      this.arm();
+    }, wait);
   }
 
   private tick(): void {
@@ -192,6 +209,7 @@ export class TunnelFleet {
     this.reconnectAt[slot] = this.o.now() + reconnectDelayMs(this.o.reconnect, this.attempt[slot], this.o.rng);
     if (this.attempt[slot] < 65_535) this.attempt[slot]++;
     this.reconnects.push(slot);
+    this.arm();
   }
 
   /** A scheduled telemetry send. A down tunnel drops it (counted), never queues it. */
@@ -218,7 +236,8 @@ export class TunnelFleet {
   /** Stop: frames still unacknowledged now count as failed (`unacked-at-end`), never vanish. */
   async close(): Promise<void> {
     this.closed = true;
-    if (this.timer) clearInterval(this.timer);
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
     const now = this.o.now();
     for (let slot = 0; slot < this.telIntended.length; slot++) {
       if (this.telIntended[slot] >= 0) {

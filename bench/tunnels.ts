@@ -1,0 +1,166 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { runSwarmCli, type BenchRow } from './lib.js';
+
+/**
+ * Tunnel scale: N concurrent WebSocket agents held on this machine against a multi-process ws
+ * server (one shard per process, each on its own port, pinging every 30 s). rmmscale's swarm
+ * against the bare minimum a tunnel client can be (plain `ws` sockets, no identities, no
+ * measurement), with the same process count, source addresses and connect rate.
+ */
+
+interface Shard {
+  proc: ChildProcess;
+  url: string;
+}
+
+function forkFixture(name: string, env: NodeJS.ProcessEnv): ChildProcess {
+  return fork(fileURLToPath(new URL(`./fixtures/${name}.js`, import.meta.url)), [], { env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+}
+
+async function startShards(n: number): Promise<Shard[]> {
+  return Promise.all(
+    Array.from({ length: n }, async () => {
+      const proc = forkFixture('tunnel-server', { PING_MS: '30000' });
+      const port = await new Promise<number>((r) => proc.once('message', (m: { port: number }) => r(m.port)));
+      return { proc, url: `ws://127.0.0.1:${port}/agent/v1/tunnel` };
+    }),
+  );
+}
+
+function ask<T>(proc: ChildProcess, type: string): Promise<T> {
+  return new Promise((resolve) => {
+    proc.once('message', (m: T) => resolve(m));
+    proc.send({ type });
+  });
+}
+
+function stopAll(procs: ChildProcess[]): Promise<void> {
+  return Promise.all(
+    procs.map(
+      (p) =>
+        new Promise<void>((r) => {
+          if (p.exitCode !== null) return r();
+          p.once('exit', () => r());
+          p.kill('SIGTERM');
+        }),
+    ),
+  ).then(() => undefined);
+}
+
+export async function benchTunnels(o: { agents: number; shards: number; connectRatePerSec: number; idleSec: number }): Promise<BenchRow[]> {
+  const connectSec = Math.ceil(o.agents / o.connectRatePerSec);
+  const durationSec = connectSec + 10 + o.idleSec;
+
+  // rmmscale: telemetry once an hour, so the fleet is idle but for the 30 s pings.
+  let shards = await startShards(o.shards);
+  const urls = shards.map((s) => s.url).join(',');
+  let ours;
+  try {
+    ours = await runSwarmCli(
+      ['--mode', 'ws', '--target', urls, '--agents', String(o.agents), '--checkin-interval', '1h', '--connect-rate', `${o.connectRatePerSec}/s`, '--duration', `${durationSec}s`],
+      (durationSec + 180) * 1000,
+    );
+  } finally {
+    await stopAll(shards.map((s) => s.proc));
+  }
+  // Baseline: the same worker processes holding one tunnel each, so the marginal cost per agent
+  // can be told apart from what a process costs before it holds anything.
+  let baseShards = await startShards(1);
+  let oursBase;
+  try {
+    oursBase = await runSwarmCli(
+      ['--mode', 'ws', '--target', baseShards[0].url, '--agents', String(ours.config.workers), '--workers', String(ours.config.workers), '--checkin-interval', '1h', '--duration', '12s'],
+      120_000,
+    );
+  } finally {
+    await stopAll(baseShards.map((s) => s.proc));
+  }
+  const oursBaseRss = Math.max(...oursBase.series.filter((p) => p.tSec <= 12).map((p) => p.generatorRssBytes));
+  const series = ours.series.filter((p) => !p.warmup && p.tSec <= durationSec);
+  const held = Math.max(...series.map((p) => p.connected));
+  const idle = series.slice(-o.idleSec);
+  const oursCpu = idle.reduce((a, p) => a + p.generatorCpuSum, 0) / idle.length;
+  const oursRss = Math.max(...idle.map((p) => p.generatorRssBytes));
+  const t99 = series.findIndex((p) => p.connected >= o.agents * 0.99);
+  const oursConnectRate = t99 >= 0 ? (o.agents * 0.99) / series[t99].tSec : NaN;
+  const workers = ours.config.workers;
+
+  // The peer: the same number of client processes, addresses and rate, bare ws sockets.
+  shards = await startShards(o.shards);
+  const peers: ChildProcess[] = [];
+  let peerOpen = 0;
+  let peerRss = 0;
+  let peerCpu = 0;
+  let peerConnectRate = NaN;
+  let peerBaseRss = 0;
+  try {
+    // Peer baseline: the same processes with no sockets.
+    baseShards = await startShards(1);
+    const idlePeers = Array.from({ length: workers }, () => forkFixture('ws-peer-client', { URLS: baseShards[0].url, COUNT: '1' }));
+    await new Promise((r) => setTimeout(r, 3000));
+    peerBaseRss = (await Promise.all(idlePeers.map((p) => ask<{ rssBytes: number }>(p, 'stats')))).reduce((a, x) => a + x.rssBytes, 0);
+    await stopAll(idlePeers);
+    await stopAll(baseShards.map((s) => s.proc));
+    const per = Math.ceil(o.agents / workers);
+    const t0 = performance.now();
+    for (let w = 0; w < workers; w++) {
+      peers.push(
+        forkFixture('ws-peer-client', {
+          URLS: shards.map((s) => s.url).join(','),
+          COUNT: String(Math.min(per, o.agents - w * per)),
+          ADDRS: ours.config.sourceAddresses.join(','),
+          RATE: String(o.connectRatePerSec / workers),
+        }),
+      );
+    }
+    type Stats = { open: number; rssBytes: number; cpu: { user: number; system: number } };
+    const total = async (): Promise<Stats[]> => Promise.all(peers.map((p) => ask<Stats>(p, 'stats')));
+    for (let i = 0; i < (connectSec + 60) * 10; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      if ((await total()).reduce((a, s) => a + s.open, 0) >= o.agents * 0.99) {
+        peerConnectRate = (o.agents * 0.99) / ((performance.now() - t0) / 1000);
+        break;
+      }
+    }
+    await new Promise((r) => setTimeout(r, 10_000));
+    const before = await total();
+    const tIdle = performance.now();
+    await new Promise((r) => setTimeout(r, o.idleSec * 1000));
+    const after = await total();
+    const idleMs = performance.now() - tIdle;
+    peerOpen = after.reduce((a, s) => a + s.open, 0);
+    peerRss = after.reduce((a, s) => a + s.rssBytes, 0);
+    peerCpu = after.reduce((a, s, i) => a + (s.cpu.user + s.cpu.system - before[i].cpu.user - before[i].cpu.system) / 1000 / idleMs, 0);
+  } finally {
+    await stopAll(peers);
+    await stopAll(shards.map((s) => s.proc));
+  }
+  const kb = (b: number): number => Math.round((b / o.agents / 1024) * 100) / 100;
+  const r2 = (x: number): number => Math.round(x * 100) / 100;
+  return [
+    { bench: 'tunnels', metric: `concurrent tunnels held (${workers} client processes, ${o.shards} server processes)`, rmmscale: held, peer: peerOpen, peerName: 'bare ws clients', ratio: r2(held / peerOpen), target: `${o.agents}`, pass: held >= o.agents },
+    {
+      bench: 'tunnels',
+      metric: 'generator RSS per idle agent (KB, marginal: above the same processes holding ~no tunnels)',
+      rmmscale: kb(oursRss - oursBaseRss),
+      peer: kb(peerRss - peerBaseRss),
+      peerName: 'bare ws clients',
+      ratio: r2((oursRss - oursBaseRss) / (peerRss - peerBaseRss)),
+      target: '≤ 8 KB',
+      pass: kb(oursRss - oursBaseRss) <= 8,
+      note: `whole processes, baseline included: rmmscale ${kb(oursRss)} KB (${workers} workers, ${Math.round(oursBaseRss / 2 ** 20)} MB before any tunnel), bare ws ${kb(peerRss)} KB`,
+    },
+    { bench: 'tunnels', metric: 'connects per second (to 99% connected)', rmmscale: Math.round(oursConnectRate), peer: Math.round(peerConnectRate), peerName: 'bare ws clients', ratio: r2(oursConnectRate / peerConnectRate), target: '≥ 3,000/s', pass: oursConnectRate >= 3000 },
+    {
+      bench: 'tunnels',
+      metric: `idle CPU, all client processes, 30 s server ping (% of one core over ${o.idleSec} s)`,
+      rmmscale: Math.round(oursCpu * 1000) / 10,
+      peer: Math.round(peerCpu * 1000) / 10,
+      peerName: 'bare ws clients',
+      ratio: r2(oursCpu / peerCpu),
+      target: '≤ 10%',
+      pass: oursCpu <= 0.1,
+    },
+  ];
+}
