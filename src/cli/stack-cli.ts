@@ -3,7 +3,7 @@ import { EXIT, type ExitCode } from '../core/exit-codes.js';
 import { DEFAULT_SECRET, DEFAULT_SEED, deriveFleet } from '../core/identity.js';
 import { startStack, type StackEvent } from '../stack/launcher.js';
 import { PROFILES } from '../stack/profiles.js';
-import { namedTopology } from '../stack/topology.js';
+import { namedTopology, TOPOLOGY_NAMES } from '../stack/topology.js';
 
 function positiveInt(flag: string, v: unknown, max: number): number {
   const n = Number(v);
@@ -22,7 +22,7 @@ export async function runStackCli(action: string, topologyArg: string | undefine
     }
     return EXIT.ok;
   }
-  if (!topologyArg) throw new InvalidArgumentError('TOPOLOGY', topologyArg, 'a topology name: single');
+  if (!topologyArg) throw new InvalidArgumentError('TOPOLOGY', topologyArg, `a topology name: ${TOPOLOGY_NAMES}`);
   const topology = namedTopology(topologyArg);
   const profileName = (argv.profile as string | undefined) ?? 'none';
   const profile = PROFILES[profileName];

@@ -40,6 +40,7 @@ export function encodeHistogram(h: LatencyHistogram): string {
 }
 
 export function decodeHistogram(encoded: string): LatencyHistogram {
+  if (encoded === '') return createLatencyHistogram();
   const decoded = hdr.decodeFromCompressedBase64(encoded, BIT_BUCKET_SIZE, false);
   // Re-home into a histogram with our range, so later merges never depend on the encoder's.
   const h = createLatencyHistogram();

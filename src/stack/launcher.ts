@@ -138,6 +138,16 @@ async function waitHealthy(url: string, timeoutMs: number): Promise<void> {
   }
 }
 
+/** The proxy's pools: web nodes by tier, named for X-Served-By. */
+function proxyPools(started: NodeInfo[]): NonNullable<NodeSpec['proxy']> {
+  const webs = started.filter((n) => n.role === 'web');
+  return {
+    agentPool: webs.filter((n) => n.tier === 'web-agent').map((n) => n.url),
+    userPool: webs.filter((n) => n.tier === 'web-user').map((n) => n.url),
+    names: Object.fromEntries(webs.map((n) => [n.url, n.name])),
+  };
+}
+
 export async function startStack(topology: Topology, opts: StackOptions = {}): Promise<RunningStack> {
   const secret = opts.secret ?? DEFAULT_SECRET;
   const profile = opts.profile ?? PROFILES.none;
@@ -147,8 +157,12 @@ export async function startStack(topology: Topology, opts: StackOptions = {}): P
   const procs = new Map<string, ChildProcess>();
   const nodes: NodeInfo[] = [];
   let port = opts.portBase ?? 0;
+  const sqlite = { kind: 'sqlite', path: join(dataDir, 'rmmscale.sqlite') } as const;
   try {
     for (const n of topology.nodes) {
+      // Storage: the db node owns the database; with a db node the others reach it over HTTP.
+      const dbNode = nodes.find((x) => x.role === 'db');
+      const db: NodeSpec['db'] = n.role === 'proxy' ? undefined : n.role === 'db' || !dbNode ? sqlite : { kind: 'remote', url: dbNode.url };
       const spec: NodeSpec = {
         name: n.name,
         role: n.role,
@@ -156,11 +170,13 @@ export async function startStack(topology: Topology, opts: StackOptions = {}): P
         host: '127.0.0.1',
         port: opts.portBase ? port++ : 0,
         secret,
-        db: { kind: 'sqlite', path: join(dataDir, 'rmmscale.sqlite') },
+        db,
         profile: profile.tiers[n.tier],
-        dbProfile: n.role === 'single' ? profile.db : undefined,
+        // The database's per-query model applies where the database lives.
+        dbProfile: n.role === 'db' || (n.role === 'single' && !dbNode) ? profile.db : undefined,
         web: n.serves ? { serves: n.serves } : undefined,
         app: opts.loopScale ? { loopScale: opts.loopScale } : undefined,
+        proxy: n.role === 'proxy' ? proxyPools(nodes) : undefined,
         limits: opts.limits,
       };
       const { proc, ready } = await startNode(spec, timeoutMs);

@@ -74,7 +74,9 @@ export function sizeRun(cfg: SwarmConfig, fdLimit: number): Sizing {
   let peak = 0;
   for (const p of cfg.profile.points) peak = Math.max(peak, p.agents * p.freqPerMs * 1000);
   const holdsSockets = cfg.mode === 'ws' || cfg.connection === 'keepalive';
-  const bySockets = holdsSockets ? Math.ceil(cfg.agents / (budget * 0.8)) : 1;
+  // Tunnels are spread deterministically (no accept-order imbalance), so a worker may use most of
+  // its budget; every extra worker adds fixed idle CPU and memory.
+  const bySockets = holdsSockets ? Math.ceil(cfg.agents / (budget * (cfg.mode === 'ws' ? 0.95 : 0.8))) : 1;
   const byRate = Math.ceil(peak / RATE_PER_WORKER);
   const workers = cfg.workers ?? Math.max(1, bySockets, byRate);
   const agentsPerWorker = Math.ceil(cfg.agents / workers);
@@ -300,8 +302,9 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
         caPem,
       };
       // HTTP: a larger young generation means fewer scavenges interrupting the send loop. Tunnels:
-      // memory per idle agent is what matters and an idle fleet allocates little, so a small young
-      // generation and V8's size-optimised mode (measured: 193 → 137 MB RSS for 10k tunnels).
+      // memory per idle agent is what matters and an idle fleet allocates little: a small young
+      // generation and V8's size-optimised mode (100k tunnels: 5.5 KB marginal RSS per agent with
+      // it, 8.9 KB without; it costs some idle CPU, see docs/benchmarks.md).
       const execArgv = cfg.mode === 'http' ? ['--max-semi-space-size=32'] : ['--max-semi-space-size=1', '--optimize-for-size'];
       const proc = fork(WORKER_PATH, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
       const st: WorkerState = { proc, pid: proc.pid ?? -1, agents: 0, done: false, exitedEarly: false, cpu: [], eldMax: 0, rssMax: 0 };

@@ -49,8 +49,12 @@ export type WorkerMessage =
   | { type: 'done'; worker: number }
   | { type: 'error'; worker: number; message: string; code: string };
 
-/** Event-loop delay sampling period; each sample is a wake-up, so not finer than needed. */
-const ELD_RESOLUTION_MS = 10;
+/**
+ * Event-loop delay sampling period; each sample is a wake-up, so not finer than needed. Tunnel
+ * workers sit idle between pings, where 100 wake-ups a second per worker add up (9 workers hold
+ * 100k tunnels), so they sample every 50 ms.
+ */
+const ELD_RESOLUTION_MS = { http: 10, ws: 50 } as const;
 /**
  * Node timers fire on a 1 ms grid and never early, so a sender that waits for the due time is
  * always 0–1 ms late. Sends due within this look-ahead go out on the current wake-up instead,
@@ -82,7 +86,8 @@ export class SwarmEngine {
   private intervalIndex = 0;
   private stopped = false;
   private poissonNext = 0;
-  private readonly eld = monitorEventLoopDelay({ resolution: ELD_RESOLUTION_MS });
+  private readonly eld: ReturnType<typeof monitorEventLoopDelay>;
+  private readonly eldResolutionMs: number;
   private cpuPrev = process.cpuUsage();
   private cpuPrevAt = performance.now();
   private finished: Promise<void>;
@@ -91,6 +96,8 @@ export class SwarmEngine {
   constructor(plan: WorkerPlan, emit: (m: WorkerMessage) => void) {
     this.plan = plan;
     this.emit = emit;
+    this.eldResolutionMs = ELD_RESOLUTION_MS[plan.config.mode];
+    this.eld = monitorEventLoopDelay({ resolution: this.eldResolutionMs });
     const cfg = plan.config;
     this.rng = new Rng(`${cfg.seed}\0worker\0${plan.workerIndex}`);
     this.agents = this.buildAgents();
@@ -338,8 +345,8 @@ export class SwarmEngine {
     const cpu = at > this.cpuPrevAt ? cpuUs / 1000 / (at - this.cpuPrevAt) : 0;
     this.cpuPrev = cpuNow;
     this.cpuPrevAt = at;
-    const eldP99Ms = Math.max(0, this.eld.percentile(99) / 1e6 - ELD_RESOLUTION_MS);
-    const eldMaxMs = Math.max(0, this.eld.max / 1e6 - ELD_RESOLUTION_MS);
+    const eldP99Ms = Math.max(0, this.eld.percentile(99) / 1e6 - this.eldResolutionMs);
+    const eldMaxMs = Math.max(0, this.eld.max / 1e6 - this.eldResolutionMs);
     this.eld.reset();
     const connected = this.tunnels ? this.tunnels.connected : 0;
     interval.gauges.connected = connected;

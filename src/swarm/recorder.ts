@@ -150,7 +150,8 @@ export class SwarmRecorder {
       late: this.late,
       dropped: this.dropped,
       errors: Object.fromEntries(this.errors),
-      lag: encodeHistogram(this.lag),
+      // An idle interval ships no histogram at all ('' decodes as empty).
+      lag: this.lag.totalCount > 0 ? encodeHistogram(this.lag) : '',
       gauges: Object.fromEntries(this.gauges),
     };
     this.lag.reset();

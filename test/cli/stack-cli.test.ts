@@ -38,7 +38,7 @@ describe('rmmscale stack (the real binary)', () => {
   });
 
   it.each([
-    [['stack', 'up', 'mesh'], 'rmmscale: TOPOLOGY: expected single (split3, splitN and relays are not built yet), got "mesh"'],
+    [['stack', 'up', 'mesh'], 'rmmscale: TOPOLOGY: expected single, split2 … split16 (split3 is the article\'s layout), got "mesh"'],
     [['stack', 'up', 'single', '--profile', 'fast'], 'rmmscale: --profile: expected none or automate, got "fast"'],
     [['stack', 'tokens', '--agents', '0'], 'rmmscale: --agents: expected a whole number from 1 to 1000000, got "0"'],
   ])('%j: one line, exit 2', async (args, line) => {

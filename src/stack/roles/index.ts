@@ -5,6 +5,8 @@ export const ROLES: Partial<Record<RoleName, () => Promise<{ createRole: RoleFac
   single: () => import('./single.js'),
   web: () => import('./web.js'),
   app: () => import('./app.js'),
+  db: () => import('./db.js'),
+  proxy: () => import('./proxy.js'),
 };
 
 export async function loadRole(role: RoleName): Promise<RoleFactory> {

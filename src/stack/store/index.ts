@@ -7,8 +7,11 @@ export async function openStore(db: DbSpec): Promise<Store> {
       const { SqliteStore } = await import('./sqlite.js');
       return new SqliteStore(db.path);
     }
+    case 'remote': {
+      const { RemoteStore } = await import('./remote.js');
+      return new RemoteStore(db.url);
+    }
     case 'postgres':
-    case 'remote':
-      throw new Error(`the ${db.kind} store is not built yet`);
+      throw new Error('the postgres store is not built yet');
   }
 }
