@@ -74,9 +74,7 @@ export function sizeRun(cfg: SwarmConfig, fdLimit: number): Sizing {
   let peak = 0;
   for (const p of cfg.profile.points) peak = Math.max(peak, p.agents * p.freqPerMs * 1000);
   const holdsSockets = cfg.mode === 'ws' || cfg.connection === 'keepalive';
-  // Tunnels are spread deterministically (no accept-order imbalance), so a worker may use most of
-  // its budget; every extra worker adds fixed idle CPU and memory.
-  const bySockets = holdsSockets ? Math.ceil(cfg.agents / (budget * (cfg.mode === 'ws' ? 0.95 : 0.8))) : 1;
+  const bySockets = holdsSockets ? Math.ceil(cfg.agents / (budget * 0.8)) : 1;
   const byRate = Math.ceil(peak / RATE_PER_WORKER);
   const workers = cfg.workers ?? Math.max(1, bySockets, byRate);
   const agentsPerWorker = Math.ceil(cfg.agents / workers);
@@ -302,10 +300,11 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
         caPem,
       };
       // HTTP: a larger young generation means fewer scavenges interrupting the send loop. Tunnels:
-      // memory per idle agent is what matters and an idle fleet allocates little: a small young
-      // generation and V8's size-optimised mode (100k tunnels: 5.5 KB marginal RSS per agent with
-      // it, 8.9 KB without; it costs some idle CPU, see docs/benchmarks.md).
-      const execArgv = cfg.mode === 'http' ? ['--max-semi-space-size=32'] : ['--max-semi-space-size=1', '--optimize-for-size'];
+      // an idle fleet allocates little, so a small young generation. V8's --optimize-for-size
+      // would cut marginal RSS per tunnel from 8.9 to 5.5 KB but its extra GCs took idle CPU for
+      // 100k tunnels from 22% to 32–44% of a core (docs/benchmarks.md): CPU matters more on a
+      // host shared with the system under test.
+      const execArgv = cfg.mode === 'http' ? ['--max-semi-space-size=32'] : ['--max-semi-space-size=1'];
       const proc = fork(WORKER_PATH, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
       const st: WorkerState = { proc, pid: proc.pid ?? -1, agents: 0, done: false, exitedEarly: false, cpu: [], eldMax: 0, rssMax: 0 };
       workers.push(st);

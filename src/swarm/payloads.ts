@@ -10,7 +10,7 @@ import { Rng } from '../core/random.js';
  * | -------------- | ------------ | ------------------------------------------------------ |
  * | heartbeat      | ~120 B       | id + sequence                                          |
  * | checkin        | ~1.2 KB      | status, counters, services, pending reboot, patches    |
- * | inventory      | ~40 KB       | installed software (≈220 titles), hardware, disks      |
+ * | inventory      | ~40 KB       | installed software (≈300 titles), hardware, disks      |
  * | command-result | ~0.3–2 KB    | exit code and captured output per command              |
  */
 
@@ -35,7 +35,7 @@ export class PayloadFactory {
     this.inventoryTail =
       `"hardware":{"cpu":"Intel(R) Core(TM) i7-1185G7 @ 3.00GHz","cores":8,"ramMb":32768,"bios":"1.21.0","serial":"5CG${rng.int(1e7)}"},` +
       `"disks":[{"mount":"C:","sizeGb":476,"freeGb":${rng.int(400)}},{"mount":"D:","sizeGb":931,"freeGb":${rng.int(900)}}],` +
-      `"software":[${softwareList(rng, 220)}]}`;
+      `"software":[${softwareList(rng, 300)}]}`;
     const services = Array.from({ length: 18 }, (_, i) => `{"name":"svc${i}","state":"${i % 7 === 0 ? 'stopped' : 'running'}"}`).join(',');
     this.checkinTail =
       `"services":[${services}],"pendingReboot":false,"patches":{"missing":${rng.int(12)},"failed":0,"lastScan":"2026-11-20T02:00:00Z"},` +
