@@ -11,10 +11,10 @@ export class BodyError extends Error {
 }
 
 /**
- * Read a JSON body of at most `maxBytes`, refusing early: a Content-Length over the limit is
- * refused before a byte is read, a chunked body as soon as it crosses the limit.
+ * Read a body of at most `maxBytes`, refusing early: a Content-Length over the limit is refused
+ * before a byte is read, a chunked body as soon as it crosses the limit.
  */
-export function readJson(req: IncomingMessage, maxBytes: number): Promise<unknown> {
+export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length'] ?? NaN);
   if (declared > maxBytes) {
     req.resume();
@@ -36,17 +36,38 @@ export function readJson(req: IncomingMessage, maxBytes: number): Promise<unknow
       chunks.push(c);
     });
     req.on('end', () => {
-      if (failed) return;
-      try {
-        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
-      } catch {
-        reject(new BodyError(400, 'malformed JSON'));
-      }
+      if (!failed) resolve(Buffer.concat(chunks));
     });
     req.on('error', (err) => {
       if (!failed) reject(err);
     });
   });
+}
+
+/** A bounded JSON body; malformed JSON is a BodyError(400). */
+export async function readJson(req: IncomingMessage, maxBytes: number): Promise<unknown> {
+  const raw = await readBody(req, maxBytes);
+  try {
+    return JSON.parse(raw.toString('utf8'));
+  } catch {
+    throw new BodyError(400, 'malformed JSON');
+  }
+}
+
+/**
+ * Read a bounded body for a handler: on a BodyError the answer (400/413) is sent here and
+ * `undefined` comes back, so the handler just returns.
+ */
+export async function bodyOrReply<T>(req: IncomingMessage, res: ServerResponse, read: (req: IncomingMessage) => Promise<T>): Promise<T | undefined> {
+  try {
+    return await read(req);
+  } catch (err) {
+    if (err instanceof BodyError) {
+      sendError(req, res, err.status, err.message);
+      return undefined;
+    }
+    throw err;
+  }
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {

@@ -42,34 +42,16 @@ export function reconnectDelayMs(p: ReconnectPolicy, attempt: number, rng: Rng):
   }
 }
 
+/**
+ * After tunnels dropped: how fast the fleet came back. The coordinator fills it exactly from the
+ * merged `ws-reconnect` histogram (each agent's drop → back) and the per-second connect counts.
+ */
 export interface ReconnectCurve {
   disconnects: number;
   reconnected: number;
-  /** Time from the drop until 50/90/99% of the dropped agents were back, ms (null: never). */
+  /** Time from the drop until 50/90/99% of the agents that came back were back, ms. */
   t50Ms: number | null;
   t90Ms: number | null;
   t99Ms: number | null;
   peakConnectsPerSec: number;
-}
-
-/**
- * The curve of one disconnect episode, from each dropped agent's time-to-reconnect (ms, Infinity
- * for agents that never came back) and the per-second connect counts.
- */
-export function reconnectCurve(delaysMs: readonly number[], connectsPerSec: readonly number[]): ReconnectCurve {
-  const sorted = [...delaysMs].sort((x, y) => x - y);
-  const n = sorted.length;
-  const at = (q: number): number | null => {
-    if (n === 0) return null;
-    const v = sorted[Math.max(0, Math.ceil(q * n) - 1)];
-    return Number.isFinite(v) ? v : null;
-  };
-  return {
-    disconnects: n,
-    reconnected: sorted.filter(Number.isFinite).length,
-    t50Ms: at(0.5),
-    t90Ms: at(0.9),
-    t99Ms: at(0.99),
-    peakConnectsPerSec: Math.max(0, ...connectsPerSec),
-  };
 }

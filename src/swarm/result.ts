@@ -2,6 +2,7 @@ import type { HostFacts } from '../core/host.js';
 import type { LatencySummary } from '../metrics/histogram.js';
 import { describeCheckin } from '../core/units.js';
 import type { SwarmConfig } from './config.js';
+import type { ReconnectCurve } from './reconnect.js';
 
 /**
  * The swarm's result document, `rmmscale.swarm/1`. Everything after a run (reports, gates, plans)
@@ -64,15 +65,7 @@ export interface WorkerSummary {
   exitedEarly: boolean;
 }
 
-/** After tunnels dropped: how fast the fleet came back (times from each agent's drop). */
-export interface ReconnectSummary {
-  disconnects: number;
-  reconnected: number;
-  t50Ms: number | null;
-  t90Ms: number | null;
-  t99Ms: number | null;
-  peakConnectsPerSec: number;
-}
+export type { ReconnectCurve as ReconnectSummary } from './reconnect.js';
 
 export interface Verdict {
   trustworthy: boolean;
@@ -133,7 +126,7 @@ export interface SwarmResult {
     schedulingLag: LatencySummary;
     hostCpuMean: number | null;
   };
-  reconnect: ReconnectSummary | null;
+  reconnect: ReconnectCurve | null;
   verdict: Verdict;
 }
 

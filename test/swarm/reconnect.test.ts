@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Rng } from '../../src/core/random.js';
-import { parseReconnectPolicy, reconnectCurve, reconnectDelayMs } from '../../src/swarm/reconnect.js';
+import { parseReconnectPolicy, reconnectDelayMs } from '../../src/swarm/reconnect.js';
 
 describe('reconnect policies', () => {
   it('parses the three forms', () => {
@@ -35,17 +35,5 @@ describe('reconnect policies', () => {
       const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
       expect(Math.abs(mean - cap / 2) / (cap / 2)).toBeLessThan(0.02); // U(0, cap) has mean cap/2
     }
-  });
-});
-
-describe('the reconnect curve', () => {
-  it('gives time to 50/90/99% back and the peak connect rate, exactly', () => {
-    const delays = Array.from({ length: 100 }, (_, i) => (i + 1) * 10); // 10, 20, …, 1000 ms
-    expect(reconnectCurve(delays, [10, 40, 50])).toEqual({ disconnects: 100, reconnected: 100, t50Ms: 500, t90Ms: 900, t99Ms: 990, peakConnectsPerSec: 50 });
-  });
-
-  it('says when agents never came back', () => {
-    const c = reconnectCurve([100, 200, Infinity, Infinity], [2]);
-    expect(c).toEqual({ disconnects: 4, reconnected: 2, t50Ms: 200, t90Ms: null, t99Ms: null, peakConnectsPerSec: 2 });
   });
 });

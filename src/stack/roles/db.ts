@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { BodyError, readJson, sendError, sendJson } from '../http-body.js';
+import { bodyOrReply, readJson, sendError, sendJson } from '../http-body.js';
 import type { RoleFactory, RoleHandler, Store } from '../types.js';
 
 /**
@@ -48,13 +48,8 @@ class DbHandler implements RoleHandler {
     const path = (req.url ?? '').split('?')[0];
     const method = path.startsWith(PREFIX) ? path.slice(PREFIX.length) : '';
     if (req.method !== 'POST' || !METHODS.has(method)) return sendError(req, res, 404, 'not found');
-    let args: unknown;
-    try {
-      args = await readJson(req, MAX_RPC_BYTES);
-    } catch (err) {
-      if (err instanceof BodyError) return sendError(req, res, err.status, err.message);
-      throw err;
-    }
+    const args = await bodyOrReply(req, res, (r) => readJson(r, MAX_RPC_BYTES));
+    if (args === undefined) return;
     if (!Array.isArray(args)) return sendError(req, res, 400, 'expected a JSON array of arguments');
     const fn = this.store[method as DbMethod] as (...a: unknown[]) => Promise<unknown>;
     const result = await fn.apply(this.store, args);

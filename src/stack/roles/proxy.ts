@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { Pool } from 'undici';
 import { ADMIN_PATHS, AGENT_PREFIX, HEADER_SERVED_BY, USER_PREFIX } from '../../core/protocol.js';
-import { BodyError, sendError } from '../http-body.js';
+import { bodyOrReply, readBody, sendError } from '../http-body.js';
 import { DEFAULT_LIMITS } from '../runtime/node-server.js';
 import type { RoleContext, RoleFactory, RoleHandler } from '../types.js';
 
@@ -50,24 +50,6 @@ function forwardHeaders(h: IncomingHttpHeaders, remote: string | undefined): Rec
   out['x-forwarded-for'] = h['x-forwarded-for'] ? `${h['x-forwarded-for']}, ${remote ?? ''}` : (remote ?? '');
   out['x-forwarded-proto'] = 'http';
   return out;
-}
-
-function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
-  const declared = Number(req.headers['content-length'] ?? NaN);
-  if (declared > maxBytes) return Promise.reject(new BodyError(413, 'body over the limit'));
-  return new Promise((resolve, reject) => {
-    const parts: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > maxBytes) {
-        req.resume();
-        reject(new BodyError(413, 'body over the limit'));
-      } else parts.push(c);
-    });
-    req.on('end', () => resolve(Buffer.concat(parts)));
-    req.on('error', reject);
-  });
 }
 
 class ProxyHandler implements RoleHandler {
@@ -143,13 +125,9 @@ class ProxyHandler implements RoleHandler {
     if (ADMIN_PATHS.some((p) => path === p || (p.endsWith('/') && path.startsWith(p))) || !(path.startsWith(AGENT_PREFIX) || path.startsWith(USER_PREFIX))) {
       return sendError(req, res, 404, 'not found');
     }
-    let body: Buffer;
-    try {
-      body = await readBody(req, this.maxBody);
-    } catch (err) {
-      if (err instanceof BodyError) return sendError(req, res, err.status, err.message);
-      throw err;
-    }
+    // Buffered (bodies are bounded): a request refused before it reached a backend can be retried.
+    const body = await bodyOrReply(req, res, (r) => readBody(r, this.maxBody));
+    if (body === undefined) return;
     const headers = forwardHeaders(req.headers, req.socket.remoteAddress);
     const tried = new Set<Backend>();
     for (;;) {

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { verifyAgentToken, verifyUserToken } from '../../core/identity.js';
 import { AGENT_ROUTES, HEADER_AGENT_ID, USER_ROUTES, type CheckinRequest, type CommandResult } from '../../core/protocol.js';
-import { BodyError, readJson, sendError, sendJson } from '../http-body.js';
+import { bodyOrReply, readJson, sendError, sendJson } from '../http-body.js';
 import { DEFAULT_LIMITS } from '../runtime/node-server.js';
 import type { RoleContext, RoleFactory, RoleHandler, Store, WebServes } from '../types.js';
 
@@ -89,13 +89,8 @@ export class WebHandler implements RoleHandler {
     if (req.method !== 'POST') return sendError(req, res, 405, 'POST only');
     const agentId = String(req.headers[HEADER_AGENT_ID] ?? '');
     if (!verifyAgentToken(this.secret, agentId, bearer(req))) return sendError(req, res, 401, 'unknown agent or bad token');
-    let body: unknown;
-    try {
-      body = await readJson(req, this.maxBody);
-    } catch (err) {
-      if (err instanceof BodyError) return sendError(req, res, err.status, err.message);
-      throw err;
-    }
+    const body = await bodyOrReply(req, res, (r) => readJson(r, this.maxBody));
+    if (body === undefined) return;
     const now = Date.now();
     switch (route) {
       case 'checkin': {
@@ -146,13 +141,8 @@ export class WebHandler implements RoleHandler {
         return sendJson(res, 200, page);
       }
       default: {
-        let body: unknown;
-        try {
-          body = await readJson(req, this.maxBody);
-        } catch (err) {
-          if (err instanceof BodyError) return sendError(req, res, err.status, err.message);
-          throw err;
-        }
+        const body = await bodyOrReply(req, res, (r) => readJson(r, this.maxBody));
+        if (body === undefined) return;
         const b = body as { kind?: unknown; args?: unknown } | null;
         if (!b || typeof b.kind !== 'string') return sendError(req, res, 400, 'expected {"kind": string, "args": object}');
         const agentId = decodeURIComponent(url.pathname.split('/')[4]);

@@ -172,25 +172,21 @@ export class HttpTransport {
   }
 }
 
-interface SendContext {
-  readonly kind: MessageKind;
-  readonly intendedMs: number;
-  readonly sentMs: number;
-  readonly onCommands: CommandsCallback | null;
-  readonly onDone: (() => void) | null;
-}
-
-class RawSend implements RawExchange, SendContext {
-  readonly wantBody: boolean;
+/** One send's context, whichever transport carries it. */
+abstract class SendContext {
   constructor(
-    private readonly transport: HttpTransport,
+    protected readonly transport: HttpTransport,
     readonly kind: MessageKind,
     readonly intendedMs: number,
     readonly sentMs: number,
     readonly onCommands: CommandsCallback | null,
     readonly onDone: (() => void) | null,
-  ) {
-    this.wantBody = onCommands !== null;
+  ) {}
+}
+
+class RawSend extends SendContext implements RawExchange {
+  get wantBody(): boolean {
+    return this.onCommands !== null;
   }
 
   done(status: number, body: Buffer | null, errorCode: string | null): void {
@@ -204,19 +200,10 @@ class RawSend implements RawExchange, SendContext {
  * A request's life as undici's dispatch handler: cheaper than request() (no promise chain, no body
  * stream), and the body is kept only for check-ins, whose response carries commands.
  */
-class SendHandler implements Dispatcher.DispatchHandler, SendContext {
+class SendHandler extends SendContext implements Dispatcher.DispatchHandler {
   private status = 0;
   private chunks: Buffer[] | null = null;
   private settled = false;
-
-  constructor(
-    private readonly transport: HttpTransport,
-    readonly kind: MessageKind,
-    readonly intendedMs: number,
-    readonly sentMs: number,
-    readonly onCommands: CommandsCallback | null,
-    readonly onDone: (() => void) | null,
-  ) {}
 
   // undici adapts handlers of this (v7) shape only when onRequestStart exists.
   onRequestStart(): void {}
