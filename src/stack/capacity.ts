@@ -59,12 +59,22 @@ export class CapacityGate {
   private lastChangeMs = performance.now();
   private lastTakeMs = performance.now();
   rejected = 0;
+  /**
+   * Timer debt, ms: Σ(held − sampled) over past services. Node timers fire up to ~1.5 ms off
+   * (early when the loop's cached clock is stale, late under load), and at ρ = 0.75 a 1 ms bias in
+   * a 20 ms mean service time moves the mean response by 16%. Each service asks for its sample
+   * minus the debt, so the long-run mean service time is the profile's; the debt is clamped so that
+   * a long host stall (reported as host-limited) is not repaid with a burst of free service.
+   */
+  private debtMs = 0;
+  private readonly debtLimitMs: number;
 
   constructor(profile: CapacityProfile, opts: { seed?: string; rng?: Rng } = {}) {
     if (!(profile.workers >= 1)) throw new RangeError(`workers must be at least 1, got ${profile.workers}`);
     this.workers = Math.floor(profile.workers);
     this.queueLimit = Math.max(0, Math.floor(profile.queue));
     this.sample = serviceSampler(profile.service, opts.rng ?? new Rng(opts.seed ?? 'capacity'));
+    this.debtLimitMs = Math.max(5, profile.service.meanMs);
   }
 
   get busy(): number {
@@ -128,7 +138,14 @@ export class CapacityGate {
     if (wait) await wait;
     try {
       const ms = this.sample();
-      if (ms > 0) await new Promise((r) => setTimeout(r, ms));
+      const askMs = ms - this.debtMs;
+      let heldMs = 0;
+      if (askMs > 0) {
+        const t0 = performance.now();
+        await new Promise((r) => setTimeout(r, askMs));
+        heldMs = performance.now() - t0;
+      }
+      this.debtMs = Math.min(this.debtLimitMs, Math.max(-this.debtLimitMs, this.debtMs + heldMs - ms));
       return await fn();
     } finally {
       this.release();
