@@ -1,3 +1,4 @@
+import { pathToFileURL } from 'node:url';
 import { RmmscaleError } from '../core/errors.js';
 import { CapacityGate } from './capacity.js';
 import { loadRole } from './roles/index.js';
@@ -5,7 +6,29 @@ import { NodeMetrics } from './runtime/node-metrics.js';
 import { NodeServer } from './runtime/node-server.js';
 import { gateStore } from './store/gated.js';
 import { openStore } from './store/index.js';
-import type { NodeFailedMessage, NodeReadyMessage, NodeSpec, Store } from './types.js';
+import type { NodeFailedMessage, NodeReadyMessage, NodeSpec, RoleFactory, Store } from './types.js';
+
+/**
+ * Test hook: a role module (absolute path) to run instead of the registry's role, so the runtime
+ * can be tested with a tiny role of the test's own. Never set by the launcher or the CLI.
+ */
+export const TEST_ROLE_MODULE_ENV = 'RMMSCALE_TEST_ROLE_MODULE';
+
+async function roleFactory(spec: NodeSpec): Promise<RoleFactory> {
+  const override = process.env[TEST_ROLE_MODULE_ENV];
+  if (override) return ((await import(pathToFileURL(override).href)) as { createRole: RoleFactory }).createRole;
+  return loadRole(spec.role);
+}
+
+function readSpec(): NodeSpec {
+  const raw = process.env.RMMSCALE_NODE_SPEC;
+  if (!raw) throw new RmmscaleError('ERR_NODE_SPEC', 'RMMSCALE_NODE_SPEC is not set: stack nodes are started by the launcher', 3);
+  try {
+    return JSON.parse(raw) as NodeSpec;
+  } catch {
+    throw new RmmscaleError('ERR_NODE_SPEC', `RMMSCALE_NODE_SPEC is not valid JSON: ${raw.slice(0, 80)}`, 3);
+  }
+}
 
 /**
  * A stack node process. The launcher forks it with its NodeSpec in RMMSCALE_NODE_SPEC; it opens
@@ -13,8 +36,13 @@ import type { NodeFailedMessage, NodeReadyMessage, NodeSpec, Store } from './typ
  * It exits on SIGTERM/SIGINT after closing everything, and by itself if its launcher disappears.
  */
 async function main(): Promise<void> {
-  const spec = JSON.parse(process.env.RMMSCALE_NODE_SPEC ?? 'null') as NodeSpec | null;
-  if (!spec) throw new Error('RMMSCALE_NODE_SPEC is not set');
+  let spec: NodeSpec;
+  try {
+    spec = readSpec();
+  } catch (err) {
+    process.stderr.write(`rmmscale node: ${(err as Error).message}\n`);
+    process.exit(3);
+  }
   let store: Store | null = null;
   let server: NodeServer | null = null;
   let closing = false;
@@ -35,18 +63,22 @@ async function main(): Promise<void> {
       if (spec.dbProfile) store = gateStore(store, new CapacityGate(spec.dbProfile, { seed: `${spec.name}\0db` }));
     }
     const metrics = new NodeMetrics(spec);
-    const role = await (await loadRole(spec.role))({ spec, store, metrics, log: (m) => process.stderr.write(`[${spec.name}] ${m}\n`) });
+    const role = await (await roleFactory(spec))({ spec, store, metrics, log: (m) => process.stderr.write(`[${spec.name}] ${m}\n`) });
     server = new NodeServer(spec, role, metrics);
     const { url } = await server.listen();
     const ready: NodeReadyMessage = { type: 'ready', name: spec.name, role: spec.role, url, metricsUrl: `${url}/metrics`, pid: process.pid };
     process.send?.(ready);
   } catch (err) {
+    // A known refusal (e.g. a second DBAgent refused by the lease) is one line; a bug keeps its stack.
     const known = err instanceof RmmscaleError;
-    const msg: NodeFailedMessage = { type: 'failed', name: spec.name, error: (err as Error)?.message ?? String(err), code: known ? err.code : 'ERR_NODE_START' };
-    process.stderr.write(`[${spec.name}] ${msg.error}\n`);
-    process.send?.(msg);
+    const message = ((err as Error)?.message ?? String(err)).replace(/\s*\n\s*/g, '; ');
+    const msg: NodeFailedMessage = { type: 'failed', name: spec.name, error: message, code: known ? err.code : 'ERR_NODE_START' };
+    process.stderr.write(known ? `[${spec.name}] ${message}\n` : `[${spec.name}] ${(err as Error)?.stack ?? message}\n`);
+    closing = true;
+    await server?.close().catch(() => undefined);
     await store?.close().catch(() => undefined);
-    setTimeout(() => process.exit(3), 20);
+    if (process.send && process.connected) process.send(msg, () => process.exit(3));
+    else process.exit(3);
   }
 }
 

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { StackError } from '../../core/errors.js';
 import { CapacityGate, QueueFullError } from '../capacity.js';
 import type { RoleHandler, NodeSpec } from '../types.js';
 import { NodeMetrics } from './node-metrics.js';
@@ -41,7 +42,7 @@ export class NodeServer {
 
   async listen(): Promise<{ port: number; url: string }> {
     await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
+      this.server.once('error', (err: NodeJS.ErrnoException) => reject(new StackError(`${this.spec.name}: cannot listen on ${this.spec.host}:${this.spec.port}: ${err.code ?? err.message}`)));
       this.server.listen(this.spec.port, this.spec.host, () => resolve());
     });
     const { port } = this.server.address() as AddressInfo;
