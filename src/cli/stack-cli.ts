@@ -1,51 +1,114 @@
 import { InvalidArgumentError } from '../core/errors.js';
 import { EXIT, type ExitCode } from '../core/exit-codes.js';
 import { DEFAULT_SECRET, DEFAULT_SEED, deriveFleet } from '../core/identity.js';
-import { startStack, type StackEvent } from '../stack/launcher.js';
-import { PROFILES } from '../stack/profiles.js';
-import { namedTopology, TOPOLOGY_NAMES } from '../stack/topology.js';
+import { isLoopbackHost } from '../core/loopback.js';
+import { DB_KINDS, PROXY_KINDS, startStack, type StackEvent, type StackOptions } from '../stack/launcher.js';
+import { resolveProfileSet } from '../stack/profiles.js';
+import { loadTopology, TOPOLOGY_NAMES } from '../stack/topology.js';
 
-function positiveInt(flag: string, v: unknown, max: number): number {
+/** `rmmscale stack …` input as flags give it (strings where the user types numbers). */
+export interface StackCliInput {
+  profile?: string;
+  proxy?: string;
+  db?: string;
+  dbUrl?: string;
+  portBase?: string;
+  dataDir?: string;
+  secret?: string;
+  seed?: string;
+  agents?: string;
+  json?: boolean;
+}
+
+const ACTIONS = ['up', 'tokens'] as const;
+
+function wholeNumber(flag: string, v: unknown, min: number, max: number): number {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 1 || n > max) throw new InvalidArgumentError(flag, v, `a whole number from 1 to ${max}`);
+  if (typeof v !== 'string' || v.trim() === '' || !Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(flag, v, `a whole number from ${min} to ${max}`);
   return n;
 }
 
-export async function runStackCli(action: string, topologyArg: string | undefined, argv: Record<string, unknown>): Promise<ExitCode> {
-  const secret = (argv.secret as string | undefined) ?? DEFAULT_SECRET;
-  const json = argv.json === true;
+function oneOf<T extends string>(flag: string, v: string | undefined, allowed: readonly T[], fallback: T): T {
+  if (v === undefined) return fallback;
+  if (!(allowed as readonly string[]).includes(v)) throw new InvalidArgumentError(flag, v, allowed.join(' or '));
+  return v as T;
+}
+
+/** PostgreSQL URL: loopback only (or a local socket), like every target rmmscale talks to. */
+function postgresUrl(v: string | undefined): string {
+  const allowed = 'a postgres://USER@127.0.0.1/DB URL (or env DATABASE_URL) with --db postgres';
+  if (!v) throw new InvalidArgumentError('--db-url', v, allowed);
+  let url: URL;
+  try {
+    url = new URL(v);
+  } catch {
+    throw new InvalidArgumentError('--db-url', v, allowed);
+  }
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') throw new InvalidArgumentError('--db-url', v, allowed);
+  if (url.hostname !== '' && !isLoopbackHost(url.hostname)) throw new InvalidArgumentError('--db-url', v, 'a loopback host (127.0.0.0/8, ::1, localhost) or a local socket');
+  return v;
+}
+
+/** Validate every `stack up` flag before anything starts. */
+export function stackOptionsFromInput(topologyArg: string | undefined, input: StackCliInput, env: NodeJS.ProcessEnv) {
+  if (!topologyArg) throw new InvalidArgumentError('TOPOLOGY', topologyArg, TOPOLOGY_NAMES);
+  const topology = loadTopology(topologyArg);
+  const profile = resolveProfileSet(input.profile ?? 'none');
+  const proxy = oneOf('--proxy', input.proxy, PROXY_KINDS, 'builtin');
+  if (proxy === 'haproxy' && !topology.nodes.some((n) => n.role === 'proxy')) throw new InvalidArgumentError('--proxy', proxy, `builtin for topology ${topology.name} (haproxy needs a proxy node: split2 … split16)`);
+  const db = oneOf('--db', input.db, DB_KINDS, 'sqlite');
+  const dbUrl = db === 'postgres' ? postgresUrl(input.dbUrl ?? (env.DATABASE_URL || undefined)) : undefined;
+  if (db !== 'postgres' && input.dbUrl !== undefined) throw new InvalidArgumentError('--db', input.db, 'postgres when --db-url is given');
+  const portBase = input.portBase === undefined ? undefined : wholeNumber('--port-base', input.portBase, 1024, 65_535 - topology.nodes.length);
+  const options: StackOptions = { secret: input.secret ?? DEFAULT_SECRET, profile, proxy, db, dbUrl, portBase, dataDir: input.dataDir };
+  return { topology, options };
+}
+
+export async function runStackCli(action: string, topologyArg: string | undefined, input: StackCliInput): Promise<ExitCode> {
+  oneOf('ACTION', action, ACTIONS, 'up');
+  const secret = input.secret ?? DEFAULT_SECRET;
+  const json = input.json === true;
   if (action === 'tokens') {
-    const agents = positiveInt('--agents', argv.agents ?? 10, 1_000_000);
-    const seed = (argv.seed as string | undefined) ?? DEFAULT_SEED;
+    const agents = input.agents === undefined ? 10 : wholeNumber('--agents', input.agents, 1, 1_000_000);
+    const seed = input.seed ?? DEFAULT_SEED;
+    const lines: string[] = [];
     for (const a of deriveFleet(seed, secret, agents)) {
-      process.stdout.write(json ? JSON.stringify({ index: a.index, id: a.id, token: a.token, hostname: a.hostname, os: a.os, client: a.client }) + '\n' : `${a.id} ${a.token}\n`);
+      lines.push(json ? JSON.stringify({ index: a.index, id: a.id, token: a.token, hostname: a.hostname, os: a.os, client: a.client }) : `${a.id} ${a.token}`);
+      if (lines.length >= 1000) process.stdout.write(lines.splice(0).join('\n') + '\n');
     }
+    if (lines.length) process.stdout.write(lines.join('\n') + '\n');
     return EXIT.ok;
   }
-  if (!topologyArg) throw new InvalidArgumentError('TOPOLOGY', topologyArg, `a topology name: ${TOPOLOGY_NAMES}`);
-  const topology = namedTopology(topologyArg);
-  const profileName = (argv.profile as string | undefined) ?? 'none';
-  const profile = PROFILES[profileName];
-  if (!profile) throw new InvalidArgumentError('--profile', profileName, Object.keys(PROFILES).join(' or '));
-  const portBase = argv['port-base'] === undefined ? undefined : positiveInt('--port-base', argv['port-base'], 65_000);
 
-  const stack = await startStack(topology, { secret, profile, portBase, dataDir: argv['data-dir'] as string | undefined });
+  const { topology, options } = stackOptionsFromInput(topologyArg, input, process.env);
+  // A signal during start-up: stop what has started (the launcher cleans up on its own failure;
+  // nodes also exit when this process's IPC channels close).
+  let signalled = false;
+  const onSignal = (): void => {
+    signalled = true;
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const stack = await startStack(topology, options);
   const print = (e: StackEvent): void => {
     if (json) process.stdout.write(JSON.stringify(e) + '\n');
-    else if (e.event === 'node-exit') process.stderr.write(`rmmscale: node ${e.node} (pid ${e.pid}) exited (code ${e.code}, signal ${e.signal})\n`);
+    else if (e.event === 'node-exit') process.stderr.write(`rmmscale: node ${e.node} (pid ${e.pid}) exited (${e.signal ?? `code ${e.code}`})\n`);
   };
   stack.on('event', print);
-  const ready: StackEvent = { event: 'ready', entry: stack.entryUrl, nodes: stack.nodes };
-  if (json) print(ready);
-  else {
-    process.stdout.write(`stack ${topology.name} (profile ${profile.name}) is up; entry ${stack.entryUrl}\n`);
-    for (const n of stack.nodes) process.stdout.write(`  ${n.name.padEnd(14)} ${n.role.padEnd(7)} ${n.url}  metrics ${n.metricsUrl}  pid ${n.pid}\n`);
+  print({ event: 'ready', entry: stack.entryUrl, nodes: stack.nodes });
+  if (!json) {
+    process.stdout.write(`stack ${topology.name} (profile ${options.profile!.name}, db ${options.db}, proxy ${options.proxy}) is up; entry ${stack.entryUrl}\n`);
+    for (const n of stack.nodes) process.stdout.write(`  ${n.name.padEnd(14)} ${n.role.padEnd(6)} ${n.url.padEnd(24)} metrics ${n.metricsUrl}  pid ${n.pid}\n`);
     process.stdout.write('Ctrl-C stops every node.\n');
   }
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-  });
+  if (!signalled) {
+    await new Promise<void>((resolve) => {
+      process.removeListener('SIGINT', onSignal);
+      process.removeListener('SIGTERM', onSignal);
+      process.once('SIGINT', () => resolve());
+      process.once('SIGTERM', () => resolve());
+    });
+  }
   await stack.stop();
   return EXIT.interrupted;
 }

@@ -1,35 +1,46 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StackError } from '../core/errors.js';
 import { DEFAULT_SECRET } from '../core/identity.js';
 import { runnableModulePath } from '../core/module-path.js';
-import type { ProfileSet } from './profiles.js';
-import { PROFILES } from './profiles.js';
-import type { Topology } from './topology.js';
-import type { NodeFailedMessage, NodeReadyMessage, NodeSpec } from './types.js';
+import { PROFILES, type ProfileSet } from './profiles.js';
+import { startPhase, type Topology, type TopologyNode } from './topology.js';
+import type { DbSpec, NodeFailedMessage, NodeReadyMessage, NodeSpec } from './types.js';
 
 /**
- * Starts a topology: one OS process per node, in dependency order, each on its own port with its
- * own /metrics. Waits until every node answers /healthz. stop() ends every process it started, by
- * PID (SIGTERM, then SIGKILL after a grace period), including after a node crashed; nodes also
- * exit by themselves if the launcher dies (their IPC channel closes).
+ * Starts a topology: one OS process per node (dist/src/stack/node-main.js), each on its own port
+ * with its own /metrics, in dependency order: the db node, then app/web/relay/single nodes (in
+ * parallel), then the proxy (it needs the backends' URLs). Waits until every node answers
+ * /healthz. stop() ends every process it started, by PID (SIGTERM, then SIGKILL after a grace
+ * period), including after a node crashed; nodes also exit by themselves if the launcher dies
+ * (their IPC channel closes), so a crashed launcher leaves no orphans.
  */
+
+export const DB_KINDS = ['sqlite', 'postgres'] as const;
+export const PROXY_KINDS = ['builtin', 'haproxy'] as const;
 
 export interface StackOptions {
   secret?: string;
   profile?: ProfileSet;
-  /** First port; nodes take consecutive ports. 0 (default): free ports. */
+  /** First port; nodes take consecutive ports in topology order. 0/absent: free ports. */
   portBase?: number;
   /** Where SQLite lives; default a temporary folder removed on stop(). */
   dataDir?: string;
+  /** sqlite (default: a file owned by the db node, or by the single node) or postgres (dbUrl). */
+  db?: (typeof DB_KINDS)[number];
+  dbUrl?: string;
+  proxy?: (typeof PROXY_KINDS)[number];
   /** Test hook: scale the DBAgent's loop periods. */
   loopScale?: number;
   /** HTTP limits for every node (header/request timeouts, body size). */
   limits?: NodeSpec['limits'];
   startTimeoutMs?: number;
+  /** Grace between SIGTERM and SIGKILL in stop() (default 5 s). */
+  stopGraceMs?: number;
 }
 
 export interface NodeInfo {
@@ -41,10 +52,11 @@ export interface NodeInfo {
   pid: number;
 }
 
+/** One line each with --json; every event carries the entry URL and the nodes it concerns. */
 export type StackEvent =
   | { event: 'ready'; entry: string; nodes: NodeInfo[] }
-  | { event: 'node-exit'; node: string; pid: number; code: number | null; signal: string | null }
-  | { event: 'stopped'; nodes: number };
+  | { event: 'node-exit'; entry: string; nodes: NodeInfo[]; node: string; pid: number; code: number | null; signal: string | null }
+  | { event: 'stopped'; entry: string; nodes: NodeInfo[] };
 
 const NODE_MAIN = runnableModulePath(import.meta.url, './node-main.js');
 const STOP_GRACE_MS = 5000;
@@ -53,45 +65,56 @@ export class RunningStack extends EventEmitter {
   readonly entryUrl: string;
   readonly nodes: NodeInfo[];
   private readonly procs: Map<string, ChildProcess>;
-  private readonly tempDir: string | null;
+  private readonly cleanup: () => Promise<void>;
+  private readonly graceMs: number;
   private stopping: Promise<void> | null = null;
 
-  constructor(entryUrl: string, nodes: NodeInfo[], procs: Map<string, ChildProcess>, tempDir: string | null) {
+  constructor(entryUrl: string, nodes: NodeInfo[], procs: Map<string, ChildProcess>, cleanup: () => Promise<void>, graceMs: number) {
     super();
     this.entryUrl = entryUrl;
     this.nodes = nodes;
     this.procs = procs;
-    this.tempDir = tempDir;
+    this.cleanup = cleanup;
+    this.graceMs = graceMs;
     for (const [name, p] of procs) {
       p.once('exit', (code, signal) => {
-        if (!this.stopping) this.emit('event', { event: 'node-exit', node: name, pid: p.pid ?? -1, code, signal } satisfies StackEvent);
+        if (this.stopping) return;
+        const info = nodes.filter((n) => n.name === name);
+        this.emit('event', { event: 'node-exit', entry: entryUrl, nodes: info, node: name, pid: p.pid ?? -1, code, signal } satisfies StackEvent);
       });
     }
+  }
+
+  /** PIDs of every process this stack started (node processes and an external proxy). */
+  get pids(): number[] {
+    return [...this.procs.values()].map((p) => p.pid ?? -1).filter((pid) => pid > 0);
   }
 
   /** Send a signal to one node (tests: SIGKILL a web node under load). */
   kill(name: string, signal: NodeJS.Signals): void {
     const p = this.procs.get(name);
-    if (!p) throw new StackError(`no node named ${name}`);
+    if (!p) throw new StackError(`no node named ${name}; nodes: ${[...this.procs.keys()].join(', ')}`);
     p.kill(signal);
   }
 
   stop(): Promise<void> {
-    this.stopping ??= stopAll([...this.procs.values()]).then(() => {
-      if (this.tempDir) rmSync(this.tempDir, { recursive: true, force: true });
-      this.emit('event', { event: 'stopped', nodes: this.procs.size } satisfies StackEvent);
-    });
+    this.stopping ??= stopAll([...this.procs.values()], this.graceMs)
+      .then(() => this.cleanup())
+      .then(() => {
+        this.emit('event', { event: 'stopped', entry: this.entryUrl, nodes: this.nodes } satisfies StackEvent);
+      });
     return this.stopping;
   }
 }
 
-async function stopAll(procs: ChildProcess[]): Promise<void> {
+/** SIGTERM every live process, SIGKILL what is left after the grace period; resolves when all exited. */
+export async function stopAll(procs: ChildProcess[], graceMs = STOP_GRACE_MS): Promise<void> {
   await Promise.all(
     procs.map(
       (p) =>
         new Promise<void>((resolve) => {
           if (p.exitCode !== null || p.signalCode !== null) return resolve();
-          const hard = setTimeout(() => p.kill('SIGKILL'), STOP_GRACE_MS);
+          const hard = setTimeout(() => p.kill('SIGKILL'), graceMs);
           p.once('exit', () => {
             clearTimeout(hard);
             resolve();
@@ -102,24 +125,25 @@ async function stopAll(procs: ChildProcess[]): Promise<void> {
   );
 }
 
-function startNode(spec: NodeSpec, timeoutMs: number): Promise<{ proc: ChildProcess; ready: NodeReadyMessage }> {
+function startNode(spec: NodeSpec, timeoutMs: number, started: Map<string, ChildProcess>): Promise<NodeReadyMessage> {
   const proc = fork(NODE_MAIN, [], {
     env: { ...process.env, RMMSCALE_NODE_SPEC: JSON.stringify(spec) },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
+  started.set(spec.name, proc); // tracked at once, so a failed start still stops it
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       proc.kill('SIGKILL');
       reject(new StackError(`node ${spec.name} did not become ready within ${timeoutMs} ms`));
     }, timeoutMs);
-    proc.on('message', (m: NodeReadyMessage | NodeFailedMessage) => {
+    proc.once('message', (m: NodeReadyMessage | NodeFailedMessage) => {
       clearTimeout(timer);
-      if (m.type === 'ready') resolve({ proc, ready: m });
+      if (m.type === 'ready') resolve(m);
       else reject(new StackError(`node ${spec.name} failed to start: ${m.error}`));
     });
-    proc.once('exit', (code) => {
+    proc.once('exit', (code, signal) => {
       clearTimeout(timer);
-      reject(new StackError(`node ${spec.name} exited with code ${code} before it was ready`));
+      reject(new StackError(`node ${spec.name} exited (${signal ?? `code ${code}`}) before it was ready`));
     });
   });
 }
@@ -128,7 +152,7 @@ async function waitHealthy(url: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
-      const r = await fetch(`${url}/healthz`);
+      const r = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2000) });
       if (r.ok) return;
     } catch {
       // not yet
@@ -138,8 +162,20 @@ async function waitHealthy(url: string, timeoutMs: number): Promise<void> {
   }
 }
 
+/** A free loopback port, for nodes whose URL others must know before it starts (relay siblings). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
 /** The proxy's pools: web nodes by tier, named for X-Served-By. */
-function proxyPools(started: NodeInfo[]): NonNullable<NodeSpec['proxy']> {
+export function proxyPools(started: NodeInfo[]): NonNullable<NodeSpec['proxy']> {
   const webs = started.filter((n) => n.role === 'web');
   return {
     agentPool: webs.filter((n) => n.tier === 'web-agent').map((n) => n.url),
@@ -148,47 +184,101 @@ function proxyPools(started: NodeInfo[]): NonNullable<NodeSpec['proxy']> {
   };
 }
 
+/** Where a node's storage lives: the db node owns it; the others reach the db node over HTTP. */
+function storageFor(n: TopologyNode, dbNodeUrl: string | null, primary: DbSpec): DbSpec | undefined {
+  if (n.role === 'proxy') return undefined;
+  if (n.role === 'db' || dbNodeUrl === null) return primary;
+  return { kind: 'remote', url: dbNodeUrl };
+}
+
 export async function startStack(topology: Topology, opts: StackOptions = {}): Promise<RunningStack> {
   const secret = opts.secret ?? DEFAULT_SECRET;
-  const profile = opts.profile ?? PROFILES.none;
-  const tempDir = opts.dataDir ? null : mkdtempSync(join(tmpdir(), `rmmscale-${topology.name}-`));
-  const dataDir = opts.dataDir ?? tempDir!;
+  const set = opts.profile ?? PROFILES.none;
   const timeoutMs = opts.startTimeoutMs ?? 30_000;
+  const usePostgres = opts.db === 'postgres';
+  if (usePostgres && !opts.dbUrl) throw new StackError('--db postgres needs --db-url URL (or DATABASE_URL)');
+  const tempDir = opts.dataDir || usePostgres ? null : mkdtempSync(join(tmpdir(), `rmmscale-${topology.name}-`));
+  const dataDir = opts.dataDir ?? tempDir ?? '';
+  const primary: DbSpec = usePostgres ? { kind: 'postgres', url: opts.dbUrl! } : { kind: 'sqlite', path: join(dataDir, 'rmmscale.sqlite') };
   const procs = new Map<string, ChildProcess>();
-  const nodes: NodeInfo[] = [];
-  let port = opts.portBase ?? 0;
-  const sqlite = { kind: 'sqlite', path: join(dataDir, 'rmmscale.sqlite') } as const;
+  const extraStops: Array<() => Promise<void>> = [];
+  const cleanup = async (): Promise<void> => {
+    for (const s of extraStops.splice(0)) await s().catch(() => undefined);
+    if (tempDir) rmSync(tempDir, { recursive: true, force: true });
+  };
+  const byName = new Map<string, NodeInfo>();
+  const hasDbNode = topology.nodes.some((n) => n.role === 'db');
+  // Ports: consecutive from --port-base in topology order; otherwise free ports, picked up front
+  // only for relays (siblings must know each other's URLs before they start).
+  const ports = new Map<string, number>();
+  for (const [i, n] of topology.nodes.entries()) ports.set(n.name, opts.portBase ? opts.portBase + i : n.role === 'relay' ? await freePort() : 0);
+  const relayUrls = topology.nodes.filter((n) => n.role === 'relay').map((n) => `http://127.0.0.1:${ports.get(n.name)}`);
+
+  const specFor = (n: TopologyNode): NodeSpec => {
+    const dbUrl = hasDbNode ? (byName.get(topology.nodes.find((x) => x.role === 'db')!.name)?.url ?? null) : null;
+    // The database's model lives in one process: the db node, or else the single node.
+    const ownsDb = n.role === 'db' || (!hasDbNode && n.role === 'single');
+    const self = `http://127.0.0.1:${ports.get(n.name)}`;
+    return {
+      name: n.name,
+      role: n.role,
+      tier: n.tier,
+      host: '127.0.0.1',
+      port: ports.get(n.name) ?? 0,
+      secret,
+      db: storageFor(n, dbUrl, primary),
+      profile: n.profile ?? set.tiers[n.tier],
+      // The database's per-query model applies where the database lives.
+      dbProfile: ownsDb ? (n.dbProfile ?? set.db) : undefined,
+      web: n.role === 'web' ? { serves: n.serves ?? 'both' } : undefined,
+      app: opts.loopScale && (n.role === 'app' || n.role === 'single') ? { loopScale: opts.loopScale } : undefined,
+      proxy: n.role === 'proxy' ? proxyPools([...byName.values()]) : undefined,
+      relay: n.role === 'relay' ? { siblings: relayUrls.filter((u) => u !== self), tls: n.tls } : undefined,
+      limits: opts.limits,
+    };
+  };
+
+  const launch = async (n: TopologyNode): Promise<void> => {
+    const ready = await startNode(specFor(n), timeoutMs, procs);
+    await waitHealthy(ready.url, timeoutMs);
+    byName.set(n.name, { name: n.name, role: n.role, tier: n.tier, url: ready.url, metricsUrl: ready.metricsUrl, pid: ready.pid });
+  };
+
   try {
-    for (const n of topology.nodes) {
-      // Storage: the db node owns the database; with a db node the others reach it over HTTP.
-      const dbNode = nodes.find((x) => x.role === 'db');
-      const db: NodeSpec['db'] = n.role === 'proxy' ? undefined : n.role === 'db' || !dbNode ? sqlite : { kind: 'remote', url: dbNode.url };
-      const spec: NodeSpec = {
-        name: n.name,
-        role: n.role,
-        tier: n.tier,
-        host: '127.0.0.1',
-        port: opts.portBase ? port++ : 0,
-        secret,
-        db,
-        profile: profile.tiers[n.tier],
-        // The database's per-query model applies where the database lives.
-        dbProfile: n.role === 'db' || (n.role === 'single' && !dbNode) ? profile.db : undefined,
-        web: n.serves ? { serves: n.serves } : undefined,
-        app: opts.loopScale ? { loopScale: opts.loopScale } : undefined,
-        proxy: n.role === 'proxy' ? proxyPools(nodes) : undefined,
-        limits: opts.limits,
-      };
-      const { proc, ready } = await startNode(spec, timeoutMs);
-      procs.set(n.name, proc);
-      await waitHealthy(ready.url, timeoutMs);
-      nodes.push({ name: n.name, role: n.role, tier: n.tier, url: ready.url, metricsUrl: ready.metricsUrl, pid: ready.pid });
+    for (const phase of [0, 1] as const) {
+      const batch = topology.nodes.filter((n) => startPhase(n.role) === phase);
+      const results = await Promise.allSettled(batch.map(launch));
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
+    }
+    for (const n of topology.nodes.filter((x) => startPhase(x.role) === 2)) {
+      if (opts.proxy === 'haproxy') byName.set(n.name, await startExternalProxy(n, [...byName.values()], ports.get(n.name) ?? 0, procs, extraStops, timeoutMs));
+      else await launch(n);
     }
   } catch (err) {
-    await stopAll([...procs.values()]);
-    if (tempDir) rmSync(tempDir, { recursive: true, force: true });
+    await stopAll([...procs.values()], opts.stopGraceMs);
+    await cleanup();
     throw err;
   }
-  const entry = nodes.find((n) => n.role === 'proxy') ?? nodes.find((n) => n.role === 'single' || n.role === 'web') ?? nodes[0];
-  return new RunningStack(entry.url, nodes, procs, tempDir);
+  const nodes = topology.nodes.map((n) => byName.get(n.name)!);
+  const entry = nodes.find((n) => n.role === 'proxy') ?? nodes.find((n) => n.role === 'single' || n.role === 'web' || n.role === 'relay') ?? nodes[0];
+  return new RunningStack(entry.url, nodes, procs, cleanup, opts.stopGraceMs ?? STOP_GRACE_MS);
+}
+
+/** --proxy haproxy: render haproxy.cfg for the started web nodes and run the system's haproxy. */
+async function startExternalProxy(
+  n: TopologyNode,
+  started: NodeInfo[],
+  port: number,
+  procs: Map<string, ChildProcess>,
+  extraStops: Array<() => Promise<void>>,
+  timeoutMs: number,
+): Promise<NodeInfo> {
+  void n;
+  void started;
+  void port;
+  void procs;
+  void extraStops;
+  void timeoutMs;
+  throw new StackError('--proxy haproxy: src/stack/haproxy.ts (startHaproxy) is not in this build yet; use --proxy builtin');
 }

@@ -38,8 +38,8 @@ describe('rmmscale stack (the real binary)', () => {
   });
 
   it.each([
-    [['stack', 'up', 'mesh'], 'rmmscale: TOPOLOGY: expected single, split2 … split16 (split3 is the article\'s layout), got "mesh"'],
-    [['stack', 'up', 'single', '--profile', 'fast'], 'rmmscale: --profile: expected none or automate, got "fast"'],
+    [['stack', 'up', 'mesh'], 'rmmscale: TOPOLOGY: expected single, split2 … split16 (split3 is the article\'s layout), relays1 … relays16 (relays = relays3), or a .yaml/.json topology file, got "mesh"'],
+    [['stack', 'up', 'single', '--profile', 'fast'], 'rmmscale: --profile: expected none, automate, or a .yaml/.json profile file, got "fast"'],
     [['stack', 'tokens', '--agents', '0'], 'rmmscale: --agents: expected a whole number from 1 to 1000000, got "0"'],
   ])('%j: one line, exit 2', async (args, line) => {
     const r = await runCli(args);
