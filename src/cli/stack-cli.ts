@@ -81,15 +81,19 @@ export async function runStackCli(action: string, topologyArg: string | undefine
   }
 
   const { topology, options } = stackOptionsFromInput(topologyArg, input, process.env);
-  // A signal during start-up: stop what has started (the launcher cleans up on its own failure;
-  // nodes also exit when this process's IPC channels close).
-  let signalled = false;
-  const onSignal = (): void => {
-    signalled = true;
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  const stack = await startStack(topology, options);
+  // One handler for the whole life of the command: a signal during start-up stops the stack as soon
+  // as it is up, and a second Ctrl-C while stopping is harmless instead of killing this process
+  // half-way through stopping its nodes.
+  let requestStop!: () => void;
+  const stopRequested = new Promise<void>((resolve) => (requestStop = resolve));
+  const onSignal = (): void => requestStop();
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const stack = await startStack(topology, options).catch((err: unknown) => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    throw err;
+  });
   const print = (e: StackEvent): void => {
     if (json) process.stdout.write(JSON.stringify(e) + '\n');
     else if (e.event === 'node-exit') process.stderr.write(`rmmscale: node ${e.node} (pid ${e.pid}) exited (${e.signal ?? `code ${e.code}`})\n`);
@@ -101,14 +105,9 @@ export async function runStackCli(action: string, topologyArg: string | undefine
     for (const n of stack.nodes) process.stdout.write(`  ${n.name.padEnd(14)} ${n.role.padEnd(6)} ${n.url.padEnd(24)} metrics ${n.metricsUrl}  pid ${n.pid}\n`);
     process.stdout.write('Ctrl-C stops every node.\n');
   }
-  if (!signalled) {
-    await new Promise<void>((resolve) => {
-      process.removeListener('SIGINT', onSignal);
-      process.removeListener('SIGTERM', onSignal);
-      process.once('SIGINT', () => resolve());
-      process.once('SIGTERM', () => resolve());
-    });
-  }
+  await stopRequested;
   await stack.stop();
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
   return EXIT.interrupted;
 }

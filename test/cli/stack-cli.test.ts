@@ -31,6 +31,27 @@ describe('rmmscale stack (the real binary)', () => {
     expect(() => process.kill(ev.nodes[0].pid, 0)).toThrow(); // the node is gone
   });
 
+  it('a second Ctrl-C while stopping does not cut the shutdown short: exit 130, no node left', async () => {
+    let pid = 0;
+    const r = await runCli(['stack', 'up', 'single', '--json'], {
+      timeoutMs: 50_000,
+      onStart: (child) => {
+        let buf = '';
+        child.stdout!.on('data', (d: Buffer) => {
+          buf += d.toString();
+          if (!pid && buf.includes('\n')) {
+            pid = (JSON.parse(buf.split('\n')[0]) as { nodes: Array<{ pid: number }> }).nodes[0].pid;
+            child.kill('SIGINT');
+            setTimeout(() => child.kill('SIGINT'), 5);
+          }
+        });
+      },
+    });
+    expect(r.code).toBe(130);
+    expect(pid).toBeGreaterThan(0);
+    expect(() => process.kill(pid, 0)).toThrow();
+  }, 60_000);
+
   it('stack tokens prints the identities the swarm derives from the same seed and secret', async () => {
     const r = await runCli(['stack', 'tokens', '--seed', 'fleet-a', '--agents', '3', '--secret', 'k']);
     expect(r.code).toBe(0);

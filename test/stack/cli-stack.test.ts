@@ -54,12 +54,16 @@ describe('rmmscale stack up (the real binary)', () => {
 
   it('without --json: one line per node with its role and URL', async () => {
     let out = '';
+    let sent = false;
     const r = await runCli(['stack', 'up', 'single'], {
       timeoutMs: 50_000, // start-up under a full parallel suite on 2 cores can take a while
       onStart: (child) =>
         child.stdout!.on('data', (d: Buffer) => {
           out += d.toString();
-          if (out.includes('Ctrl-C')) child.kill('SIGINT');
+          if (!sent && out.includes('Ctrl-C')) {
+            sent = true;
+            child.kill('SIGINT');
+          }
         }),
     });
     expect(r.code).toBe(130);
