@@ -71,12 +71,23 @@ describe('the launcher', () => {
   }, 60_000);
 
   it('--port-base gives consecutive ports in topology order', async () => {
-    const base = await new Promise<number>((resolve) => {
-      const s = createServer().listen(0, '127.0.0.1', () => {
-        const { port } = s.address() as { port: number };
-        s.close(() => resolve(port < 60_000 ? port : 40_000));
+    // Two consecutive free ports below the kernel's ephemeral range (32768+), so parallel tests'
+    // outgoing connections cannot take base + 1 between the check and the start.
+    const bind = (port: number): Promise<ReturnType<typeof createServer> | null> =>
+      new Promise((resolve) => {
+        const s = createServer();
+        s.once('error', () => resolve(null));
+        s.listen(port, '127.0.0.1', () => resolve(s));
       });
-    });
+    let base = 0;
+    for (let tries = 0; tries < 50 && !base; tries++) {
+      const candidate = 20_000 + Math.floor(Math.random() * 10_000);
+      const a = await bind(candidate);
+      const b = a ? await bind(candidate + 1) : null;
+      if (a && b) base = candidate;
+      await Promise.all([a, b].map((x) => (x ? new Promise((r) => x.close(r)) : undefined)));
+    }
+    expect(base).toBeGreaterThan(0);
     const topo = topologyFromData({ name: 'pair', nodes: [{ name: 'db', role: 'db' }, { name: 'web-1', role: 'web' }] }, 'inline');
     stack = await startStack(topo, { portBase: base });
     expect(stack.nodes.map((n) => n.url)).toEqual([`http://127.0.0.1:${base}`, `http://127.0.0.1:${base + 1}`]);
