@@ -60,9 +60,12 @@ async function main(): Promise<void> {
     if (spec.db) {
       store = await openStore(spec.db);
       await store.init();
-      if (spec.dbProfile) store = gateStore(store, new CapacityGate(spec.dbProfile, { seed: `${spec.name}\0db` }));
     }
     const metrics = new NodeMetrics(spec);
+    if (store && spec.dbProfile) {
+      metrics.dbGate = new CapacityGate(spec.dbProfile, { seed: `${spec.name}\0db` });
+      store = gateStore(store, metrics.dbGate);
+    }
     const role = await (await roleFactory(spec))({ spec, store, metrics, log: (m) => process.stderr.write(`[${spec.name}] ${m}\n`) });
     server = new NodeServer(spec, role, metrics);
     const { url } = await server.listen();

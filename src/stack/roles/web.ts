@@ -1,38 +1,32 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { verifyAgentToken, verifyUserToken } from '../../core/identity.js';
-import { AGENT_ROUTES, HEADER_AGENT_ID, USER_ROUTES, type CheckinRequest, type CommandResult } from '../../core/protocol.js';
-import { bodyOrReply, readJson, sendError, sendJson } from '../http-body.js';
+import { AGENT_ROUTES, USER_ROUTES, type CheckinRequest, type CheckinResponse, type CommandResult } from '../../core/protocol.js';
+import { authenticateAgent, authenticateUser } from '../auth.js';
+import { QueueFullError } from '../capacity.js';
+import { BodyError, readJson, sendError, sendJson } from '../http-body.js';
 import { DEFAULT_LIMITS } from '../runtime/node-server.js';
+import { StoreUnavailableError } from '../store/errors.js';
 import type { RoleContext, RoleFactory, RoleHandler, Store, WebServes } from '../types.js';
 
 /**
  * The web role: the agent API (check-in, heartbeat, inventory, command results) and the user and
- * integration API (dashboard reads, command creation, integration sync). Agents and users
- * authenticate separately; the agent's token is checked before its body is read, so a flood of
- * unauthenticated uploads costs headers, not bodies.
+ * integration API (dashboard reads, command creation, integration sync), per src/core/protocol.ts.
+ *
+ * - Agents and users authenticate separately (src/stack/auth.ts), from headers, before any body
+ *   byte is read: an unauthenticated upload costs its headers, not its body.
+ * - Bodies are bounded (spec.limits.maxBodyBytes, default 1 MiB): a declared length over the limit
+ *   is refused before reading, a chunked body as soon as it crosses it, and the connection is then
+ *   closed rather than drained.
+ * - `serves` picks the API: an agent-only node answers user paths with 404 and vice versa (the
+ *   proxy routes by path).
+ * - A database that is overloaded or down (StoreUnavailableError, or the db gate's QueueFullError)
+ *   is a 503 with retry-after, so agents back off instead of counting a server error.
  */
 
-const NEXT_CHECKIN_SEC = 300;
-
-function bearer(req: IncomingMessage): string {
-  const h = req.headers.authorization ?? '';
-  return h.startsWith('Bearer ') ? h.slice(7) : '';
-}
-
-function isCheckin(b: unknown, agentId: string): b is CheckinRequest {
-  const c = b as Partial<CheckinRequest> | null;
-  return (
-    !!c &&
-    c.agentId === agentId &&
-    typeof c.hostname === 'string' &&
-    typeof c.os === 'string' &&
-    typeof c.agentVersion === 'string' &&
-    typeof c.client === 'string' &&
-    typeof c.seq === 'number' &&
-    !!c.status &&
-    typeof c.status.cpuPct === 'number'
-  );
-}
+export const NEXT_CHECKIN_SEC = 300;
+const MAX_TEXT = 256;
+const MAX_LIMIT = 1000;
+/** An error answered before the body was read keeps the connection only for small bodies. */
+const DRAIN_MAX_BYTES = 64 * 1024;
 
 export function agentRouteOf(path: string): string | null {
   switch (path) {
@@ -49,105 +43,161 @@ export function agentRouteOf(path: string): string | null {
   }
 }
 
+const COMMANDS_PATH = /^\/api\/v1\/agents\/([^/]{1,128})\/commands$/;
+
 export function userRouteOf(method: string, path: string): string | null {
-  if (path === USER_ROUTES.agents && method === 'GET') return 'dashboard';
-  if ((path === USER_ROUTES.statsByOs || path === USER_ROUTES.statsByClient) && method === 'GET') return 'stats';
-  if (path === USER_ROUTES.syncAgents && method === 'GET') return 'sync';
-  if (method === 'POST' && /^\/api\/v1\/agents\/[^/]+\/commands$/.test(path)) return 'command-create';
+  if (method === 'GET') {
+    if (path === USER_ROUTES.agents) return 'dashboard';
+    if (path === USER_ROUTES.statsByOs || path === USER_ROUTES.statsByClient) return 'stats';
+    if (path === USER_ROUTES.syncAgents) return 'sync';
+  }
+  if (method === 'POST' && COMMANDS_PATH.test(path)) return 'command-create';
   return null;
+}
+
+const isText = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= MAX_TEXT;
+const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+
+/** What is wrong with a check-in body (the first problem), or null. */
+export function checkinProblem(b: unknown, agentId: string): string | null {
+  if (typeof b !== 'object' || b === null || Array.isArray(b)) return 'body: expected a JSON object';
+  const c = b as Record<string, unknown>;
+  if (c.agentId !== agentId) return `agentId: expected the x-agent-id header's ${JSON.stringify(agentId)}`;
+  for (const f of ['hostname', 'os', 'agentVersion', 'client'] as const) if (!isText(c[f])) return `${f}: expected a string of 1-${MAX_TEXT} characters`;
+  if (!isNum(c.seq)) return 'seq: expected a number';
+  const s = c.status as Record<string, unknown> | null | undefined;
+  if (typeof s !== 'object' || s === null) return 'status: expected an object';
+  for (const f of ['cpuPct', 'memPct', 'diskFreePct'] as const) if (!isNum(s[f])) return `status.${f}: expected a number`;
+  return null;
+}
+
+function resultsProblem(b: unknown, agentId: string): string | null {
+  const r = (b as { agentId?: unknown; results?: unknown } | null) ?? {};
+  if (r.agentId !== undefined && r.agentId !== agentId) return `agentId: expected the x-agent-id header's ${JSON.stringify(agentId)}`;
+  if (!Array.isArray(r.results)) return 'results: expected an array';
+  for (const [i, x] of (r.results as unknown[]).entries()) {
+    const e = x as Partial<CommandResult> | null;
+    if (!e || typeof e.commandId !== 'string' || !isNum(e.exitCode)) return `results[${i}]: expected {commandId: string, exitCode: number, output, durationMs}`;
+  }
+  return null;
+}
+
+/** Answer an error; when the body is still unread and large or of unknown size, close instead of draining it. */
+export function refuse(req: IncomingMessage, res: ServerResponse, status: number, message: string, extra: Record<string, string> = {}): void {
+  const declared = Number(req.headers['content-length'] ?? NaN);
+  if (!req.complete && !(declared <= DRAIN_MAX_BYTES)) {
+    res.setHeader('connection', 'close');
+    res.once('finish', () => req.destroy());
+  }
+  for (const [k, v] of Object.entries(extra)) res.setHeader(k, v);
+  sendError(req, res, status, message);
 }
 
 export class WebHandler implements RoleHandler {
   private readonly store: Store;
   private readonly secret: string;
-  private readonly serves: WebServes;
-  private readonly maxBody: number;
+  private readonly maxBodyBytes: number;
 
-  constructor(ctx: RoleContext, serves: WebServes) {
+  constructor(
+    ctx: RoleContext,
+    readonly serves: WebServes,
+  ) {
     if (!ctx.store) throw new Error('the web role needs a store');
     this.store = ctx.store;
     this.secret = ctx.spec.secret;
-    this.serves = serves;
-    this.maxBody = ctx.spec.limits?.maxBodyBytes ?? DEFAULT_LIMITS.maxBodyBytes;
+    this.maxBodyBytes = ctx.spec.limits?.maxBodyBytes ?? DEFAULT_LIMITS.maxBodyBytes;
   }
 
   routeOf(method: string, path: string): string {
-    return agentRouteOf(path) ?? userRouteOf(method, path) ?? 'not-found';
+    const a = this.serves !== 'user' ? agentRouteOf(path) : null;
+    const u = this.serves !== 'agent' ? userRouteOf(method, path) : null;
+    return a ?? u ?? 'not-found';
   }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://x');
     const method = req.method ?? 'GET';
-    const agentRoute = this.serves !== 'user' ? agentRouteOf(url.pathname) : null;
-    if (agentRoute) return this.agent(req, res, agentRoute);
-    const userRoute = this.serves !== 'agent' ? userRouteOf(method, url.pathname) : null;
-    if (userRoute) return this.user(req, res, userRoute, url);
-    sendError(req, res, 404, 'not found');
+    try {
+      const agentRoute = this.serves !== 'user' ? agentRouteOf(url.pathname) : null;
+      if (agentRoute) return await this.agent(req, res, agentRoute);
+      const userRoute = this.serves !== 'agent' ? userRouteOf(method, url.pathname) : null;
+      if (userRoute) return await this.user(req, res, userRoute, url);
+      refuse(req, res, 404, 'not found');
+    } catch (err) {
+      if (res.headersSent) throw err;
+      if (err instanceof BodyError) return refuse(req, res, err.status, err.message);
+      if (err instanceof StoreUnavailableError || err instanceof QueueFullError) return refuse(req, res, 503, err.message, { 'retry-after': '1' });
+      throw err;
+    }
   }
 
   private async agent(req: IncomingMessage, res: ServerResponse, route: string): Promise<void> {
-    if (req.method !== 'POST') return sendError(req, res, 405, 'POST only');
-    const agentId = String(req.headers[HEADER_AGENT_ID] ?? '');
-    if (!verifyAgentToken(this.secret, agentId, bearer(req))) return sendError(req, res, 401, 'unknown agent or bad token');
-    const body = await bodyOrReply(req, res, (r) => readJson(r, this.maxBody));
-    if (body === undefined) return;
+    if (req.method !== 'POST') return refuse(req, res, 405, 'POST only', { allow: 'POST' });
+    const agentId = authenticateAgent(req, this.secret);
+    if (!agentId) return refuse(req, res, 401, 'agent token and x-agent-id required, and they must match');
+    const body = await readJson(req, this.maxBodyBytes);
     const now = Date.now();
     switch (route) {
       case 'checkin': {
-        if (!isCheckin(body, agentId)) return sendError(req, res, 400, 'check-in body does not match the agent or the schema');
-        const commands = await this.store.checkin(body, now);
-        return sendJson(res, 200, { ok: true, commands, nextCheckinSec: NEXT_CHECKIN_SEC });
+        const problem = checkinProblem(body, agentId);
+        if (problem) return refuse(req, res, 400, problem);
+        const commands = await this.store.checkin(body as CheckinRequest, now);
+        const reply: CheckinResponse = { ok: true, commands, nextCheckinSec: NEXT_CHECKIN_SEC };
+        return sendJson(res, 200, reply);
       }
       case 'heartbeat':
         await this.store.heartbeat(agentId, now);
         return sendJson(res, 200, { ok: true, commands: [], nextCheckinSec: NEXT_CHECKIN_SEC });
-      case 'inventory':
+      case 'inventory': {
+        const b = body as { agentId?: unknown } | null;
+        if (typeof b !== 'object' || b === null || (b.agentId !== undefined && b.agentId !== agentId)) return refuse(req, res, 400, 'body: expected a JSON object for this agent');
         await this.store.inventory(agentId, body, now);
         return sendJson(res, 200, { ok: true });
+      }
       default: {
-        const results = (body as { results?: unknown }).results;
-        if (!Array.isArray(results)) return sendError(req, res, 400, 'results must be an array');
-        await this.store.commandResults(agentId, results as CommandResult[], now);
+        const problem = resultsProblem(body, agentId);
+        if (problem) return refuse(req, res, 400, problem);
+        await this.store.commandResults(agentId, (body as { results: CommandResult[] }).results, now);
         return sendJson(res, 200, { ok: true });
       }
     }
   }
 
   private async user(req: IncomingMessage, res: ServerResponse, route: string, url: URL): Promise<void> {
-    const user = verifyUserToken(this.secret, bearer(req));
-    if (!user) return sendError(req, res, 401, 'user token required');
-    const limit = Math.min(1000, Math.max(1, Number(url.searchParams.get('limit') ?? 100) || 100));
+    const user = authenticateUser(req, this.secret);
+    if (!user) return refuse(req, res, 401, 'user token required');
+    const q = url.searchParams;
+    const limitRaw = q.get('limit');
+    const limit = limitRaw === null ? 100 : Number(limitRaw);
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) return refuse(req, res, 400, `limit: expected an integer 1-${MAX_LIMIT}, got ${JSON.stringify(limitRaw)}`);
     switch (route) {
       case 'dashboard': {
-        const status = url.searchParams.get('status');
-        const agents = await this.store.listAgents(
-          {
-            status: status === 'online' || status === 'offline' ? status : undefined,
-            client: url.searchParams.get('client') ?? undefined,
-            os: url.searchParams.get('os') ?? undefined,
-            limit,
-          },
-          Date.now(),
-        );
         req.resume();
+        const status = q.get('status');
+        if (status !== null && status !== 'online' && status !== 'offline') return refuse(req, res, 400, `status: expected online or offline, got ${JSON.stringify(status)}`);
+        const agents = await this.store.listAgents({ status: status ?? undefined, client: q.get('client') ?? undefined, os: q.get('os') ?? undefined, limit }, Date.now());
         return sendJson(res, 200, { agents });
       }
       case 'stats':
         req.resume();
-        return sendJson(res, 200, { stats: await this.store.statsBy(url.pathname.endsWith('by-os') ? 'os' : 'client') });
-      case 'sync': {
+        return sendJson(res, 200, { stats: await this.store.statsBy(url.pathname === USER_ROUTES.statsByOs ? 'os' : 'client') });
+      case 'sync':
         req.resume();
-        const page = await this.store.syncAgents(url.searchParams.get('after'), limit);
-        return sendJson(res, 200, page);
-      }
+        return sendJson(res, 200, await this.store.syncAgents(q.get('after'), limit));
       default: {
-        const body = await bodyOrReply(req, res, (r) => readJson(r, this.maxBody));
-        if (body === undefined) return;
+        const body = await readJson(req, this.maxBodyBytes);
         const b = body as { kind?: unknown; args?: unknown } | null;
-        if (!b || typeof b.kind !== 'string') return sendError(req, res, 400, 'expected {"kind": string, "args": object}');
-        const agentId = decodeURIComponent(url.pathname.split('/')[4]);
-        const id = await this.store.createCommand(agentId, b.kind, (b.args as Record<string, unknown>) ?? {}, user);
-        if (!id) return sendError(req, res, 404, 'no such agent');
+        if (!b || !isText(b.kind) || (b.args !== undefined && (typeof b.args !== 'object' || b.args === null || Array.isArray(b.args)))) {
+          return refuse(req, res, 400, 'body: expected {"kind": string, "args": object}');
+        }
+        let agentId: string;
+        try {
+          agentId = decodeURIComponent(COMMANDS_PATH.exec(url.pathname)![1]);
+        } catch {
+          return refuse(req, res, 400, 'path: the agent id is not valid percent-encoding');
+        }
+        const id = await this.store.createCommand(agentId, b.kind, (b.args as Record<string, unknown> | undefined) ?? {}, user);
+        if (!id) return refuse(req, res, 404, `agent ${JSON.stringify(agentId)} is unknown`);
         return sendJson(res, 201, { commandId: id });
       }
     }

@@ -41,6 +41,9 @@ export class NodeMetrics implements NodeMetricsApi {
   readonly sinceMs = Date.now();
   inflight = 0;
   gate: CapacityGate | null = null;
+  /** The database's model (connections × per-query time), where the database lives. */
+  dbGate: CapacityGate | null = null;
+  private lastDbUtilization = 0;
 
   constructor(spec: NodeSpec) {
     this.spec = spec;
@@ -55,6 +58,7 @@ export class NodeMetrics implements NodeMetricsApi {
     this.lastEldP99Ms = Math.max(0, this.eld.percentile(99) / 1e6 - ELD_RESOLUTION_MS);
     this.eld.reset();
     if (this.gate) this.lastUtilization = this.gate.takeUtilization();
+    if (this.dbGate) this.lastDbUtilization = this.dbGate.takeUtilization();
   }
 
   private route(name: string): RouteStats {
@@ -108,6 +112,7 @@ export class NodeMetrics implements NodeMetricsApi {
       busyWorkers: this.gate?.busy ?? null,
       queueDepth: this.gate?.queued ?? null,
       utilization: this.gate ? this.lastUtilization : null,
+      db: this.dbGate ? { busyConnections: this.dbGate.busy, connections: this.dbGate.workers, queueDepth: this.dbGate.queued, utilization: this.lastDbUtilization } : null,
       eventLoopDelayP99Ms: h.eldP99Ms,
       hostCpu: h.hostCpu,
       hostLimited: h.limited,
@@ -143,6 +148,13 @@ export class NodeMetrics implements NodeMetricsApi {
       p.metric('rmmscale_queue_depth', 'gauge', 'Requests waiting for a worker.', [{ labels: base, value: this.gate.queued }]);
       p.metric('rmmscale_utilization', 'gauge', 'Busy share of worker time over the last second.', [{ labels: base, value: this.lastUtilization }]);
       p.metric('rmmscale_rejected_total', 'counter', 'Requests refused with 503 because the queue was full.', [{ labels: base, value: this.gate.rejected }]);
+    }
+    if (this.dbGate) {
+      p.metric('rmmscale_db_busy_connections', 'gauge', 'Database-model connections busy now.', [{ labels: base, value: this.dbGate.busy }]);
+      p.metric('rmmscale_db_connections', 'gauge', 'Database-model connections in all.', [{ labels: base, value: this.dbGate.workers }]);
+      p.metric('rmmscale_db_queue_depth', 'gauge', 'Queries waiting for a database connection.', [{ labels: base, value: this.dbGate.queued }]);
+      p.metric('rmmscale_db_utilization', 'gauge', 'Busy share of database connection time over the last second.', [{ labels: base, value: this.lastDbUtilization }]);
+      p.metric('rmmscale_db_rejected_total', 'counter', 'Queries refused because the database queue was full.', [{ labels: base, value: this.dbGate.rejected }]);
     }
     const h = this.hostLimited();
     p.metric('rmmscale_event_loop_delay_p99_seconds', 'gauge', 'Event-loop delay p99 over the last second.', [{ labels: base, value: h.eldP99Ms / 1000 }]);

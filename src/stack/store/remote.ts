@@ -1,24 +1,79 @@
 import { Pool } from 'undici';
 import type { CheckinRequest, CommandResult, PendingCommand } from '../../core/protocol.js';
 import type { AgentFilter, AgentRow, Store, TelemetrySample } from '../types.js';
+import { StoreUnavailableError } from './errors.js';
 
 /**
- * A Store that lives on the db node: every call is one JSON RPC over a keep-alive pool. The pool's
- * size plays the application's database connection pool.
+ * The Store as a small JSON RPC to the `db` node: `POST /db/v1/<method>` with a JSON array of the
+ * method's arguments, answered `200 {"result": …}`. The db node owns the real store, so the db
+ * tier is its own process with its own /metrics, capacity model and failure. The undici pool's
+ * connection count plays the application's database connection pool (bounded).
+ *
+ * Failures: a 503 from the db node (its query queue is full) or a connection failure becomes
+ * StoreUnavailableError (web nodes answer 503 + retry-after); any other non-200 is an Error
+ * carrying the db node's message.
  */
+
+export const DB_RPC_PREFIX = '/db/v1/';
+
+/** Every Store operation the db node serves (init and close stay local to each side). */
+export const DB_METHODS = [
+  'checkin',
+  'heartbeat',
+  'inventory',
+  'commandResults',
+  'createCommand',
+  'listAgents',
+  'statsBy',
+  'syncAgents',
+  'countCheckins',
+  'telemetry',
+  'setPresence',
+  'getPresence',
+  'acquireLease',
+  'releaseLease',
+  'leaseHolder',
+  'rebuildGroups',
+  'approvePatches',
+  'detectOffline',
+  'queueEmail',
+] as const satisfies ReadonlyArray<keyof Store>;
+
+export type DbMethod = (typeof DB_METHODS)[number];
+
+export interface RemoteStoreOptions {
+  /** Connections to the db node (the app's DB pool size). */
+  connections?: number;
+  /** Per-call limit for headers and body, ms. */
+  timeoutMs?: number;
+}
+
 export class RemoteStore implements Store {
   readonly kind = 'remote' as const;
   private readonly pool: Pool;
 
-  constructor(url: string, connections = 64) {
-    this.pool = new Pool(url, { connections, pipelining: 1, keepAliveTimeout: 60_000, headersTimeout: 60_000, bodyTimeout: 60_000 });
+  constructor(
+    readonly url: string,
+    opts: RemoteStoreOptions = {},
+  ) {
+    const timeoutMs = opts.timeoutMs ?? 30_000;
+    this.pool = new Pool(url, { connections: opts.connections ?? 32, pipelining: 1, keepAliveTimeout: 60_000, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
   }
 
-  private async call<T>(method: string, args: unknown[]): Promise<T> {
-    const res = await this.pool.request({ method: 'POST', path: `/db/v1/${method}`, headers: { 'content-type': 'application/json' }, body: JSON.stringify(args) });
-    const text = await res.body.text();
-    if (res.statusCode !== 200) throw new Error(`db node answered ${res.statusCode} to ${method}: ${text.slice(0, 200)}`);
-    return (JSON.parse(text) as { result: T }).result;
+  private async call<M extends DbMethod>(method: M, args: Parameters<Store[M]>): Promise<Awaited<ReturnType<Store[M]>>> {
+    let status: number;
+    let text: string;
+    try {
+      const res = await this.pool.request({ method: 'POST', path: DB_RPC_PREFIX + method, headers: { 'content-type': 'application/json' }, body: JSON.stringify(args) });
+      status = res.statusCode;
+      text = await res.body.text();
+    } catch (err) {
+      const e = err as { code?: string; message?: string };
+      throw new StoreUnavailableError(`db node ${this.url}: ${e.code ?? e.message ?? String(err)}`);
+    }
+    if (status === 503) throw new StoreUnavailableError(`db node ${this.url} is overloaded (503)`);
+    if (status !== 200) throw new Error(`db node ${this.url} answered ${status} to ${method}: ${text.slice(0, 200)}`);
+    return (JSON.parse(text) as { result: Awaited<ReturnType<Store[M]>> }).result;
   }
 
   async init(): Promise<void> {

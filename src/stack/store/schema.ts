@@ -1,6 +1,10 @@
+import type { PendingCommand } from '../../core/protocol.js';
+import type { AgentRow } from '../types.js';
+
 /**
  * The reference stack's schema: what an RMM keeps per agent, check-in, command and loop. Written
- * in the common subset of SQLite and PostgreSQL (BIGINT ms timestamps, TEXT ids).
+ * in the common subset of SQLite and PostgreSQL (BIGINT ms timestamps, TEXT ids, INTEGER flags),
+ * so both stores create exactly the same tables.
  */
 export const SCHEMA_STATEMENTS: readonly string[] = [
   `CREATE TABLE IF NOT EXISTS agents (
@@ -9,6 +13,7 @@ export const SCHEMA_STATEMENTS: readonly string[] = [
      checkins BIGINT NOT NULL DEFAULT 0, group_name TEXT, offline_alerted INTEGER NOT NULL DEFAULT 0)`,
   `CREATE INDEX IF NOT EXISTS agents_last_seen ON agents (last_seen_ms)`,
   `CREATE INDEX IF NOT EXISTS agents_client ON agents (client)`,
+  `CREATE INDEX IF NOT EXISTS agents_os ON agents (os)`,
   `CREATE TABLE IF NOT EXISTS checkins (
      agent_id TEXT NOT NULL, at_ms BIGINT NOT NULL, seq BIGINT NOT NULL,
      cpu_pct INTEGER, mem_pct INTEGER, disk_free_pct INTEGER)`,
@@ -25,8 +30,48 @@ export const SCHEMA_STATEMENTS: readonly string[] = [
   `CREATE TABLE IF NOT EXISTS alerts (agent_id TEXT NOT NULL, kind TEXT NOT NULL, at_ms BIGINT NOT NULL)`,
   `CREATE TABLE IF NOT EXISTS emails (kind TEXT NOT NULL, body TEXT NOT NULL, queued_ms BIGINT NOT NULL)`,
   `CREATE TABLE IF NOT EXISTS patches (id TEXT PRIMARY KEY, client TEXT NOT NULL, approved_ms BIGINT)`,
-  `CREATE TABLE IF NOT EXISTS groups (name TEXT PRIMARY KEY, agents BIGINT NOT NULL, rebuilt_ms BIGINT NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS agent_groups (name TEXT PRIMARY KEY, agents BIGINT NOT NULL, rebuilt_ms BIGINT NOT NULL)`,
 ];
 
 /** An agent is offline when it has not checked in for this long (3 missed 5-minute check-ins). */
 export const OFFLINE_AFTER_MS = 15 * 60_000;
+
+/** Pending commands handed out per check-in. */
+export const MAX_COMMANDS_PER_CHECKIN = 20;
+
+/** Command output kept per result. */
+export const MAX_RESULT_OUTPUT_CHARS = 65_536;
+
+/** An agents row as both drivers return it (PostgreSQL returns BIGINT as a string). */
+export interface AgentDbRow {
+  id: string;
+  hostname: string;
+  os: string;
+  agent_version: string;
+  client: string;
+  last_seen_ms: number | string;
+  group_name: string | null;
+}
+
+export const AGENT_COLUMNS = 'id, hostname, os, agent_version, client, last_seen_ms, group_name';
+
+export function toAgentRow(r: AgentDbRow, nowMs: number): AgentRow {
+  const lastSeenMs = Number(r.last_seen_ms);
+  return {
+    id: r.id,
+    hostname: r.hostname,
+    os: r.os,
+    agentVersion: r.agent_version,
+    client: r.client,
+    lastSeenMs,
+    online: nowMs - lastSeenMs < OFFLINE_AFTER_MS,
+    groupName: r.group_name,
+  };
+}
+
+/** Commands handed out by a check-in, oldest first (RETURNING gives no order). */
+export function toPending(rows: Array<{ id: string; kind: string; args: string; created_ms: number | string }>): PendingCommand[] {
+  return rows
+    .sort((a, b) => Number(a.created_ms) - Number(b.created_ms) || (a.id < b.id ? -1 : 1))
+    .map((c) => ({ id: c.id, kind: c.kind, args: JSON.parse(c.args) as Record<string, unknown> }));
+}
