@@ -1,172 +1,161 @@
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
-import { Pool } from 'undici';
-import { ADMIN_PATHS, AGENT_PREFIX, HEADER_SERVED_BY, USER_PREFIX } from '../../core/protocol.js';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { ADMIN_PATHS } from '../../core/protocol.js';
 import { bodyOrReply, readBody, sendError } from '../http-body.js';
+import { Backend, type UpstreamTimeouts } from '../proxy/backend.js';
+import { pickBackend, poolOf } from '../proxy/balancer.js';
+import { BodyTooLargeError, forwardOnce, type ForwardBody } from '../proxy/forward.js';
+import { requestHeaders } from '../proxy/headers.js';
+import { DEFAULT_HEALTH, HealthChecker, isConnectionError } from '../proxy/health-checker.js';
+import { upgradeThrough } from '../proxy/upgrade.js';
 import { DEFAULT_LIMITS } from '../runtime/node-server.js';
 import type { RoleContext, RoleFactory, RoleHandler } from '../types.js';
 
 /**
- * The built-in layer-7 reverse proxy of the split topologies.
- * - Balancing: least outstanding requests among the healthy backends of a pool.
- * - Health: active checks (GET /healthz every 250 ms) and passive ejection (a connection error
- *   ejects the backend at once; the next passing check re-admits it). A SIGKILLed node is routed
- *   around on the first refused connection, well within 2 s.
- * - Routing: /agent/ → agent pool; /api/ → user pool, falling back to the agent pool when every
- *   user backend is down.
- * - Retries only when the connection failed before the request was sent (refused, unreachable):
- *   a check-in is never sent twice.
- * - X-Served-By names the backend; hop-by-hop headers are dropped both ways; bodies are limited
- *   (413) and upstream timeouts answer 504. /metrics, /healthz and /admin/ are never forwarded.
+ * The built-in layer-7 reverse proxy of the split topologies (docs/proxy.md).
+ * - Balancing: least outstanding requests among the healthy backends of a pool (ties rotate).
+ * - Health: active checks (GET /healthz every 250 ms, 2 failures eject) and passive ejection (a
+ *   refused or reset connection ejects the backend at once); a passing check re-admits it.
+ * - Routing: /agent/ → agent pool; /api/ → user pool, falling back to the agent pool when no user
+ *   backend is healthy. Anything else, and /metrics, /healthz, /admin/: 404, never forwarded.
+ * - Retries on another backend only when nothing was written to the first (the connection
+ *   failed): a check-in is never sent twice.
+ * - X-Served-By, hop-by-hop headers dropped both ways, X-Forwarded-For/Proto; bodies over the
+ *   limit 413; upstream timeouts 504, other upstream failures 502, no healthy backend 503.
+ * - Bodies up to BUFFER_BODY_BYTES are read before forwarding (cheap, and resendable); larger or
+ *   chunked ones stream, as do responses (with backpressure).
  */
 
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host']);
-const HEALTH_INTERVAL_MS = 250;
-const HEALTH_TIMEOUT_MS = 1000;
-/** Errors that prove nothing reached the backend, so another backend may take the request. */
-const NOT_SENT = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT', 'EADDRNOTAVAIL']);
+export const BUFFER_BODY_BYTES = 64 * 1024;
+const CONNECT_TIMEOUT_MS = 1000;
+const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
 
-class Backend {
-  readonly pool: Pool;
-  healthy = true;
-  outstanding = 0;
-  requests = 0;
-  ejections = 0;
-  constructor(
-    readonly url: string,
-    readonly name: string,
-    timeoutMs: number,
-  ) {
-    this.pool = new Pool(url, { connections: 256, pipelining: 1, keepAliveTimeout: 30_000, headersTimeout: timeoutMs, bodyTimeout: timeoutMs, connectTimeout: 2000 });
-  }
+function isAdminPath(path: string): boolean {
+  return ADMIN_PATHS.some((p) => (p.endsWith('/') ? path.startsWith(p) : path === p));
 }
 
-function forwardHeaders(h: IncomingHttpHeaders, remote: string | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  const named = new Set(String(h.connection ?? '').toLowerCase().split(',').map((s) => s.trim()));
-  for (const [k, v] of Object.entries(h)) {
-    if (v === undefined || HOP_BY_HOP.has(k) || named.has(k) || k === 'content-length') continue;
-    out[k] = Array.isArray(v) ? v.join(', ') : v;
-  }
-  out['x-forwarded-for'] = h['x-forwarded-for'] ? `${h['x-forwarded-for']}, ${remote ?? ''}` : (remote ?? '');
-  out['x-forwarded-proto'] = 'http';
-  return out;
+function pathOf(url: string | undefined): string {
+  const u = url ?? '/';
+  const q = u.indexOf('?');
+  return q < 0 ? u : u.slice(0, q);
 }
 
-class ProxyHandler implements RoleHandler {
-  private readonly agent: Backend[];
-  private readonly user: Backend[];
-  private readonly timer: NodeJS.Timeout;
-  private readonly maxBody: number;
-  private closed = false;
+export class ProxyHandler implements RoleHandler {
+  readonly agent: Backend[];
+  readonly user: Backend[];
+  readonly health: HealthChecker;
+  private readonly maxBodyBytes: number;
+  private rotation = 0;
 
   constructor(private readonly ctx: RoleContext) {
     const p = ctx.spec.proxy ?? { agentPool: [], userPool: [], names: {} };
-    const timeoutMs = ctx.spec.limits?.requestTimeoutMs ?? DEFAULT_LIMITS.requestTimeoutMs;
-    this.agent = p.agentPool.map((u) => new Backend(u, p.names[u] ?? u, timeoutMs));
-    this.user = p.userPool.map((u) => new Backend(u, p.names[u] ?? u, timeoutMs));
-    this.maxBody = ctx.spec.limits?.maxBodyBytes ?? DEFAULT_LIMITS.maxBodyBytes;
-    this.timer = setInterval(() => void this.checkAll(), HEALTH_INTERVAL_MS);
-  }
-
-  private async checkAll(): Promise<void> {
-    await Promise.all([...this.agent, ...this.user].map((b) => this.check(b)));
-    for (const b of [...this.agent, ...this.user]) {
-      this.ctx.metrics.gauge(`backend:${b.name}:healthy`, b.healthy ? 1 : 0);
-      this.ctx.metrics.gauge(`backend:${b.name}:outstanding`, b.outstanding);
-    }
-  }
-
-  private async check(b: Backend): Promise<void> {
-    if (this.closed) return;
-    try {
-      const r = await b.pool.request({ method: 'GET', path: '/healthz', headersTimeout: HEALTH_TIMEOUT_MS, bodyTimeout: HEALTH_TIMEOUT_MS });
-      await r.body.dump();
-      this.setHealth(b, r.statusCode === 200);
-    } catch {
-      this.setHealth(b, false);
-    }
-  }
-
-  private setHealth(b: Backend, ok: boolean): void {
-    if (b.healthy && !ok) {
-      b.ejections++;
-      this.ctx.metrics.count(`backend:${b.name}:ejections`);
-    }
-    b.healthy = ok;
+    const requestMs = ctx.spec.limits?.requestTimeoutMs ?? DEFAULT_LIMITS.requestTimeoutMs;
+    const timeouts: UpstreamTimeouts = { connectMs: CONNECT_TIMEOUT_MS, headersMs: requestMs, bodyMs: requestMs };
+    const make = (u: string): Backend => new Backend(u, p.names[u] ?? u, timeouts);
+    this.agent = p.agentPool.map(make);
+    this.user = p.userPool.map(make);
+    this.maxBodyBytes = ctx.spec.limits?.maxBodyBytes ?? DEFAULT_LIMITS.maxBodyBytes;
+    this.health = new HealthChecker([...this.agent, ...this.user], ctx.metrics, DEFAULT_HEALTH, (m) => ctx.log(m));
   }
 
   routeOf(_method: string, path: string): string {
-    return path.startsWith(AGENT_PREFIX) ? 'proxy:agent' : path.startsWith(USER_PREFIX) ? 'proxy:user' : 'proxy:other';
+    const kind = poolOf(path);
+    return kind === null || isAdminPath(path) ? 'proxy:other' : `proxy:${kind}`;
   }
 
-  private rotation = 0;
-
-  /**
-   * Least outstanding among healthy backends, skipping ones already tried for this request. Ties
-   * rotate, so light sequential traffic (always 0 outstanding) still spreads.
-   */
-  private pick(path: string, tried: Set<Backend>): Backend | null {
-    const start = this.rotation++;
-    const choose = (pool: Backend[]): Backend | null => {
-      let best: Backend | null = null;
-      for (let i = 0; i < pool.length; i++) {
-        const b = pool[(start + i) % pool.length];
-        if (b.healthy && !tried.has(b) && (!best || b.outstanding < best.outstanding)) best = b;
-      }
-      return best;
-    };
-    if (path.startsWith(AGENT_PREFIX)) return choose(this.agent);
-    if (path.startsWith(USER_PREFIX)) return choose(this.user) ?? choose(this.agent);
-    return null;
+  /** The client's body as it will be forwarded, or undefined when it was refused (413 sent). */
+  private async body(req: IncomingMessage, res: ServerResponse): Promise<ForwardBody | undefined> {
+    const cl = req.headers['content-length'];
+    const declared = cl === undefined ? null : Number(cl);
+    const chunked = req.headers['transfer-encoding'] !== undefined;
+    if (!chunked && (declared === null || declared === 0)) return { kind: 'none' };
+    if (declared !== null && declared > this.maxBodyBytes) {
+      sendError(req, res, 413, `body of ${declared} bytes is over the ${this.maxBodyBytes}-byte limit`);
+      return undefined;
+    }
+    if (!chunked && declared !== null && declared <= BUFFER_BODY_BYTES) {
+      const data = await bodyOrReply(req, res, (r) => readBody(r, this.maxBodyBytes));
+      return data === undefined ? undefined : { kind: 'buffer', data };
+    }
+    return { kind: 'stream', req, maxBytes: this.maxBodyBytes, declaredBytes: chunked ? null : declared };
   }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = (req.url ?? '/').split('?')[0];
-    if (ADMIN_PATHS.some((p) => path === p || (p.endsWith('/') && path.startsWith(p))) || !(path.startsWith(AGENT_PREFIX) || path.startsWith(USER_PREFIX))) {
-      return sendError(req, res, 404, 'not found');
-    }
-    // Buffered (bodies are bounded): a request refused before it reached a backend can be retried.
-    const body = await bodyOrReply(req, res, (r) => readBody(r, this.maxBody));
+    const path = pathOf(req.url);
+    const kind = poolOf(path);
+    if (kind === null || isAdminPath(path)) return sendError(req, res, 404, 'not found');
+    const body = await this.body(req, res);
     if (body === undefined) return;
-    const headers = forwardHeaders(req.headers, req.socket.remoteAddress);
+    const headers = requestHeaders(req.headers, req.socket.remoteAddress, 'http');
     const tried = new Set<Backend>();
+    const start = this.rotation++;
+    let lastCode = '';
     for (;;) {
-      const b = this.pick(path, tried);
-      if (!b) return sendError(req, res, 503, 'no healthy backend');
+      const b = pickBackend({ agent: this.agent, user: this.user }, kind, tried, start);
+      if (!b) {
+        if (tried.size === 0) {
+          res.setHeader('retry-after', '1');
+          return sendError(req, res, 503, `no healthy backend in the ${kind} pool`);
+        }
+        return sendError(req, res, TIMEOUT_CODES.has(lastCode) ? 504 : 502, `no backend reachable: ${lastCode}`);
+      }
       tried.add(b);
       b.outstanding++;
       b.requests++;
-      this.ctx.metrics.count(`backend:${b.name}:requests`);
-      try {
-        const up = await b.pool.request({ method: (req.method ?? 'GET') as 'GET', path: req.url ?? '/', headers, body: body.length > 0 ? body : undefined });
-        const out: Record<string, string | string[]> = {};
-        for (const [k, v] of Object.entries(up.headers)) if (v !== undefined && !HOP_BY_HOP.has(k)) out[k] = v;
-        out[HEADER_SERVED_BY] = b.name;
-        res.writeHead(up.statusCode, out);
-        for await (const chunk of up.body) res.write(chunk);
-        res.end();
+      this.ctx.metrics.count(b.metricRequests);
+      const t0 = process.hrtime.bigint();
+      const out = await forwardOnce(b, req, res, headers, body);
+      b.outstanding--;
+      if (out.kind === 'relayed') {
+        this.ctx.metrics.observeUs(b.metricUpstream, Number(process.hrtime.bigint() - t0) / 1000);
         return;
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code ?? '';
-        if (NOT_SENT.has(code) || code === 'UND_ERR_SOCKET' || code === 'ECONNRESET') this.setHealth(b, false);
-        this.ctx.metrics.count(`backend:${b.name}:errors`);
-        if (res.headersSent) {
-          res.destroy();
-          return;
-        }
-        if (NOT_SENT.has(code)) continue; // nothing reached that backend: another may take it
-        if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return sendError(req, res, 504, 'upstream timeout');
-        return sendError(req, res, 502, `upstream failed: ${code || (err as Error).message}`);
-      } finally {
-        b.outstanding--;
       }
+      if (out.kind === 'failed' && out.error instanceof BodyTooLargeError) {
+        // The client's fault, not the backend's: the upstream request was aborted mid-body.
+        if (!res.headersSent) return sendError(req, res, 413, out.error.message);
+        res.destroy();
+        return;
+      }
+      b.errors++;
+      this.ctx.metrics.count(b.metricErrors);
+      lastCode = out.code;
+      if (out.kind === 'not-sent') {
+        if (isConnectionError(out.code)) this.health.eject(b, out.code);
+        continue; // nothing reached that backend: another may take the request
+      }
+      if (isConnectionError(out.code)) this.health.eject(b, out.code);
+      if (out.responseStarted) {
+        res.destroy(); // the client sees a truncated response, never a spliced one
+        return;
+      }
+      return sendError(req, res, TIMEOUT_CODES.has(out.code) ? 504 : 502, `upstream ${b.name} failed: ${out.code}`);
     }
   }
 
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const path = pathOf(req.url);
+    const kind = poolOf(path);
+    if (kind !== 'agent' || isAdminPath(path)) {
+      socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+      return;
+    }
+    const start = this.rotation++;
+    upgradeThrough(req, socket, head, (tried) => pickBackend({ agent: this.agent, user: this.user }, 'agent', tried, start), {
+      onAttempt: (b) => {
+        b.requests++;
+        this.ctx.metrics.count(b.metricRequests);
+      },
+      onRefused: (b, code) => {
+        b.errors++;
+        this.ctx.metrics.count(b.metricErrors);
+        this.health.eject(b, code);
+      },
+    });
+  }
+
   async close(): Promise<void> {
-    this.closed = true;
-    clearInterval(this.timer);
-    await Promise.all([...this.agent, ...this.user].map((b) => b.pool.destroy()));
+    this.health.close();
+    await Promise.all([...this.agent, ...this.user].map((b) => b.close()));
   }
 }
 

@@ -1,0 +1,121 @@
+import { fork } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+import { deriveAgent, DEFAULT_SECRET, DEFAULT_SEED } from '../src/core/identity.js';
+import { Rng } from '../src/core/random.js';
+import { startHaproxy } from '../src/stack/haproxy.js';
+import type { NodeReadyMessage, NodeSpec } from '../src/stack/types.js';
+import { PayloadFactory } from '../src/swarm/payloads.js';
+import { median, startMinimalServer, type BenchRow } from './lib.js';
+
+/**
+ * Proxy overhead: requests/s through the built-in proxy (its own process, the real node runtime)
+ * vs straight to the same backend, in the same run, with the same autocannon load (POST check-in,
+ * ~1.2 KB body). With haproxy installed, HAProxy with the equivalent config is measured too.
+ * Counted by the backend's own request count. Rounds rotate the order to share noise.
+ *
+ *   npm run build && node dist/bench/proxy.js [--rounds 3] [--duration 8] [--connections 100]
+ */
+
+const NODE_MAIN = fileURLToPath(new URL('../src/stack/node-main.js', import.meta.url));
+
+async function startBuiltinProxy(backendUrl: string): Promise<{ url: string; stop(): Promise<void> }> {
+  const spec: NodeSpec = {
+    name: 'proxy',
+    role: 'proxy',
+    tier: 'proxy',
+    host: '127.0.0.1',
+    port: 0,
+    secret: DEFAULT_SECRET,
+    proxy: { agentPool: [backendUrl], userPool: [], names: { [backendUrl]: 'web-agent-1' } },
+  };
+  const proc = fork(NODE_MAIN, [], { env: { ...process.env, RMMSCALE_NODE_SPEC: JSON.stringify(spec) }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const ready = await new Promise<NodeReadyMessage>((resolve, reject) => {
+    proc.once('message', (m: NodeReadyMessage) => (m.type === 'ready' ? resolve(m) : reject(new Error(JSON.stringify(m)))));
+    proc.once('exit', (c) => reject(new Error(`proxy node exited ${c}`)));
+  });
+  return {
+    url: ready.url,
+    stop: () =>
+      new Promise((resolve) => {
+        if (proc.exitCode !== null) return resolve();
+        proc.once('exit', () => resolve());
+        proc.kill('SIGTERM');
+      }),
+  };
+}
+
+type Path = 'direct' | 'builtin' | 'haproxy';
+
+export async function benchProxy(opts: { rounds: number; durationSec: number; connections: number }): Promise<BenchRow[]> {
+  const agent = deriveAgent(DEFAULT_SEED, DEFAULT_SECRET, 0);
+  const body = new PayloadFactory(DEFAULT_SEED).body('checkin', agent, 1, new Rng('bench'));
+  const headers = { 'content-type': 'application/json', authorization: `Bearer ${agent.token}`, 'x-agent-id': agent.id };
+  const withHaproxy = spawnSync(process.env.RMMSCALE_HAPROXY ?? 'haproxy', ['-v']).status === 0;
+  const paths: Path[] = withHaproxy ? ['direct', 'builtin', 'haproxy'] : ['direct', 'builtin'];
+  const rates: Record<Path, number[]> = { direct: [], builtin: [], haproxy: [] };
+  const p99: Record<Path, number[]> = { direct: [], builtin: [], haproxy: [] };
+  const server = await startMinimalServer();
+  try {
+    for (let round = 0; round < opts.rounds; round++) {
+      const order = paths.map((_, i) => paths[(i + round) % paths.length]);
+      for (const path of order) {
+        const front =
+          path === 'direct'
+            ? { url: server.url, stop: async () => undefined }
+            : path === 'builtin'
+              ? await startBuiltinProxy(server.url)
+              : await startHaproxy({ agentPool: [server.url], userPool: [], names: { [server.url]: 'web-agent-1' } });
+        try {
+          // Warm-up: connections and JIT, not counted.
+          await autocannon({ url: `${front.url}/agent/v1/checkin`, connections: opts.connections, duration: 1, method: 'POST', headers, body });
+          const before = await server.served();
+          const r = await autocannon({ url: `${front.url}/agent/v1/checkin`, connections: opts.connections, duration: opts.durationSec, method: 'POST', headers, body });
+          rates[path].push(((await server.served()) - before) / opts.durationSec);
+          p99[path].push(r.latency.p99);
+        } finally {
+          await front.stop();
+        }
+      }
+    }
+  } finally {
+    await server.stop();
+  }
+  const direct = median(rates.direct);
+  const row = (path: Exclude<Path, 'direct'>, target: string, min: number): BenchRow => {
+    const rate = median(rates[path]);
+    return {
+      bench: 'proxy',
+      metric: `requests/s through the ${path} proxy vs direct, ${opts.connections} connections, POST check-in (median of ${opts.rounds})`,
+      rmmscale: Math.round(rate),
+      peer: Math.round(direct),
+      peerName: 'direct',
+      ratio: Math.round((rate / direct) * 100) / 100,
+      target,
+      pass: rate / direct >= min,
+      note: `rounds: ${path} ${rates[path].map(Math.round).join('/')}, direct ${rates.direct.map(Math.round).join('/')}; p99 ms ${path} ${median(p99[path])}, direct ${median(p99.direct)}`,
+    };
+  };
+  const rows = [row('builtin', '≥ 0.45× direct (2 cores shared by load, proxy and backend)', 0.45)];
+  if (withHaproxy) rows.push(row('haproxy', 'reference: HAProxy 2.6 on the same host', 0));
+  return rows;
+}
+
+function argNum(args: string[], name: string, dflt: number): number {
+  const i = args.indexOf(name);
+  return i >= 0 ? Number(args[i + 1]) : dflt;
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const args = process.argv.slice(2);
+  const opts = { rounds: argNum(args, '--rounds', 3), durationSec: argNum(args, '--duration', 8), connections: argNum(args, '--connections', 100) };
+  benchProxy(opts)
+    .then((rows) => {
+      for (const r of rows) process.stdout.write(`${r.pass ? 'PASS' : 'MISS'}  ${r.metric}: ${r.rmmscale} vs ${r.peerName} ${r.peer}  ratio ${r.ratio}  (target ${r.target})\n      ${r.note}\n`);
+    })
+    .catch((err: unknown) => {
+      process.stderr.write(`bench proxy: ${(err as Error).stack ?? String(err)}\n`);
+      process.exit(1);
+    });
+}
