@@ -2,6 +2,8 @@ import { writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { hostFacts } from '../src/core/host.js';
 import { benchOpenModel } from './open-model.js';
+import { benchProxy } from './proxy.js';
+import { benchStoreCheckins } from './store-checkins.js';
 import { benchThroughput } from './throughput.js';
 import { benchTunnels } from './tunnels.js';
 import { ROOT, type BenchRow } from './lib.js';
@@ -16,6 +18,8 @@ type BenchFn = (quick: boolean) => Promise<BenchRow[]>;
 const BENCHES: Record<string, BenchFn> = {
   throughput: (quick) => benchThroughput({ rounds: quick ? 1 : 3, durationSec: quick ? 5 : 10, connections: 100 }),
   'open-model': (quick) => benchOpenModel({ ratePerSec: 10_000, durationSec: quick ? 10 : 30, connections: 200 }),
+  proxy: (quick) => benchProxy({ rounds: quick ? 1 : 3, durationSec: quick ? 4 : 8, connections: 100 }),
+  store: (quick) => benchStoreCheckins({ total: quick ? 5000 : 20_000, concurrency: 256 }),
   tunnels: (quick) => benchTunnels({ agents: quick ? 20_000 : 100_000, shards: quick ? 2 : 6, connectRatePerSec: 5000, idleSec: 30 }),
 };
 

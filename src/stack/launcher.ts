@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { startHaproxy } from './haproxy.js';
 import { StackError } from '../core/errors.js';
 import { DEFAULT_SECRET } from '../core/identity.js';
 import { runnableModulePath } from '../core/module-path.js';
@@ -98,7 +99,12 @@ export class RunningStack extends EventEmitter {
   }
 
   stop(): Promise<void> {
-    this.stopping ??= stopAll([...this.procs.values()], this.graceMs)
+    // The database goes last, so the nodes writing to it can finish acknowledged work on shutdown.
+    const isDb = (name: string): boolean => this.nodes.some((n) => n.name === name && n.role === 'db');
+    const front = [...this.procs].filter(([name]) => !isDb(name)).map(([, p]) => p);
+    const db = [...this.procs].filter(([name]) => isDb(name)).map(([, p]) => p);
+    this.stopping ??= stopAll(front, this.graceMs)
+      .then(() => stopAll(db, this.graceMs))
       .then(() => this.cleanup())
       .then(() => {
         this.emit('event', { event: 'stopped', entry: this.entryUrl, nodes: this.nodes } satisfies StackEvent);
@@ -274,11 +280,8 @@ async function startExternalProxy(
   extraStops: Array<() => Promise<void>>,
   timeoutMs: number,
 ): Promise<NodeInfo> {
-  void n;
-  void started;
-  void port;
-  void procs;
-  void extraStops;
-  void timeoutMs;
-  throw new StackError('--proxy haproxy: src/stack/haproxy.ts (startHaproxy) is not in this build yet; use --proxy builtin');
+  const h = await startHaproxy({ ...proxyPools(started), host: '127.0.0.1', port, readyTimeoutMs: timeoutMs });
+  procs.set(n.name, h.child);
+  extraStops.push(h.stop);
+  return { name: n.name, role: n.role, tier: n.tier, url: h.url, metricsUrl: h.metricsUrl, pid: h.pid };
 }

@@ -4,10 +4,20 @@ import { createServer, type Server } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { StackError } from '../../src/core/errors.js';
+import { deriveAgent } from '../../src/core/identity.js';
 import { startStack, type RunningStack, type StackEvent } from '../../src/stack/launcher.js';
 import { PROFILES } from '../../src/stack/profiles.js';
 import { namedTopology, topologyFromData } from '../../src/stack/topology.js';
 import { alive } from '../helpers/fork-node.js';
+import { spawnSync } from 'node:child_process';
+
+/** The system haproxy: skipped locally when missing, a failure under CI (.ci/run installs it). */
+function haproxyMissing(): boolean {
+  if (spawnSync(process.env.RMMSCALE_HAPROXY ?? 'haproxy', ['-v']).status === 0) return false;
+  if (process.env.CI) throw new Error('haproxy is not installed under CI (.ci/run installs the Debian package)');
+  process.stderr.write('haproxy is not installed: the launcher --proxy haproxy test is skipped\n');
+  return true;
+}
 
 let stack: RunningStack | null = null;
 const servers: Server[] = [];
@@ -129,5 +139,24 @@ describe('the launcher', () => {
     } finally {
       child.kill('SIGKILL');
     }
+  }, 60_000);
+
+  it.skipIf(haproxyMissing())('--proxy haproxy: split2 behind the system haproxy; the check-in path works and stop() ends haproxy too', async () => {
+    stack = await startStack(namedTopology('split2'), { secret: 'h', proxy: 'haproxy', stopGraceMs: 2000 });
+    const proxy = stack.nodes.find((n) => n.role === 'proxy')!;
+    expect(stack.entryUrl).toBe(proxy.url);
+    expect(stack.pids).toContain(proxy.pid);
+    const a = deriveAgent('hap', 'h', 1);
+    const body = JSON.stringify({ agentId: a.id, hostname: a.hostname, os: a.os, agentVersion: a.agentVersion, client: a.client, seq: 1, status: { cpuPct: 1, memPct: 1, diskFreePct: 1, uptimeSec: 1, loggedOnUser: null } });
+    const r = await fetch(`${proxy.url}/agent/v1/checkin`, { method: 'POST', body, headers: { 'content-type': 'application/json', authorization: `Bearer ${a.token}`, 'x-agent-id': a.id } });
+    expect(r.status).toBe(200);
+    expect(r.headers.get('x-served-by')).toBe('web-agent-1');
+    await r.text();
+    // HAProxy's own exporter is the proxy node's /metrics.
+    const m = await (await fetch(proxy.metricsUrl)).text();
+    expect(m).toMatch(/haproxy_server_http_responses_total\{[^}]*proxy="agent"/);
+    const pids = stack.pids;
+    await stack.stop();
+    for (const pid of pids) expect(alive(pid)).toBe(false);
   }, 60_000);
 });
