@@ -1,0 +1,107 @@
+/**
+ * A scenario, resolved: units parsed, defaults applied. `loadScenario()` (src/scenario/load.ts)
+ * validates a YAML file against schemas/scenario.schema.json, then resolves it into this. The run
+ * (src/run/) reads only this shape.
+ */
+
+export type CheckinSpec = { kind: 'fraction'; fractionPerMin: number; text: string } | { kind: 'rate'; ratePerSec: number; text: string };
+
+export interface ScenarioStack {
+  /** A named topology (`single`, `split3`, `relays4`…) or a topology file path resolved against the scenario's folder. null with `target`. */
+  topology: string | null;
+  /** `automate`, `none`, or a profile file path (resolved). */
+  profile: string;
+  proxy: 'builtin' | 'haproxy';
+  db: 'sqlite' | 'postgres';
+  /** PostgreSQL URL; null means DATABASE_URL at run time. */
+  dbUrl: string | null;
+  /** An external stack instead of a started one (loopback unless the CLI says --allow-remote). */
+  target: string | null;
+  /** Base port for the nodes; null = free ports. */
+  portBase: number | null;
+}
+
+export interface ScenarioFleet {
+  agents: number;
+  checkin: CheckinSpec;
+  /** Weights by scheduled kind: checkin, heartbeat, inventory. */
+  mix: Record<'checkin' | 'heartbeat' | 'inventory', number>;
+  transport: 'http' | 'ws';
+  connection: 'per-checkin' | 'keepalive' | 'pool';
+  arrival: 'periodic' | 'poisson';
+  jitterMs: number;
+  seed: string;
+  secret: string | null;
+  timeoutMs: number;
+}
+
+export interface ScenarioStage {
+  durationMs: number;
+  agents: number;
+  /** null = the fleet's check-in model. */
+  checkin: CheckinSpec | null;
+}
+
+export interface ScenarioCeiling {
+  /** What the search raises: agents at the fleet's check-in model, or a raw check-in rate. */
+  unit: 'agents' | 'rate';
+  start: number;
+  max: number;
+  stepFactor: number;
+  /** (firstBad − lastGood) / lastGood at which bisection stops. */
+  precision: number;
+  warmupMs: number;
+  measureMs: number;
+  /** Hard bound on measured windows (steps and bisections together). */
+  maxSteps: number;
+  /** Loads are rounded to this (agents: 100 by default; rate: 1). */
+  grain: number;
+}
+
+export interface BackgroundStream {
+  ratePerSec: number;
+}
+
+export interface ScenarioBackground {
+  /** Dashboard queries (agents offline, by group, by OS…) on the user paths. */
+  dashboard: BackgroundStream | null;
+  /** Command creation by operators. */
+  commands: BackgroundStream | null;
+  /** An integration sync paging through agents. */
+  integration: (BackgroundStream & { pageSize: number }) | null;
+}
+
+export interface ScenarioSlo {
+  p99Ms: number;
+  /** 0..1 */
+  errorRate: number;
+  /** 0..1: achieved ÷ offered below this breaks the SLO. */
+  minAchievedRatio: number;
+}
+
+export interface ScenarioPlan {
+  agents: number[];
+  redundancy: 'none' | 'n+1';
+  maxUtilization: number;
+}
+
+export interface Scenario {
+  name: string;
+  description: string;
+  /** Absolute path of the file it came from (null when built in code). */
+  file: string | null;
+  stack: ScenarioStack;
+  fleet: ScenarioFleet;
+  /** Exactly one of stages and ceiling is set. */
+  stages: ScenarioStage[] | null;
+  ceiling: ScenarioCeiling | null;
+  background: ScenarioBackground;
+  slo: ScenarioSlo;
+  /** Gate expressions, kept as written (parsed by the gate). */
+  thresholds: string[];
+  /** The whole run, stack start and stop included, ends by this. */
+  timeLimitMs: number;
+  plan: ScenarioPlan | null;
+  /** The document as written, for result.json. */
+  definition: unknown;
+}
