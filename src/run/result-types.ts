@@ -1,0 +1,221 @@
+import type { Plan } from '../analysis/plan.js';
+import type { HostFacts } from '../core/host.js';
+import type { LatencySummary } from '../metrics/histogram.js';
+
+/**
+ * `result.json` of `rmmscale run`: the contract between a run and everything after it (report,
+ * gate, plan). Those read this file only, never a live stack. Additive changes keep the version;
+ * anything else bumps it. Documented field by field in docs/result.md.
+ */
+export const RUN_RESULT_SCHEMA = 'rmmscale.run/1';
+
+/** Stable tier names. */
+export const TIER_NAMES = ['single', 'proxy', 'web-agent', 'web-user', 'app', 'db', 'relay'] as const;
+export type TierName = (typeof TIER_NAMES)[number];
+
+export interface TierSummary {
+  tier: TierName;
+  ceilingRps: number | null;
+  ceilingAgents: number | null;
+  /**
+   * Why this tier stops there: `limiting: utilization 0.97, queue growing` for the tier that broke
+   * the SLO; `estimated: utilization 0.41 at the ceiling` (capacity = rate ÷ utilization) for the
+   * others; `unknown: no capacity model` when neither applies.
+   */
+  limitedBy: string;
+}
+
+/** Stable for scripts and CI. */
+export interface RunSummary {
+  ceilingAgents: number | null;
+  ceilingRps: number | null;
+  limitingTier: TierName | null;
+  tiers: TierSummary[];
+  trustworthy: boolean;
+  warnings: string[];
+}
+
+export interface OpStats {
+  count: number;
+  completed: number;
+  failed: number;
+  errorRate: number;
+  /** From the intended send time (coordinated omission corrected). */
+  latency: LatencySummary;
+  /** From the actual send time. */
+  serviceTime: LatencySummary;
+  /** Exact HDR histograms (compressed base64, µs). */
+  histograms: { corrected: string; service: string };
+}
+
+/** What the swarm saw in one measured window (or several merged). */
+export interface ClientStats {
+  agents: number;
+  offeredRatePerSec: number;
+  achievedRatePerSec: number;
+  count: number;
+  completed: number;
+  failed: number;
+  late: number;
+  dropped: number;
+  errorRate: number;
+  latency: LatencySummary;
+  /** By operation: `checkin`, `heartbeat`, `inventory`, `command-result`, `telemetry`… */
+  ops: Record<string, OpStats>;
+  errors: Record<string, number>;
+}
+
+export interface GeneratorHealth {
+  trustworthy: boolean;
+  generatorBound: boolean;
+  hostBound: boolean;
+  reasons: string[];
+  warnings: string[];
+  workers: number;
+  cpuMax: number;
+  schedulingLagP99Us: number;
+  hostCpuMean: number | null;
+}
+
+/** One second of one node, as scraped. tSec counts from the run's start. */
+export interface NodeSecond {
+  tSec: number;
+  requestsPerSec: number;
+  /** Per route, requests in this second. */
+  routes: Record<string, number>;
+  errorsPerSec: number;
+  inflight: number;
+  busyWorkers: number | null;
+  queueDepth: number | null;
+  utilization: number | null;
+  dbUtilization: number | null;
+  dbQueueDepth: number | null;
+  eventLoopDelayP99Ms: number;
+  /** CPU of the node process over the second, in cores. */
+  cpuCores: number;
+  hostCpu: number | null;
+  hostLimited: boolean;
+}
+
+export interface RouteStats {
+  count: number;
+  errors: number;
+  ratePerSec: number;
+  /** Server side: arrival to response end, capacity queueing included. */
+  latency: LatencySummary;
+  histogram: string;
+}
+
+export interface NodeWindow {
+  node: string;
+  role: string;
+  tier: TierName;
+  ratePerSec: number;
+  routes: Record<string, RouteStats>;
+  utilization: { mean: number; max: number } | null;
+  queueDepth: { mean: number; max: number; growthPerSec: number } | null;
+  dbUtilization: { mean: number; max: number } | null;
+  dbQueueDepth: { mean: number; max: number; growthPerSec: number } | null;
+  eventLoopDelayP99MsMax: number;
+  cpuCoresMean: number;
+  /** Seconds in the window when the host, not the profile, limited this node. */
+  hostLimitedSec: number;
+  /** Erlang C (M/M/c) next to the measured server-side latency, for profiled nodes. */
+  erlang: ErlangCheck | null;
+}
+
+export interface ErlangCheck {
+  servers: number;
+  meanServiceMs: number;
+  arrivalPerSec: number;
+  utilization: number;
+  predictedMeanMs: number;
+  predictedP99Ms: number;
+  measuredMeanMs: number;
+  measuredP99Ms: number;
+  /** The model assumes exponential service; other distributions are shown, with a note. */
+  note: string | null;
+}
+
+export interface Diagnosis {
+  limitingTier: TierName | null;
+  /** One line per piece of evidence, e.g. `web-agent: utilization 0.98 (web-agent-1 0.99, web-agent-2 0.97)`. */
+  evidence: string[];
+}
+
+export interface WindowResult {
+  index: number;
+  kind: 'stage' | 'step' | 'bisect';
+  label: string;
+  agents: number;
+  checkin: string;
+  /** Seconds from the run's start. */
+  startSec: number;
+  warmupSec: number;
+  measuredSec: number;
+  client: ClientStats;
+  /** Background user and integration traffic in the window (null when the scenario has none). */
+  background: ClientStats | null;
+  generator: GeneratorHealth;
+  nodes: NodeWindow[];
+  /** Against the scenario's SLOs. */
+  verdict: { ok: boolean; breaches: string[] };
+  diagnosis: Diagnosis;
+}
+
+export interface UslResult {
+  /** What the load axis counts. */
+  loadUnit: 'agents' | 'concurrency';
+  points: Array<{ load: number; throughput: number }>;
+  sigma: number;
+  kappa: number;
+  lambda: number;
+  nMax: number;
+  xMax: number;
+  r2: number;
+}
+
+export interface RunResult {
+  schema: typeof RUN_RESULT_SCHEMA;
+  summary: RunSummary;
+  scenario: { name: string; file: string | null; description: string; seed: string; definition: unknown };
+  versions: { rmmscale: string; node: string; libraries: Record<string, string> };
+  host: HostFacts;
+  startedAt: string;
+  endedAt: string;
+  complete: boolean;
+  interrupted: boolean;
+  /** Why the run ended early, when it did. */
+  error: string | null;
+  stack: {
+    topology: string;
+    profile: string;
+    proxy: string;
+    db: string;
+    /** An external target: no nodes are started or scraped. */
+    target: string | null;
+    nodes: Array<{ name: string; role: string; tier: TierName; url: string; pid: number }>;
+  };
+  slo: { p99Ms: number; errorRate: number; minAchievedRatio: number };
+  thresholds: string[];
+  /** Every window, in order: stages of a staged run, or the steps and bisections of a search. */
+  windows: WindowResult[];
+  /**
+   * The headline window: the merged stages of a staged run, or the ceiling step of a search (the
+   * highest load that met the SLO). What `checkin.p99`, `errors.rate` and `node[…]` refer to.
+   */
+  headline: { windowIndex: number | null; client: ClientStats; nodes: NodeWindow[] } | null;
+  search: {
+    outcome: 'found' | 'below-start' | 'above-max' | 'untrustworthy' | 'budget';
+    unit: 'agents' | 'rate';
+    lastGood: number | null;
+    firstBad: number | null;
+    precision: number;
+  } | null;
+  fits: { usl: UslResult | null; uslError: string | null };
+  plan: Plan | null;
+  /** The per-node timeline for charts (every second of the run). */
+  timeline: Record<string, NodeSecond[]>;
+  /** .hlog files written beside result.json, relative to it. */
+  hlogFiles: string[];
+}
