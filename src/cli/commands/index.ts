@@ -3,6 +3,7 @@ import { swarmCommand } from './swarm.js';
 import { stackCommand } from './stack.js';
 import { fitCommand } from './fit.js';
 import { demoCommand } from './demo.js';
+import { reportCommand } from './report.js';
 
 /** Every CLI command, keyed by what the user types. Heavy modules load inside each handler. */
-export const commands: ReadonlyArray<CommandModule<object, object>> = [demoCommand, swarmCommand, stackCommand, fitCommand];
+export const commands: ReadonlyArray<CommandModule<object, object>> = [demoCommand, swarmCommand, stackCommand, fitCommand, reportCommand];

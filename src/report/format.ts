@@ -1,0 +1,148 @@
+import type { RunResult, WindowResult } from '../run/result-types.js';
+
+/**
+ * What every report says first, and the number formats all three share (HTML, Markdown, terminal),
+ * so the same run reads the same everywhere. Pure: a RunResult in, strings out.
+ */
+
+export type VerdictStatus = 'pass' | 'fail' | 'untrustworthy' | 'incomplete';
+
+export interface Verdict {
+  status: VerdictStatus;
+  /** One sentence: the outcome with its numbers. */
+  headline: string;
+  /** Every warning the reader must see, generator- and host-bound ones first. De-duplicated. */
+  warnings: string[];
+}
+
+export function verdictOf(r: RunResult): Verdict {
+  const warnings = collectWarnings(r);
+  const s = r.summary;
+  const limiting = s.limitingTier ? `, limited by ${s.limitingTier}` : '';
+  const ceiling = (): string => `${fmtCount(s.ceilingAgents)} agents (${fmtRate(s.ceilingRps)})`;
+  let status: VerdictStatus;
+  let headline: string;
+  if (r.search) {
+    const { outcome, lastGood, firstBad } = r.search;
+    const unit = r.search.unit === 'agents' ? 'agents' : 'req/s';
+    switch (outcome) {
+      case 'found':
+        status = 'pass';
+        headline = `Ceiling found: ${ceiling()}${limiting}; the first load over the SLO was ${fmtCount(firstBad)} ${unit}`;
+        break;
+      case 'above-max':
+        status = 'pass';
+        headline = `No ceiling up to the search maximum: the SLO held at ${fmtCount(lastGood)} ${unit}`;
+        break;
+      case 'below-start':
+        status = 'fail';
+        headline = `Below the start: the first step (${fmtCount(firstBad)} ${unit}) already broke the SLO${limiting}`;
+        break;
+      case 'budget':
+        status = 'incomplete';
+        headline = `Search budget spent: the ceiling is between ${fmtCount(lastGood)} and ${fmtCount(firstBad)} ${unit}${limiting}`;
+        break;
+      case 'untrustworthy':
+        status = 'untrustworthy';
+        headline = `No ceiling: the load generator or host saturated before the stack did (${lastGood === null ? 'no load met the SLO before that' : `last good ${fmtCount(lastGood)} ${unit}`})`;
+        break;
+    }
+  } else {
+    const w = headlineWindow(r);
+    const verdictWindows = w ? [w] : r.windows;
+    const breaches = verdictWindows.flatMap((x) => x.verdict.breaches);
+    const agents = r.headline?.client.agents ?? w?.agents ?? null;
+    if (verdictWindows.length === 0) {
+      status = 'incomplete';
+      headline = 'No measured window: nothing to judge';
+    } else if (verdictWindows.every((x) => x.verdict.ok)) {
+      status = 'pass';
+      headline = `SLO met at ${fmtCount(agents)} agents (${fmtRate(r.headline?.client.achievedRatePerSec ?? null)} achieved)`;
+    } else {
+      status = 'fail';
+      headline = `SLO breached at ${fmtCount(agents)} agents: ${breaches.join('; ')}${limiting}`;
+    }
+  }
+  if (!s.trustworthy) status = 'untrustworthy';
+  if (r.interrupted || !r.complete || r.error) {
+    const why = r.error ?? (r.interrupted ? 'interrupted' : 'incomplete');
+    headline = `Run ended early (${why}). ${headline}`;
+    if (status === 'pass') status = 'incomplete';
+  }
+  if (r.plan) {
+    const p = r.plan;
+    headline += `. Plan for ${fmtCount(p.agents)} agents: ${p.feasible ? 'feasible' : 'not feasible'}, ${p.firstToSaturate.tier} saturates first at ${fmtCount(finiteOrNull(p.firstToSaturate.atAgents))} agents`;
+  }
+  return { status, headline, warnings };
+}
+
+export const STATUS_LABEL: Record<VerdictStatus, string> = {
+  pass: 'PASS',
+  fail: 'FAIL',
+  untrustworthy: 'UNTRUSTWORTHY',
+  incomplete: 'INCOMPLETE',
+};
+
+/**
+ * The summary's warnings, then each window's generator reasons and warnings that the summary does
+ * not already quote, each once.
+ */
+function collectWarnings(r: RunResult): string[] {
+  const out = new Set<string>();
+  for (const w of r.summary.warnings) out.add(w);
+  const quoted = (text: string): boolean => r.summary.warnings.some((w) => w.includes(text));
+  for (const w of r.windows) {
+    const g = w.generator;
+    const tag = `window ${w.index} (${w.label})`;
+    const kind = [g.generatorBound ? 'generator-bound' : '', g.hostBound ? 'host-bound' : ''].filter(Boolean).join(' and ');
+    const reasons = g.reasons.filter((x) => !quoted(x));
+    if ((kind || !g.trustworthy) && (reasons.length > 0 || g.reasons.length === 0)) out.add(`${tag}: ${kind || 'not trustworthy'}: ${reasons.join('; ') || 'no reason recorded'}`);
+    for (const x of g.warnings) if (!quoted(x)) out.add(`${tag}: ${x}`);
+  }
+  return [...out];
+}
+
+export function headlineWindow(r: RunResult): WindowResult | null {
+  const i = r.headline?.windowIndex;
+  if (i === null || i === undefined) return null;
+  return r.windows.find((w) => w.index === i) ?? null;
+}
+
+export function finiteOrNull(x: number | null | undefined): number | null {
+  return typeof x === 'number' && Number.isFinite(x) ? x : null;
+}
+
+const INT = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
+
+/** `12,500`; `–` for null/NaN, `∞` for Infinity. */
+export function fmtCount(x: number | null | undefined): string {
+  if (x === null || x === undefined || Number.isNaN(x)) return '–';
+  if (!Number.isFinite(x)) return '∞';
+  return INT.format(x);
+}
+
+/** `1,234 req/s`, or one decimal under 100. */
+export function fmtRate(x: number | null | undefined): string {
+  if (x === null || x === undefined || !Number.isFinite(x)) return '–';
+  return `${x < 100 ? x.toFixed(1) : INT.format(x)} req/s`;
+}
+
+/** A latency in µs as `850 µs`, `12.3 ms` or `2.10 s`. */
+export function fmtUs(us: number | null | undefined): string {
+  if (us === null || us === undefined || !Number.isFinite(us)) return '–';
+  if (us < 1000) return `${Math.round(us)} µs`;
+  if (us < 1_000_000) return `${(us / 1000).toFixed(us < 100_000 ? 1 : 0)} ms`;
+  return `${(us / 1_000_000).toFixed(2)} s`;
+}
+
+/** A fraction 0..1 as `12.34%`. */
+export function fmtPct(x: number | null | undefined, digits = 2): string {
+  if (x === null || x === undefined || !Number.isFinite(x)) return '–';
+  return `${(x * 100).toFixed(digits)}%`;
+}
+
+export function fmtBytes(n: number): string {
+  if (!Number.isFinite(n)) return '–';
+  const gib = n / 1024 ** 3;
+  return gib >= 1 ? `${gib.toFixed(1)} GiB` : `${(n / 1024 ** 2).toFixed(0)} MiB`;
+}

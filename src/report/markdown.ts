@@ -1,0 +1,97 @@
+import type { LatencySummary } from '../metrics/histogram.js';
+import type { RunResult } from '../run/result-types.js';
+import { finiteOrNull, fmtCount, fmtPct, fmtRate, fmtUs, headlineWindow, STATUS_LABEL, verdictOf } from './format.js';
+
+/**
+ * The Markdown summary, for a CI step summary (`$GITHUB_STEP_SUMMARY`) or a PR comment: the
+ * verdict, the ceiling per tier, the limiting tier, every warning and the key latencies. GitHub
+ * renders the `> [!CAUTION]` alert; other renderers show a plain quote.
+ */
+
+/** Text for a table cell or a line: no pipes, newlines or raw HTML from the result. */
+export function mdEsc(s: unknown): string {
+  return String(s).replace(/\r?\n/g, ' ').replace(/\|/g, '\\|').replace(/</g, '&lt;');
+}
+
+function mdTable(head: string[], align: Array<'l' | 'r'>, rows: string[][]): string {
+  return [
+    `| ${head.join(' | ')} |`,
+    `|${align.map((a) => (a === 'r' ? '---:' : '---')).join('|')}|`,
+    ...rows.map((r) => `| ${r.map(mdEsc).join(' | ')} |`),
+  ].join('\n');
+}
+
+function latencyRow(name: string, s: { count: number; errorRate: number; latency: LatencySummary }): string[] {
+  const l = s.latency;
+  return [name, fmtCount(s.count), fmtPct(s.errorRate), fmtUs(l.p50Us), fmtUs(l.p90Us), fmtUs(l.p99Us), fmtUs(l.p999Us), fmtUs(l.maxUs)];
+}
+
+export function renderMarkdown(r: RunResult): string {
+  const v = verdictOf(r);
+  const s = r.summary;
+  const out: string[] = [];
+  out.push(`## rmmscale: ${mdEsc(r.scenario.name)}: ${STATUS_LABEL[v.status]}`, '', `**${mdEsc(v.headline)}**`, '');
+  if (!s.trustworthy) {
+    out.push('> [!CAUTION]', '> **Not trustworthy:** the load generator or the host saturated, so these numbers measure the test rig, not the stack. Do not use these ceilings.');
+    for (const w of v.warnings) out.push(`> - ${mdEsc(w)}`);
+    out.push('');
+  } else if (v.warnings.length) {
+    out.push('> [!WARNING]', '> **Warnings**');
+    for (const w of v.warnings) out.push(`> - ${mdEsc(w)}`);
+    out.push('');
+  }
+  const ceiling = s.ceilingAgents === null && s.ceilingRps === null ? `none measured${r.search ? '' : ' (a staged run does not search for one)'}` : `${fmtCount(s.ceilingAgents)} agents, ${fmtRate(s.ceilingRps)}`;
+  out.push(`**Ceiling:** ${ceiling} · **Limiting tier:** ${mdEsc(s.limitingTier ?? '–')}`, '');
+  if (s.tiers.length) {
+    out.push(
+      mdTable(
+        ['Tier', 'Ceiling (agents)', 'Ceiling (req/s)', 'Why it stops there'],
+        ['l', 'r', 'r', 'l'],
+        s.tiers.map((t) => [t.tier === s.limitingTier ? `${t.tier} (limiting)` : t.tier, fmtCount(t.ceilingAgents), fmtRate(t.ceilingRps), t.limitedBy]),
+      ),
+      '',
+    );
+  }
+  const h = r.headline;
+  if (h) {
+    const w = headlineWindow(r);
+    out.push(`### Key latencies${w ? ` at ${fmtCount(w.agents)} agents (window #${w.index}, ${mdEsc(w.label)})` : ''}`, '');
+    out.push(
+      mdTable(
+        ['Operation', 'Requests', 'Errors', 'p50', 'p90', 'p99', 'p99.9', 'max'],
+        ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+        [latencyRow('all', h.client), ...Object.entries(h.client.ops).map(([op, x]) => latencyRow(op, x))],
+      ),
+      '',
+      `SLO: p99 ≤ ${r.slo.p99Ms} ms, errors ≤ ${fmtPct(r.slo.errorRate)}, achieved ≥ ${fmtPct(r.slo.minAchievedRatio, 0)} of offered. Latencies from the intended send time (coordinated omission corrected).`,
+      '',
+    );
+  }
+  if (r.plan) {
+    const p = r.plan;
+    out.push(`### Plan for ${fmtCount(p.agents)} agents: ${p.feasible ? 'feasible' : 'not feasible'}`, '');
+    out.push(
+      mdTable(
+        ['Tier', 'Nodes', 'Demand', 'Capacity', 'Headroom', 'Max agents', 'One node down'],
+        ['l', 'r', 'r', 'r', 'r', 'r', 'l'],
+        p.tiers.map((t) => [
+          t.tier,
+          String(t.nodes),
+          fmtRate(t.demandRps),
+          fmtRate(t.capacityRps),
+          fmtPct(t.headroom, 1),
+          fmtCount(finiteOrNull(t.maxAgents) ?? Infinity),
+          t.oneDown.capacityRps <= 0 ? 'no spare node' : t.oneDown.ok ? `ok (${fmtPct(t.oneDown.headroom, 1)} headroom)` : `over capacity (${fmtPct(t.oneDown.headroom, 1)})`,
+        ]),
+      ),
+      '',
+    );
+  }
+  const st = r.stack;
+  const where = st.target ? `external target ${st.target}` : `${st.topology}, ${st.profile} profile, ${st.proxy} proxy, ${st.db}`;
+  out.push(
+    `<sub>${mdEsc(`${r.scenario.name} · seed ${r.scenario.seed} · ${where} · ${r.windows.length} windows · rmmscale ${r.versions.rmmscale}, node ${r.versions.node} · ${r.host.cpus} × ${r.host.cpuModel} · ${r.startedAt}`)}</sub>`,
+    '',
+  );
+  return out.join('\n');
+}

@@ -1,0 +1,56 @@
+import type { RunResult } from '../run/result-types.js';
+import { fmtCount, fmtPct, fmtRate, fmtUs, headlineWindow, STATUS_LABEL, verdictOf } from './format.js';
+
+/**
+ * The compact summary printed at the end of `rmmscale run` and by `rmmscale report`: the verdict,
+ * one row per tier, the key latencies and every warning. Plain text, no colour: it lands in CI logs.
+ */
+
+/** Columns padded to their widest cell; numbers right-aligned. */
+export function textTable(head: string[], rows: string[][], right: boolean[]): string {
+  const width = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]): string =>
+    cells
+      .map((c, i) => (i === cells.length - 1 && !right[i] ? c : right[i] ? c.padStart(width[i]) : c.padEnd(width[i])))
+      .join('  ')
+      .trimEnd();
+  return [line(head), ...rows.map(line)].map((l) => `  ${l}`).join('\n');
+}
+
+function clip(s: string, n: number): string {
+  return s.length <= n ? s : `${s.slice(0, n - 1)}…`;
+}
+
+export function terminalSummary(r: RunResult): string {
+  const v = verdictOf(r);
+  const s = r.summary;
+  const out: string[] = [`${STATUS_LABEL[v.status]}: ${v.headline}`];
+  if (!s.trustworthy) out.push('', '!! NOT TRUSTWORTHY: the load generator or the host saturated; these numbers measure the test rig, not the stack.');
+  if (s.tiers.length) {
+    out.push(
+      '',
+      textTable(
+        ['tier', 'agents', 'req/s', 'why it stops there'],
+        s.tiers.map((t) => [t.tier + (t.tier === s.limitingTier ? ' *' : ''), fmtCount(t.ceilingAgents), fmtRate(t.ceilingRps).replace(' req/s', ''), clip(t.limitedBy, 70)]),
+        [false, true, true, false],
+      ),
+    );
+    if (s.limitingTier) out.push(`  * limiting tier: ${s.limitingTier}`);
+  }
+  const h = r.headline;
+  if (h) {
+    const w = headlineWindow(r);
+    const rows = [['all', h.client] as const, ...Object.entries(h.client.ops)].map(([op, x]) => [op, fmtCount(x.count), fmtPct(x.errorRate), fmtUs(x.latency.p50Us), fmtUs(x.latency.p99Us), fmtUs(x.latency.p999Us), fmtUs(x.latency.maxUs)]);
+    out.push(
+      '',
+      `latency${w ? ` at ${fmtCount(w.agents)} agents (window #${w.index})` : ''}, SLO p99 ${r.slo.p99Ms} ms; achieved ${fmtRate(h.client.achievedRatePerSec)} of ${fmtRate(h.client.offeredRatePerSec)} offered`,
+      textTable(['op', 'requests', 'errors', 'p50', 'p99', 'p99.9', 'max'], rows, [false, true, true, true, true, true, true]),
+    );
+  }
+  if (r.plan) {
+    const p = r.plan;
+    out.push('', `plan for ${fmtCount(p.agents)} agents: ${p.feasible ? 'feasible' : 'NOT feasible'}; ${p.tiers.map((t) => `${t.tier} ×${t.nodes}`).join(', ')}`);
+  }
+  if (v.warnings.length) out.push('', 'warnings:', ...v.warnings.map((w) => `  - ${w}`));
+  return out.join('\n') + '\n';
+}

@@ -1,0 +1,168 @@
+import { describe, expect, it } from 'vitest';
+import { createLatencyHistogram, recordUs } from '../../src/metrics/histogram.js';
+import { chartData, spectrumPoints } from '../../src/report/chart-data.js';
+import { renderMarkdown, terminalSummary, verdictOf } from '../../src/report/index.js';
+import { buildResult } from './fixtures.js';
+
+const search = buildResult();
+const staged = buildResult({ search: false, nodes: false, plan: false, fit: false });
+const untrusted = buildResult({ untrustworthy: true });
+
+describe('verdict', () => {
+  it.each([
+    ['a ceiling search that found one', search, 'pass', /^Ceiling found: 6,500 agents \(325 req\/s\), limited by web-agent; the first load over the SLO was 7,000 agents\. Plan for 20,000 agents: not feasible, app saturates first at 14,000 agents$/],
+    ['a staged run within its SLO', staged, 'pass', /^SLO met at 5,000 agents \(250 req\/s achieved\)$/],
+    ['a search stopped by the generator', untrusted, 'untrustworthy', /^No ceiling: the load generator or host saturated before the stack did \(last good 6,500 agents\)/],
+  ] as const)('%s', (_name, r, status, headline) => {
+    const v = verdictOf(r);
+    expect(v.status).toBe(status);
+    expect(v.headline).toMatch(headline);
+  });
+
+  it('a staged run that broke its SLO fails with the breaches', () => {
+    const r = buildResult({ search: false, plan: false, fit: false });
+    r.windows[1].verdict = { ok: false, breaches: ['p99 250.0 ms > 200.0 ms'] };
+    r.summary.limitingTier = 'web-agent';
+    expect(verdictOf(r)).toMatchObject({ status: 'fail', headline: 'SLO breached at 5,000 agents: p99 250.0 ms > 200.0 ms, limited by web-agent' });
+  });
+
+  it('generator-bound windows become warnings, each once, after the summary warnings', () => {
+    expect(verdictOf(untrusted).warnings).toEqual([
+      'generator-bound from 7000 agents: the load generator, not the stack, limited the search',
+      'window 2 (step 8000 agents): generator-bound: 4.0% of sends left more than 50 ms after their intended time (limit 1%); scheduling lag p99 61.0 ms',
+      'window 4 (bisect 7000 agents): generator-bound: 4.0% of sends left more than 50 ms after their intended time (limit 1%); scheduling lag p99 61.0 ms',
+    ]);
+  });
+
+  it('does not repeat a window reason the summary already quotes; says when no load was good', () => {
+    const r = buildResult({ untrustworthy: true });
+    r.summary.warnings = [`step 3: not trustworthy: ${r.windows[2].generator.reasons[0]}`];
+    r.search!.lastGood = null;
+    const v = verdictOf(r);
+    expect(v.warnings).toEqual([r.summary.warnings[0]]);
+    expect(v.headline).toMatch(/^No ceiling: the load generator or host saturated before the stack did \(no load met the SLO before that\)/);
+  });
+});
+
+describe('Markdown summary', () => {
+  const md = renderMarkdown(search);
+
+  it('has the verdict, the ceiling per tier with the fixture numbers, and the limiting tier', () => {
+    expect(md).toContain('## rmmscale: split3-ceiling: PASS');
+    expect(md).toContain('**Ceiling:** 6,500 agents, 325 req/s · **Limiting tier:** web-agent');
+    const rows = md.split('\n').filter((l) => /^\| (proxy|web-agent|web-user|app|db)\b/.test(l));
+    expect(rows.slice(0, 5)).toEqual([
+      '| proxy | – | – | unknown: no capacity model |',
+      '| web-agent (limiting) | 6,500 | 325 req/s | limiting: utilization 0.96, queue growing |',
+      '| web-user | – | 120 req/s | estimated: utilization 0.13 at the ceiling |',
+      '| app | 14,000 | 420 req/s | estimated: utilization 0.46 at the ceiling |',
+      '| db | 21,400 | 900 req/s | estimated: utilization 0.30 at the ceiling |',
+    ]);
+    // The same numbers as the result's summary, whatever the fixture's noise.
+    for (const t of search.summary.tiers) if (t.ceilingAgents) expect(md).toContain(`| ${t.ceilingAgents.toLocaleString('en-US')} |`);
+  });
+
+  it('has the key latencies of the headline window', () => {
+    const ops = search.headline!.client.ops;
+    expect(md).toContain('### Key latencies at 6,500 agents (window #5, bisect 6500 agents)');
+    for (const op of ['checkin', 'heartbeat', 'inventory']) {
+      const p99Ms = ops[op].latency.p99Us / 1000;
+      expect(md).toMatch(new RegExp(`^\\| ${op} \\| [\\d,]+ \\| 0\\.00% \\|.*\\| ${p99Ms >= 100 ? Math.round(p99Ms) : p99Ms.toFixed(1)} ms \\|`, 'm'));
+    }
+  });
+
+  it('has the plan, with the single-instance tier that cannot carry the fleet', () => {
+    expect(md).toContain('### Plan for 20,000 agents: not feasible');
+    expect(md).toContain('| app | 1 | 600 req/s | 420 req/s | -42.9% | 14,000 | no spare node |');
+  });
+
+  it('opens an untrustworthy run with a caution and every warning', () => {
+    const u = renderMarkdown(untrusted);
+    expect(u).toContain('## rmmscale: split3-ceiling: UNTRUSTWORTHY');
+    expect(u).toMatch(/> \[!CAUTION\]\n> \*\*Not trustworthy:\*\*.*\n> - generator-bound from 7000 agents/);
+    expect(u.indexOf('[!CAUTION]')).toBeLessThan(u.indexOf('Key latencies'));
+  });
+
+  it('keeps user text from breaking tables or injecting HTML', () => {
+    const h = renderMarkdown(buildResult({ hostileText: true }));
+    expect(h).toContain('## rmmscale: split3 &lt;img src=x onerror=alert(1)> "ceiling": PASS');
+    expect(h).toContain('> - &lt;script>alert("warning")&lt;/script> & a \\| pipe');
+    expect(h).not.toMatch(/<(img|script|b)\b/);
+  });
+
+  it('says plainly that a staged run on an external target has no ceiling, fit or plan', () => {
+    const s = renderMarkdown(staged);
+    expect(s).toContain('**Ceiling:** none measured (a staged run does not search for one) · **Limiting tier:** –');
+    expect(s).not.toContain('### Plan');
+    expect(s).toContain('external target http://127.0.0.1:8080');
+  });
+});
+
+describe('terminal summary', () => {
+  it('is a compact aligned table: verdict, tiers, latencies, plan', () => {
+    const t = terminalSummary(search).split('\n');
+    expect(t[0]).toMatch(/^PASS: Ceiling found: 6,500 agents/);
+    expect(t.slice(2, 9)).toEqual([
+      '  tier         agents  req/s  why it stops there',
+      '  proxy             –      –  unknown: no capacity model',
+      '  web-agent *   6,500    325  limiting: utilization 0.96, queue growing',
+      '  web-user          –    120  estimated: utilization 0.13 at the ceiling',
+      '  app          14,000    420  estimated: utilization 0.46 at the ceiling',
+      '  db           21,400    900  estimated: utilization 0.30 at the ceiling',
+      '  * limiting tier: web-agent',
+    ]);
+    expect(t).toContain('  op         requests  errors      p50     p99   p99.9     max');
+    expect(t).toContain('plan for 20,000 agents: NOT feasible; web-agent ×9, app ×1, db ×1');
+  });
+
+  it('shouts when the run is not trustworthy, and lists why', () => {
+    const t = terminalSummary(untrusted);
+    expect(t).toMatch(/^UNTRUSTWORTHY: /);
+    expect(t).toContain('!! NOT TRUSTWORTHY: the load generator or the host saturated');
+    expect(t).toContain('  - window 4 (bisect 7000 agents): generator-bound: 4.0% of sends');
+  });
+});
+
+describe('chart data', () => {
+  it('HDR spectrum: x = 1/(1−p), ten points a decade up to the sample count, then the max', () => {
+    const h = createLatencyHistogram();
+    for (let us = 10; us <= 1000; us += 10) recordUs(h, us); // 100 values, exact below 2048 µs
+    const pts = spectrumPoints(h);
+    expect(pts.length).toBe(22);
+    expect(pts[0]).toEqual([1, 0.01]); // p0: the minimum
+    expect(pts[10]).toEqual([10, 0.9]); // p90
+    expect(pts[20]).toEqual([100, 0.99]); // p99
+    expect(pts[21]).toEqual([100, 1]); // the maximum, at the sample's resolution
+    expect(spectrumPoints(createLatencyHistogram())).toEqual([]);
+  });
+
+  it('a search on split3: nodes in tier order, stacked by tier; windows sorted by load; the USL curve', () => {
+    const d = chartData(search);
+    expect(d.rate.map((s) => `${s.label}/${s.group}`)).toEqual(['proxy/proxy', 'web-agent-1/web-agent', 'web-agent-2/web-agent', 'web-user-1/web-user', 'app/app', 'db/db']);
+    expect(d.rate[1].points.length).toBe(240);
+    expect(d.spectrum.window).toBe('window #5 (bisect 6500 agents)');
+    expect(d.spectrum.nodes.map((s) => s.label)).toEqual(['db', 'app', 'web-agent-1', 'web-agent-2', 'web-user-1', 'proxy']);
+    expect(d.spectrum.ops.map((s) => s.label)).toEqual(['checkin', 'heartbeat', 'inventory']);
+    expect(d.ceiling.loadAxis).toBe('agents');
+    expect(d.ceiling.points.map((p) => [p.load, p.ok])).toEqual([[2000, true], [4000, true], [6000, true], [6500, true], [7000, false], [8000, false]]);
+    expect(d.ceiling.ceilingLoad).toBe(6500);
+    expect(d.ceiling.usl?.curve.length).toBe(80);
+    expect(d.utilization.map((s) => s.label)).toEqual(['web-agent', 'web-user', 'app', 'db (db queries)']);
+    expect(d.queue.map((s) => s.label)).toEqual(['web-agent', 'web-user', 'app', 'db (db queries)']);
+    expect(d.generator.map((g) => g.label)).toEqual(['#0 step 2000 agents', '#1 step 4000 agents', '#2 step 8000 agents', '#3 bisect 6000 agents', '#4 bisect 7000 agents', '#5 bisect 6500 agents']);
+    expect(d.bands[0]).toEqual({ label: 'step 2000 agents', fromSec: 10, toSec: 40, ok: true });
+  });
+
+  it('an external target: no node series, client charts only; a corrupt histogram is a note, not a crash', () => {
+    const r = buildResult({ search: false, nodes: false, plan: false, fit: false });
+    r.headline!.client.ops.checkin.histograms.corrected = 'not-a-histogram';
+    const d = chartData(r);
+    expect([d.rate, d.spectrum.nodes, d.utilization, d.queue]).toEqual([[], [], [], []]);
+    expect(d.spectrum.ops.map((s) => s.label)).toEqual(['heartbeat', 'inventory']);
+    expect(d.spectrum.problems).toHaveLength(1);
+    expect(d.spectrum.problems[0]).toMatch(/^operation checkin: the histogram could not be decoded/);
+    expect(d.ceiling.loadAxis).toBe('agents');
+    expect(d.ceiling.usl).toBeNull();
+    expect(d.ceiling.uslNote).toBe('No USL fit: the USL fit needs at least 3 points with load > 0, got 2');
+  });
+});
