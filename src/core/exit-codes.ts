@@ -8,6 +8,7 @@
  * | 2    | badInput          | a bad flag, value, file or config: one line says which          |
  * | 3    | sutFailed         | the system under test failed (unreachable, error rate too high) |
  * | 4    | untrustworthy     | the measurement is not to be trusted (generator- or host-bound) |
+ * | 5    | gateFailed        | `rmmscale gate`: a threshold or a baseline comparison failed    |
  * | 130  | interrupted       | Ctrl-C / SIGTERM: partial results were written                  |
  */
 export const EXIT = {
@@ -16,6 +17,7 @@ export const EXIT = {
   badInput: 2,
   sutFailed: 3,
   untrustworthy: 4,
+  gateFailed: 5,
   interrupted: 130,
 } as const;
 

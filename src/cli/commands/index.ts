@@ -3,7 +3,8 @@ import { swarmCommand } from './swarm.js';
 import { stackCommand } from './stack.js';
 import { fitCommand } from './fit.js';
 import { demoCommand } from './demo.js';
+import { gateCommand } from './gate.js';
 import { reportCommand } from './report.js';
 
 /** Every CLI command, keyed by what the user types. Heavy modules load inside each handler. */
-export const commands: ReadonlyArray<CommandModule<object, object>> = [demoCommand, swarmCommand, stackCommand, fitCommand, reportCommand];
+export const commands: ReadonlyArray<CommandModule<object, object>> = [demoCommand, swarmCommand, stackCommand, fitCommand, reportCommand, gateCommand];

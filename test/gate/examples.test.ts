@@ -1,0 +1,31 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { parseThreshold } from '../../src/gate/grammar.js';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+
+describe('shipped gate expressions parse', () => {
+  it('examples/github-actions.yml: a valid workflow whose gate step runs, reports and uploads', () => {
+    const wf = parse(readFileSync(`${root}examples/github-actions.yml`, 'utf8')) as { jobs: Record<string, { steps: Array<{ run?: string; uses?: string; if?: string; with?: Record<string, string> }> }> };
+    const steps = Object.values(wf.jobs)[0].steps;
+    const runs = steps.map((s) => s.run ?? '').join('\n');
+    expect(runs).toContain('npx rmmscale run scenarios/ci-gate.yaml --out reports/ci');
+    const gate = steps.find((s) => s.run?.startsWith('npx rmmscale gate'))!;
+    expect(gate.run).toContain('--baseline baselines/ci-gate.json');
+    expect(gate.if).toContain('!cancelled()');
+    for (const [, expr] of gate.run!.matchAll(/--threshold "([^"]+)"/g)) expect(() => parseThreshold(expr, '--threshold')).not.toThrow();
+    expect(runs).toContain('>> "$GITHUB_STEP_SUMMARY"');
+    expect(steps.find((s) => s.uses?.startsWith('actions/upload-artifact@'))?.with?.path).toBe('reports/ci/');
+  });
+
+  it('every scenario in scenarios/ carries thresholds the gate accepts', () => {
+    const files = readdirSync(`${root}scenarios`).filter((f) => f.endsWith('.yaml'));
+    for (const f of files) {
+      const doc = parse(readFileSync(`${root}scenarios/${f}`, 'utf8')) as { thresholds?: unknown };
+      const list = Array.isArray(doc?.thresholds) ? (doc.thresholds as string[]) : [];
+      list.forEach((t, i) => expect(() => parseThreshold(t, `scenarios/${f}: thresholds[${i}]`)).not.toThrow());
+    }
+  });
+});
