@@ -58,7 +58,7 @@ export function planCapacity(tiers: readonly TierCapacity[], o: PlanOptions): Pl
       nodes = Math.max(1, Math.ceil(demandRps / (t.perNodeCeilingRps * o.maxUtilization)));
       if (o.redundancy === 'n+1') nodes += 1;
     } else if (demandRps > t.perNodeCeilingRps * o.maxUtilization) {
-      note = `single instance: needs ${(demandRps / t.perNodeCeilingRps).toFixed(2)}× one node; scale it up, not out`;
+      note = `single instance at ${Math.round((demandRps / t.perNodeCeilingRps) * 100)}% of its ceiling, over the ${Math.round(o.maxUtilization * 100)}% planned: scale it up, not out`;
     }
     const capacityRps = nodes * t.perNodeCeilingRps;
     const down = t.scalable && nodes > 1 ? (nodes - 1) * t.perNodeCeilingRps : 0;

@@ -22,6 +22,8 @@ import { runnableModulePath } from '../core/module-path.js';
 export interface SwarmRunOptions {
   config: SwarmConfig;
   onProgress?: (p: ProgressSnapshot) => void;
+  /** Called once with the shared t = 0 (epoch ms) the workers were told to start at. */
+  onStart?: (startAtEpochMs: number) => void;
   /** Abort = Ctrl-C: workers stop, the partial result is returned with `interrupted: true`. */
   signal?: AbortSignal;
   intervalMs?: number;
@@ -316,6 +318,7 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
             startAtEpochMs = Date.now() + START_DELAY_MS;
             hlog = new HlogBuilder(startAtEpochMs, hlogComment);
             for (const w of workers) w.proc.send({ type: 'go', startAtEpochMs });
+            opts.onStart?.(startAtEpochMs);
           }
         } else if (m.type === 'interval') {
           const measured = m.index * intervalMs >= cfg.warmupMs && m.index * intervalMs < cfg.profile.durationMs;

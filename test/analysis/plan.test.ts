@@ -24,7 +24,7 @@ describe('capacity plan arithmetic', () => {
     expect(db.nodes).toBe(1);
     expect(db.demandRps).toBeCloseTo(231, 10);
     expect(db.maxAgents).toBe(50_000);
-    expect(db.note).toBe('single instance: needs 0.84× one node; scale it up, not out');
+    expect(db.note).toBe('single instance at 84% of its ceiling, over the 80% planned: scale it up, not out');
     expect(p.firstToSaturate).toEqual({ tier: 'db', atAgents: 50_000 });
     expect(p.feasible).toBe(false); // the db would run at 84% > 80%
   });

@@ -5,6 +5,8 @@ import { fitCommand } from './fit.js';
 import { demoCommand } from './demo.js';
 import { gateCommand } from './gate.js';
 import { reportCommand } from './report.js';
+import { runCommand } from './run.js';
+import { planCommand } from './plan.js';
 
 /** Every CLI command, keyed by what the user types. Heavy modules load inside each handler. */
-export const commands: ReadonlyArray<CommandModule<object, object>> = [demoCommand, swarmCommand, stackCommand, fitCommand, reportCommand, gateCommand];
+export const commands: ReadonlyArray<CommandModule<object, object>> = [runCommand, planCommand, demoCommand, swarmCommand, stackCommand, fitCommand, reportCommand, gateCommand];

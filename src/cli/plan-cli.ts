@@ -1,0 +1,137 @@
+import { readFileSync } from 'node:fs';
+import { modelTierCapacities } from '../analysis/plan-model.js';
+import { planCapacity, type Plan, type TierCapacity } from '../analysis/plan.js';
+import { InvalidArgumentError } from '../core/errors.js';
+import { EXIT, type ExitCode } from '../core/exit-codes.js';
+import { parseCheckinFractionPerMin, parseDurationMs } from '../core/units.js';
+import { RUN_RESULT_SCHEMA, type RunResult } from '../run/result-types.js';
+import { PROFILES } from '../stack/profiles.js';
+
+export interface PlanCliInput {
+  agents: string[];
+  checkin?: string;
+  from?: string;
+  slo?: string;
+  redundancy?: string;
+  maxUtilization?: string;
+  json?: boolean;
+}
+
+/** `p99<500ms`, `p99 < 1s`. */
+export function parseSlo(v: string): number {
+  const m = /^\s*p99\s*<=?\s*(\S+)\s*$/.exec(v);
+  if (!m) throw new InvalidArgumentError('--slo', v, 'a p99 bound like "p99<500ms" or "p99<1s"');
+  try {
+    return parseDurationMs('--slo', m[1]);
+  } catch {
+    throw new InvalidArgumentError('--slo', v, 'a p99 bound like "p99<500ms" or "p99<1s"');
+  }
+}
+
+function wholeAgents(v: string): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v.trim()) || n < 1 || n > 10_000_000) throw new InvalidArgumentError('--agents', v, 'a whole number of agents from 1 to 10000000 (repeat the flag for several fleets)');
+  return n;
+}
+
+function readResult(file: string): RunResult {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new InvalidArgumentError('--from', file, `a readable result.json (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`);
+  }
+  let r: RunResult;
+  try {
+    r = JSON.parse(text) as RunResult;
+  } catch {
+    throw new InvalidArgumentError('--from', file, 'a result.json written by rmmscale run (this is not JSON)');
+  }
+  if (r?.schema !== RUN_RESULT_SCHEMA) throw new InvalidArgumentError('--from', file, `a result.json with schema ${RUN_RESULT_SCHEMA}, got ${JSON.stringify(r?.schema ?? null)}`);
+  return r;
+}
+
+/** The check-in model a result was measured at (its scenario's fleet), as check-ins per agent per second. */
+function resultCheckinPerAgentPerSec(r: RunResult): number {
+  const def = r.scenario.definition as { fleet?: { checkin?: unknown } } | null;
+  const text = typeof def?.fleet?.checkin === 'string' ? def.fleet.checkin : '30%/min';
+  return parseCheckinFractionPerMin('fleet.checkin', text) / 60;
+}
+
+/** Per-node ceilings measured by a run, as the planner takes them. */
+export function tiersFromResult(r: RunResult, checkinsPerAgentPerSec: number): { tiers: TierCapacity[]; notes: string[] } {
+  const notes: string[] = [];
+  if (r.summary.ceilingAgents === null) throw new InvalidArgumentError('--from', r.scenario.name, 'a result with a measured ceiling (a ceiling search that found one)');
+  if (!r.summary.trustworthy) notes.push('the result is marked NOT trustworthy: ' + r.summary.warnings.join('; '));
+  const scale = checkinsPerAgentPerSec / resultCheckinPerAgentPerSec(r);
+  if (Math.abs(scale - 1) > 1e-9) notes.push(`demand scaled ×${scale.toFixed(3)} from the run's check-in rate to the plan's`);
+  const single = new Set(['app', 'db', 'single']);
+  const tiers: TierCapacity[] = [];
+  for (const t of r.summary.tiers) {
+    if (t.ceilingRps === null || t.ceilingAgents === null || t.ceilingAgents <= 0) {
+      notes.push(`${t.tier}: no ceiling (${t.limitedBy}), left out`);
+      continue;
+    }
+    const nodes = Math.max(1, r.stack.nodes.filter((n) => n.tier === t.tier).length);
+    tiers.push({ tier: t.tier, perNodeCeilingRps: t.ceilingRps / nodes, demandPerAgentRps: (t.ceilingRps / t.ceilingAgents) * scale, scalable: !single.has(t.tier) });
+    if (t.limitedBy.startsWith('estimated')) notes.push(`${t.tier}: ceiling ${t.limitedBy}`);
+  }
+  return { tiers, notes };
+}
+
+const pct = (x: number): string => (x < 0 ? 'over' : `${Math.round(x * 100)}%`);
+
+export function renderPlans(plans: Plan[], source: string, notes: string[]): string {
+  const lines: string[] = [`capacity plan from ${source}`, ''];
+  const tiers = plans[0]?.tiers.map((t) => t.tier) ?? [];
+  lines.push(['agents', ...tiers.map((t) => `${t} nodes (headroom)`), 'first to saturate', 'one node down'].join(' | '));
+  lines.push(['---', ...tiers.map(() => '---'), '---', '---'].join(' | '));
+  for (const p of plans) {
+    const down = p.tiers.filter((t) => t.nodes > 1 && !t.oneDown.ok).map((t) => `${t.tier} over (${pct(t.oneDown.headroom)})`);
+    const single = p.tiers.filter((t) => t.nodes === 1 && t.headroom >= 0).map((t) => `${t.tier} is a single point of failure`);
+    lines.push(
+      [
+        p.agents.toLocaleString('en-US'),
+        ...p.tiers.map((t) => `${t.nodes} (${pct(t.headroom)})${t.note ? ' !' : ''}`),
+        `${p.firstToSaturate.tier} at ${Number.isFinite(p.firstToSaturate.atAgents) ? p.firstToSaturate.atAgents.toLocaleString('en-US') : '∞'}`,
+        [...down, ...single].join('; ') || 'ok',
+      ].join(' | '),
+    );
+  }
+  lines.push('');
+  for (const p of plans) for (const t of p.tiers) if (t.note) lines.push(`! ${p.agents} agents, ${t.tier}: ${t.note}`);
+  for (const p of plans) if (!p.feasible) lines.push(`✗ ${p.agents} agents: not feasible with these tiers (a single-instance tier is over its limit)`);
+  for (const n of notes) lines.push(`note: ${n}`);
+  return lines.join('\n') + '\n';
+}
+
+export function runPlanCli(input: PlanCliInput): ExitCode {
+  const agents = (input.agents.length ? input.agents : ['20000', '40000', '50000']).map(wholeAgents);
+  const fraction = parseCheckinFractionPerMin('--checkin', input.checkin ?? '30%/min');
+  const perAgent = fraction / 60;
+  const redundancy = input.redundancy ?? 'n+1';
+  if (redundancy !== 'n+1' && redundancy !== 'none') throw new InvalidArgumentError('--redundancy', redundancy, 'n+1 or none');
+  const maxU = input.maxUtilization === undefined ? 0.8 : Number(input.maxUtilization);
+  if (!(maxU > 0 && maxU <= 1)) throw new InvalidArgumentError('--max-utilization', input.maxUtilization, 'a number in (0, 1], e.g. 0.8');
+  let source: string;
+  let tiers: TierCapacity[];
+  let notes: string[];
+  if (input.from) {
+    const r = readResult(input.from);
+    if (input.slo !== undefined && parseSlo(input.slo) !== r.slo.p99Ms) {
+      throw new InvalidArgumentError('--slo', input.slo, `absent with --from, or the run's own SLO (p99<${r.slo.p99Ms}ms): ceilings measured at one SLO do not hold at another`);
+    }
+    ({ tiers, notes } = tiersFromResult(r, perAgent));
+    source = `measured ceilings in ${input.from} (${r.scenario.name}, p99 < ${r.slo.p99Ms} ms)`;
+  } else {
+    const slo = input.slo === undefined ? 1000 : parseSlo(input.slo);
+    ({ tiers, notes } = modelTierCapacities(PROFILES.automate, { checkinsPerAgentPerSec: perAgent, sloP99Ms: slo, extraDbQueriesPerSec: 5, referenceAgents: 50_000 }));
+    source = `the automate profile's model (p99 < ${slo} ms; no --from result.json)`;
+  }
+  if (tiers.length === 0) throw new InvalidArgumentError('--from', input.from, 'a result with at least one tier ceiling');
+  const plans = agents.map((a) => planCapacity(tiers, { agents: a, maxUtilization: maxU, redundancy }));
+  if (input.json) process.stdout.write(JSON.stringify({ source, checkin: `${+(fraction * 100).toFixed(4)}%/min`, redundancy, maxUtilization: maxU, plans, notes }, null, 2) + '\n');
+  else process.stdout.write(renderPlans(plans, source, notes));
+  // An infeasible plan is an answer, not an error: it is printed, and the exit stays 0.
+  return EXIT.ok;
+}

@@ -1,0 +1,272 @@
+import { Agent, request } from 'undici';
+import type { NodeHdrSnapshot } from '../core/protocol.js';
+import { decodeHistogram, encodeHistogram, summarize, type LatencyHistogram } from '../metrics/histogram.js';
+import { parseHaproxyMetrics, type HaproxyScrape } from '../stack/proxy/haproxy-metrics.js';
+import type { NodeSecond, RouteStats, TierName } from './result-types.js';
+
+/**
+ * Every second, from every node: its /healthz (in-flight, busy workers, queue depth, utilisation,
+ * the database model's gauges, event-loop delay, host CPU) and its /metrics counters (requests by
+ * route and status, process CPU), turned into per-second rates. At window edges, the node's exact
+ * server-side histograms (/admin/hdr), so a window's histogram is end − start, never an estimate.
+ *
+ * An external proxy (HAProxy) has no /healthz or /admin/hdr: its rate comes from its exporter.
+ * A node that does not answer in time records nothing for that second (a gap, not a zero).
+ */
+
+export interface CollectedNode {
+  name: string;
+  role: string;
+  tier: TierName;
+  url: string;
+  metricsUrl: string;
+}
+
+interface Health {
+  inflight?: number;
+  busyWorkers?: number | null;
+  queueDepth?: number | null;
+  utilization?: number | null;
+  db?: { busyConnections: number; connections: number; queueDepth: number; utilization: number } | null;
+  eventLoopDelayP99Ms?: number;
+  hostCpu?: number | null;
+  hostLimited?: boolean;
+}
+
+interface Counters {
+  atMs: number;
+  /** route → status → count */
+  requests: Map<string, Map<number, number>>;
+  cpuSec: number;
+}
+
+const LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)\{([^}]*)\}\s+(\S+)$/;
+const LABEL = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
+
+/** The counters the run needs from a node's Prometheus text. */
+export function parseNodeMetrics(text: string, atMs: number): Counters {
+  const requests = new Map<string, Map<number, number>>();
+  let cpuSec = 0;
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#') || line === '') continue;
+    const m = LINE.exec(line);
+    if (!m) continue;
+    if (m[1] === 'rmmscale_requests_total') {
+      const labels: Record<string, string> = {};
+      for (const l of m[2].matchAll(LABEL)) labels[l[1]] = l[2];
+      let byStatus = requests.get(labels.route ?? '');
+      if (!byStatus) requests.set(labels.route ?? '', (byStatus = new Map()));
+      byStatus.set(Number(labels.status), Number(m[3]));
+    } else if (m[1] === 'process_cpu_seconds_total') cpuSec = Number(m[3]);
+  }
+  return { atMs, requests, cpuSec };
+}
+
+function total(c: Counters, errorsOnly: boolean): number {
+  let n = 0;
+  for (const byStatus of c.requests.values()) for (const [status, count] of byStatus) if (!errorsOnly || status >= 500) n += count;
+  return n;
+}
+
+function routeTotals(c: Counters): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [route, byStatus] of c.requests) out.set(route, [...byStatus.values()].reduce((a, b) => a + b, 0));
+  return out;
+}
+
+/** Rounded for the result file: 3 decimals for ratios, 1 for rates. */
+const r3 = (x: number): number => Math.round(x * 1000) / 1000;
+const r1 = (x: number): number => Math.round(x * 10) / 10;
+
+export class NodeCollector {
+  /** Every second of the run, per node. */
+  readonly timeline = new Map<string, NodeSecond[]>();
+  private readonly last = new Map<string, Counters>();
+  private readonly lastHaproxy = new Map<string, HaproxyScrape>();
+  private timer: NodeJS.Timeout | null = null;
+  private ticking = false;
+  private readonly dispatcher = new Agent({ connections: 4, headersTimeout: 900, bodyTimeout: 900 });
+
+  constructor(
+    readonly nodes: CollectedNode[],
+    private readonly runStartMs: number,
+  ) {
+    for (const n of nodes) this.timeline.set(n.name, []);
+  }
+
+  start(): void {
+    if (this.timer) return;
+    void this.tick();
+    this.timer = setInterval(() => void this.tick(), 1000);
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.dispatcher.close();
+  }
+
+  private isExternal(n: CollectedNode): boolean {
+    return n.metricsUrl !== `${n.url}/metrics`;
+  }
+
+  private async get(url: string): Promise<string | null> {
+    try {
+      const r = await request(url, { dispatcher: this.dispatcher });
+      const text = await r.body.text();
+      return r.statusCode === 200 ? text : null;
+    } catch {
+      return null;
+    }
+  }
+
+  private async tick(): Promise<void> {
+    if (this.ticking) return; // a slow scrape skips a second rather than piling up
+    this.ticking = true;
+    try {
+      await Promise.all(this.nodes.map((n) => this.scrape(n)));
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  private async scrape(n: CollectedNode): Promise<void> {
+    const now = Date.now();
+    const tSec = Math.round((now - this.runStartMs) / 100) / 10;
+    if (this.isExternal(n)) {
+      const text = await this.get(n.metricsUrl);
+      if (text === null) return;
+      const prev = this.lastHaproxy.get(n.name);
+      const s = parseHaproxyMetrics(text, now, prev);
+      this.lastHaproxy.set(n.name, s);
+      if (!prev) return;
+      const dt = (now - prev.atMs) / 1000;
+      const sum = (x: HaproxyScrape, cls?: string): number => x.servers.reduce((a, v) => a + (cls ? (v.responsesByClass[cls] ?? 0) : v.requests), 0);
+      const routes: Record<string, number> = {};
+      for (const v of s.servers) if (v.ratePerSec !== null && v.ratePerSec > 0) routes[`${v.backend}/${v.server}`] = r1(v.ratePerSec);
+      this.timeline.get(n.name)!.push({
+        tSec,
+        requestsPerSec: r1((sum(s) - sum(prev)) / dt),
+        routes,
+        errorsPerSec: r1((sum(s, '5xx') - sum(prev, '5xx')) / dt),
+        inflight: 0,
+        busyWorkers: null,
+        queueDepth: null,
+        utilization: null,
+        dbUtilization: null,
+        dbQueueDepth: null,
+        eventLoopDelayP99Ms: 0,
+        cpuCores: 0,
+        hostCpu: null,
+        hostLimited: false,
+      });
+      return;
+    }
+    const [healthText, metricsText] = await Promise.all([this.get(`${n.url}/healthz`), this.get(n.metricsUrl)]);
+    if (healthText === null || metricsText === null) return;
+    let h: Health;
+    try {
+      h = JSON.parse(healthText) as Health;
+    } catch {
+      return;
+    }
+    const c = parseNodeMetrics(metricsText, now);
+    const prev = this.last.get(n.name);
+    this.last.set(n.name, c);
+    if (!prev) return;
+    const dt = (c.atMs - prev.atMs) / 1000;
+    if (dt <= 0) return;
+    const routes: Record<string, number> = {};
+    const before = routeTotals(prev);
+    for (const [route, count] of routeTotals(c)) {
+      const d = count - (before.get(route) ?? 0);
+      if (d > 0) routes[route] = r1(d / dt);
+    }
+    this.timeline.get(n.name)!.push({
+      tSec,
+      requestsPerSec: r1((total(c, false) - total(prev, false)) / dt),
+      routes,
+      errorsPerSec: r1((total(c, true) - total(prev, true)) / dt),
+      inflight: h.inflight ?? 0,
+      busyWorkers: h.busyWorkers ?? null,
+      queueDepth: h.queueDepth ?? null,
+      utilization: h.utilization === null || h.utilization === undefined ? null : r3(h.utilization),
+      dbUtilization: h.db ? r3(h.db.utilization) : null,
+      dbQueueDepth: h.db ? h.db.queueDepth : null,
+      eventLoopDelayP99Ms: r1(h.eventLoopDelayP99Ms ?? 0),
+      cpuCores: r3((c.cpuSec - prev.cpuSec) / dt),
+      hostCpu: h.hostCpu === null || h.hostCpu === undefined ? null : r3(h.hostCpu),
+      hostLimited: h.hostLimited ?? false,
+    });
+  }
+
+  /** Request counters of every in-process node now. */
+  async counters(): Promise<CounterSnapshot> {
+    const out: CounterSnapshot = new Map();
+    await Promise.all(
+      this.nodes
+        .filter((n) => !this.isExternal(n))
+        .map(async (n) => {
+          const text = await this.get(n.metricsUrl);
+          if (text !== null) out.set(n.name, parseNodeMetrics(text, Date.now()).requests);
+        }),
+    );
+    return out;
+  }
+
+  /** Exact histograms of every node now (cumulative since the node started). */
+  async histograms(): Promise<Map<string, NodeHdrSnapshot>> {
+    const out = new Map<string, NodeHdrSnapshot>();
+    await Promise.all(
+      this.nodes
+        .filter((n) => !this.isExternal(n))
+        .map(async (n) => {
+          const text = await this.get(`${n.url}/admin/hdr`);
+          if (text === null) return;
+          try {
+            out.set(n.name, JSON.parse(text) as NodeHdrSnapshot);
+          } catch {
+            // a node that answers garbage has no histogram for this window
+          }
+        }),
+    );
+    return out;
+  }
+}
+
+/** end − start for one route: the requests of the window alone. */
+export function windowHistogram(start: NodeHdrSnapshot | undefined, end: NodeHdrSnapshot, key: string): LatencyHistogram | null {
+  const e = end.histograms[key];
+  if (!e) return null;
+  const h = decodeHistogram(e);
+  const s = start?.histograms[key];
+  if (s) h.subtract(decodeHistogram(s));
+  return h;
+}
+
+/** Counters of every in-process node now: route → status → count, for a window's error counts. */
+export type CounterSnapshot = Map<string, Map<string, Map<number, number>>>;
+
+/** Per-route server-side stats of one node over a window: histograms end − start, 5xx from counters. */
+export function routeStatsForWindow(
+  start: NodeHdrSnapshot | undefined,
+  end: NodeHdrSnapshot,
+  countersStart: Map<string, Map<number, number>> | undefined,
+  countersEnd: Map<string, Map<number, number>> | undefined,
+  windowSec: number,
+): Record<string, RouteStats> {
+  const errorsOf = (c: Map<string, Map<number, number>> | undefined, route: string): number => {
+    let n = 0;
+    for (const [status, count] of c?.get(route) ?? []) if (status >= 500) n += count;
+    return n;
+  };
+  const out: Record<string, RouteStats> = {};
+  for (const key of Object.keys(end.histograms)) {
+    if (key.startsWith('op:')) continue;
+    const h = windowHistogram(start, end, key);
+    if (!h || h.totalCount === 0) continue;
+    const errors = Math.max(0, errorsOf(countersEnd, key) - errorsOf(countersStart, key));
+    out[key] = { count: h.totalCount, errors, ratePerSec: r1(h.totalCount / windowSec), latency: summarize(h), histogram: encodeHistogram(h) };
+  }
+  return out;
+}

@@ -1,0 +1,106 @@
+import { describe, expect, it } from 'vitest';
+import { diagnose, slopePerSec, tierCeilings } from '../../src/run/diagnose.js';
+import type { NodeWindow, TierName } from '../../src/run/result-types.js';
+
+const lat = (p99Ms: number) => ({ count: 100, minUs: 1000, meanUs: p99Ms * 300, p50Us: p99Ms * 200, p90Us: p99Ms * 600, p99Us: p99Ms * 1000, p999Us: p99Ms * 1200, maxUs: p99Ms * 1500 });
+
+function node(name: string, tier: TierName, o: { rate?: number; util?: number | null; q?: [number, number]; dbUtil?: number; dbQ?: [number, number]; errors?: number; p99Ms?: number; cpu?: number } = {}): NodeWindow {
+  const rate = o.rate ?? 100;
+  const count = rate * 20;
+  return {
+    node: name,
+    role: tier === 'web-agent' || tier === 'web-user' ? 'web' : tier,
+    tier,
+    ratePerSec: rate,
+    routes: { r: { count, errors: o.errors ?? 0, ratePerSec: rate, latency: lat(o.p99Ms ?? 100), histogram: '' } },
+    utilization: o.util === undefined || o.util === null ? null : { mean: o.util, max: Math.min(1, o.util + 0.05) },
+    queueDepth: o.q ? { mean: o.q[0], max: o.q[0] * 2, growthPerSec: o.q[1] } : null,
+    dbUtilization: o.dbUtil === undefined ? null : { mean: o.dbUtil, max: o.dbUtil },
+    dbQueueDepth: o.dbQ ? { mean: o.dbQ[0], max: o.dbQ[0] * 2, growthPerSec: o.dbQ[1] } : null,
+    eventLoopDelayP99MsMax: 2,
+    cpuCoresMean: o.cpu ?? 0.1,
+    hostLimitedSec: 0,
+    erlang: null,
+  };
+}
+
+describe('diagnose: naming the limiting tier', () => {
+  it('a saturated agent web tier, the database idle: web-agent, with each node named', () => {
+    const d = diagnose([node('proxy', 'proxy'), node('web-agent-1', 'web-agent', { util: 0.97 }), node('web-agent-2', 'web-agent', { util: 0.95 }), node('db', 'db', { dbUtil: 0.4 })], null);
+    expect(d.limitingTier).toBe('web-agent');
+    expect(d.evidence).toEqual(['web-agent: utilization 0.97 (web-agent-1 0.97, web-agent-2 0.95)']);
+  });
+
+  it('the database saturated drives the web tier up too: the deeper tier, db, is named', () => {
+    const d = diagnose([node('web-agent-1', 'web-agent', { util: 0.99, q: [40, 3] }), node('db', 'db', { dbUtil: 0.98, dbQ: [300, 25] })], null);
+    expect(d.limitingTier).toBe('db');
+    expect(d.evidence).toEqual(['db: utilization 0.98, queue growing 25.0/s (mean depth 300)', 'web-agent: utilization 0.99, queue growing 3.0/s (mean depth 40)', 'db is the deepest saturated tier: web-agent wait on it']);
+  });
+
+  it("the single server's embedded database counts as the db tier", () => {
+    expect(diagnose([node('single', 'single', { util: 0.96, dbUtil: 0.5 })], null).limitingTier).toBe('single');
+    expect(diagnose([node('single', 'single', { util: 0.99, dbUtil: 0.93 })], null).limitingTier).toBe('db');
+  });
+
+  it('a growing queue alone (utilisation under 0.9) is saturation', () => {
+    const d = diagnose([node('web-user-1', 'web-user', { util: 0.8, q: [12, 1.5] }), node('web-agent-1', 'web-agent', { util: 0.5 })], null);
+    expect(d.limitingTier).toBe('web-user');
+    // …but a queue that is not growing, or a tiny one, is not.
+    expect(diagnose([node('web-user-1', 'web-user', { util: 0.8, q: [12, 0.2] })], null).limitingTier).toBeNull();
+    expect(diagnose([node('web-user-1', 'web-user', { util: 0.8, q: [0.5, 2] })], null).limitingTier).toBeNull();
+  });
+
+  it('without saturation, server errors name the deepest erring tier', () => {
+    const d = diagnose([node('proxy', 'proxy', { errors: 40 }), node('web-agent-1', 'web-agent', { util: 0.5, errors: 40 }), node('app', 'app')], null);
+    expect(d.limitingTier).toBe('web-agent');
+    expect(d.evidence[0]).toBe('web-agent: 2.0% server errors (40 of 2000)');
+    // Below 0.5%: noise, not a limit.
+    expect(diagnose([node('web-agent-1', 'web-agent', { util: 0.5, errors: 5 })], null).limitingTier).toBeNull();
+  });
+
+  it('then node-side latency that rose 2× or more since the last good window', () => {
+    const before = [node('proxy', 'proxy', { p99Ms: 10 }), node('web-agent-1', 'web-agent', { util: null, p99Ms: 50 })];
+    const after = [node('proxy', 'proxy', { p99Ms: 15 }), node('web-agent-1', 'web-agent', { util: null, p99Ms: 400 })];
+    const d = diagnose(after, before);
+    expect(d.limitingTier).toBe('web-agent');
+    expect(d.evidence).toEqual(['web-agent: node-side p99 rose 8.0× (400 ms)']);
+    expect(diagnose(after, null).limitingTier).toBeNull();
+  });
+
+  it('nothing at all: no tier is named, and the evidence says so', () => {
+    const d = diagnose([node('web-agent-1', 'web-agent', { util: 0.3 })], null);
+    expect(d).toEqual({ limitingTier: null, evidence: ['no tier shows saturation, server errors or rising node-side latency: the limit is outside the measured tiers'] });
+  });
+});
+
+describe('tierCeilings: the utilisation law for the tiers that did not limit', () => {
+  it('measured for the limiting tier, extrapolated to its utilisation for the others, CPU for tiers without a model', () => {
+    const nodes = [
+      node('proxy', 'proxy', { rate: 200, cpu: 0.3 }),
+      node('web-agent-1', 'web-agent', { rate: 100, util: 0.95 }),
+      node('web-agent-2', 'web-agent', { rate: 100, util: 0.93 }),
+      node('db', 'db', { rate: 210, dbUtil: 0.5 }),
+      node('app', 'app', { rate: 0, cpu: 0.01 }),
+    ];
+    const t = tierCeilings(nodes, 40_000, 'web-agent', ['web-agent: utilization 0.95 (web-agent-1 0.95, web-agent-2 0.93)']);
+    expect(t.map((x) => x.tier)).toEqual(['db', 'app', 'web-agent', 'proxy']);
+    const by = Object.fromEntries(t.map((x) => [x.tier, x]));
+    expect(by['web-agent']).toEqual({ tier: 'web-agent', ceilingRps: 200, ceilingAgents: 40_000, limitedBy: 'limiting: utilization 0.95 (web-agent-1 0.95, web-agent-2 0.93)' });
+    // db: 210/s at 0.5 → 210 × 0.95 / 0.5 = 399/s; per agent 210/40k → 76,000 agents.
+    expect(by.db.ceilingRps).toBe(399);
+    expect(by.db.ceilingAgents).toBe(76_000);
+    // proxy: 200/s at 0.3 cores → 200 × 0.9 / 0.3 = 600/s.
+    expect(by.proxy.ceilingRps).toBe(600);
+    expect(by.proxy.ceilingAgents).toBe(120_000);
+    expect(by.app).toEqual({ tier: 'app', ceilingRps: null, ceilingAgents: null, limitedBy: 'unknown: too little load on this tier to extrapolate' });
+  });
+});
+
+describe('slopePerSec', () => {
+  it('is the least-squares slope', () => {
+    expect(slopePerSec([0, 2, 4, 6])).toBe(2);
+    expect(slopePerSec([5, 5, 5])).toBe(0);
+    expect(slopePerSec([3])).toBe(0);
+    expect(slopePerSec([10, 8, 6, 4, 2])).toBe(-2);
+  });
+});
