@@ -19,8 +19,9 @@ export async function main(argv: string[]): Promise<void> {
       .version(false)
       .wrap(Math.min(110, process.stdout.columns ?? 110))
       .fail((msg: string | undefined, err: Error | undefined) => {
-        if (err) throw err;
-        const text = oneLine(msg ?? 'bad usage');
+        // yargs' own usage errors (e.g. a flag given without its value) are bad input, not bugs.
+        if (err && err.name !== 'YError') throw err;
+        const text = oneLine(msg ?? err?.message ?? 'bad usage');
         const hint = /^Unknown argument/.test(text) ? ' (allowed flags: rmmscale <command> --help)' : '';
         throw new RmmscaleError('ERR_USAGE', text + hint, EXIT.badInput);
       });
