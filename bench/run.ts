@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { hostFacts } from '../src/core/host.js';
 import { benchOpenModel } from './open-model.js';
 import { benchProxy } from './proxy.js';
+import { benchRelay } from './relay.js';
 import { benchStoreCheckins } from './store-checkins.js';
 import { benchThroughput } from './throughput.js';
 import { benchTunnels } from './tunnels.js';
@@ -20,6 +21,7 @@ const BENCHES: Record<string, BenchFn> = {
   'open-model': (quick) => benchOpenModel({ ratePerSec: 10_000, durationSec: quick ? 10 : 30, connections: 200 }),
   proxy: (quick) => benchProxy({ rounds: quick ? 1 : 3, durationSec: quick ? 4 : 8, connections: 100 }),
   store: (quick) => benchStoreCheckins({ total: quick ? 5000 : 20_000, concurrency: 256 }),
+  relay: (quick) => benchRelay({ rounds: quick ? 1 : 3, durationSec: quick ? 3 : 5, tunnels: 2000 }),
   tunnels: (quick) => benchTunnels({ agents: quick ? 20_000 : 100_000, shards: quick ? 2 : 6, connectRatePerSec: 5000, idleSec: 30 }),
 };
 

@@ -85,7 +85,7 @@ export class NodeCollector {
   private readonly lastHaproxy = new Map<string, HaproxyScrape>();
   private timer: NodeJS.Timeout | null = null;
   private ticking = false;
-  private readonly dispatcher = new Agent({ connections: 4, headersTimeout: 900, bodyTimeout: 900 });
+  private readonly dispatcher = new Agent({ connections: 4, headersTimeout: 900, bodyTimeout: 900, connect: { rejectUnauthorized: false } });
 
   constructor(
     readonly nodes: CollectedNode[],

@@ -5,6 +5,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startHaproxy } from './haproxy.js';
+import { Agent as UndiciAgent, request as undiciRequest } from 'undici';
 import { StackError } from '../core/errors.js';
 import { DEFAULT_SECRET } from '../core/identity.js';
 import { runnableModulePath } from '../core/module-path.js';
@@ -156,15 +157,23 @@ function startNode(spec: NodeSpec, timeoutMs: number, started: Map<string, Child
 
 async function waitHealthy(url: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const r = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2000) });
-      if (r.ok) return;
-    } catch {
-      // not yet
+  // A TLS relay may carry a self-signed certificate: this only asks our own child process
+  // whether it is up, so the certificate is not what is being checked here.
+  const dispatcher = url.startsWith('https:') ? new UndiciAgent({ connect: { rejectUnauthorized: false } }) : undefined;
+  try {
+    for (;;) {
+      try {
+        const r = await undiciRequest(`${url}/healthz`, { dispatcher, headersTimeout: 2000, bodyTimeout: 2000 });
+        await r.body.dump();
+        if (r.statusCode === 200) return;
+      } catch {
+        // not yet
+      }
+      if (Date.now() > deadline) throw new StackError(`${url}/healthz did not answer within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 50));
     }
-    if (Date.now() > deadline) throw new StackError(`${url}/healthz did not answer within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
+  } finally {
+    await dispatcher?.close();
   }
 }
 
@@ -218,13 +227,15 @@ export async function startStack(topology: Topology, opts: StackOptions = {}): P
   // only for relays (siblings must know each other's URLs before they start).
   const ports = new Map<string, number>();
   for (const [i, n] of topology.nodes.entries()) ports.set(n.name, opts.portBase ? opts.portBase + i : n.role === 'relay' ? await freePort() : 0);
-  const relayUrls = topology.nodes.filter((n) => n.role === 'relay').map((n) => `http://127.0.0.1:${ports.get(n.name)}`);
+  // A relay with tls serves https (and wss): its siblings and the launcher must say so.
+  const urlOf = (n: TopologyNode): string => `${n.role === 'relay' && n.tls ? 'https' : 'http'}://127.0.0.1:${ports.get(n.name)}`;
+  const relayUrls = topology.nodes.filter((n) => n.role === 'relay').map(urlOf);
 
   const specFor = (n: TopologyNode): NodeSpec => {
     const dbUrl = hasDbNode ? (byName.get(topology.nodes.find((x) => x.role === 'db')!.name)?.url ?? null) : null;
     // The database's model lives in one process: the db node, or else the single node.
     const ownsDb = n.role === 'db' || (!hasDbNode && n.role === 'single');
-    const self = `http://127.0.0.1:${ports.get(n.name)}`;
+    const self = urlOf(n);
     return {
       name: n.name,
       role: n.role,

@@ -6,17 +6,13 @@ import type { RoleFactory, RoleName } from '../types.js';
  * registration by import side effect). Every RoleName must have an entry: a new name in
  * ROLE_NAMES without a module here fails to compile.
  */
-const RELAY_MODULE: string = './relay.js';
-
 export const ROLES = {
   single: () => import('./single.js'),
   web: () => import('./web.js'),
   app: () => import('./app.js'),
   db: () => import('./db.js'),
   proxy: () => import('./proxy.js'),
-  // Written in parallel (issue 3): a non-literal specifier keeps the build green until relay.ts
-  // lands; switch back to import('./relay.js') then, so its export is type-checked too.
-  relay: () => import(RELAY_MODULE) as Promise<{ createRole: RoleFactory }>,
+  relay: () => import('./relay.js'),
 } satisfies Record<RoleName, () => Promise<{ createRole: RoleFactory }>>;
 
 export type RegisteredRole = keyof typeof ROLES;

@@ -1,4 +1,6 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { StackError } from '../../core/errors.js';
 import { CapacityGate, QueueFullError } from '../capacity.js';
@@ -13,6 +15,25 @@ import { NodeMetrics } from './node-metrics.js';
 
 export const DEFAULT_LIMITS = { headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, maxBodyBytes: 1024 * 1024 } as const;
 
+function readPem(node: string, field: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new StackError(`${node}: relay.tls.${field}: cannot read ${JSON.stringify(path)} (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`);
+  }
+}
+
+function tlsServer(node: string, tls: { certFile: string; keyFile: string }, options: ServerOptions, onRequest: (req: IncomingMessage, res: ServerResponse) => void): Server {
+  const cert = readPem(node, 'certFile', tls.certFile);
+  const key = readPem(node, 'keyFile', tls.keyFile);
+  try {
+    // An https.Server is an http.Server with a TLS listener underneath: same events, same timeouts.
+    return createTlsServer({ ...options, cert, key }, onRequest) as unknown as Server;
+  } catch (err) {
+    throw new StackError(`${node}: relay.tls: certFile and keyFile are not a matching PEM certificate and key (${(err as Error).message.split('\n')[0]})`);
+  }
+}
+
 export class NodeServer {
   readonly spec: NodeSpec;
   readonly metrics: NodeMetrics;
@@ -20,6 +41,7 @@ export class NodeServer {
   private readonly gate: CapacityGate | null;
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
+  private readonly tls: boolean;
 
   constructor(spec: NodeSpec, role: RoleHandler, metrics: NodeMetrics) {
     this.spec = spec;
@@ -29,7 +51,12 @@ export class NodeServer {
     metrics.gate = this.gate;
     const headersTimeout = spec.limits?.headersTimeoutMs ?? DEFAULT_LIMITS.headersTimeoutMs;
     // Node checks header/request timeouts on this interval (default 30 s): keep it well below them.
-    this.server = createServer({ connectionsCheckingInterval: Math.max(100, Math.min(1000, headersTimeout / 4)) }, (req, res) => this.onRequest(req, res));
+    const options = { connectionsCheckingInterval: Math.max(100, Math.min(1000, headersTimeout / 4)) };
+    const onRequest = (req: IncomingMessage, res: ServerResponse): void => this.onRequest(req, res);
+    // A relay with spec.relay.tls serves everything (tunnels, sessions, admin) over TLS.
+    const tls = spec.relay?.tls;
+    this.tls = tls !== undefined;
+    this.server = tls ? tlsServer(spec.name, tls, options, onRequest) : createServer(options, onRequest);
     this.server.headersTimeout = headersTimeout;
     this.server.requestTimeout = spec.limits?.requestTimeoutMs ?? DEFAULT_LIMITS.requestTimeoutMs;
     this.server.keepAliveTimeout = 5000;
@@ -47,7 +74,7 @@ export class NodeServer {
     });
     const { port } = this.server.address() as AddressInfo;
     const host = this.spec.host.includes(':') ? `[${this.spec.host}]` : this.spec.host;
-    return { port, url: `http://${host}:${port}` };
+    return { port, url: `${this.tls ? 'https' : 'http'}://${host}:${port}` };
   }
 
   private admin(req: IncomingMessage, res: ServerResponse, path: string): boolean {

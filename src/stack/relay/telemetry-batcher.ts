@@ -1,0 +1,160 @@
+import type { NodeMetricsApi, TelemetrySample } from '../types.js';
+
+/**
+ * Relay telemetry into the database in batches, acknowledging each frame only after the batch
+ * that holds it has committed: an acked frame is in the database, never only in a relay's memory.
+ *
+ *   tel A ─┐                                    ┌─► ack A
+ *   tel B ─┼─ buffer (until maxSamples, or the ─┼─► ack B      one store.telemetry([A, B, C])
+ *   tel C ─┘   oldest has waited maxDelayMs)    └─► ack C
+ *
+ * A batch leaves when `maxSamples` are buffered, or when the oldest buffered sample has waited
+ * `maxDelayMs`; at most `maxInFlight` batches commit at once, and what arrives meanwhile waits for
+ * a slot (it leaves at once when its time is up). The buffer is bounded: past `maxBuffered`, a
+ * frame is refused (`add` returns false, never acked), so a dead database costs bounded memory and
+ * agents see their frames go unacknowledged instead of a relay that grows until it dies.
+ *
+ * Owners (the tunnel a frame came on) and tags (its seq) ride in parallel arrays, so a buffered
+ * frame costs one sample object and two array slots, no closure.
+ */
+
+export interface TelemetryBatchOptions {
+  maxSamples: number;
+  maxDelayMs: number;
+  maxInFlight: number;
+  maxBuffered: number;
+}
+
+/** 500 samples or 250 ms, 4 batches committing at once, at most 50,000 samples waiting. */
+export const DEFAULT_TELEMETRY_BATCH: TelemetryBatchOptions = { maxSamples: 500, maxDelayMs: 250, maxInFlight: 4, maxBuffered: 50_000 };
+
+export interface TelemetryBatcherDeps<T> {
+  write(samples: TelemetrySample[]): Promise<void>;
+  /** The batch holding (owner, seq) committed. */
+  committed(owner: T, seq: number): void;
+  /** A batch failed; its frames are not acknowledged. */
+  failed(err: unknown, samples: number): void;
+  metrics: Pick<NodeMetricsApi, 'count' | 'observeUs'>;
+  nowMs(): number;
+}
+
+export class TelemetryBatcher<T> {
+  private samples: TelemetrySample[] = [];
+  private owners: T[] = [];
+  private seqs: number[] = [];
+  /** When the oldest buffered sample must leave (Infinity: buffer empty). */
+  private dueAtMs = Infinity;
+  private timer: NodeJS.Timeout | null = null;
+  private inFlight = 0;
+  private idleWaiters: Array<() => void> = [];
+  /** Shutdown: everything buffered leaves as soon as a slot is free, due or not. */
+  private draining = false;
+
+  constructor(
+    private readonly opts: TelemetryBatchOptions,
+    private readonly deps: TelemetryBatcherDeps<T>,
+  ) {}
+
+  get buffered(): number {
+    return this.samples.length;
+  }
+
+  get committing(): number {
+    return this.inFlight;
+  }
+
+  /** Buffer one sample; false when the buffer is full (the frame is dropped, not acked). */
+  add(sample: TelemetrySample, owner: T, seq: number): boolean {
+    if (this.samples.length >= this.opts.maxBuffered) return false;
+    if (this.samples.length === 0) this.dueAtMs = this.deps.nowMs() + this.opts.maxDelayMs;
+    this.samples.push(sample);
+    this.owners.push(owner);
+    this.seqs.push(seq);
+    this.pump(this.draining);
+    return true;
+  }
+
+  /**
+   * Send what is due while commit slots are free; `force` sends everything (shutdown). Each pass
+   * takes a batch or stops, so the loop ends within buffered / maxSamples + 1 passes.
+   */
+  private pump(force: boolean): void {
+    while (this.inFlight < this.opts.maxInFlight && this.samples.length > 0) {
+      const due = force || this.samples.length >= this.opts.maxSamples || this.deps.nowMs() >= this.dueAtMs;
+      if (!due) break;
+      this.commit(this.take());
+    }
+    if (this.samples.length === 0) {
+      this.dueAtMs = Infinity;
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = null;
+    } else if (!this.timer && this.inFlight < this.opts.maxInFlight) {
+      // Not due yet: wake when it is. (With every slot busy, the next commit's end pumps instead.)
+      this.timer = setTimeout(
+        () => {
+          this.timer = null;
+          this.pump(this.draining);
+        },
+        Math.max(0, this.dueAtMs - this.deps.nowMs()),
+      );
+    }
+  }
+
+  private take(): { samples: TelemetrySample[]; owners: T[]; seqs: number[] } {
+    const n = Math.min(this.opts.maxSamples, this.samples.length);
+    if (n === this.samples.length) {
+      const all = { samples: this.samples, owners: this.owners, seqs: this.seqs };
+      this.samples = [];
+      this.owners = [];
+      this.seqs = [];
+      return all;
+    }
+    // What stays behind arrived later than what leaves, but it has waited too: keep dueAtMs.
+    return { samples: this.samples.splice(0, n), owners: this.owners.splice(0, n), seqs: this.seqs.splice(0, n) };
+  }
+
+  private commit(batch: { samples: TelemetrySample[]; owners: T[]; seqs: number[] }): void {
+    this.inFlight++;
+    const startMs = this.deps.nowMs();
+    const { metrics } = this.deps;
+    this.deps
+      .write(batch.samples)
+      .then(
+        () => {
+          metrics.observeUs('telemetry-commit', (this.deps.nowMs() - startMs) * 1000);
+          metrics.count('telemetry-batches');
+          metrics.count('telemetry-samples', batch.samples.length);
+          for (let i = 0; i < batch.owners.length; i++) this.deps.committed(batch.owners[i], batch.seqs[i]);
+        },
+        (err: unknown) => {
+          metrics.count('telemetry-batch-failed');
+          metrics.count('telemetry-samples-failed', batch.samples.length);
+          this.deps.failed(err, batch.samples.length);
+        },
+      )
+      .finally(() => {
+        this.inFlight--;
+        this.pump(this.draining);
+        if (this.inFlight === 0 && this.samples.length === 0) for (const w of this.idleWaiters.splice(0)) w();
+      });
+  }
+
+  /** Send everything now and resolve when every batch has committed (or failed), or at the deadline. */
+  async drain(timeoutMs: number): Promise<void> {
+    this.draining = true;
+    this.pump(true);
+    if (this.inFlight === 0 && this.samples.length === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      new Promise<void>((r) => this.idleWaiters.push(r)),
+      new Promise<void>((r) => (timer = setTimeout(r, timeoutMs))),
+    ]);
+    clearTimeout(timer);
+  }
+
+  /** Stop the timer; what is still buffered is dropped (never acked). */
+  close(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+}

@@ -1,0 +1,286 @@
+import Database from 'better-sqlite3';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { deriveAgent, userToken, type AgentIdentity } from '../../src/core/identity.js';
+import type { TunnelFrame } from '../../src/core/protocol.js';
+import { startStack, type NodeInfo, type RunningStack } from '../../src/stack/launcher.js';
+import { namedTopology } from '../../src/stack/topology.js';
+import { resolveSwarmConfig } from '../../src/swarm/config.js';
+import { runSwarm } from '../../src/swarm/coordinator.js';
+import { relayFor } from '../../src/swarm/transports/ws-tunnels.js';
+
+/**
+ * The relay role on real processes: relays2 (db, app, relay-1, relay-2), each its own OS process,
+ * agents as real WebSocket clients (plain `ws` here, the swarm's TunnelFleet in the swarm tests).
+ * The telemetry table is read straight from the db node's SQLite file.
+ */
+
+const SECRET = 'relay-secret';
+const SEED = 'relay-test';
+const USER = `Bearer ${userToken(SECRET, 'ops')}`;
+let stack: RunningStack;
+let dataDir = '';
+let open: WebSocket[] = [];
+
+beforeAll(async () => {
+  dataDir = mkdtempSync(join(tmpdir(), 'rmmscale-relay-test-'));
+  stack = await startStack(namedTopology('relays2'), { secret: SECRET, dataDir, stopGraceMs: 3000 });
+});
+afterEach(() => {
+  for (const ws of open) ws.terminate();
+  open = [];
+});
+afterAll(async () => {
+  await stack?.stop();
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+});
+
+const node = (name: string): NodeInfo => stack.nodes.find((n) => n.name === name)!;
+const tunnelUrl = (name: string): string => `${node(name).url.replace(/^http/, 'ws')}/agent/v1/tunnel`;
+const agent = (i: number): AgentIdentity => deriveAgent(SEED, SECRET, i);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function telemetryRows(agentId?: string): number {
+  const db = new Database(join(dataDir, 'rmmscale.sqlite'), { readonly: true, fileMustExist: true });
+  try {
+    const row = (agentId ? db.prepare('SELECT COUNT(*) AS n FROM telemetry WHERE agent_id = ?').get(agentId) : db.prepare('SELECT COUNT(*) AS n FROM telemetry').get()) as { n: number };
+    return row.n;
+  } finally {
+    db.close();
+  }
+}
+
+async function dbCall<T>(method: string, args: unknown[]): Promise<T> {
+  const r = await fetch(`${node('db').url}/db/v1/${method}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(args) });
+  expect(r.status).toBe(200);
+  return ((await r.json()) as { result: T }).result;
+}
+
+/** Poll `probe` every 50 ms until it returns true; false after `withinMs`. */
+async function eventually(probe: () => Promise<boolean> | boolean, withinMs: number): Promise<boolean> {
+  const deadline = Date.now() + withinMs;
+  for (;;) {
+    if (await probe()) return true;
+    if (Date.now() > deadline) return false;
+    await sleep(50);
+  }
+}
+
+async function gauge(name: string, g: string): Promise<number> {
+  const text = await (await fetch(`${node(name).url}/metrics`)).text();
+  const m = new RegExp(`^rmmscale_role_gauge\\{[^}]*gauge="${g}"\\} (\\S+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : NaN;
+}
+
+interface TestTunnel {
+  ws: WebSocket;
+  acks: number[];
+  commands: Array<Extract<TunnelFrame, { t: 'cmd' }>>;
+}
+
+/** A plain `ws` agent; it answers commands unless told to ignore them. */
+async function connect(relay: string, a: AgentIdentity, answer = true): Promise<TestTunnel> {
+  const ws = new WebSocket(tunnelUrl(relay), { headers: { authorization: `Bearer ${a.token}`, 'x-agent-id': a.id }, perMessageDeflate: false });
+  open.push(ws);
+  const t: TestTunnel = { ws, acks: [], commands: [] };
+  ws.on('message', (d) => {
+    const f = JSON.parse(d.toString()) as TunnelFrame;
+    if (f.t === 'ack') t.acks.push(f.seq);
+    if (f.t === 'cmd') {
+      t.commands.push(f);
+      if (answer) ws.send(JSON.stringify({ t: 'res', id: f.id, exitCode: 3, output: `${a.hostname}: ran ${f.kind} ${String(f.args.command)}` } satisfies TunnelFrame));
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)));
+    ws.once('error', reject);
+  });
+  return t;
+}
+
+/** An upgrade attempt's HTTP status (101 when it became a WebSocket). */
+function upgradeStatus(url: string, headers: Record<string, string>): Promise<number> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(url, { headers, perMessageDeflate: false });
+    open.push(ws);
+    ws.once('open', () => resolve(101));
+    ws.once('unexpected-response', (_req, res) => {
+      resolve(res.statusCode ?? 0);
+      res.resume();
+    });
+    ws.once('error', () => resolve(-1));
+  });
+}
+
+async function session(relay: string, body: unknown, authorization = USER): Promise<{ status: number; body: Record<string, unknown> }> {
+  const r = await fetch(`${node(relay).url}/api/v1/sessions`, { method: 'POST', headers: { 'content-type': 'application/json', authorization }, body: JSON.stringify(body) });
+  return { status: r.status, body: (await r.json()) as Record<string, unknown> };
+}
+
+describe('relay: tunnels', () => {
+  it('refuses an upgrade without a valid agent token: 401 and no WebSocket', async () => {
+    const a = agent(0);
+    const b = agent(1);
+    const url = tunnelUrl('relay-1');
+    expect(await upgradeStatus(url, {})).toBe(401);
+    expect(await upgradeStatus(url, { authorization: `Bearer ${a.token}`, 'x-agent-id': b.id })).toBe(401);
+    expect(await upgradeStatus(url, { authorization: USER, 'x-agent-id': a.id })).toBe(401);
+    expect(await upgradeStatus(url.replace('/agent/v1/tunnel', '/agent/v1/elsewhere'), { authorization: `Bearer ${a.token}`, 'x-agent-id': a.id })).toBe(404);
+    expect(await upgradeStatus(url, { authorization: `Bearer ${a.token}`, 'x-agent-id': a.id })).toBe(101);
+    expect(await gauge('relay-1', 'tunnels-open')).toBe(1);
+  });
+
+  it('acks telemetry only after it is in the database, and records presence', async () => {
+    const a = agent(2);
+    const t = await connect('relay-1', a);
+    for (let seq = 1; seq <= 40; seq++) t.ws.send(JSON.stringify({ t: 'tel', seq, cpuPct: seq, memPct: 50 } satisfies TunnelFrame));
+    expect(await eventually(() => t.acks.length === 40, 5000)).toBe(true);
+    // Read at the instant the last ack arrived: every acked frame is already committed.
+    expect(telemetryRows(a.id)).toBe(40);
+    expect(t.acks).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+    expect(await eventually(async () => (await dbCall<string | null>('getPresence', [a.id])) === 'relay-1', 3000)).toBe(true);
+    t.ws.close();
+    expect(await eventually(async () => (await dbCall<string | null>('getPresence', [a.id])) === null, 3000)).toBe(true);
+    const hdr = (await (await fetch(`${node('relay-1').url}/admin/hdr`)).json()) as { histograms: Record<string, string> };
+    expect(Object.keys(hdr.histograms)).toContain('op:telemetry-commit');
+  });
+
+  it('closes a tunnel that sends a malformed frame (1008) and stores nothing from it', async () => {
+    const a = agent(3);
+    const t = await connect('relay-2', a);
+    const closed = new Promise<number>((r) => t.ws.once('close', (code) => r(code)));
+    t.ws.send(JSON.stringify({ t: 'tel', seq: 'one', cpuPct: 1, memPct: 1 }));
+    expect(await closed).toBe(1008);
+    expect(telemetryRows(a.id)).toBe(0);
+  });
+});
+
+describe('relay: operator sessions', () => {
+  it('brokers a session: user token → relay → agent tunnel → reply', async () => {
+    const a = agent(10);
+    const t = await connect('relay-1', a);
+    const r = await session('relay-1', { agentId: a.id, protocol: 'shell', command: 'whoami', args: { cwd: '/' } });
+    expect(r.status).toBe(200);
+    expect(r.body).toEqual({ sessionId: t.commands[0].id, agentId: a.id, relay: 'relay-1', exitCode: 3, output: `${a.hostname}: ran shell whoami` });
+    expect(t.commands).toEqual([{ t: 'cmd', id: r.body.sessionId, kind: 'shell', args: { cwd: '/', command: 'whoami' } }]);
+  });
+
+  it('forwards a session sent to the wrong relay to the one holding the tunnel (by presence)', async () => {
+    const a = agent(11);
+    const t = await connect('relay-1', a);
+    expect(await eventually(async () => (await dbCall<string | null>('getPresence', [a.id])) === 'relay-1', 3000)).toBe(true);
+    const r = await session('relay-2', { agentId: a.id, protocol: 'shell', command: 'hostname' });
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({ agentId: a.id, relay: 'relay-1', output: `${a.hostname}: ran shell hostname` });
+    expect(t.commands).toHaveLength(1);
+  });
+
+  it('refuses a bad user token (401), an agent token as a user token (401), and a bad body (400)', async () => {
+    const a = agent(12);
+    await connect('relay-1', a);
+    const ok = { agentId: a.id, protocol: 'shell', command: 'id' };
+    expect(await session('relay-1', ok, 'Bearer u.ops.xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx')).toEqual({ status: 401, body: { error: 'user token required' } });
+    expect((await session('relay-1', ok, `Bearer ${a.token}`)).status).toBe(401);
+    expect(await session('relay-1', { agentId: a.id, protocol: 'shell' })).toEqual({ status: 400, body: { error: 'command: expected a string of 1-4096 characters' } });
+    expect(await session('relay-1', { ...ok, timeoutMs: 0 })).toEqual({ status: 400, body: { error: 'timeoutMs: expected an integer 1-60000, got 0' } });
+  });
+
+  it('answers 404 naming the agent when no relay holds its tunnel', async () => {
+    const a = agent(13);
+    expect(await session('relay-2', { agentId: a.id, protocol: 'shell', command: 'id' })).toEqual({
+      status: 404,
+      body: { error: `agent "${a.id}" is not connected: no relay holds its tunnel (asked relay-2)` },
+    });
+  });
+
+  it('answers 504 when the agent does not reply within timeoutMs, and 502 when its tunnel closes first', async () => {
+    const a = agent(14);
+    const t = await connect('relay-2', a, false);
+    const started = Date.now();
+    const r = await session('relay-2', { agentId: a.id, protocol: 'shell', command: 'sleep 60', timeoutMs: 300 });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(290);
+    expect(r.status).toBe(504);
+    expect(r.body.error).toBe(`agent "${a.id}" did not answer session ${String(r.body.sessionId)} within 300 ms`);
+    const pending = session('relay-2', { agentId: a.id, protocol: 'shell', command: 'sleep 60', timeoutMs: 10_000 });
+    expect(await eventually(() => t.commands.length === 2, 3000)).toBe(true);
+    t.ws.terminate();
+    const closed = await pending;
+    expect(closed.status).toBe(502);
+    expect(closed.body.error).toContain(`agent "${a.id}"'s tunnel to relay-2 closed before it answered`);
+    expect(await gauge('relay-2', 'sessions-pending')).toBe(0);
+  });
+});
+
+describe('relay: the swarm end to end', () => {
+  it('2,000 tunnelled agents for 6 s: the database holds exactly the telemetry the swarm saw acked', async () => {
+    const before = telemetryRows();
+    // Every 5 s (~2,400 frames): an ack that arrives after the agent's next send is counted as
+    // failed (no-ack) although stored, so the interval leaves a loaded 2-core host ample room.
+    const config = resolveSwarmConfig({ mode: 'ws', target: `${tunnelUrl('relay-1')},${tunnelUrl('relay-2')}`, agents: 2000, checkinInterval: '5s', duration: '6s', secret: SECRET, seed: 'relay-e2e', workers: 1 });
+    let running = true;
+    const run = runSwarm({ config }).finally(() => (running = false));
+    // While it runs, the relays' own gauges must account for every tunnel at some point.
+    let mostOpen = 0;
+    while (running && mostOpen < 2000) {
+      mostOpen = Math.max(mostOpen, (await gauge('relay-1', 'tunnels-open')) + (await gauge('relay-2', 'tunnels-open')));
+      await sleep(100);
+    }
+    const { result } = await run;
+    expect(mostOpen).toBe(2000);
+    const acked = result.ops['ws-rtt'].completed;
+    expect(result.ops['ws-rtt'].failed, JSON.stringify(result.errors)).toBe(0);
+    expect(acked).toBeGreaterThan(1000); // 2,000 agents × 1.2 sends, less those due before a tunnel opened
+    expect(telemetryRows() - before).toBe(acked);
+  });
+
+  it('SIGKILL a relay: its agents reconnect to the sibling within seconds, presence moves, sessions work again', async () => {
+    const agents = 200;
+    const config = resolveSwarmConfig({
+      mode: 'ws',
+      target: `${tunnelUrl('relay-1')},${tunnelUrl('relay-2')}`,
+      agents,
+      checkinInterval: '1s',
+      duration: '10s',
+      reconnect: 'fixed:200ms',
+      commandDelay: '10ms',
+      secret: SECRET,
+      seed: 'relay-failover',
+      workers: 1,
+    });
+    const fleet = Array.from({ length: agents }, (_, i) => deriveAgent('relay-failover', SECRET, i));
+    const homeA = fleet.filter((a) => relayFor(a.id, 2) === 0);
+    const run = runSwarm({ config });
+    expect(await eventually(async () => (await gauge('relay-1', 'tunnels-open')) === homeA.length, 5000)).toBe(true);
+    const x = homeA[0];
+    const body = { agentId: x.id, protocol: 'shell', command: 'uptime', timeoutMs: 2000 };
+    expect(await eventually(async () => (await dbCall<string | null>('getPresence', [x.id])) === 'relay-1', 3000)).toBe(true);
+    const before = await session('relay-2', body);
+    expect(before).toMatchObject({ status: 200, body: { relay: 'relay-1', output: `ran shell on ${x.hostname}` } });
+
+    stack.kill('relay-1', 'SIGKILL');
+    const killedAt = Date.now();
+    const statuses = new Set<number>();
+    const back = await eventually(async () => {
+      const r = await session('relay-2', body);
+      statuses.add(r.status);
+      return r.status === 200 && r.body.relay === 'relay-2';
+    }, 8000);
+    const sessionBackMs = Date.now() - killedAt;
+    expect(back).toBe(true);
+    expect(sessionBackMs).toBeLessThan(5000);
+    // While the agent was between relays: forwarded to the dead relay (502) or not held (404), never a 500.
+    expect([...statuses].every((s) => s === 200 || s === 502 || s === 404)).toBe(true);
+    expect(await eventually(async () => (await gauge('relay-2', 'tunnels-open')) === agents, 5000)).toBe(true);
+    const moved = async () => (await Promise.all(homeA.map((a) => dbCall<string | null>('getPresence', [a.id])))).every((p) => p === 'relay-2');
+    expect(await eventually(moved, 3000)).toBe(true);
+
+    const { result } = await run;
+    expect(result.reconnect!.disconnects).toBe(homeA.length);
+    expect(result.reconnect!.reconnected).toBe(homeA.length);
+    expect(result.reconnect!.t99Ms!).toBeLessThan(5000);
+  });
+});
