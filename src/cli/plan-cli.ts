@@ -81,17 +81,31 @@ export function tiersFromResult(r: RunResult, checkinsPerAgentPerSec: number): {
 
 const pct = (x: number): string => (x < 0 ? 'over' : `${Math.round(x * 100)}%`);
 
+/**
+ * The named topology a plan amounts to: `single` when the one-box tier is planned, else `splitN`
+ * (N − 1 agent web nodes plus one user web node, as `rmmscale stack up splitN` starts it), or
+ * `relaysN`. A tier set that no named topology matches is shown as its tiers.
+ */
+export function topologyName(p: Plan): string {
+  const n = (tier: string): number => p.tiers.find((t) => t.tier === tier)?.nodes ?? 0;
+  if (n('single') > 0) return n('single') === 1 ? 'single' : `${n('single')} × single`;
+  if (n('relay') > 0) return `relays${n('relay')}`;
+  if (n('web-agent') > 0) return `split${n('web-agent') + Math.max(1, n('web-user'))}`;
+  return p.tiers.map((t) => `${t.nodes} ${t.tier}`).join(' + ');
+}
+
 export function renderPlans(plans: Plan[], source: string, notes: string[]): string {
   const lines: string[] = [`capacity plan from ${source}`, ''];
   const tiers = plans[0]?.tiers.map((t) => t.tier) ?? [];
-  lines.push(['agents', ...tiers.map((t) => `${t} nodes (headroom)`), 'first to saturate', 'one node down'].join(' | '));
-  lines.push(['---', ...tiers.map(() => '---'), '---', '---'].join(' | '));
+  lines.push(['agents', 'topology', ...tiers.map((t) => `${t} nodes (headroom)`), 'first to saturate', 'one node down'].join(' | '));
+  lines.push(['---', '---', ...tiers.map(() => '---'), '---', '---'].join(' | '));
   for (const p of plans) {
     const down = p.tiers.filter((t) => t.nodes > 1 && !t.oneDown.ok).map((t) => `${t.tier} over (${pct(t.oneDown.headroom)})`);
     const single = p.tiers.filter((t) => t.nodes === 1 && t.headroom >= 0).map((t) => `${t.tier} is a single point of failure`);
     lines.push(
       [
         p.agents.toLocaleString('en-US'),
+        p.feasible ? topologyName(p) : `(${topologyName(p)}: not enough)`,
         ...p.tiers.map((t) => `${t.nodes} (${pct(t.headroom)})${t.note ? ' !' : ''}`),
         `${p.firstToSaturate.tier} at ${Number.isFinite(p.firstToSaturate.atAgents) ? p.firstToSaturate.atAgents.toLocaleString('en-US') : '∞'}`,
         [...down, ...single].join('; ') || 'ok',

@@ -73,6 +73,7 @@ export async function runRunCli(input: RunCliInput): Promise<ExitCode> {
       await writeReports(result, { htmlFile: html, mdFile: md });
       process.stdout.write(terminalSummary(result));
       process.stdout.write(`\nresult: ${resultFile}\nreport: ${html}\nsummary: ${md}\n`);
+      if (result.summary.ceilingAgents !== null) process.stdout.write(`size a fleet from these ceilings: rmmscale plan --from ${resultFile} --agents 20000 40000 50000\n`);
     } else process.stdout.write(`result: ${resultFile}\n`);
     if (result.error) process.stderr.write(`run incomplete: ${result.error}\n`);
     return runExitCode(result);

@@ -514,7 +514,7 @@ export function assemble(a: AssembleInput): RunResult {
     const agents = headlineWindow.agents;
     const tiers = tierCeilings(headlineWindow.nodes, agents, limiting, firstBad.diagnosis.evidence);
     summary = {
-      ceilingAgents: sc.ceiling?.unit === 'agents' ? search.ceilingLoad : ceilingAgentsForRate(sc, headlineWindow.client.offeredRatePerSec, agents),
+      ceilingAgents: sc.ceiling?.unit === 'agents' ? search.ceilingLoad : ceilingAgentsForRate(sc, headlineWindow.client.offeredRatePerSec),
       ceilingRps: Math.round(headlineWindow.client.achievedRatePerSec * 10) / 10,
       limitingTier: limiting,
       tiers,
@@ -551,7 +551,9 @@ export function assemble(a: AssembleInput): RunResult {
     }
   } else uslError = `needs at least 3 distinct loads, got ${distinct}`;
 
-  const plan = summary.ceilingAgents !== null && headlineWindow ? planFromSummary(summary, headlineWindow, sc) : null;
+  // A plan answers the scenario's question (plan.agents); planning for the ceiling itself would
+  // only restate it with headroom taken off.
+  const plan = sc.plan && summary.ceilingAgents !== null && headlineWindow ? planFromSummary(summary, headlineWindow, sc) : null;
 
   return {
     schema: RUN_RESULT_SCHEMA,
@@ -579,10 +581,13 @@ export function assemble(a: AssembleInput): RunResult {
   };
 }
 
-function ceilingAgentsForRate(sc: Scenario, ratePerSec: number, agents: number): number | null {
+/**
+ * A rate ceiling in agents: only a per-agent check-in model (a fraction per minute) converts. A
+ * fixed aggregate rate says nothing about how many agents would produce it, so no agent figure.
+ */
+function ceilingAgentsForRate(sc: Scenario, ratePerSec: number): number | null {
   const c = sc.fleet.checkin;
-  if (c.kind === 'fraction') return Math.round(ratePerSec / (c.fractionPerMin / 60));
-  return agents > 0 ? null : null;
+  return c.kind === 'fraction' ? Math.round(ratePerSec / (c.fractionPerMin / 60)) : null;
 }
 
 /** Tiers that cannot scale out: one DBAgent, one database; the single server is one box. */

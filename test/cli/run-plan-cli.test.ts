@@ -45,6 +45,9 @@ describe('rmmscale plan (the automate model)', () => {
     // A web node carries ≈104/s at p99 ≤ 1 s; at 80% that is ≈83/s: 100/s → 2 nodes, +1 for n+1.
     expect(out.plans[0].tiers.find((t) => t.tier === 'web-agent')!.nodes).toBe(3);
     const text = await runCli(['plan', '--agents', '20000']);
-    expect(text.stdout).toMatch(/^20,000 \| 3 \(\d+%\) \| 1 \(\d+%\) \| db at [\d,]+ \| db is a single point of failure$/m);
+    // 3 agent web nodes and the user web node: the split4 topology.
+    expect(text.stdout).toMatch(/^20,000 \| split4 \| 3 \(\d+%\) \| 1 \(\d+%\) \| db at [\d,]+ \| db is a single point of failure$/m);
+    const infeasible = await runCli(['plan', '--agents', '50000']);
+    expect(infeasible.stdout).toMatch(/^50,000 \| \(split5: not enough\) \| /m);
   });
 });
