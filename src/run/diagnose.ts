@@ -134,14 +134,60 @@ export const CPU_SATURATED_CORES = 0.9;
  * limiting tier's utilisation at the ceiling (u*) near R × u* ÷ u; a tier without a model uses its
  * CPU against one core. Agents follow from each tier's requests per agent.
  */
-export function tierCeilings(atCeiling: readonly NodeWindow[], agents: number, limiting: TierName | null, limitEvidence: string[]): TierSummary[] {
+/** A lower load at which the limiting tier was still calm: see tierCeilings. */
+export interface CalmerWindow {
+  nodes: readonly NodeWindow[];
+  agents: number;
+}
+
+/** The limiting tier's utilisation below which a shallower tier's own utilisation is its own work. */
+export const CALM_UTILIZATION = 0.7;
+
+/**
+ * Pick, among windows that met the SLO below the ceiling, the highest load at which the limiting
+ * tier's utilisation stayed at or under CALM_UTILIZATION. Null when there is none.
+ */
+export function calmerWindow(windows: ReadonlyArray<{ nodes: readonly NodeWindow[]; agents: number; ok: boolean }>, limiting: TierName | null, belowAgents: number): CalmerWindow | null {
+  if (!limiting) return null;
+  let best: CalmerWindow | null = null;
+  for (const w of windows) {
+    if (!w.ok || w.agents >= belowAgents) continue;
+    const u = tierSignals(w.nodes).find((t) => t.tier === limiting)?.utilization;
+    if (u === undefined || u === null || u > CALM_UTILIZATION) continue;
+    if (!best || w.agents > best.agents) best = { nodes: w.nodes, agents: w.agents };
+  }
+  return best;
+}
+
+/**
+ * Per tier: the limiting tier's measured ceiling, and for the others the utilisation law. A tier
+ * in front of the limiting one (a web node in front of a saturated database) is busy at the
+ * ceiling partly because its workers are held waiting on the deeper tier, so its utilisation
+ * there understates what it could carry. With `calmer`, such tiers are estimated from that lower
+ * load instead, where the deeper tier was not yet queueing.
+ */
+export function tierCeilings(atCeiling: readonly NodeWindow[], agents: number, limiting: TierName | null, limitEvidence: string[], calmer: CalmerWindow | null = null): TierSummary[] {
   const tiers = tierSignals(atCeiling);
   const lim = limiting ? tiers.find((t) => t.tier === limiting) : undefined;
   const uRef = lim?.utilization ?? UTILIZATION_SATURATED;
+  const calmTiers = calmer ? tierSignals(calmer.nodes) : [];
+  const calmLimU = calmTiers.find((t) => t.tier === limiting)?.utilization ?? null;
   const out: TierSummary[] = [];
   for (const t of tiers.sort((a, b) => depth(a.tier) - depth(b.tier))) {
     const perAgent = agents > 0 ? t.ratePerSec / agents : 0;
     const agentsFor = (rps: number | null): number | null => (rps === null || perAgent <= 0 ? null : Math.round(rps / perAgent));
+    const calm = calmer && limiting && depth(t.tier) > depth(limiting) ? calmTiers.find((c) => c.tier === t.tier) : undefined;
+    if (calm && calmer && calm.utilization !== null && calm.utilization >= 0.02 && calm.ratePerSec > 0) {
+      const rps = Math.round(((calm.ratePerSec * uRef) / calm.utilization) * 10) / 10;
+      const calmPerAgent = calm.ratePerSec / calmer.agents;
+      out.push({
+        tier: t.tier,
+        ceilingRps: rps,
+        ceilingAgents: Math.round(rps / calmPerAgent),
+        limitedBy: `estimated at ${calmer.agents} agents, where ${limiting} was at utilization ${f2(calmLimU ?? 0)}: utilization ${f2(calm.utilization)}; capacity ≈ rate × ${f2(uRef)}/${f2(calm.utilization)} (at the ceiling its workers also waited on ${limiting})`,
+      });
+      continue;
+    }
     if (t.tier === limiting) {
       const rps = Math.round(t.ratePerSec * 10) / 10;
       out.push({ tier: t.tier, ceilingRps: rps, ceilingAgents: agentsFor(rps), limitedBy: `limiting: ${limitEvidence.filter((e) => e.startsWith(`${t.tier}:`)).map((e) => e.slice(t.tier.length + 2)).join('; ') || limitEvidence.join('; ')}` });

@@ -20,7 +20,7 @@ import { runSwarm, type ProgressSnapshot } from '../swarm/coordinator.js';
 import type { SwarmResult } from '../swarm/result.js';
 import { BackgroundTraffic } from './background.js';
 import { NodeCollector, routeStatsForWindow, type CollectedNode, type CounterSnapshot } from './collector.js';
-import { diagnose, slopePerSec, tierCeilings } from './diagnose.js';
+import { calmerWindow, diagnose, slopePerSec, tierCeilings } from './diagnose.js';
 import {
   RUN_RESULT_SCHEMA,
   TIER_NAMES,
@@ -512,7 +512,12 @@ export function assemble(a: AssembleInput): RunResult {
     const firstBad = windows.find((w) => !w.verdict.ok && (sc.ceiling?.unit === 'agents' ? w.agents === search.firstBad : true)) ?? windows.find((w) => !w.verdict.ok)!;
     const limiting = firstBad.diagnosis.limitingTier;
     const agents = headlineWindow.agents;
-    const tiers = tierCeilings(headlineWindow.nodes, agents, limiting, firstBad.diagnosis.evidence);
+    const calmer = calmerWindow(
+      windows.filter((w) => w.generator.trustworthy).map((w) => ({ nodes: w.nodes, agents: w.agents, ok: w.verdict.ok })),
+      limiting,
+      agents,
+    );
+    const tiers = tierCeilings(headlineWindow.nodes, agents, limiting, firstBad.diagnosis.evidence, calmer);
     summary = {
       ceilingAgents: sc.ceiling?.unit === 'agents' ? search.ceilingLoad : ceilingAgentsForRate(sc, headlineWindow.client.offeredRatePerSec),
       ceilingRps: Math.round(headlineWindow.client.achievedRatePerSec * 10) / 10,

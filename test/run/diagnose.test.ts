@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { diagnose, slopePerSec, tierCeilings } from '../../src/run/diagnose.js';
+import { calmerWindow, diagnose, slopePerSec, tierCeilings } from '../../src/run/diagnose.js';
 import type { NodeWindow, TierName } from '../../src/run/result-types.js';
 
 const lat = (p99Ms: number) => ({ count: 100, minUs: 1000, meanUs: p99Ms * 300, p50Us: p99Ms * 200, p90Us: p99Ms * 600, p99Us: p99Ms * 1000, p999Us: p99Ms * 1200, maxUs: p99Ms * 1500 });
@@ -93,6 +93,34 @@ describe('tierCeilings: the utilisation law for the tiers that did not limit', (
     expect(by.proxy.ceilingRps).toBe(600);
     expect(by.proxy.ceilingAgents).toBe(120_000);
     expect(by.app).toEqual({ tier: 'app', ceilingRps: null, ceilingAgents: null, limitedBy: 'unknown: too little load on this tier to extrapolate' });
+  });
+
+  it('estimates a tier in front of a saturated database from a calmer load, not from its waiting-inflated utilisation', () => {
+    // At the ceiling (50,000 agents, 250/s) the db limits; the web nodes read 1.00 busy because
+    // their workers are held waiting on the db's queue.
+    const atCeiling = [node('web-agent-1', 'web-agent', { rate: 250, util: 1 }), node('db', 'db', { rate: 250, dbUtil: 1 })];
+    const evidence = ['db: utilization 1.00'];
+    const naive = tierCeilings(atCeiling, 50_000, 'db', evidence);
+    expect(naive.find((t) => t.tier === 'web-agent')!.ceilingAgents).toBe(50_000);
+    // At 30,000 agents (150/s) the db was at 0.60 and the web node at 0.50: 150 × 1.00 / 0.50 = 300/s,
+    // at 150/30,000 per agent → 60,000 agents.
+    const windows = [
+      { agents: 20_000, ok: true, nodes: [node('web-agent-1', 'web-agent', { rate: 100, util: 0.33 }), node('db', 'db', { rate: 100, dbUtil: 0.4 })] },
+      { agents: 30_000, ok: true, nodes: [node('web-agent-1', 'web-agent', { rate: 150, util: 0.5 }), node('db', 'db', { rate: 150, dbUtil: 0.6 })] },
+      { agents: 45_000, ok: true, nodes: [node('web-agent-1', 'web-agent', { rate: 225, util: 0.95 }), node('db', 'db', { rate: 225, dbUtil: 0.9 })] },
+      { agents: 40_000, ok: false, nodes: [node('web-agent-1', 'web-agent', { rate: 200, util: 0.4 }), node('db', 'db', { rate: 200, dbUtil: 0.5 })] },
+    ];
+    const calmer = calmerWindow(windows, 'db', 50_000);
+    expect(calmer?.agents).toBe(30_000);
+    const t = tierCeilings(atCeiling, 50_000, 'db', evidence, calmer);
+    const web = t.find((x) => x.tier === 'web-agent')!;
+    expect(web.ceilingRps).toBe(300);
+    expect(web.ceilingAgents).toBe(60_000);
+    expect(web.limitedBy).toBe('estimated at 30000 agents, where db was at utilization 0.60: utilization 0.50; capacity ≈ rate × 1.00/0.50 (at the ceiling its workers also waited on db)');
+    // The limiting tier itself is still the measured ceiling.
+    expect(t.find((x) => x.tier === 'db')).toEqual({ tier: 'db', ceilingRps: 250, ceilingAgents: 50_000, limitedBy: 'limiting: utilization 1.00' });
+    expect(calmerWindow(windows, 'db', 20_000)).toBeNull();
+    expect(calmerWindow(windows, null, 50_000)).toBeNull();
   });
 });
 
