@@ -40,7 +40,9 @@ export function terminalSummary(r: RunResult): string {
   const h = r.headline;
   if (h) {
     const w = headlineWindow(r);
-    const rows = [['all', h.client] as const, ...Object.entries(h.client.ops)].map(([op, x]) => [op, fmtCount(x.count), fmtPct(x.errorRate), fmtUs(x.latency.p50Us), fmtUs(x.latency.p99Us), fmtUs(x.latency.p999Us), fmtUs(x.latency.maxUs)]);
+    // "requests" = the requests the latency columns describe (completed + failed in the window), for
+    // every row alike; the client's `count` is sends attempted, which differs at the window's edges.
+    const rows = [['all', h.client] as const, ...Object.entries(h.client.ops)].map(([op, x]) => [op, fmtCount(x.completed + x.failed), fmtPct(x.errorRate), fmtUs(x.latency.p50Us), fmtUs(x.latency.p99Us), fmtUs(x.latency.p999Us), fmtUs(x.latency.maxUs)]);
     out.push(
       '',
       `latency${w ? ` at ${fmtCount(w.agents)} agents (window #${w.index})` : ''}, SLO p99 ${r.slo.p99Ms} ms; achieved ${fmtRate(h.client.achievedRatePerSec)} of ${fmtRate(h.client.offeredRatePerSec)} offered`,

@@ -161,6 +161,11 @@ export interface WindowResult {
   /** Against the scenario's SLOs. */
   verdict: { ok: boolean; breaches: string[] };
   diagnosis: Diagnosis;
+  /**
+   * Set on a search window that was not trustworthy and was measured once more: the index of the
+   * window that replaced it. Such a window is kept for the record and used for nothing else.
+   */
+  supersededBy?: number;
 }
 
 export interface UslResult {

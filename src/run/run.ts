@@ -36,7 +36,7 @@ import {
   type UslResult,
   type WindowResult,
 } from './result-types.js';
-import type { NodeHdrSnapshot } from '../core/protocol.js';
+import { AGENT_ROUTES, type NodeHdrSnapshot } from '../core/protocol.js';
 
 /**
  * `rmmscale run`: start the scenario's stack, wait until every node is healthy, drive the swarm
@@ -63,6 +63,8 @@ export interface RunOutput {
 
 /** Settling between windows: until no node has requests in flight or queued, this long at most. */
 const SETTLE_MAX_MS = 60_000;
+/** Unmeasured load a stage sends at its starting count before its measured window (see the stages loop). */
+export const STAGE_WARMUP_MS = 3000;
 
 const LIB_NAMES = ['undici', 'ws', 'hdr-histogram-js', 'yargs', 'better-sqlite3', 'pg', 'yaml', 'ajv', 'chart.js'];
 
@@ -223,7 +225,8 @@ export async function runScenario(o: RunOptions): Promise<RunOutput> {
       stack = await startStack(topology, { secret, profile: profileSet, proxy: sc.stack.proxy, db: sc.stack.db, dbUrl, portBase: sc.stack.portBase ?? undefined });
       for (const n of topology.nodes) profileOf.set(n.name, n.profile ?? profileSet.tiers[n.tier]);
       entryUrl = stack.entryUrl;
-      wsTargets = stack.nodes.filter((n) => n.role === 'relay').map((n) => n.url);
+      // Agents open their tunnels on each relay's tunnel path, ws:// or wss:// as the relay serves.
+      wsTargets = stack.nodes.filter((n) => n.role === 'relay').map((n) => `${n.url.replace(/^http/, 'ws')}${AGENT_ROUTES.tunnel}`);
       stack.on('event', (e: { event: string; node?: string; signal?: string | null; code?: number | null }) => {
         if (e.event === 'node-exit') warnings.push(`node ${e.node} exited during the run (${e.signal ?? `code ${e.code}`})`);
       });
@@ -236,7 +239,16 @@ export async function runScenario(o: RunOptions): Promise<RunOutput> {
     background = new BackgroundTraffic({ entryUrl, secret, seed: sc.fleet.seed, agents: () => currentAgents, streams: sc.background });
     if (background.enabled) background.start();
 
-    const measureWindow = async (kind: WindowResult['kind'], label: string, agents: number, checkinText: string, warmupMs: number, measureMs: number): Promise<WindowResult> => {
+    const measureWindow = async (
+      kind: WindowResult['kind'],
+      label: string,
+      agents: number,
+      checkinText: string,
+      warmupMs: number,
+      measureMs: number,
+      /** Ramp linearly from this count to `agents` over the window (stages); undefined or equal: hold. */
+      rampFromAgents?: number,
+    ): Promise<WindowResult> => {
       if (abort.signal.aborted) throw new RunAborted();
       currentAgents = agents;
       const index = windows.length;
@@ -246,7 +258,8 @@ export async function runScenario(o: RunOptions): Promise<RunOutput> {
         duration: `${measureMs}ms`,
         warmup: `${warmupMs}ms`,
         mode: sc.fleet.transport,
-        connection: sc.fleet.connection,
+        // A connection policy is HTTP's; tunnels are one persistent socket per agent.
+        connection: sc.fleet.transport === 'ws' ? undefined : sc.fleet.connection,
         arrival: sc.fleet.arrival,
         jitter: `${sc.fleet.jitterMs}ms`,
         seed: sc.fleet.seed,
@@ -257,9 +270,14 @@ export async function runScenario(o: RunOptions): Promise<RunOutput> {
       };
       if (checkinText.includes('%')) input.checkin = checkinText;
       else input.rate = checkinText;
+      if (rampFromAgents !== undefined && rampFromAgents !== agents) {
+        input.stage = [`${measureMs}ms:${agents}`];
+        input.rampFrom = rampFromAgents;
+      }
       const cfg = resolveSwarmConfig(input);
       const windowStartSec = (Date.now() - runStartMs) / 1000;
-      log(`${label}: ${agents} agents at ${checkinText}, warm-up ${warmupMs / 1000} s, measured ${measureMs / 1000} s`);
+      const ramp = rampFromAgents !== undefined && rampFromAgents !== agents ? `${rampFromAgents} → ` : '';
+      log(`${label}: ${ramp}${agents} agents at ${checkinText}, warm-up ${warmupMs / 1000} s, measured ${measureMs / 1000} s`);
       let startHdr: Promise<Map<string, NodeHdrSnapshot>> | null = null;
       let startCounters: Promise<CounterSnapshot> | null = null;
       let measuredFromMs = 0;
@@ -335,7 +353,7 @@ export async function runScenario(o: RunOptions): Promise<RunOutput> {
       const p99 = sloLatency(client).p99Us;
       const m: StepMeasurement = { offeredRatePerSec: client.offeredRatePerSec, achievedRatePerSec: client.achievedRatePerSec, p99Us: p99, errorRate: client.errorRate, trustworthy: true };
       const verdict = judgeStep(m, { p99Us: sc.slo.p99Ms * 1000, errorRate: sc.slo.errorRate, minAchievedRatio: sc.slo.minAchievedRatio });
-      const prevGood = [...windows].reverse().find((w) => w.verdict.ok);
+      const prevGood = [...windows].reverse().find((w) => w.verdict.ok && w.generator.trustworthy);
       const diagnosis = diagnose(nodes, prevGood?.nodes ?? null);
       const hostLimited = nodes.filter((n) => n.hostLimitedSec > windowSec / 2).map((n) => n.node);
       if (hostLimited.length > 0) {
@@ -396,8 +414,15 @@ export async function runScenario(o: RunOptions): Promise<RunOutput> {
     };
 
     if (sc.stages) {
+      // Each stage is its own window and its own swarm. A stage ramps linearly from the count the
+      // one before ended at (from 0 for the first); a stage that starts from a running fleet first
+      // sends STAGE_WARMUP_MS at its starting count, measured nowhere, so that the new workers'
+      // start-up (JIT, first GCs, connection set-up) is not measured as the stack's latency.
+      let prev = 0;
       for (const [i, st] of sc.stages.entries()) {
-        await measureWindow('stage', `stage ${i + 1}/${sc.stages.length}`, st.agents, (st.checkin ?? sc.fleet.checkin).text, 0, st.durationMs);
+        const warm = prev > 0 ? STAGE_WARMUP_MS : 0;
+        await measureWindow('stage', `stage ${i + 1}/${sc.stages.length}`, st.agents, (st.checkin ?? sc.fleet.checkin).text, warm, st.durationMs, prev);
+        prev = st.agents;
       }
     } else if (sc.ceiling) {
       const c = sc.ceiling;
@@ -406,10 +431,20 @@ export async function runScenario(o: RunOptions): Promise<RunOutput> {
         async (load) => {
           n++;
           const kind = search === null && windows.some((w) => !w.verdict.ok) ? 'bisect' : 'step';
-          const w =
+          const measure = (label: string): Promise<WindowResult> =>
             c.unit === 'agents'
-              ? await measureWindow(kind, `${kind} ${n}`, load, sc.fleet.checkin.text, c.warmupMs, c.measureMs)
-              : await measureWindow(kind, `${kind} ${n}`, sc.fleet.agents, `${load}/s`, c.warmupMs, c.measureMs);
+              ? measureWindow(kind, label, load, sc.fleet.checkin.text, c.warmupMs, c.measureMs)
+              : measureWindow(kind, label, sc.fleet.agents, `${load}/s`, c.warmupMs, c.measureMs);
+          let w = await measure(`${kind} ${n}`);
+          // A window the generator or host could not be trusted on is measured once more: a
+          // transient stall on a shared host should not throw away a long search. A second
+          // untrustworthy window stops the search (it refuses to call that a ceiling).
+          if (!w.generator.trustworthy) {
+            log(`${w.label}: not trustworthy; measuring it once more`);
+            const again = await measure(`${kind} ${n} (again)`);
+            w.supersededBy = again.index;
+            w = again;
+          }
           return { offeredRatePerSec: w.client.offeredRatePerSec, achievedRatePerSec: w.client.achievedRatePerSec, p99Us: sloLatency(w.client).p99Us, errorRate: w.client.errorRate, trustworthy: w.generator.trustworthy };
         },
         {
@@ -488,8 +523,13 @@ interface AssembleInput {
 
 /** Everything after the measurements: summary, ceilings, fits, plan. Pure over the windows. */
 export function assemble(a: AssembleInput): RunResult {
-  const { sc, windows, search } = a;
+  const { sc, search } = a;
   const warnings = [...a.warnings];
+  for (const w of a.windows) {
+    if (w.supersededBy !== undefined) warnings.push(`${w.label}: not trustworthy (${w.generator.reasons.join('; ')}); measured again as window #${w.supersededBy}`);
+  }
+  // Windows measured again are kept in the file for the record, and used for nothing else.
+  const windows = a.windows.filter((w) => w.supersededBy === undefined);
   const untrusted = windows.filter((w) => !w.generator.trustworthy);
   for (const w of untrusted) warnings.push(`${w.label}: not trustworthy: ${w.generator.reasons.join('; ')}`);
   if (a.error) warnings.push(`incomplete: ${a.error}`);
@@ -504,7 +544,7 @@ export function assemble(a: AssembleInput): RunResult {
     const fallback = cands.length ? cands : windows.filter((w) => w.verdict.ok);
     headlineIndex = fallback.length ? fallback[fallback.length - 1].index : windows.length ? windows[windows.length - 1].index : null;
   } else if (windows.length) headlineIndex = windows[windows.length - 1].index;
-  const headlineWindow = headlineIndex === null ? null : windows[headlineIndex];
+  const headlineWindow = headlineIndex === null ? null : a.windows[headlineIndex];
 
   let summary: RunSummary;
   const trustworthy = untrusted.length === 0 && a.complete;
@@ -574,7 +614,7 @@ export function assemble(a: AssembleInput): RunResult {
     stack: { topology: sc.stack.topology ?? 'external', profile: sc.stack.target ? 'n/a' : sc.stack.profile, proxy: sc.stack.proxy, db: sc.stack.db, target: sc.stack.target, nodes: a.nodes },
     slo: { p99Ms: sc.slo.p99Ms, errorRate: sc.slo.errorRate, minAchievedRatio: sc.slo.minAchievedRatio },
     thresholds: sc.thresholds,
-    windows,
+    windows: a.windows,
     headline: headlineWindow ? { windowIndex: headlineWindow.index, client: headlineWindow.client, nodes: headlineWindow.nodes } : null,
     search: search
       ? { outcome: search.outcome, unit: sc.ceiling?.unit ?? 'agents', lastGood: search.lastGood, firstBad: search.firstBad, precision: sc.ceiling?.precision ?? 0 }

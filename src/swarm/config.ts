@@ -40,6 +40,8 @@ export interface SwarmInput {
   duration?: string;
   warmup?: string;
   stage?: string[];
+  /** With `stage`: the agent count the first stage ramps from (default 0). Not a CLI flag: `rmmscale run` chains its stages with it. */
+  rampFrom?: number;
   mode?: string;
   connection?: string;
   connections?: number | string;
@@ -263,10 +265,11 @@ export function resolveSwarmConfig(input: SwarmInput): SwarmConfig {
           agents: s.agents,
           freqPerMs: s.checkin ? perAgentFreqPerMs(s.checkin, Math.max(1, s.agents)) : freq,
         }));
-  const first = stages.length === 0 ? stageTargets[0] : { agents: 0, freqPerMs: stageTargets[0].freqPerMs };
+  const rampFrom = stages.length === 0 ? 0 : Math.max(0, Math.floor(input.rampFrom ?? 0));
+  const first = stages.length === 0 ? stageTargets[0] : { agents: rampFrom, freqPerMs: stageTargets[0].freqPerMs };
   const warm = warmupMs > 0 ? [{ durationMs: warmupMs, agents: first.agents, freqPerMs: first.freqPerMs }] : [];
   const profile = buildProfile(first, [...warm, ...stageTargets]);
-  const maxAgents = Math.max(agents, ...stages.map((s) => s.agents));
+  const maxAgents = Math.max(agents, rampFrom, ...stages.map((s) => s.agents));
 
   return {
     targets,

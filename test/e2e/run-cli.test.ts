@@ -39,8 +39,13 @@ describe('rmmscale run (the real binary)', () => {
       ['stage', 2000],
       ['stage', 4000],
     ]);
-    // 4,000 agents at 30%/min: 20 check-ins/s offered in the second stage.
-    expect(result.windows[1].client.offeredRatePerSec).toBeCloseTo(20, 0);
+    // Stages ramp from where the one before ended: 0 → 2,000 agents at 30%/min is 0 → 10 check-ins/s
+    // (5/s on average), then 2,000 → 4,000 is 10 → 20/s (15/s on average), after a 3 s warm-up at
+    // 2,000 agents that is measured nowhere.
+    expect(result.windows[0].client.offeredRatePerSec).toBeCloseTo(5, 0);
+    expect(result.windows[0].warmupSec).toBe(0);
+    expect(result.windows[1].client.offeredRatePerSec).toBeCloseTo(15, 0);
+    expect(result.windows[1].warmupSec).toBe(3);
     const single = result.windows[1].nodes[0];
     expect(single.node).toBe('single');
     // Server side and client side count the same check-ins (to within the window edges).
@@ -49,6 +54,36 @@ describe('rmmscale run (the real binary)', () => {
     expect(result.headline!.windowIndex).toBe(1);
     for (const f of ['window-00.hlog', 'window-01.hlog', 'report.html', 'summary.md']) expect(existsSync(join(out, f)), f).toBe(true);
     expect(r.stdout).toContain(join(out, 'result.json'));
+    for (const n of result.stack.nodes) expect(alive(n.pid)).toBe(false);
+  }, 150_000);
+
+  it('drives a relays topology over WebSocket tunnels: every relay holds tunnels, telemetry is acked, a hold stage follows the ramp', async () => {
+    const p = join(dir, 'relays.yaml');
+    writeFileSync(
+      p,
+      [
+        'name: relays-e2e',
+        'stack: { topology: relays2, profile: automate }',
+        'fleet: { transport: ws, checkin: 120%/min, seed: relays-e2e }',
+        'stages:',
+        '  - { duration: 4s, agents: 400 }',
+        '  - { duration: 4s, agents: 400 }',
+        'timeLimit: 2m',
+      ].join('\n'),
+    );
+    const out = join(dir, 'relays');
+    const r = await runCli(['run', p, '--out', out, '--no-report'], { timeoutMs: 120_000 });
+    const result = JSON.parse(readFileSync(join(out, 'result.json'), 'utf8')) as RunResult;
+    expect(result.error, r.stderr).toBeNull();
+    expect(r.code, r.stderr).toBe(runExitCode(result));
+    expect(result.complete).toBe(true);
+    // 400 agents at 120%/min: 8 telemetry frames/s once the ramp is done.
+    expect(result.windows[1].client.offeredRatePerSec).toBeCloseTo(8, 0);
+    const rtt = result.windows[1].client.ops['ws-rtt'];
+    expect(rtt.completed).toBeGreaterThan(20);
+    expect(rtt.failed).toBe(0);
+    const relays = result.windows[1].nodes.filter((n) => n.tier === 'relay');
+    expect(relays.map((n) => n.node).sort()).toEqual(['relay-1', 'relay-2']);
     for (const n of result.stack.nodes) expect(alive(n.pid)).toBe(false);
   }, 150_000);
 

@@ -1,0 +1,50 @@
+import { describe, expect, it } from 'vitest';
+import { assemble } from '../../src/run/run.js';
+import type { WindowResult } from '../../src/run/result-types.js';
+import type { Scenario } from '../../src/scenario/types.js';
+import { rateSearch } from '../e2e/e2e-scenario.js';
+import { buildResult } from '../report/fixtures.js';
+
+/**
+ * assemble() is pure over the windows: a window that was measured once more because it could not
+ * be trusted stays in the file, and is used for nothing else.
+ */
+const base = rateSearch('assemble', 'split3', 'automate', { start: 2000, max: 10_000, p99Ms: 200 });
+const sc: Scenario = { ...base, ceiling: { ...base.ceiling!, unit: 'agents' }, plan: null };
+const search = { outcome: 'found' as const, ceilingLoad: 6500, lastGood: 6500, firstBad: 7000, steps: [] };
+
+function input(windows: WindowResult[]): Parameters<typeof assemble>[0] {
+  return { sc, startedAt: new Date(0).toISOString(), complete: true, interrupted: false, error: null, windows, search, timeline: {}, hlogFiles: [], warnings: [], nodes: [], versions: buildResult().versions };
+}
+
+/** The fixture's 6 windows (the last, 6,500 agents, met the SLO) with that last one made untrustworthy. */
+function withUntrustedLast(): WindowResult[] {
+  const windows = structuredClone(buildResult().windows);
+  const last = windows[5];
+  last.generator = { ...last.generator, trustworthy: false, generatorBound: true, reasons: ['3.5% of sends left more than 10 ms late'] };
+  return windows;
+}
+
+describe('assemble: a window measured again', () => {
+  it('an untrustworthy window that was not measured again makes the whole run untrustworthy', () => {
+    const r = assemble(input(withUntrustedLast()));
+    expect(r.summary.trustworthy).toBe(false);
+    expect(r.summary.warnings).toContain('bisect 6500 agents: not trustworthy: 3.5% of sends left more than 10 ms late');
+  });
+
+  it('its replacement is the headline; the superseded window stays in the file, noted, and counts for nothing', () => {
+    const windows = withUntrustedLast();
+    const again: WindowResult = { ...structuredClone(buildResult().windows[5]), index: 6, label: 'bisect 6500 agents (again)' };
+    windows[5].supersededBy = 6;
+    windows.push(again);
+    const r = assemble(input(windows));
+    expect(r.windows).toHaveLength(7);
+    expect(r.windows[5].supersededBy).toBe(6);
+    expect(r.summary.trustworthy).toBe(true);
+    expect(r.summary.ceilingAgents).toBe(6500);
+    expect(r.headline!.windowIndex).toBe(6);
+    expect(r.summary.warnings).toEqual(['bisect 6500 agents: not trustworthy (3.5% of sends left more than 10 ms late); measured again as window #6']);
+    // The fit sees each load once: the superseded window is not a point.
+    expect(r.fits.usl?.points.filter((p) => p.load === 6500)).toHaveLength(1);
+  });
+});
