@@ -81,3 +81,34 @@ export interface BenchRow {
   pass: boolean;
   note?: string;
 }
+
+/** `--name N` from argv, or the default. */
+export function argNum(args: readonly string[], name: string, dflt: number): number {
+  const i = args.indexOf(name);
+  return i >= 0 ? Number(args[i + 1]) : dflt;
+}
+
+/** One benchmark's rows, printed as `npm run bench` prints them. */
+export function formatRows(rows: readonly BenchRow[]): string {
+  return rows
+    .map((r) => {
+      const peer = Number.isNaN(r.peer) ? '' : `  ${r.peerName} ${r.peer}`;
+      const ratio = Number.isNaN(r.ratio) ? '' : `  ratio ${r.ratio}`;
+      return `${r.pass ? 'PASS' : 'MISS'}  ${r.metric}: rmmscale ${r.rmmscale}${peer}${ratio}  (target ${r.target})\n${r.note ? `      ${r.note}\n` : ''}`;
+    })
+    .join('');
+}
+
+/**
+ * Run a benchmark module on its own (`node dist/bench/NAME.js …`) when it is the entry point:
+ * rows to stdout, a failure as one line on stderr and exit 1.
+ */
+export function runIfMain(moduleUrl: string, name: string, run: (args: string[]) => Promise<BenchRow[]>): void {
+  if (!process.argv[1] || fileURLToPath(moduleUrl) !== process.argv[1]) return;
+  run(process.argv.slice(2))
+    .then((rows) => process.stdout.write(formatRows(rows)))
+    .catch((err: unknown) => {
+      process.stderr.write(`bench ${name}: ${(err as Error).stack ?? String(err)}\n`);
+      process.exit(1);
+    });
+}

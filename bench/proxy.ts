@@ -7,7 +7,7 @@ import { Rng } from '../src/core/random.js';
 import { startHaproxy } from '../src/stack/haproxy.js';
 import type { NodeReadyMessage, NodeSpec } from '../src/stack/types.js';
 import { PayloadFactory } from '../src/swarm/payloads.js';
-import { median, startMinimalServer, type BenchRow } from './lib.js';
+import { argNum, median, runIfMain, startMinimalServer, type BenchRow } from './lib.js';
 
 /**
  * Proxy overhead: requests/s through the built-in proxy (its own process, the real node runtime)
@@ -102,20 +102,4 @@ export async function benchProxy(opts: { rounds: number; durationSec: number; co
   return rows;
 }
 
-function argNum(args: string[], name: string, dflt: number): number {
-  const i = args.indexOf(name);
-  return i >= 0 ? Number(args[i + 1]) : dflt;
-}
-
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const args = process.argv.slice(2);
-  const opts = { rounds: argNum(args, '--rounds', 3), durationSec: argNum(args, '--duration', 8), connections: argNum(args, '--connections', 100) };
-  benchProxy(opts)
-    .then((rows) => {
-      for (const r of rows) process.stdout.write(`${r.pass ? 'PASS' : 'MISS'}  ${r.metric}: ${r.rmmscale} vs ${r.peerName} ${r.peer}  ratio ${r.ratio}  (target ${r.target})\n      ${r.note}\n`);
-    })
-    .catch((err: unknown) => {
-      process.stderr.write(`bench proxy: ${(err as Error).stack ?? String(err)}\n`);
-      process.exit(1);
-    });
-}
+runIfMain(import.meta.url, 'proxy', (args) => benchProxy({ rounds: argNum(args, '--rounds', 3), durationSec: argNum(args, '--duration', 8), connections: argNum(args, '--connections', 100) }));

@@ -2,13 +2,12 @@ import Database from 'better-sqlite3';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { deriveAgent, DEFAULT_SECRET } from '../src/core/identity.js';
 import { startStack } from '../src/stack/launcher.js';
 import { RELAY_BATCH_ENV } from '../src/stack/roles/relay.js';
 import { namedTopology } from '../src/stack/topology.js';
-import { median, type BenchRow } from './lib.js';
+import { argNum, median, runIfMain, type BenchRow } from './lib.js';
 
 /**
  * Relay telemetry throughput: samples/s committed to the database and acknowledged, through one
@@ -131,20 +130,4 @@ export async function benchRelay(opts: { rounds: number; durationSec: number; tu
   ];
 }
 
-function argNum(args: string[], name: string, dflt: number): number {
-  const i = args.indexOf(name);
-  return i >= 0 ? Number(args[i + 1]) : dflt;
-}
-
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const args = process.argv.slice(2);
-  const opts = { rounds: argNum(args, '--rounds', 3), durationSec: argNum(args, '--duration', 5), tunnels: argNum(args, '--tunnels', 2000) };
-  benchRelay(opts)
-    .then((rows) => {
-      for (const r of rows) process.stdout.write(`${r.pass ? 'PASS' : 'MISS'}  ${r.metric}: ${r.rmmscale} vs ${r.peerName} ${r.peer}  ratio ${r.ratio}  (target ${r.target})\n      ${r.note}\n`);
-    })
-    .catch((err: unknown) => {
-      process.stderr.write(`bench relay: ${(err as Error).stack ?? String(err)}\n`);
-      process.exit(1);
-    });
-}
+runIfMain(import.meta.url, 'relay', (args) => benchRelay({ rounds: argNum(args, '--rounds', 3), durationSec: argNum(args, '--duration', 5), tunnels: argNum(args, '--tunnels', 2000) }));

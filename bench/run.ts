@@ -1,13 +1,14 @@
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { hostFacts } from '../src/core/host.js';
+import { benchGateNoise } from './gate-noise.js';
 import { benchOpenModel } from './open-model.js';
 import { benchProxy } from './proxy.js';
 import { benchRelay } from './relay.js';
 import { benchStoreCheckins } from './store-checkins.js';
 import { benchThroughput } from './throughput.js';
 import { benchTunnels } from './tunnels.js';
-import { ROOT, type BenchRow } from './lib.js';
+import { formatRows, ROOT, type BenchRow } from './lib.js';
 
 /**
  * `npm run bench [-- --only NAME[,NAME]] [-- --quick]`. Every benchmark runs its peer in the same
@@ -22,6 +23,7 @@ const BENCHES: Record<string, BenchFn> = {
   proxy: (quick) => benchProxy({ rounds: quick ? 1 : 3, durationSec: quick ? 4 : 8, connections: 100 }),
   store: (quick) => benchStoreCheckins({ total: quick ? 5000 : 20_000, concurrency: 256 }),
   relay: (quick) => benchRelay({ rounds: quick ? 1 : 3, durationSec: quick ? 3 : 5, tunnels: 2000 }),
+  'gate-noise': (quick) => benchGateNoise({ runs: quick ? 3 : 9, seconds: quick ? 8 : 12 }),
   tunnels: (quick) => benchTunnels({ agents: quick ? 20_000 : 100_000, shards: quick ? 2 : 6, connectRatePerSec: 5000, idleSec: 30 }),
 };
 
@@ -42,13 +44,8 @@ async function main(): Promise<void> {
   for (const name of only) {
     process.stdout.write(`\n== ${name}\n`);
     const got = await BENCHES[name](quick);
-    for (const r of got) {
-      rows.push(r);
-      const ratio = Number.isNaN(r.ratio) ? '' : `  ratio ${r.ratio}`;
-      const peer = Number.isNaN(r.peer) ? '' : `  ${r.peerName} ${r.peer}`;
-      process.stdout.write(`${r.pass ? 'PASS' : 'MISS'}  ${r.metric}: rmmscale ${r.rmmscale}${peer}${ratio}  (target ${r.target})\n`);
-      if (r.note) process.stdout.write(`      ${r.note}\n`);
-    }
+    rows.push(...got);
+    process.stdout.write(formatRows(got));
   }
   const dir = join(ROOT, 'reports');
   mkdirSync(dir, { recursive: true });
