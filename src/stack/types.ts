@@ -91,6 +91,8 @@ export interface NodeMetricsApi {
   gauge(name: string, value: number): void;
   /** Record a duration in µs into the node's exact HDR histogram under `op`. */
   observeUs(op: string, valueUs: number): void;
+  /** Record one request the node served that did not come through HTTP (a tunnel frame): rate, status and latency, as an HTTP route is. */
+  request(route: string, status: number, latencyUs: number): void;
 }
 
 export interface RoleContext {

@@ -21,17 +21,18 @@ function rig(opts: Partial<TelemetryBatchOptions> = {}) {
   const acked: number[] = [];
   let failedSamples = 0;
   const counts = new Map<string, number>();
+  const requests: Array<[string, number, number]> = [];
   const b = new TelemetryBatcher<string>(
     { maxSamples: 3, maxDelayMs: 100, maxInFlight: 2, maxBuffered: 10, ...opts },
     {
       write: (samples) => new Promise<void>((resolve, reject) => writes.push({ samples, resolve, reject })),
       committed: (_owner, seq) => acked.push(seq),
       failed: (_err, n) => (failedSamples += n),
-      metrics: { count: (n, by = 1) => counts.set(n, (counts.get(n) ?? 0) + by), observeUs: () => undefined },
+      metrics: { count: (n, by = 1) => counts.set(n, (counts.get(n) ?? 0) + by), observeUs: () => undefined, request: (route, status, us) => requests.push([route, status, us]) },
       nowMs: () => Date.now(),
     },
   );
-  return { b, writes, acked, counts, failed: () => failedSamples };
+  return { b, writes, acked, counts, requests, failed: () => failedSamples };
 }
 
 describe('TelemetryBatcher', () => {
@@ -54,6 +55,30 @@ describe('TelemetryBatcher', () => {
     expect(writes).toHaveLength(0);
     await vi.advanceTimersByTimeAsync(1);
     expect(writes.map((w) => w.samples.map((s) => s.atMs))).toEqual([[1, 2]]);
+  });
+
+  it('records each frame as a telemetry request, from its arrival to the commit that acks it: 200, or 503 when the batch failed', async () => {
+    const { b, writes, requests } = rig();
+    b.add(sample(1), 'ws', 1);
+    await vi.advanceTimersByTimeAsync(60);
+    b.add(sample(2), 'ws', 2);
+    await vi.advanceTimersByTimeAsync(40); // the batch leaves at 100 ms
+    await vi.advanceTimersByTimeAsync(30);
+    writes[0].resolve(); // committed at 130 ms
+    await vi.advanceTimersByTimeAsync(0);
+    expect(requests).toEqual([
+      ['telemetry', 200, 130_000],
+      ['telemetry', 200, 70_000],
+    ]);
+    for (let i = 3; i <= 5; i++) b.add(sample(i), 'ws', i);
+    await vi.advanceTimersByTimeAsync(5);
+    writes[1].reject(new Error('db down'));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(requests.slice(2)).toEqual([
+      ['telemetry', 503, 5000],
+      ['telemetry', 503, 5000],
+      ['telemetry', 503, 5000],
+    ]);
   });
 
   it('keeps at most maxInFlight batches committing; the rest leave when a slot frees', async () => {

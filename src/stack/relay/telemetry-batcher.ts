@@ -34,14 +34,23 @@ export interface TelemetryBatcherDeps<T> {
   committed(owner: T, seq: number): void;
   /** A batch failed; its frames are not acknowledged. */
   failed(err: unknown, samples: number): void;
-  metrics: Pick<NodeMetricsApi, 'count' | 'observeUs'>;
+  metrics: Pick<NodeMetricsApi, 'count' | 'observeUs' | 'request'>;
   nowMs(): number;
+}
+
+interface Batch<T> {
+  samples: TelemetrySample[];
+  owners: T[];
+  seqs: number[];
+  arrivedMs: number[];
 }
 
 export class TelemetryBatcher<T> {
   private samples: TelemetrySample[] = [];
   private owners: T[] = [];
   private seqs: number[] = [];
+  /** When each buffered frame arrived (nowMs), for its server-side latency. */
+  private arrivedMs: number[] = [];
   /** When the oldest buffered sample must leave (Infinity: buffer empty). */
   private dueAtMs = Infinity;
   private timer: NodeJS.Timeout | null = null;
@@ -66,8 +75,10 @@ export class TelemetryBatcher<T> {
   /** Buffer one sample; false when the buffer is full (the frame is dropped, not acked). */
   add(sample: TelemetrySample, owner: T, seq: number): boolean {
     if (this.samples.length >= this.opts.maxBuffered) return false;
-    if (this.samples.length === 0) this.dueAtMs = this.deps.nowMs() + this.opts.maxDelayMs;
+    const now = this.deps.nowMs();
+    if (this.samples.length === 0) this.dueAtMs = now + this.opts.maxDelayMs;
     this.samples.push(sample);
+    this.arrivedMs.push(now);
     this.owners.push(owner);
     this.seqs.push(seq);
     this.pump(this.draining);
@@ -100,20 +111,31 @@ export class TelemetryBatcher<T> {
     }
   }
 
-  private take(): { samples: TelemetrySample[]; owners: T[]; seqs: number[] } {
+  private take(): Batch<T> {
     const n = Math.min(this.opts.maxSamples, this.samples.length);
     if (n === this.samples.length) {
-      const all = { samples: this.samples, owners: this.owners, seqs: this.seqs };
+      const all = { samples: this.samples, owners: this.owners, seqs: this.seqs, arrivedMs: this.arrivedMs };
       this.samples = [];
       this.owners = [];
       this.seqs = [];
+      this.arrivedMs = [];
       return all;
     }
     // What stays behind arrived later than what leaves, but it has waited too: keep dueAtMs.
-    return { samples: this.samples.splice(0, n), owners: this.owners.splice(0, n), seqs: this.seqs.splice(0, n) };
+    return { samples: this.samples.splice(0, n), owners: this.owners.splice(0, n), seqs: this.seqs.splice(0, n), arrivedMs: this.arrivedMs.splice(0, n) };
   }
 
-  private commit(batch: { samples: TelemetrySample[]; owners: T[]; seqs: number[] }): void {
+  /**
+   * Each frame is the relay's request: its server-side latency runs from arrival to the commit
+   * that acks it (batch wait included), recorded as route `telemetry`, 200 or 503 when its batch
+   * failed. So the relay has a per-second rate and an exact histogram like any web node.
+   */
+  private recordFrames(batch: Batch<T>, status: number): void {
+    const now = this.deps.nowMs();
+    for (const a of batch.arrivedMs) this.deps.metrics.request('telemetry', status, (now - a) * 1000);
+  }
+
+  private commit(batch: Batch<T>): void {
     this.inFlight++;
     const startMs = this.deps.nowMs();
     const { metrics } = this.deps;
@@ -124,11 +146,13 @@ export class TelemetryBatcher<T> {
           metrics.observeUs('telemetry-commit', (this.deps.nowMs() - startMs) * 1000);
           metrics.count('telemetry-batches');
           metrics.count('telemetry-samples', batch.samples.length);
+          this.recordFrames(batch, 200);
           for (let i = 0; i < batch.owners.length; i++) this.deps.committed(batch.owners[i], batch.seqs[i]);
         },
         (err: unknown) => {
           metrics.count('telemetry-batch-failed');
           metrics.count('telemetry-samples-failed', batch.samples.length);
+          this.recordFrames(batch, 503);
           this.deps.failed(err, batch.samples.length);
         },
       )
