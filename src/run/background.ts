@@ -179,6 +179,7 @@ export class BackgroundTraffic {
     const out: ClientStats = {
       agents,
       offeredRatePerSec: offered,
+      attemptedRatePerSec: Math.round((count / windowSec) * 10) / 10,
       achievedRatePerSec: Math.round((completed / windowSec) * 10) / 10,
       count,
       completed,

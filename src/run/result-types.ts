@@ -51,7 +51,14 @@ export interface OpStats {
 /** What the swarm saw in one measured window (or several merged). */
 export interface ClientStats {
   agents: number;
+  /** The schedule's target rate over the measured window. */
   offeredRatePerSec: number;
+  /**
+   * Sends actually made per second of the measured window. With Poisson arrivals (or jitter) it
+   * differs from the target by chance; the "achieved below offered" SLO compares against this.
+   */
+  attemptedRatePerSec: number;
+  /** Completions per second inside the measured window (a backlog drained afterwards is not in it). */
   achievedRatePerSec: number;
   count: number;
   completed: number;

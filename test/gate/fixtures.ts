@@ -106,6 +106,7 @@ export function runResult(f: RunFixture = {}): RunResult {
   const client: ClientStats = {
     agents: 20000,
     offeredRatePerSec: f.offeredRatePerSec ?? 100,
+    attemptedRatePerSec: f.offeredRatePerSec ?? 100,
     achievedRatePerSec: f.achievedRatePerSec ?? 99.5,
     count: all.length + failed,
     completed: all.length,

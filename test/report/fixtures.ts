@@ -86,6 +86,7 @@ function simulateWindow(rng: Rng, index: number, kind: WindowResult['kind'], age
   const client: ClientStats = {
     agents,
     offeredRatePerSec: offered,
+    attemptedRatePerSec: offered,
     achievedRatePerSec: achieved,
     count,
     completed: count - failed,
