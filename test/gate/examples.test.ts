@@ -2,6 +2,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { DEFAULT_DECIDE } from '../../src/gate/decide.js';
+import { expandRunPaths, loadRun, runGate } from '../../src/gate/gate.js';
 import { parseThreshold } from '../../src/gate/grammar.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -13,11 +15,26 @@ describe('shipped gate expressions parse', () => {
     const runs = steps.map((s) => s.run ?? '').join('\n');
     expect(runs).toContain('npx rmmscale run scenarios/ci-gate.yaml --out reports/ci');
     const gate = steps.find((s) => s.run?.startsWith('npx rmmscale gate'))!;
-    expect(gate.run).toContain('--baseline baselines/ci-gate.json');
+    expect(gate.run).toContain('--baseline baselines/ci-gate');
     expect(gate.if).toContain('!cancelled()');
     for (const [, expr] of gate.run!.matchAll(/--threshold "([^"]+)"/g)) expect(() => parseThreshold(expr, '--threshold')).not.toThrow();
     expect(runs).toContain('>> "$GITHUB_STEP_SUMMARY"');
     expect(steps.find((s) => s.uses?.startsWith('actions/upload-artifact@'))?.with?.path).toBe('reports/ci/');
+  });
+
+  it('baselines/ci-gate: three trustworthy, complete runs of scenarios/ci-gate.yaml that the gate reads as one baseline', () => {
+    const files = expandRunPaths([`${root}baselines/ci-gate`], '--baseline');
+    expect(files).toHaveLength(3);
+    const runs = files.map((f) => loadRun(f, '--baseline'));
+    for (const r of runs) {
+      expect(r.result.scenario.name).toBe('ci-gate');
+      expect(r.result.complete).toBe(true);
+      expect(r.result.summary.trustworthy).toBe(true);
+    }
+    // The baseline judged against itself, with the example's rules: a pass, never a failure.
+    const report = runGate({ current: runs, baseline: runs, thresholds: ['checkin.p99 <= +5%', 'throughput.achieved >= -3%'], scenarioThresholds: true, decide: DEFAULT_DECIDE, inconclusive: 'pass' });
+    expect(report.outcome).toBe('pass');
+    expect(report.counts.fail).toBe(0);
   });
 
   it('every scenario in scenarios/ carries thresholds the gate accepts', () => {
