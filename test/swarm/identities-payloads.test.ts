@@ -20,7 +20,9 @@ describe('identity files', () => {
     server = await startAgentServer('id-secret');
     const file = join(dir, 'fleet.json');
     const args = ['swarm', '--target', server.url, '--agents', '120', '--rate', '120/s', '--duration', '1s', '--secret', 'id-secret', '--seed', 'first', '--identities', file];
-    expect((await runCli(args)).code).toBe(0);
+    // 0, or 4 when the parallel tests load this host so much that the swarm (rightly) calls its
+    // 1-second run untrustworthy: what is tested here is the identity file, not the verdict.
+    expect([0, 4]).toContain((await runCli(args)).code);
     expect(existsSync(file)).toBe(true);
     const doc = JSON.parse(readFileSync(file, 'utf8')) as IdentityFile;
     expect(doc.format).toBe('rmmscale.identities/1');
@@ -28,7 +30,7 @@ describe('identity files', () => {
     const seen = new Set(server.agents);
     // A different --seed is ignored when the file exists: the file's fleet is reused.
     const again = args.map((a) => (a === 'first' ? 'other' : a));
-    expect((await runCli(again)).code).toBe(0);
+    expect([0, 4]).toContain((await runCli(again)).code);
     expect(server.agents.size).toBe(seen.size);
     expect(server.rejected).toBe(0);
   });
