@@ -1,6 +1,7 @@
 import { EXIT } from '../core/exit-codes.js';
 import { RmmscaleError } from '../core/errors.js';
 import { TIER_NAMES, type TierName } from '../run/result-types.js';
+import { editDistance } from '../core/edit-distance.js';
 
 /**
  * Gate thresholds: a tiny grammar, parsed once at load (docs/gate.md has the same EBNF).
@@ -169,7 +170,7 @@ function parseMetric(name: string, fail: (detail: string) => never): Metric {
 
 function unknownMetric(name: string, extra: string[]): string {
   const lower = name.toLowerCase();
-  const scored = [...Object.keys(FIXED), ...extra].map((c) => ({ c, d: c.toLowerCase().startsWith(lower) && lower.length >= 4 ? 0.5 : levenshtein(lower, c.toLowerCase()) }));
+  const scored = [...Object.keys(FIXED), ...extra].map((c) => ({ c, d: c.toLowerCase().startsWith(lower) && lower.length >= 4 ? 0.5 : editDistance(lower, c.toLowerCase()) }));
   const best = Math.min(...scored.map((x) => x.d));
   if (best <= 2) {
     const near = scored.filter((x) => x.d === best).map((x) => JSON.stringify(x.c));
@@ -178,15 +179,6 @@ function unknownMetric(name: string, extra: string[]): string {
   return `unknown metric ${JSON.stringify(name)}; known: ${KNOWN_METRICS_TEXT}`;
 }
 
-export function levenshtein(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-    prev = cur;
-  }
-  return prev[b.length];
-}
 
 const EXPECTED: Record<ValueKind, string> = {
   latency: 'a duration like 500ms',

@@ -1,6 +1,7 @@
 import { decodeHistogram, createLatencyHistogram, summarize, type LatencySummary } from '../metrics/histogram.js';
 import type { RunResult } from '../run/result-types.js';
-import { levenshtein, ThresholdError, type LatencyStat, type Threshold } from './grammar.js';
+import { editDistance } from '../core/edit-distance.js';
+import { ThresholdError, type LatencyStat, type Threshold } from './grammar.js';
 
 /**
  * A threshold's metric, read from one result.json, in the unit the gate compares in (ms, fraction,
@@ -79,7 +80,7 @@ export function resolveMetric(result: RunResult, file: string, t: Threshold): Re
       const op = client.ops[ref.op];
       if (!op) {
         const names = Object.keys(client.ops);
-        const near = names.find((n) => levenshtein(n, ref.op) <= 2);
+        const near = names.find((n) => editDistance(n, ref.op) <= 2);
         return fail(`no operation ${JSON.stringify(ref.op)} in ${file} (headline.client.ops: ${names.join(', ') || 'none'})${near ? `; did you mean ${JSON.stringify(near)}?` : ''}`);
       }
       if (op.latency.count === 0) return none(`${file}: no ${ref.op} requests completed in the headline window`);
@@ -96,7 +97,7 @@ export function resolveMetric(result: RunResult, file: string, t: Threshold): Re
       const nodes = headline.nodes;
       const n = nodes.find((x) => x.node === ref.node);
       if (!n) {
-        const near = nodes.find((x) => levenshtein(x.node, ref.node) <= 2);
+        const near = nodes.find((x) => editDistance(x.node, ref.node) <= 2);
         const list = nodes.length ? `nodes: ${nodes.map((x) => x.node).join(', ')}` : 'this run scraped no nodes';
         return fail(`no node ${JSON.stringify(ref.node)} in ${file} (${list})${near ? `; did you mean ${JSON.stringify(near.node)}?` : ''}`);
       }

@@ -6,6 +6,7 @@ import { LineCounter, isMap, isNode, isScalar, isSeq, parseDocument, type Docume
 import { InvalidArgumentError, ValidationError, formatValue } from '../core/errors.js';
 import { Problems, formatPath, resolveScenario, type Problem, type Segment } from './resolve.js';
 import type { Scenario } from './types.js';
+import { editDistance } from '../core/edit-distance.js';
 
 /**
  * Scenario files: YAML, checked against schemas/scenario.schema.json (the same file editors use
@@ -154,15 +155,6 @@ function didYouMean(key: string, allowed: readonly string[]): string | null {
   return best;
 }
 
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-    prev = cur;
-  }
-  return prev[b.length];
-}
 
 function describeSchemaError(e: ErrorObject, data: unknown): Problem | null {
   const at = segments(e.instancePath, data);
