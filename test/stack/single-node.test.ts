@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deriveAgent, userToken } from '../../src/core/identity.js';
 import { startStack, type RunningStack } from '../../src/stack/launcher.js';
 import { namedTopology } from '../../src/stack/topology.js';
+import { checkinOf } from './web-fixture.js';
 
 const SECRET = 'node-test-secret';
 let stack: RunningStack;
@@ -18,15 +19,7 @@ afterAll(async () => {
 });
 
 function checkinBody(a = agent, seq = 1): string {
-  return JSON.stringify({
-    agentId: a.id,
-    hostname: a.hostname,
-    os: a.os,
-    agentVersion: a.agentVersion,
-    client: a.client,
-    seq,
-    status: { cpuPct: 5, memPct: 40, diskFreePct: 60, uptimeSec: 100, loggedOnUser: null },
-  });
+  return JSON.stringify(checkinOf(a, seq));
 }
 
 async function post(path: string, body: string, headers: Record<string, string>): Promise<{ status: number; json: unknown }> {
