@@ -149,6 +149,8 @@ export interface StartHaproxyOptions extends HaproxyPools {
   /** The executable (default `haproxy` on PATH, or RMMSCALE_HAPROXY). */
   binary?: string;
   readyTimeoutMs?: number;
+  /** Test hook: how a free port is picked (default: bind port 0 on host, read it, close). */
+  pickPort?: (host: string) => Promise<number>;
 }
 
 export interface RunningHaproxy {
@@ -188,9 +190,28 @@ async function answers(url: string): Promise<boolean> {
  */
 export async function startHaproxy(o: StartHaproxyOptions): Promise<RunningHaproxy> {
   const host = o.host ?? '127.0.0.1';
+  // HAProxy cannot bind port 0 and report it, so free ports are picked here; one can be taken
+  // between the pick and haproxy's bind. Then pick again (ports the caller chose are not retried).
+  for (let attempt = 1; ; attempt++) {
+    const pick = o.pickPort ?? freePort;
+    const port = o.port || (await pick(host));
+    const metricsPort = o.metricsPort || (await pick(host));
+    try {
+      return await startHaproxyOn(o, host, port, metricsPort);
+    } catch (err) {
+      const picked = !o.port || !o.metricsPort;
+      if (!(err instanceof PortTakenError) || !picked || attempt >= PORT_ATTEMPTS) throw err;
+    }
+  }
+}
+
+const PORT_ATTEMPTS = 3;
+
+/** haproxy could not bind a port it was given. */
+class PortTakenError extends StackError {}
+
+async function startHaproxyOn(o: StartHaproxyOptions, host: string, port: number, metricsPort: number): Promise<RunningHaproxy> {
   const binary = o.binary ?? process.env.RMMSCALE_HAPROXY ?? 'haproxy';
-  const port = o.port || (await freePort(host));
-  const metricsPort = o.metricsPort || (await freePort(host));
   const tempDir = o.dir ? null : mkdtempSync(join(tmpdir(), 'rmmscale-haproxy-'));
   const configPath = join(o.dir ?? tempDir!, 'haproxy.cfg');
   const requestMs = o.limits?.requestTimeoutMs ?? DEFAULT_LIMITS.requestTimeoutMs;
@@ -253,7 +274,8 @@ export async function startHaproxy(o: StartHaproxyOptions): Promise<RunningHapro
     if (dead !== null) {
       await stop();
       const why = stderr.trim().split('\n').filter((l) => /ALERT|error/i.test(l)).slice(0, 3).join('; ') || stderr.trim().slice(0, 300);
-      throw new StackError(`--proxy haproxy: ${binary} exited (${(dead as { code: number | null }).code ?? 'signal'}) at start: ${why}`);
+      const message = `--proxy haproxy: ${binary} exited (${(dead as { code: number | null }).code ?? 'signal'}) at start: ${why}`;
+      throw /cannot bind socket|Address already in use/i.test(stderr) ? new PortTakenError(message) : new StackError(message);
     }
     if ((await answers(`${statsBase}/healthz`)) && (await answers(`${url}/healthz`))) break;
     if (Date.now() > deadline) {

@@ -1,7 +1,6 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startHaproxy } from './haproxy.js';
@@ -11,7 +10,7 @@ import { DEFAULT_SECRET } from '../core/identity.js';
 import { runnableModulePath } from '../core/module-path.js';
 import { PROFILES, type ProfileSet } from './profiles.js';
 import { startPhase, type Topology, type TopologyNode } from './topology.js';
-import type { DbSpec, NodeFailedMessage, NodeReadyMessage, NodeSpec } from './types.js';
+import type { DbSpec, NodeFailedMessage, NodeReadyMessage, NodeSiblingsMessage, NodeSiblingsSetMessage, NodeSpec } from './types.js';
 
 /**
  * Starts a topology: one OS process per node (dist/src/stack/node-main.js), each on its own port
@@ -155,6 +154,28 @@ function startNode(spec: NodeSpec, timeoutMs: number, started: Map<string, Child
   });
 }
 
+/** Tell a started node its siblings' URLs and wait until it has taken them. */
+function sendSiblings(name: string, proc: ChildProcess, urls: string[], timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = (err: StackError | null): void => {
+      clearTimeout(timer);
+      proc.off('message', onMessage);
+      proc.off('exit', onExit);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onMessage = (m: NodeSiblingsSetMessage): void => {
+      if (m?.type !== 'siblings-set') return;
+      done(m.error === null ? null : new StackError(`node ${name} refused its siblings: ${m.error}`));
+    };
+    const onExit = (code: number | null, signal: string | null): void => done(new StackError(`node ${name} exited (${signal ?? `code ${code}`}) before it took its siblings`));
+    const timer = setTimeout(() => done(new StackError(`node ${name} did not take its siblings within ${timeoutMs} ms`)), timeoutMs);
+    proc.on('message', onMessage);
+    proc.once('exit', onExit);
+    proc.send({ type: 'siblings', urls } satisfies NodeSiblingsMessage);
+  });
+}
+
 async function waitHealthy(url: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   // A TLS relay may carry a self-signed certificate: this only asks our own child process
@@ -175,18 +196,6 @@ async function waitHealthy(url: string, timeoutMs: number): Promise<void> {
   } finally {
     await dispatcher?.close();
   }
-}
-
-/** A free loopback port, for nodes whose URL others must know before it starts (relay siblings). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** The proxy's pools: web nodes by tier, named for X-Served-By. */
@@ -223,19 +232,16 @@ export async function startStack(topology: Topology, opts: StackOptions = {}): P
   };
   const byName = new Map<string, NodeInfo>();
   const hasDbNode = topology.nodes.some((n) => n.role === 'db');
-  // Ports: consecutive from --port-base in topology order; otherwise free ports, picked up front
-  // only for relays (siblings must know each other's URLs before they start).
+  // Ports: consecutive from --port-base in topology order; otherwise each node binds port 0 and
+  // reports the port it got. Relays learn their siblings' URLs over IPC once all of them listen,
+  // so no port is picked ahead of time (a port picked ahead can be taken before the node binds it).
   const ports = new Map<string, number>();
-  for (const [i, n] of topology.nodes.entries()) ports.set(n.name, opts.portBase ? opts.portBase + i : n.role === 'relay' ? await freePort() : 0);
-  // A relay with tls serves https (and wss): its siblings and the launcher must say so.
-  const urlOf = (n: TopologyNode): string => `${n.role === 'relay' && n.tls ? 'https' : 'http'}://127.0.0.1:${ports.get(n.name)}`;
-  const relayUrls = topology.nodes.filter((n) => n.role === 'relay').map(urlOf);
+  for (const [i, n] of topology.nodes.entries()) ports.set(n.name, opts.portBase ? opts.portBase + i : 0);
 
   const specFor = (n: TopologyNode): NodeSpec => {
     const dbUrl = hasDbNode ? (byName.get(topology.nodes.find((x) => x.role === 'db')!.name)?.url ?? null) : null;
     // The database's model lives in one process: the db node, or else the single node.
     const ownsDb = n.role === 'db' || (!hasDbNode && n.role === 'single');
-    const self = urlOf(n);
     return {
       name: n.name,
       role: n.role,
@@ -250,7 +256,7 @@ export async function startStack(topology: Topology, opts: StackOptions = {}): P
       web: n.role === 'web' ? { serves: n.serves ?? 'both' } : undefined,
       app: opts.loopScale && (n.role === 'app' || n.role === 'single') ? { loopScale: opts.loopScale } : undefined,
       proxy: n.role === 'proxy' ? proxyPools([...byName.values()]) : undefined,
-      relay: n.role === 'relay' ? { siblings: relayUrls.filter((u) => u !== self), tls: n.tls } : undefined,
+      relay: n.role === 'relay' ? { siblings: [], tls: n.tls } : undefined,
       limits: opts.limits,
     };
   };
@@ -267,6 +273,10 @@ export async function startStack(topology: Topology, opts: StackOptions = {}): P
       const results = await Promise.allSettled(batch.map(launch));
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed) throw failed.reason;
+    }
+    const relays = topology.nodes.filter((n) => n.role === 'relay').map((n) => byName.get(n.name)!);
+    if (relays.length > 1) {
+      await Promise.all(relays.map((r) => sendSiblings(r.name, procs.get(r.name)!, relays.filter((x) => x !== r).map((x) => x.url), timeoutMs)));
     }
     for (const n of topology.nodes.filter((x) => startPhase(x.role) === 2)) {
       if (opts.proxy === 'haproxy') byName.set(n.name, await startExternalProxy(n, [...byName.values()], ports.get(n.name) ?? 0, procs, extraStops, timeoutMs));

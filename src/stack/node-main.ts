@@ -6,7 +6,7 @@ import { NodeMetrics } from './runtime/node-metrics.js';
 import { NodeServer } from './runtime/node-server.js';
 import { gateStore } from './store/gated.js';
 import { openStore } from './store/index.js';
-import type { NodeFailedMessage, NodeReadyMessage, NodeSpec, RoleFactory, Store } from './types.js';
+import type { NodeFailedMessage, NodeReadyMessage, NodeSiblingsMessage, NodeSiblingsSetMessage, NodeSpec, RoleFactory, Store } from './types.js';
 
 /**
  * Test hook: a role module (absolute path) to run instead of the registry's role, so the runtime
@@ -68,6 +68,18 @@ async function main(): Promise<void> {
     }
     const role = await (await roleFactory(spec))({ spec, store, metrics, log: (m) => process.stderr.write(`[${spec.name}] ${m}\n`) });
     server = new NodeServer(spec, role, metrics);
+    process.on('message', (m: NodeSiblingsMessage) => {
+      if (m?.type !== 'siblings') return;
+      let error: string | null = null;
+      try {
+        if (!role.setSiblings) throw new RmmscaleError('ERR_NODE_SIBLINGS', `the ${spec.role} role takes no siblings`, 3);
+        role.setSiblings(m.urls);
+      } catch (err) {
+        error = (err as Error)?.message ?? String(err);
+      }
+      const reply: NodeSiblingsSetMessage = { type: 'siblings-set', name: spec.name, error };
+      process.send?.(reply);
+    });
     const { url } = await server.listen();
     const ready: NodeReadyMessage = { type: 'ready', name: spec.name, role: spec.role, url, metricsUrl: `${url}/metrics`, pid: process.pid };
     process.send?.(ready);

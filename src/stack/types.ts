@@ -77,6 +77,22 @@ export interface NodeReadyMessage {
   pid: number;
 }
 
+/**
+ * Launcher → node, after every sibling listens: the siblings' real URLs. Nodes bind port 0 and
+ * learn each other's URLs this way, so no port is picked in advance (and raced for).
+ */
+export interface NodeSiblingsMessage {
+  type: 'siblings';
+  urls: string[];
+}
+
+/** Node → launcher: the siblings were taken (error null) or refused. */
+export interface NodeSiblingsSetMessage {
+  type: 'siblings-set';
+  name: string;
+  error: string | null;
+}
+
 export interface NodeFailedMessage {
   type: 'failed';
   name: string;
@@ -110,6 +126,8 @@ export interface RoleHandler {
   gated?(method: string, path: string): boolean;
   handle(req: IncomingMessage, res: ServerResponse): void | Promise<void>;
   upgrade?(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  /** Sibling URLs learned after start (relays); throws a StackError for a URL it refuses. */
+  setSiblings?(urls: string[]): void;
   close(): Promise<void>;
 }
 

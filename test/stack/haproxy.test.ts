@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
 import { Pool } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { scrapeHaproxy, startHaproxy, type RunningHaproxy } from '../../src/stack/haproxy.js';
@@ -18,6 +19,16 @@ function haproxyAvailability(): { skip: boolean; reason: string } {
 }
 
 const avail = haproxyAvailability();
+
+function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
 
 describe.skipIf(avail.skip)('real HAProxy (--proxy haproxy) in front of two agent backends and a user backend', () => {
   let a1: TestBackend;
@@ -89,6 +100,34 @@ describe.skipIf(avail.skip)('real HAProxy (--proxy haproxy) in front of two agen
     process.stderr.write(`haproxy user fallback after ${Date.now() - t0} ms\n`);
     const s = await scrapeHaproxy(hap.metricsUrl);
     expect(s.servers.filter((x) => !x.up).map((x) => `${x.backend}/${x.server}`).sort()).toEqual(['agent/web-agent-2', 'user/web-agent-2', 'user/web-user-1']);
+  });
+
+  it('picks its ports again when one it picked is taken before haproxy binds it; a port the caller chose is not retried', async () => {
+    const busy = createServer();
+    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
+    const taken = (busy.address() as AddressInfo).port;
+    const picked: number[] = [];
+    let calls = 0;
+    // The first pick returns the taken port, as if another process grabbed it after the pick.
+    const pickPort = async (): Promise<number> => {
+      const p = calls++ === 0 ? taken : await freeLoopbackPort();
+      picked.push(p);
+      return p;
+    };
+    const pools = { agentPool: [a1.url], userPool: [u1.url], names: { [a1.url]: a1.name, [u1.url]: u1.name } };
+    try {
+      const h = await startHaproxy({ ...pools, pickPort });
+      try {
+        expect(picked.length).toBe(4);
+        expect(h.url).toBe(`http://127.0.0.1:${picked[2]}`);
+        expect((await fetch(`${h.url}/healthz`)).status).toBeGreaterThan(0);
+      } finally {
+        await h.stop();
+      }
+      await expect(startHaproxy({ ...pools, port: taken, metricsPort: await freeLoopbackPort() })).rejects.toThrow(/--proxy haproxy: haproxy exited \(\d+\) at start: .*cannot bind socket/);
+    } finally {
+      busy.close();
+    }
   });
 
   it('stop() ends haproxy by PID', async () => {

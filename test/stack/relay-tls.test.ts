@@ -8,7 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { deriveAgent, userToken } from '../../src/core/identity.js';
 import type { TunnelFrame } from '../../src/core/protocol.js';
-import type { NodeReadyMessage, NodeSpec } from '../../src/stack/types.js';
+import type { NodeReadyMessage, NodeSiblingsSetMessage, NodeSpec } from '../../src/stack/types.js';
 import { resolveSwarmConfig } from '../../src/swarm/config.js';
 import { runSwarm } from '../../src/swarm/coordinator.js';
 import { startStack } from '../../src/stack/launcher.js';
@@ -132,6 +132,27 @@ describe('relay over TLS', () => {
     nodes.push(n);
     const m = await n.first;
     expect(m).toMatchObject({ type: 'failed', code: 'ERR_STACK', error: `relay-1: relay.tls.certFile: cannot read ${JSON.stringify(join(dir, 'missing.pem'))} (ENOENT)` });
+  });
+  it('takes its siblings over IPC after it listens, and refuses a sibling off loopback in one line', async () => {
+    const n = forkNode(spec());
+    nodes.push(n);
+    expect((await n.first).type).toBe('ready');
+    const ask = (urls: string[]): Promise<NodeSiblingsSetMessage> =>
+      new Promise((resolve) => {
+        const on = (m: NodeSiblingsSetMessage): void => {
+          if (m.type !== 'siblings-set') return;
+          n.proc.off('message', on);
+          resolve(m);
+        };
+        n.proc.on('message', on);
+        n.proc.send({ type: 'siblings', urls });
+      });
+    expect(await ask(['https://127.0.0.1:1'])).toEqual({ type: 'siblings-set', name: 'relay-1', error: null });
+    expect(await ask(['https://10.1.2.3:443'])).toEqual({
+      type: 'siblings-set',
+      name: 'relay-1',
+      error: 'relay-1: relay.siblings[0]: expected an http(s) URL on loopback, got "https://10.1.2.3:443"',
+    });
   });
   it('stack up with tls on both relays: https siblings, a session forwarded between them, a wss tunnel on each', async () => {
     const base = namedTopology('relays2');

@@ -130,7 +130,7 @@ export class RelayHandler implements RoleHandler {
   private readonly store: Store;
   private readonly metrics: NodeMetricsApi;
   private readonly log: (m: string) => void;
-  private readonly siblings: string[];
+  private siblings: string[];
   private readonly wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: MAX_FRAME_BYTES, clientTracking: false });
   private readonly tunnels = new Map<string, WebSocket>();
   private readonly agentOf = new WeakMap<WebSocket, string>();
@@ -381,6 +381,12 @@ export class RelayHandler implements RoleHandler {
       const why = (err as { code?: string }).code ?? (err as Error).message;
       return refuse(req, res, 502, `agent ${JSON.stringify(s.agentId)} is held by ${holder} (${url}), which is unreachable (${why}); its agents fail over to a sibling, retry shortly`);
     }
+  }
+
+  setSiblings(urls: string[]): void {
+    this.siblings = checkSiblings(this.name, urls);
+    this.siblingByName.clear();
+    this.siblingProbeAtMs = 0;
   }
 
   /** A sibling's URL by node name, learned from the siblings' /healthz (re-asked at most once a second). */
