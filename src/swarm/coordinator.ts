@@ -167,7 +167,10 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
   // Created at the shared start instant, so the log's StartTime is the profile's t = 0.
   let hlog: HlogBuilder | null = null;
 
+  let coordinatorCpuPrev = process.cpuUsage();
   const merge = (index: number, parts: Array<{ interval: RecorderInterval; health: WorkerHealth }>): void => {
+    const coordinatorCpu = process.cpuUsage(coordinatorCpuPrev);
+    coordinatorCpuPrev = process.cpuUsage();
     // Warm-up intervals are shown in the series but kept out of every total, histogram and verdict.
     const warm = (index + 1) * intervalMs <= cfg.warmupMs;
     const opHists = new Map<string, LatencyHistogram>();
@@ -190,6 +193,8 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
       workersReported: parts.length,
       generatorCpuMax: 0,
       generatorCpuSum: 0,
+      generatorCpuUs: 0,
+      coordinatorCpuUs: coordinatorCpu.user + coordinatorCpu.system,
       generatorRssBytes: 0,
       eldP99MsMax: 0,
       lagP99Us: 0,
@@ -210,6 +215,7 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
       point.connected += iv.gauges.connected ?? 0;
       point.generatorCpuMax = Math.max(point.generatorCpuMax, health.cpu);
       point.generatorCpuSum += health.cpu;
+      point.generatorCpuUs += health.cpuUs;
       point.generatorRssBytes += health.rssBytes;
       point.eldP99MsMax = Math.max(point.eldP99MsMax, health.eldP99Ms);
       if (!warm) {
@@ -218,7 +224,8 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
           if (code === 'dropped:inflight-cap') droppedByCap += n;
         }
       }
-      intervalLag.add(decodeHistogram(iv.lag));
+      // An idle worker ships '' (no sends): nothing to decode.
+      if (iv.lag !== '') intervalLag.add(decodeHistogram(iv.lag));
       for (const [name, o] of Object.entries(iv.ops)) {
         const c = decodeHistogram(o.corrected);
         if (!warm) {
@@ -310,7 +317,8 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
       // would cut marginal RSS per tunnel from 8.9 to 5.5 KB but its extra GCs took idle CPU for
       // 100k tunnels from 22% to 32–44% of a core (docs/benchmarks.md): CPU matters more on a
       // host shared with the system under test.
-      const execArgv = cfg.mode === 'http' ? ['--max-semi-space-size=32'] : ['--max-semi-space-size=1'];
+      // --expose-gc: tunnel workers collect once when the opening phase ends (compactHeap, engine.ts).
+      const execArgv = cfg.mode === 'http' ? ['--max-semi-space-size=32'] : ['--max-semi-space-size=1', '--expose-gc'];
       const proc = fork(WORKER_PATH, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
       const st: WorkerState = { proc, pid: proc.pid ?? -1, agents: 0, done: false, exitedEarly: false, cpu: [], eldMax: 0, rssMax: 0 };
       workers.push(st);

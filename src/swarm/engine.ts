@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
-import { deriveAgent, readIdentityFile, type AgentIdentity } from '../core/identity.js';
+import { createHistogram, monitorEventLoopDelay, performance, type IntervalHistogram, type RecordableHistogram } from 'node:perf_hooks';
 import type { CommandResult, MessageKind, PendingCommand } from '../core/protocol.js';
 import { Rng } from '../core/random.js';
 import type { SwarmConfig, ScheduledKind } from './config.js';
@@ -10,6 +9,7 @@ import { SwarmRecorder, type RecorderInterval } from './recorder.js';
 import { agentsAt, jittered, nextPoissonMs, periodicFireMs, phaseFrom, phaseOffset } from './schedule.js';
 import type { HttpTransport } from './transports/http.js';
 import { MinHeap } from './heap.js';
+import { localAgents, type LocalAgents } from './local-agents.js';
 import { parseReconnectPolicy } from './reconnect.js';
 import { TunnelFleet } from './transports/ws-tunnels.js';
 
@@ -35,7 +35,9 @@ export interface WorkerHealth {
   pid: number;
   /** Share of one core this worker used in the interval (0..1+). */
   cpu: number;
-  /** Event-loop delay beyond the monitor's own resolution, ms. */
+  /** CPU time this worker used in the interval, µs. */
+  cpuUs: number;
+  /** Event-loop delay, ms: beyond the 10 ms monitor's resolution (HTTP), or the lateness of the worker's own timers (tunnels). */
   eldP99Ms: number;
   eldMaxMs: number;
   rssBytes: number;
@@ -50,11 +52,14 @@ export type WorkerMessage =
   | { type: 'error'; worker: number; message: string; code: string };
 
 /**
- * Event-loop delay sampling period; each sample is a wake-up, so not finer than needed. Tunnel
- * workers sit idle between pings, where 100 wake-ups a second per worker add up (9 workers hold
- * 100k tunnels), so they sample every 50 ms.
+ * Event-loop delay. HTTP workers sample it every 10 ms (monitorEventLoopDelay). Tunnel workers
+ * sit idle between pings, and on this kind of host every wake-up of an idle process costs about
+ * 0.1 ms of CPU: a 50 ms monitor alone was ~0.17% of a core per worker, 9 workers for 100k
+ * tunnels. So a tunnel worker measures the delay on the timers it arms anyway (the scheduler's
+ * and the once-a-second report's): how late each fired. That is the same quantity the monitor
+ * samples (a timer's lateness), at the moments the worker has work, with no extra wake-up.
  */
-const ELD_RESOLUTION_MS = { http: 10, ws: 50 } as const;
+const ELD_RESOLUTION_MS = 10;
 /**
  * Node timers fire on a 1 ms grid and never early, so a sender that waits for the due time is
  * always 0–1 ms late. Sends due within this look-ahead go out on the current wake-up instead,
@@ -69,7 +74,7 @@ export class SwarmEngine {
   private readonly plan: WorkerPlan;
   private readonly emit: (m: WorkerMessage) => void;
   private perfT0 = 0;
-  readonly agents: AgentIdentity[];
+  readonly agents: LocalAgents;
   private rec: SwarmRecorder;
   private readonly rng: Rng;
   private readonly nextAt: Float64Array;
@@ -86,8 +91,11 @@ export class SwarmEngine {
   private intervalIndex = 0;
   private stopped = false;
   private poissonNext = 0;
-  private readonly eld: ReturnType<typeof monitorEventLoopDelay>;
-  private readonly eldResolutionMs: number;
+  /** HTTP: the sampling monitor. Tunnels: null (timerLateness is used). */
+  private readonly eld: IntervalHistogram | null;
+  /** Lateness of the worker's own timers, ns (tunnel workers). */
+  private readonly timerLateness: RecordableHistogram = createHistogram();
+  private loopWakeAt = 0;
   private cpuPrev = process.cpuUsage();
   private cpuPrevAt = performance.now();
   private finished: Promise<void>;
@@ -96,12 +104,14 @@ export class SwarmEngine {
   constructor(plan: WorkerPlan, emit: (m: WorkerMessage) => void) {
     this.plan = plan;
     this.emit = emit;
-    this.eldResolutionMs = ELD_RESOLUTION_MS[plan.config.mode];
-    this.eld = monitorEventLoopDelay({ resolution: this.eldResolutionMs });
+    this.eld = plan.config.mode === 'http' ? monitorEventLoopDelay({ resolution: ELD_RESOLUTION_MS }) : null;
     const cfg = plan.config;
     this.rng = new Rng(`${cfg.seed}\0worker\0${plan.workerIndex}`);
-    this.agents = this.buildAgents();
-    const n = this.agents.length;
+    this.agents = localAgents(
+      { seed: cfg.seed, secret: cfg.secret, agents: cfg.agents, workerIndex: plan.workerIndex, workerCount: plan.workerCount, identitiesFile: cfg.identitiesFile },
+      cfg.mode === 'http',
+    );
+    const n = this.agents.count;
     this.nextAt = new Float64Array(n);
     this.cycle = new Float64Array(n);
     this.seq = new Uint32Array(n);
@@ -118,19 +128,6 @@ export class SwarmEngine {
 
   private globalIndex(slot: number): number {
     return this.plan.workerIndex + slot * this.plan.workerCount;
-  }
-
-  private buildAgents(): AgentIdentity[] {
-    const { config: cfg, workerIndex, workerCount } = this.plan;
-    const count = Math.max(0, Math.ceil((cfg.agents - workerIndex) / workerCount));
-    const out: AgentIdentity[] = new Array(count);
-    if (cfg.identitiesFile) {
-      const file = readIdentityFile('--identities', cfg.identitiesFile);
-      for (let s = 0; s < count; s++) out[s] = file.agents[workerIndex + s * workerCount] ?? deriveAgent(cfg.seed, cfg.secret, workerIndex + s * workerCount);
-      return out;
-    }
-    for (let s = 0; s < count; s++) out[s] = deriveAgent(cfg.seed, cfg.secret, workerIndex + s * workerCount);
-    return out;
   }
 
   /** Start at `startAtEpochMs` (the same instant for every worker): t = 0 of the load profile. */
@@ -156,7 +153,7 @@ export class SwarmEngine {
     } else {
       this.tunnels = await this.startTunnels();
     }
-    this.eld.enable();
+    this.eld?.enable();
     this.armInterval();
     if (cfg.closedLoop) {
       this.startClosedLoop();
@@ -179,6 +176,7 @@ export class SwarmEngine {
       recorder: this.rec,
       rng: new Rng(`${cfg.seed}\0tunnels\0${this.plan.workerIndex}`),
       now: this.now,
+      onFirstAttemptsSettled: compactHeap,
     });
     fleet.start();
     return fleet;
@@ -198,9 +196,9 @@ export class SwarmEngine {
         void this.finish();
         return;
       }
-      const s = next++ % this.agents.length;
+      const s = next++ % this.agents.count;
       this.rec.scheduled();
-      const agent = this.agents[s];
+      const agent = this.agents.at(s);
       this.http!.send(s, agent, 'checkin', this.payloads.body('checkin', agent, ++this.seq[s], this.rng), now, undefined, sendNext);
     };
     const begin = (): void => {
@@ -221,7 +219,7 @@ export class SwarmEngine {
       return;
     }
     const offset = phaseOffset(cfg.seed);
-    for (let s = 0; s < this.agents.length; s++) {
+    for (let s = 0; s < this.agents.count; s++) {
       this.phase[s] = phaseFrom(offset, this.globalIndex(s));
       this.cycle[s] = 0;
       const t = jittered(periodicFireMs(cfg.profile, this.phase[s], 0), cfg.jitterMs, this.rng);
@@ -243,13 +241,22 @@ export class SwarmEngine {
     const endMs = this.plan.config.profile.durationMs;
     const wakeAt = Math.min(due - LOOKAHEAD_MS, endMs);
     const wait = wakeAt - this.now();
+    this.loopWakeAt = wait > 0 ? wakeAt : this.now();
     this.loopTimer = setTimeout(this.loop, wait > 0 ? wait : 0);
+  }
+
+  /** A timer meant for `dueMs` fired now: its lateness is the event-loop delay (tunnel workers). */
+  private timerFired(dueMs: number, nowMs: number): void {
+    if (this.eld) return;
+    const lateNs = Math.round((nowMs - dueMs) * 1e6);
+    this.timerLateness.record(lateNs >= 1 ? lateNs : 1);
   }
 
   private loop = (): void => {
     this.loopTimer = null;
     const cfg = this.plan.config;
     const now = this.now();
+    this.timerFired(this.loopWakeAt, now);
     const endMs = cfg.profile.durationMs;
     const horizon = Math.min(now + LOOKAHEAD_MS, endMs);
     if (cfg.arrival === 'poisson') {
@@ -285,7 +292,7 @@ export class SwarmEngine {
   private activeLocal(tMs: number): number {
     const active = Math.floor(agentsAt(this.plan.config.profile, tMs) + 1e-9);
     const { workerIndex: w, workerCount: n } = this.plan;
-    return active > w ? Math.min(this.agents.length, Math.ceil((active - w) / n)) : 0;
+    return active > w ? Math.min(this.agents.count, Math.ceil((active - w) / n)) : 0;
   }
 
   private pickKind(): ScheduledKind {
@@ -304,7 +311,7 @@ export class SwarmEngine {
   }
 
   private sendHttp(s: number, kind: MessageKind, tMs: number, results?: CommandResult[]): void {
-    const agent = this.agents[s];
+    const agent = this.agents.at(s);
     const body = this.payloads.body(kind, agent, ++this.seq[s], this.rng, results);
     this.http!.send(s, agent, kind, body, tMs, kind === 'checkin' ? (cmds, doneMs) => this.runCommands(s, cmds, doneMs) : undefined);
   }
@@ -317,7 +324,7 @@ export class SwarmEngine {
     const results: CommandResult[] = commands.map((c) => ({
       commandId: c.id,
       exitCode: 0,
-      output: `ran ${c.kind} on ${this.agents[s].hostname}`,
+      output: `ran ${c.kind} on ${this.agents.at(s).hostname}`,
       durationMs: Math.round(delayMs),
     }));
     setTimeout(() => {
@@ -331,6 +338,7 @@ export class SwarmEngine {
     const iv = this.plan.intervalMs;
     const nextBoundary = (this.intervalIndex + 1) * iv;
     this.intervalTimer = setTimeout(() => {
+      this.timerFired(nextBoundary, this.now());
       this.takeInterval();
       if (!this.stopped) this.armInterval();
     }, Math.max(0, nextBoundary - this.now()));
@@ -345,9 +353,17 @@ export class SwarmEngine {
     const cpu = at > this.cpuPrevAt ? cpuUs / 1000 / (at - this.cpuPrevAt) : 0;
     this.cpuPrev = cpuNow;
     this.cpuPrevAt = at;
-    const eldP99Ms = Math.max(0, this.eld.percentile(99) / 1e6 - this.eldResolutionMs);
-    const eldMaxMs = Math.max(0, this.eld.max / 1e6 - this.eldResolutionMs);
-    this.eld.reset();
+    let eldP99Ms = 0;
+    let eldMaxMs = 0;
+    if (this.eld) {
+      eldP99Ms = Math.max(0, this.eld.percentile(99) / 1e6 - ELD_RESOLUTION_MS);
+      eldMaxMs = Math.max(0, this.eld.max / 1e6 - ELD_RESOLUTION_MS);
+      this.eld.reset();
+    } else if (this.timerLateness.count > 0) {
+      eldP99Ms = this.timerLateness.percentile(99) / 1e6;
+      eldMaxMs = this.timerLateness.max / 1e6;
+      this.timerLateness.reset();
+    }
     const connected = this.tunnels ? this.tunnels.connected : 0;
     interval.gauges.connected = connected;
     this.emit({
@@ -355,7 +371,7 @@ export class SwarmEngine {
       worker: this.plan.workerIndex,
       index: this.intervalIndex++,
       interval,
-      health: { pid: process.pid, cpu, eldP99Ms, eldMaxMs, rssBytes: process.memoryUsage.rss(), inflight: this.http?.inflight ?? 0, connected },
+      health: { pid: process.pid, cpu, cpuUs, eldP99Ms, eldMaxMs, rssBytes: process.memoryUsage.rss(), inflight: this.http?.inflight ?? 0, connected },
     });
   }
 
@@ -371,7 +387,7 @@ export class SwarmEngine {
     this.takeInterval();
     await this.http?.close();
     await this.tunnels?.close();
-    this.eld.disable();
+    this.eld?.disable();
     this.emit({ type: 'done', worker: this.plan.workerIndex });
     this.resolveFinished();
   }
@@ -385,6 +401,19 @@ export class SwarmEngine {
   done(): Promise<void> {
     return this.finished;
   }
+}
+
+/**
+ * Opening a tunnel leaves a few KB of handshake garbage (request, response, parser state), and
+ * at thousands of opens a second much of it outlives the small young generation tunnel workers
+ * run with, so it lands in the old generation: ~100 MB for 11,000 tunnels where ~35 MB is live.
+ * V8's memory reducer returns it, but only some 8 s after the process goes quiet. Tunnel workers
+ * (started with --expose-gc) therefore run one full collection as soon as the opening phase is
+ * over, so the fleet holds its steady-state memory from then on.
+ */
+function compactHeap(): void {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc) setImmediate(gc);
 }
 
 /** Read a CA file for TLS targets once, in the coordinator, and ship the PEM to workers. */

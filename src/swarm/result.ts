@@ -44,8 +44,15 @@ export interface SeriesPoint {
   p99Us: number;
   workersReported: number;
   generatorCpuMax: number;
-  /** CPU of all workers together, in cores (1 = one full core). */
+  /** CPU of all workers together, in cores (1 = one full core): each worker's share of its own interval, summed. */
   generatorCpuSum: number;
+  /**
+   * CPU time all workers used in this interval, µs. Unlike generatorCpuSum it adds up exactly over
+   * a window (a late interval timer makes one worker's interval long and its next one short).
+   */
+  generatorCpuUs: number;
+  /** CPU time the coordinator process (this one: merging, printing) used since the previous point, µs. */
+  coordinatorCpuUs: number;
   /** RSS of all workers together at the end of the interval, bytes. */
   generatorRssBytes: number;
   eldP99MsMax: number;

@@ -32,7 +32,7 @@ process.on('message', (m: CoordinatorMessage) => {
     if (m.type === 'prepare') {
       workerIndex = m.plan.workerIndex;
       engine = new SwarmEngine(m.plan, send);
-      send({ type: 'ready', worker: workerIndex, agents: engine.agents.length, pid: process.pid });
+      send({ type: 'ready', worker: workerIndex, agents: engine.agents.count, pid: process.pid });
     } else if (m.type === 'go' && engine) {
       const e = engine;
       e.start(m.startAtEpochMs).catch(fail);

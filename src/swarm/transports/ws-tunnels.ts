@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import WebSocket from 'ws';
-import type { AgentIdentity } from '../../core/identity.js';
 import { HEADER_AGENT_ID, type TunnelFrame } from '../../core/protocol.js';
 import type { Rng } from '../../core/random.js';
 import { MinHeap } from '../heap.js';
+import type { LocalAgents } from '../local-agents.js';
 import type { SwarmRecorder } from '../recorder.js';
 import { reconnectDelayMs, type ReconnectPolicy } from '../reconnect.js';
 
@@ -13,8 +13,10 @@ import { reconnectDelayMs, type ReconnectPolicy } from '../reconnect.js';
  * by the reconnect policy after a drop. Each agent's relay is hash(id) mod N; a failed connect
  * moves it to the next sibling.
  *
- * Per-agent state lives in typed arrays; the only per-agent object is the socket itself. Pending
- * reconnects share one heap and one timer, so a fleet waiting to come back costs no timers.
+ * Per-agent state lives in typed arrays; the only per-agent object is the socket itself, and it
+ * carries no closure of its own: the fleet's four handlers are shared, finding the agent by the
+ * socket's `slot`. Ids and tokens are held as bytes (LocalAgents). Pending reconnects and
+ * handshake deadlines share one timer, so a held or waiting fleet costs no timer per agent.
  *
  * Operations recorded: `ws-connect` (first connects and reconnects, from the attempt), `ws-rtt`
  * (telemetry → ack, from the intended send time), `ws-command` (command received → result sent),
@@ -23,11 +25,18 @@ import { reconnectDelayMs, type ReconnectPolicy } from '../reconnect.js';
 
 export interface TunnelFleetOptions {
   urls: string[];
-  agents: AgentIdentity[];
+  agents: LocalAgents;
   localAddresses: string[];
   reconnect: ReconnectPolicy;
   connectRatePerSec: number;
   commandDelayMs: number;
+  /** Default HANDSHAKE_TIMEOUT_MS. */
+  handshakeTimeoutMs?: number;
+  /**
+   * Called once, when every agent's first attempt has settled (open, or failed and waiting to
+   * retry): the opening phase is over and the fleet is about to sit idle.
+   */
+  onFirstAttemptsSettled?: () => void;
   tls?: { ca?: Buffer; insecure: boolean };
   recorder: SwarmRecorder;
   rng: Rng;
@@ -39,13 +48,22 @@ const enum State {
   Connecting = 1,
   Open = 2,
   Waiting = 3,
+  /** Its handshake took too long; terminated, its close is on the way. */
+  TimedOut = 4,
 }
 
 const TICK_MS = 10;
+/** A tunnel whose opening handshake has not finished by then is abandoned (and retried). */
+export const HANDSHAKE_TIMEOUT_MS = 15_000;
+
+/** A tunnel socket that knows its agent's slot, so one set of handlers serves the whole fleet. */
+class AgentSocket extends WebSocket {
+  slot = -1;
+}
 
 export class TunnelFleet {
   private readonly o: TunnelFleetOptions;
-  private readonly sockets: Array<WebSocket | null>;
+  private readonly sockets: Array<AgentSocket | null>;
   private readonly state: Uint8Array;
   private readonly attempt: Uint16Array;
   private readonly relay: Uint16Array;
@@ -56,19 +74,29 @@ export class TunnelFleet {
   private readonly telSentAt: Float64Array;
   private readonly reconnectAt: Float64Array;
   private readonly reconnects: MinHeap;
+  /** Attempts in flight, in the order they started (so by deadline): slot and start time. */
+  private handshakeSlots: number[] = [];
+  private handshakeStarts: number[] = [];
+  private handshakeHead = 0;
+  private readonly handshakeTimeoutMs: number;
   private nextInitial = 0;
   private timer: NodeJS.Timeout | null = null;
+  private timerDueMs = Infinity;
   private lastTickMs = 0;
   private connectBudget = 0;
   private closed = false;
   connected = 0;
+  /** Attempts whose handshake has not finished. */
+  private connecting = 0;
+  private settledReported = false;
   /** Telemetry frames sent and not yet acknowledged. */
   pending = 0;
 
   constructor(o: TunnelFleetOptions) {
     this.o = o;
-    const n = o.agents.length;
-    this.sockets = new Array<WebSocket | null>(n).fill(null);
+    this.handshakeTimeoutMs = o.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
+    const n = o.agents.count;
+    this.sockets = new Array<AgentSocket | null>(n).fill(null);
     this.state = new Uint8Array(n);
     this.attempt = new Uint16Array(n);
     this.relay = new Uint16Array(n);
@@ -79,8 +107,29 @@ export class TunnelFleet {
     this.telSentAt = new Float64Array(n);
     this.reconnectAt = new Float64Array(n);
     this.reconnects = new MinHeap(n, this.reconnectAt);
-    for (let s = 0; s < n; s++) this.relay[s] = relayFor(o.agents[s].id, o.urls.length);
+    for (let s = 0; s < n; s++) this.relay[s] = relayFor(o.agents.idAt(s), o.urls.length);
+    const fleet = this;
+    // `this` is the emitting socket: only AgentSockets are ever given these handlers.
+    this.onOpenShared = function (this: WebSocket) {
+      fleet.onOpen((this as AgentSocket).slot);
+    };
+    this.onMessageShared = function (this: WebSocket, data: WebSocket.RawData) {
+      fleet.onMessage((this as AgentSocket).slot, data);
+    };
+    this.onCloseShared = function (this: WebSocket) {
+      fleet.onClose((this as AgentSocket).slot, this as AgentSocket);
+    };
+    this.onErrorShared = function (this: WebSocket, err: NodeJS.ErrnoException) {
+      const slot = (this as AgentSocket).slot;
+      // A timed-out handshake was already counted as such; its abort error is not a second error.
+      if (fleet.state[slot] !== State.TimedOut || fleet.sockets[slot] !== this) fleet.o.recorder.error(`ws:${err.code ?? 'error'}`);
+    };
   }
+
+  private readonly onOpenShared: (this: WebSocket) => void;
+  private readonly onMessageShared: (this: WebSocket, data: WebSocket.RawData) => void;
+  private readonly onCloseShared: (this: WebSocket) => void;
+  private readonly onErrorShared: (this: WebSocket, err: NodeJS.ErrnoException) => void;
 
   /** Begin paced connects; one timer drives first connects and due reconnects alike. */
   start(): void {
@@ -90,19 +139,26 @@ export class TunnelFleet {
 
   /**
    * One timer, armed only while there is work: every TICK_MS during the first connects, then only
-   * for the next due reconnect. An idle, fully connected fleet has no timer at all.
+   * for the next due reconnect or handshake deadline. An idle, fully connected fleet has no timer.
    */
   private arm(): void {
-    if (this.closed || this.timer) return;
-    let wait: number;
-    if (this.nextInitial < this.o.agents.length) wait = TICK_MS;
-    else if (this.reconnects.size > 0) wait = Math.max(TICK_MS, this.reconnectAt[this.reconnects.peek()] - this.o.now());
-    else return;
+    if (this.closed) return;
+    let dueMs = Infinity;
+    if (this.nextInitial < this.o.agents.count) dueMs = this.o.now() + TICK_MS;
+    if (this.reconnects.size > 0) dueMs = Math.min(dueMs, this.reconnectAt[this.reconnects.peek()]);
+    if (this.handshakeHead < this.handshakeSlots.length) dueMs = Math.min(dueMs, this.handshakeStarts[this.handshakeHead] + this.handshakeTimeoutMs);
+    if (dueMs === Infinity) return;
+    const now = this.o.now();
+    dueMs = Math.max(dueMs, now + TICK_MS);
+    // Already armed early enough (a handshake deadline can be far off when a reconnect comes due).
+    if (this.timer && this.timerDueMs <= dueMs) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerDueMs = dueMs;
     this.timer = setTimeout(() => {
       this.timer = null;
       this.tick();
       this.arm();
-    }, wait);
+    }, dueMs - now);
   }
 
   private tick(): void {
@@ -114,37 +170,67 @@ export class TunnelFleet {
       this.connectBudget--;
       this.open(this.reconnects.pop());
     }
-    while (this.nextInitial < this.o.agents.length && this.connectBudget >= 1) {
+    while (this.nextInitial < this.o.agents.count && this.connectBudget >= 1) {
       this.connectBudget--;
       this.open(this.nextInitial++);
+    }
+    this.expireHandshakes(now);
+  }
+
+  /** Abandon attempts whose handshake outlived the timeout; their close retries them (on a sibling). */
+  private expireHandshakes(now: number): void {
+    const slots = this.handshakeSlots;
+    const starts = this.handshakeStarts;
+    while (this.handshakeHead < slots.length) {
+      const i = this.handshakeHead;
+      const slot = slots[i];
+      const current = this.state[slot] === State.Connecting && this.connectStart[slot] === starts[i];
+      if (current && starts[i] + this.handshakeTimeoutMs > now) break;
+      this.handshakeHead++;
+      if (current) {
+        this.state[slot] = State.TimedOut;
+        this.o.recorder.error('ws:handshake-timeout');
+        this.sockets[slot]?.terminate();
+      }
+    }
+    if (this.handshakeHead === slots.length) {
+      this.handshakeSlots = [];
+      this.handshakeStarts = [];
+      this.handshakeHead = 0;
     }
   }
 
   private open(slot: number): void {
     if (this.closed) return;
-    const agent = this.o.agents[slot];
+    const agents = this.o.agents;
     const addrs = this.o.localAddresses;
+    const startMs = this.o.now();
     this.state[slot] = State.Connecting;
-    this.connectStart[slot] = this.o.now();
-    const ws = new WebSocket(this.o.urls[this.relay[slot]], {
-      headers: { authorization: `Bearer ${agent.token}`, [HEADER_AGENT_ID]: agent.id },
+    this.connecting++;
+    this.connectStart[slot] = startMs;
+    this.handshakeSlots.push(slot);
+    this.handshakeStarts.push(startMs);
+    const ws = new AgentSocket(this.o.urls[this.relay[slot]], {
+      headers: { authorization: `Bearer ${agents.tokenAt(slot)}`, [HEADER_AGENT_ID]: agents.idAt(slot) },
       perMessageDeflate: false,
       localAddress: addrs.length > 0 ? addrs[slot % addrs.length] : undefined,
-      handshakeTimeout: 15_000,
       rejectUnauthorized: !(this.o.tls?.insecure ?? false),
       ca: this.o.tls?.ca,
     });
+    ws.slot = slot;
     this.sockets[slot] = ws;
-    ws.on('open', () => this.onOpen(slot));
-    ws.on('message', (data: WebSocket.RawData) => this.onMessage(slot, data));
-    ws.on('close', () => this.onClose(slot, ws));
-    ws.on('error', (err: NodeJS.ErrnoException) => this.o.recorder.error(`ws:${err.code ?? 'error'}`));
+    ws.on('open', this.onOpenShared);
+    ws.on('message', this.onMessageShared);
+    ws.on('close', this.onCloseShared);
+    ws.on('error', this.onErrorShared);
   }
 
   private onOpen(slot: number): void {
     const now = this.o.now();
     this.state[slot] = State.Open;
     this.connected++;
+    this.connecting--;
+    this.checkSettled();
     this.attempt[slot] = 0;
     this.o.recorder.observe('ws-connect', now - this.connectStart[slot]);
     if (this.droppedAt[slot] >= 0) {
@@ -175,7 +261,7 @@ export class TunnelFleet {
       setTimeout(() => {
         const ws = this.sockets[slot];
         if (!ws || this.state[slot] !== State.Open) return;
-        ws.send(JSON.stringify({ t: 'res', id: frame.id, exitCode: 0, output: `ran ${frame.kind} on ${this.o.agents[slot].hostname}` } satisfies TunnelFrame));
+        ws.send(JSON.stringify({ t: 'res', id: frame.id, exitCode: 0, output: `ran ${frame.kind} on ${this.o.agents.at(slot).hostname}` } satisfies TunnelFrame));
         this.o.recorder.observe('ws-command', this.o.now() - received);
       }, delay);
     }
@@ -185,7 +271,7 @@ export class TunnelFleet {
     return this.telSentAt[slot];
   }
 
-  private onClose(slot: number, ws: WebSocket): void {
+  private onClose(slot: number, ws: AgentSocket): void {
     if (this.sockets[slot] !== ws) return;
     this.sockets[slot] = null;
     const wasOpen = this.state[slot] === State.Open;
@@ -194,6 +280,7 @@ export class TunnelFleet {
       this.droppedAt[slot] = this.o.now();
       this.o.recorder.error('ws:tunnel-dropped');
     } else {
+      this.connecting--;
       // A failed attempt: the next one goes to a sibling relay.
       this.o.recorder.observe('ws-connect', this.o.now() - this.connectStart[slot], false);
       if (this.droppedAt[slot] < 0) this.droppedAt[slot] = this.connectStart[slot];
@@ -210,6 +297,13 @@ export class TunnelFleet {
     if (this.attempt[slot] < 65_535) this.attempt[slot]++;
     this.reconnects.push(slot);
     this.arm();
+    if (!wasOpen) this.checkSettled();
+  }
+
+  private checkSettled(): void {
+    if (this.settledReported || this.connecting > 0 || this.nextInitial < this.o.agents.count) return;
+    this.settledReported = true;
+    this.o.onFirstAttemptsSettled?.();
   }
 
   /** A scheduled telemetry send. A down tunnel drops it (counted), never queues it. */

@@ -1,0 +1,102 @@
+import { agentId, agentToken, deriveAgent, readIdentityFile, type AgentIdentity } from '../core/identity.js';
+
+/**
+ * A worker's share of the fleet: local slot s is global agent workerIndex + s·workerCount, so the
+ * fleet is the same whatever the worker count.
+ *
+ * HTTP workers read an agent's identity on every send, so they keep every identity as an object.
+ * Tunnel workers need only the id and token, to open a tunnel, while holding ~11,000 sockets each,
+ * so they keep those two as 40 raw bytes per agent (the strings and object would be ~300 bytes).
+ * The bytes are computed up front: deriving them at connect time instead made three short-lived
+ * native hash objects per connect, and collecting those among 11,000 live sockets kept the
+ * workers busy for seconds after the fleet was up. The rest of an identity (hostname, for a
+ * command's output) is derived when asked.
+ */
+export interface LocalAgents {
+  readonly count: number;
+  at(slot: number): AgentIdentity;
+  idAt(slot: number): string;
+  tokenAt(slot: number): string;
+}
+
+export interface LocalAgentsSpec {
+  seed: string;
+  secret: string;
+  /** Agents in the whole fleet. */
+  agents: number;
+  workerIndex: number;
+  workerCount: number;
+  identitiesFile: string | null;
+}
+
+/** The slots this worker owns out of `agents`. */
+export function localCount(agents: number, workerIndex: number, workerCount: number): number {
+  return Math.max(0, Math.ceil((agents - workerIndex) / workerCount));
+}
+
+class HeldAgents implements LocalAgents {
+  constructor(private readonly list: AgentIdentity[]) {}
+  get count(): number {
+    return this.list.length;
+  }
+  at(slot: number): AgentIdentity {
+    return this.list[slot];
+  }
+  idAt(slot: number): string {
+    return this.list[slot].id;
+  }
+  tokenAt(slot: number): string {
+    return this.list[slot].token;
+  }
+}
+
+const ID_PREFIX = 'agt-';
+const ID_BYTES = 8; // 16 hex digits
+const TOKEN_BYTES = 32; // HMAC-SHA256, base64url in the token
+
+class CompactAgents implements LocalAgents {
+  readonly count: number;
+  private readonly ids: Buffer;
+  private readonly tokens: Buffer;
+  constructor(private readonly spec: LocalAgentsSpec) {
+    this.count = localCount(spec.agents, spec.workerIndex, spec.workerCount);
+    this.ids = Buffer.alloc(this.count * ID_BYTES);
+    this.tokens = Buffer.alloc(this.count * TOKEN_BYTES);
+    for (let s = 0; s < this.count; s++) {
+      const id = agentId(spec.seed, this.global(s));
+      this.ids.write(id.slice(ID_PREFIX.length), s * ID_BYTES, ID_BYTES, 'hex');
+      this.tokens.write(agentToken(spec.secret, id), s * TOKEN_BYTES, TOKEN_BYTES, 'base64url');
+    }
+  }
+  private global(slot: number): number {
+    return this.spec.workerIndex + slot * this.spec.workerCount;
+  }
+  at(slot: number): AgentIdentity {
+    return deriveAgent(this.spec.seed, this.spec.secret, this.global(slot));
+  }
+  idAt(slot: number): string {
+    return ID_PREFIX + this.ids.toString('hex', slot * ID_BYTES, (slot + 1) * ID_BYTES);
+  }
+  tokenAt(slot: number): string {
+    return this.tokens.toString('base64url', slot * TOKEN_BYTES, (slot + 1) * TOKEN_BYTES);
+  }
+}
+
+/**
+ * `held`: every identity built now and kept as objects (HTTP). Otherwise ids and tokens as bytes
+ * (tunnels). An identity file is always held: its identities cannot be derived again.
+ */
+export function localAgents(spec: LocalAgentsSpec, held: boolean): LocalAgents {
+  const count = localCount(spec.agents, spec.workerIndex, spec.workerCount);
+  const global = (s: number): number => spec.workerIndex + s * spec.workerCount;
+  if (spec.identitiesFile) {
+    const file = readIdentityFile('--identities', spec.identitiesFile);
+    const out: AgentIdentity[] = new Array(count);
+    for (let s = 0; s < count; s++) out[s] = file.agents[global(s)] ?? deriveAgent(spec.seed, spec.secret, global(s));
+    return new HeldAgents(out);
+  }
+  if (!held) return new CompactAgents(spec);
+  const out: AgentIdentity[] = new Array(count);
+  for (let s = 0; s < count; s++) out[s] = deriveAgent(spec.seed, spec.secret, global(s));
+  return new HeldAgents(out);
+}

@@ -1,0 +1,110 @@
+import { createServer, type Server, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { deriveAgent } from '../../src/core/identity.js';
+import { Rng } from '../../src/core/random.js';
+import { localAgents } from '../../src/swarm/local-agents.js';
+import { SwarmRecorder } from '../../src/swarm/recorder.js';
+import { parseReconnectPolicy } from '../../src/swarm/reconnect.js';
+import { relayFor, TunnelFleet } from '../../src/swarm/transports/ws-tunnels.js';
+import { startTunnelServer, type TestTunnelServer } from '../helpers/tunnel-server.js';
+
+/**
+ * TunnelFleet in this process, against a real tunnel server and a "black hole": a TCP server that
+ * accepts connections and never answers the upgrade request, as a wedged relay would.
+ */
+
+const SECRET = 'fleet-secret';
+const SEED = 'fleet-test';
+let closers: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const c of closers.splice(0).reverse()) await c();
+});
+
+async function blackHole(): Promise<{ url: string; accepted: () => number }> {
+  const sockets = new Set<Socket>();
+  let accepted = 0;
+  const server: Server = createServer((s) => {
+    accepted++;
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.resume(); // read the upgrade request, answer nothing
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  closers.push(async () => {
+    for (const s of sockets) s.destroy();
+    await new Promise<void>((r) => server.close(() => r()));
+  });
+  return { url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}/agent/v1/tunnel`, accepted: () => accepted };
+}
+
+function fleetOf(urls: string[], agents: number, handshakeTimeoutMs: number, onFirstAttemptsSettled?: () => void): { fleet: TunnelFleet; rec: SwarmRecorder } {
+  const t0 = performance.now();
+  const now = (): number => performance.now() - t0;
+  const rec = new SwarmRecorder(0, 1000);
+  const fleet = new TunnelFleet({
+    urls,
+    agents: localAgents({ seed: SEED, secret: SECRET, agents, workerIndex: 0, workerCount: 1, identitiesFile: null }, false),
+    localAddresses: [],
+    reconnect: parseReconnectPolicy('--reconnect', 'fixed:50ms'),
+    connectRatePerSec: 1000,
+    commandDelayMs: 10,
+    handshakeTimeoutMs,
+    onFirstAttemptsSettled,
+    recorder: rec,
+    rng: new Rng('fleet'),
+    now,
+  });
+  closers.push(() => fleet.close());
+  return { fleet, rec };
+}
+
+async function until(probe: () => boolean, withinMs: number): Promise<boolean> {
+  const deadline = Date.now() + withinMs;
+  while (!probe()) {
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return true;
+}
+
+describe('TunnelFleet', () => {
+  it('abandons a handshake that outlives its timeout, counts it once, and retries on the sibling relay', async () => {
+    const hole = await blackHole();
+    const good: TestTunnelServer = await startTunnelServer(SECRET);
+    closers.push(() => good.close());
+    const urls = [hole.url, good.url];
+    const agents = 20;
+    const homedOnHole = Array.from({ length: agents }, (_, i) => relayFor(deriveAgent(SEED, SECRET, i).id, 2)).filter((r) => r === 0).length;
+    expect(homedOnHole).toBeGreaterThan(0); // the hash sends some agents to the black hole first
+    const settledAt: number[] = [];
+    const { fleet, rec } = fleetOf(urls, agents, 300, () => settledAt.push(fleet.connected));
+    const startedMs = Date.now();
+    fleet.start();
+    expect(await until(() => fleet.connected === agents, 5000)).toBe(true);
+    // Those homed on the black hole waited out the 300 ms handshake timeout, then moved over.
+    expect(Date.now() - startedMs).toBeGreaterThanOrEqual(300);
+    expect(hole.accepted()).toBe(homedOnHole);
+    expect(good.connects).toBe(agents);
+    const iv = rec.takeInterval(1);
+    expect(iv.errors['ws:handshake-timeout']).toBe(homedOnHole);
+    // The abort's own error event is not counted a second time.
+    expect(Object.keys(iv.errors).filter((k) => k !== 'ws:handshake-timeout')).toEqual([]);
+    expect(iv.ops['ws-connect'].failed).toBe(homedOnHole);
+    expect(iv.ops['ws-connect'].completed).toBe(agents);
+    expect(iv.ops['ws-reconnect'].completed).toBe(homedOnHole);
+    // The opening phase ended once: when the timed-out attempts had failed (waiting to retry),
+    // before their retries opened.
+    expect(settledAt).toEqual([agents - homedOnHole]);
+  });
+
+  it('derives each identity when its tunnel opens: the server checks every token', async () => {
+    const good = await startTunnelServer(SECRET);
+    closers.push(() => good.close());
+    const { fleet } = fleetOf([good.url], 50, 15_000);
+    fleet.start();
+    expect(await until(() => fleet.connected === 50, 5000)).toBe(true);
+    expect(good.rejected).toBe(0);
+    expect([...good.tunnels.keys()].sort()).toEqual(Array.from({ length: 50 }, (_, i) => deriveAgent(SEED, SECRET, i).id).sort());
+  });
+});
