@@ -178,7 +178,9 @@ describe('a node process (node-main + runtime) with a test role', () => {
 });
 
 describe('the capacity model on a real node process', () => {
-  it('workers 4, exponential 20 ms, Poisson 150/s: mean response within 10% of Erlang C', async () => {
+  // One retry: the service times are timers, and a burst of load from outside this test (a
+  // previous file's processes still exiting) makes them late. A broken model fails both tries.
+  it('workers 4, exponential 20 ms, Poisson 150/s: mean response within 10% of Erlang C', { retry: 1 }, async () => {
     const service = { dist: 'exponential', meanMs: 20 } as const;
     const total = 3000; // ~20 s
     const arrivalsMs = poissonArrivalsMs('poisson-150', 150, total);
@@ -219,5 +221,5 @@ describe('the capacity model on a real node process', () => {
     } finally {
       await client.close();
     }
-  }, 60_000);
+  });
 });
