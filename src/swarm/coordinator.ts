@@ -314,9 +314,8 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
       };
       // HTTP: a larger young generation means fewer scavenges interrupting the send loop. Tunnels:
       // an idle fleet allocates little, so a small young generation. V8's --optimize-for-size
-      // would cut marginal RSS per tunnel from 8.9 to 5.5 KB but its extra GCs took idle CPU for
-      // 100k tunnels from 22% to 32–44% of a core (docs/benchmarks.md): CPU matters more on a
-      // host shared with the system under test.
+      // cuts marginal RSS per tunnel to ~5.5 KB but its extra GCs cost far more idle CPU
+      // (docs/benchmarks.md): CPU matters more on a host shared with the system under test.
       // --expose-gc: tunnel workers collect once when the opening phase ends (compactHeap, engine.ts).
       const execArgv = cfg.mode === 'http' ? ['--max-semi-space-size=32'] : ['--max-semi-space-size=1', '--expose-gc'];
       const proc = fork(WORKER_PATH, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });

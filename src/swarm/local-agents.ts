@@ -34,6 +34,11 @@ export function localCount(agents: number, workerIndex: number, workerCount: num
   return Math.max(0, Math.ceil((agents - workerIndex) / workerCount));
 }
 
+/** The fleet-wide index of a worker's local slot. */
+function globalIndex(spec: LocalAgentsSpec, slot: number): number {
+  return spec.workerIndex + slot * spec.workerCount;
+}
+
 class HeldAgents implements LocalAgents {
   constructor(private readonly list: AgentIdentity[]) {}
   get count(): number {
@@ -63,16 +68,13 @@ class CompactAgents implements LocalAgents {
     this.ids = Buffer.alloc(this.count * ID_BYTES);
     this.tokens = Buffer.alloc(this.count * TOKEN_BYTES);
     for (let s = 0; s < this.count; s++) {
-      const id = agentId(spec.seed, this.global(s));
+      const id = agentId(spec.seed, globalIndex(spec, s));
       this.ids.write(id.slice(ID_PREFIX.length), s * ID_BYTES, ID_BYTES, 'hex');
       this.tokens.write(agentToken(spec.secret, id), s * TOKEN_BYTES, TOKEN_BYTES, 'base64url');
     }
   }
-  private global(slot: number): number {
-    return this.spec.workerIndex + slot * this.spec.workerCount;
-  }
   at(slot: number): AgentIdentity {
-    return deriveAgent(this.spec.seed, this.spec.secret, this.global(slot));
+    return deriveAgent(this.spec.seed, this.spec.secret, globalIndex(this.spec, slot));
   }
   idAt(slot: number): string {
     return ID_PREFIX + this.ids.toString('hex', slot * ID_BYTES, (slot + 1) * ID_BYTES);
@@ -88,7 +90,7 @@ class CompactAgents implements LocalAgents {
  */
 export function localAgents(spec: LocalAgentsSpec, held: boolean): LocalAgents {
   const count = localCount(spec.agents, spec.workerIndex, spec.workerCount);
-  const global = (s: number): number => spec.workerIndex + s * spec.workerCount;
+  const global = (s: number): number => globalIndex(spec, s);
   if (spec.identitiesFile) {
     const file = readIdentityFile('--identities', spec.identitiesFile);
     const out: AgentIdentity[] = new Array(count);

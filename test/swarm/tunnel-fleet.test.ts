@@ -8,6 +8,7 @@ import { SwarmRecorder } from '../../src/swarm/recorder.js';
 import { parseReconnectPolicy } from '../../src/swarm/reconnect.js';
 import { relayFor, TunnelFleet } from '../../src/swarm/transports/ws-tunnels.js';
 import { startTunnelServer, type TestTunnelServer } from '../helpers/tunnel-server.js';
+import { until } from '../stack/proxy-backends.js';
 
 /**
  * TunnelFleet in this process, against a real tunnel server and a "black hole": a TCP server that
@@ -57,15 +58,6 @@ function fleetOf(urls: string[], agents: number, handshakeTimeoutMs: number, onF
   });
   closers.push(() => fleet.close());
   return { fleet, rec };
-}
-
-async function until(probe: () => boolean, withinMs: number): Promise<boolean> {
-  const deadline = Date.now() + withinMs;
-  while (!probe()) {
-    if (Date.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return true;
 }
 
 describe('TunnelFleet', () => {
