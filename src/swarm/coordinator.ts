@@ -316,7 +316,7 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
       // an idle fleet allocates little, so a small young generation. V8's --optimize-for-size
       // cuts marginal RSS per tunnel to ~5.5 KB but its extra GCs cost far more idle CPU
       // (docs/benchmarks.md): CPU matters more on a host shared with the system under test.
-      // --expose-gc: tunnel workers collect once when the opening phase ends (compactHeap, engine.ts).
+      // --expose-gc: tunnel workers compact their heap once when the opening phase ends (compact.ts).
       const execArgv = cfg.mode === 'http' ? ['--max-semi-space-size=32'] : ['--max-semi-space-size=1', '--expose-gc'];
       const proc = fork(WORKER_PATH, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
       const st: WorkerState = { proc, pid: proc.pid ?? -1, agents: 0, done: false, exitedEarly: false, cpu: [], eldMax: 0, rssMax: 0 };

@@ -8,6 +8,7 @@ import { PayloadFactory } from './payloads.js';
 import { SwarmRecorder, type RecorderInterval } from './recorder.js';
 import { agentsAt, jittered, nextPoissonMs, periodicFireMs, phaseFrom, phaseOffset } from './schedule.js';
 import type { HttpTransport } from './transports/http.js';
+import { compactHeap } from './compact.js';
 import { MinHeap } from './heap.js';
 import { localAgents, type LocalAgents } from './local-agents.js';
 import { parseReconnectPolicy } from './reconnect.js';
@@ -176,7 +177,8 @@ export class SwarmEngine {
       recorder: this.rec,
       rng: new Rng(`${cfg.seed}\0tunnels\0${this.plan.workerIndex}`),
       now: this.now,
-      onFirstAttemptsSettled: compactHeap,
+      // Outside the socket callback that settled the last attempt (compact.ts says why).
+      onFirstAttemptsSettled: () => setImmediate(compactHeap),
     });
     fleet.start();
     return fleet;
@@ -401,19 +403,6 @@ export class SwarmEngine {
   done(): Promise<void> {
     return this.finished;
   }
-}
-
-/**
- * Opening a tunnel leaves a few KB of handshake garbage (request, response, parser state), and
- * at thousands of opens a second much of it outlives the small young generation tunnel workers
- * run with, so it lands in the old generation: ~100 MB for 11,000 tunnels where ~35 MB is live.
- * V8's memory reducer returns it, but only some 8 s after the process goes quiet. Tunnel workers
- * (started with --expose-gc) therefore run one full collection as soon as the opening phase is
- * over, so the fleet holds its steady-state memory from then on.
- */
-function compactHeap(): void {
-  const gc = (globalThis as { gc?: () => void }).gc;
-  if (gc) setImmediate(gc);
 }
 
 /** Read a CA file for TLS targets once, in the coordinator, and ship the PEM to workers. */
