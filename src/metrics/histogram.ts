@@ -35,13 +35,88 @@ export function recordUs(h: LatencyHistogram, valueUs: number): void {
   h.recordValue(v);
 }
 
+/** The compressed V2 encoding, base64: what result files and --hlog carry. */
 export function encodeHistogram(h: LatencyHistogram): string {
   return hdr.encodeIntoCompressedBase64(h);
 }
 
+/** HdrHistogram V2 cookies (the low nibble of the second byte is the word size, 0x10 here). */
+const V2_COOKIE = 0x1c849313;
+const V2_COMPRESSED_COOKIE = 0x1c849314;
+const V2_HEADER_BYTES = 40;
+
+/** What the JS histograms (never WASM here) offer beyond the `Histogram` interface. */
+interface CountsAccess {
+  countsArrayIndex(value: number): number;
+  getCountAtIndex(index: number): number;
+}
+const JsHistogramDecoder = hdr.JsHistogram as unknown as { decode(data: Uint8Array, bitBucketSize: number): LatencyHistogram };
+
+let scratch = new Uint8Array(4096);
+
+function ensure(n: number): void {
+  if (n <= scratch.length) return;
+  const next = new Uint8Array(Math.max(n, scratch.length * 2));
+  next.set(scratch);
+  scratch = next;
+}
+
+/** ZigZag LEB128 (the V2 payload word), for any safe integer. Returns the new position. */
+function putZigZag(pos: number, n: number): number {
+  let v = n >= 0 ? n * 2 : -n * 2 - 1;
+  ensure(pos + 10);
+  while (v >= 0x80) {
+    scratch[pos++] = (v % 0x80) | 0x80;
+    v = Math.floor(v / 0x80);
+  }
+  scratch[pos++] = v;
+  return pos;
+}
+
+/**
+ * The V2 encoding without its deflate wrapper, base64: for the once-a-second hop from a swarm worker
+ * to the coordinator. The compressed form runs a zlib stream per histogram, whose native state
+ * (~256 KB) is allocated and freed each time: in an idle tunnel worker that churn cost more CPU
+ * than everything else it did. This form is the same counts, bit for bit, with run-length zeros,
+ * and `decodeHistogram` reads both.
+ */
+export function encodeHistogramWire(h: LatencyHistogram): string {
+  const c = h as unknown as CountsAccess;
+  const limit = h.totalCount === 0 ? 0 : c.countsArrayIndex(h.maxValue) + 1;
+  let pos = V2_HEADER_BYTES;
+  let i = 0;
+  while (i < limit) {
+    const count = c.getCountAtIndex(i++);
+    if (count !== 0) {
+      pos = putZigZag(pos, count);
+      continue;
+    }
+    let zeros = 1;
+    while (i < limit && c.getCountAtIndex(i) === 0) {
+      zeros++;
+      i++;
+    }
+    pos = putZigZag(pos, zeros > 1 ? -zeros : 0);
+  }
+  // After the payload: writing it may have moved the scratch buffer.
+  const header = new DataView(scratch.buffer);
+  header.setInt32(0, V2_COOKIE);
+  header.setInt32(4, pos - V2_HEADER_BYTES);
+  header.setInt32(8, 0); // normalizing index offset
+  header.setInt32(12, h.numberOfSignificantValueDigits);
+  header.setBigInt64(16, BigInt(LOWEST_US)); // every histogram here is created with it
+  header.setBigInt64(24, BigInt(h.highestTrackableValue));
+  header.setFloat64(32, 1); // integer-to-double conversion ratio
+  return Buffer.from(scratch.buffer, 0, pos).toString('base64');
+}
+
+/** Either V2 form: compressed (`encodeHistogram`) or not (`encodeHistogramWire`). '' is empty. */
 export function decodeHistogram(encoded: string): LatencyHistogram {
   if (encoded === '') return createLatencyHistogram();
-  const decoded = hdr.decodeFromCompressedBase64(encoded, BIT_BUCKET_SIZE, false);
+  const bytes = Buffer.from(encoded, 'base64');
+  const cookie = bytes.length >= 4 ? bytes.readInt32BE(0) : 0;
+  if (cookie !== V2_COOKIE && cookie !== V2_COMPRESSED_COOKIE) throw new Error(`not an HdrHistogram V2 encoding (cookie 0x${(cookie >>> 0).toString(16)})`);
+  const decoded = cookie === V2_COOKIE ? JsHistogramDecoder.decode(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length), BIT_BUCKET_SIZE) : hdr.decodeFromCompressedBase64(encoded, BIT_BUCKET_SIZE, false);
   // Re-home into a histogram with our range, so later merges never depend on the encoder's.
   const h = createLatencyHistogram();
   h.add(decoded);

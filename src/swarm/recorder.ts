@@ -1,4 +1,4 @@
-import { createLatencyHistogram, encodeHistogram, recordUs, type LatencyHistogram } from '../metrics/histogram.js';
+import { createLatencyHistogram, encodeHistogramWire, recordUs, type LatencyHistogram } from '../metrics/histogram.js';
 
 /**
  * The swarm's measurement sink inside one worker process. The send path only touches counters and
@@ -13,7 +13,7 @@ import { createLatencyHistogram, encodeHistogram, recordUs, type LatencyHistogra
  */
 
 export interface OpInterval {
-  /** Compressed base64 HDR histograms, µs. */
+  /** Base64 HdrHistogram V2 encodings (uncompressed: encodeHistogramWire), µs. */
   corrected: string;
   service: string;
   completed: number;
@@ -128,12 +128,12 @@ export class SwarmRecorder {
     this.gauges.set(name, value);
   }
 
-  /** Close the current interval and start the next. Encoding costs ~0.5 ms per histogram. */
+  /** Close the current interval and start the next. Histograms travel in the uncompressed V2 form (encodeHistogramWire). */
   takeInterval(nowMs: number): RecorderInterval {
     const ops: Record<string, OpInterval> = {};
     for (const [name, h] of this.ops) {
       if (h.completed + h.failed === 0 && h.corrected.totalCount === 0) continue;
-      ops[name] = { corrected: encodeHistogram(h.corrected), service: encodeHistogram(h.service), completed: h.completed, failed: h.failed };
+      ops[name] = { corrected: encodeHistogramWire(h.corrected), service: encodeHistogramWire(h.service), completed: h.completed, failed: h.failed };
       h.corrected.reset();
       h.service.reset();
       h.completed = 0;
@@ -151,7 +151,7 @@ export class SwarmRecorder {
       dropped: this.dropped,
       errors: Object.fromEntries(this.errors),
       // An idle interval ships no histogram at all ('' decodes as empty).
-      lag: this.lag.totalCount > 0 ? encodeHistogram(this.lag) : '',
+      lag: this.lag.totalCount > 0 ? encodeHistogramWire(this.lag) : '',
       gauges: Object.fromEntries(this.gauges),
     };
     this.lag.reset();

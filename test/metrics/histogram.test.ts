@@ -1,8 +1,10 @@
+import { inflateSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import {
   createLatencyHistogram,
   decodeHistogram,
   encodeHistogram,
+  encodeHistogramWire,
   HlogBuilder,
   mergeEncoded,
   readHlog,
@@ -35,6 +37,41 @@ describe('HDR histograms (µs)', () => {
     expect(encodeHistogram(back)).toBe(encodeHistogram(h));
     expect(back.getValueAtPercentile(100)).toBe(h.getValueAtPercentile(100));
     expect(back.totalCount).toBe(6);
+  });
+
+  it('carries the same counts uncompressed (the workers\' wire form): round trip, merge, empty', () => {
+    const h = createLatencyHistogram();
+    // Large counts (multi-byte LEB128), long zero runs, both ends of the range.
+    for (let i = 0; i < 5_000_000; i++) if (i % 1000 === 0) recordUs(h, 800);
+    h.recordValueWithCount(800, 4_000_000);
+    for (const v of [1, 2, 3, 250, 12_345, 999_999, 3_600_000_000]) recordUs(h, v);
+    const back = decodeHistogram(encodeHistogramWire(h));
+    expect(back.totalCount).toBe(h.totalCount);
+    expect(encodeHistogram(back)).toBe(encodeHistogram(h));
+    const other = createLatencyHistogram();
+    recordUs(other, 42);
+    const merged = mergeEncoded([encodeHistogramWire(h), encodeHistogram(other)]);
+    expect(merged.totalCount).toBe(h.totalCount + 1);
+    expect(merged.minNonZeroValue).toBe(1);
+    const empty = decodeHistogram(encodeHistogramWire(createLatencyHistogram()));
+    expect(empty.totalCount).toBe(0);
+  });
+
+  it('writes the wire form as exactly the V2 encoding the library deflates', () => {
+    const h = createLatencyHistogram();
+    for (const v of [5, 5, 900, 901, 70_000, 2_000_000]) recordUs(h, v);
+    const wire = Buffer.from(encodeHistogramWire(h), 'base64');
+    const compressed = Buffer.from(encodeHistogram(h), 'base64');
+    const lib = inflateSync(compressed.subarray(8, 8 + compressed.readInt32BE(4)));
+    expect(wire.readInt32BE(0)).toBe(lib.readInt32BE(0)); // cookie
+    expect(wire.readInt32BE(4)).toBe(lib.readInt32BE(4)); // payload length
+    expect(wire.subarray(12, 32)).toEqual(lib.subarray(12, 32)); // digits, lowest, highest
+    expect(wire.subarray(40)).toEqual(lib.subarray(40)); // the counts
+    expect(wire.readDoubleBE(32)).toBe(1); // conversion ratio, as a double like the Java encoder
+  });
+
+  it('refuses a string that is not a V2 encoding, in one line', () => {
+    expect(() => decodeHistogram(Buffer.from('not a histogram').toString('base64'))).toThrow(/^not an HdrHistogram V2 encoding \(cookie 0x[0-9a-f]+\)$/);
   });
 
   it('clamps values outside 1 µs … 1 h instead of dropping them', () => {
