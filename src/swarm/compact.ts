@@ -1,7 +1,8 @@
 import { setFlagsFromString } from 'node:v8';
 
 /**
- * One compacting full collection, for a tunnel worker whose opening phase just ended.
+ * One compacting full collection, for a tunnel worker when a wave of connects has settled (the
+ * opening phase, or a mass reconnect).
  *
  * Opening a tunnel leaves a few KB of handshake garbage (request, response, parser state). At
  * thousands of opens a second much of it outlives the small young generation tunnel workers run
@@ -14,6 +15,8 @@ import { setFlagsFromString } from 'node:v8';
  * So this runs one full GC with V8's `--compact-on-every-full-gc` switched on for that GC only:
  * every page is evacuated, live objects are packed together and the emptied pages go back to the
  * OS. Only that one GC pays for the compaction; the flag is off again before any other runs.
+ * Tunnel workers run with V8's memory reducer off, since this does its work at the moment the
+ * garbage is known to be there.
  *
  * Returns false, doing nothing, when the process was not started with --expose-gc.
  */

@@ -316,8 +316,11 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
       // an idle fleet allocates little, so a small young generation. V8's --optimize-for-size
       // cuts marginal RSS per tunnel to ~5.5 KB but its extra GCs cost far more idle CPU
       // (docs/benchmarks.md): CPU matters more on a host shared with the system under test.
-      // --expose-gc: tunnel workers compact their heap once when the opening phase ends (compact.ts).
-      const execArgv = cfg.mode === 'http' ? ['--max-semi-space-size=32'] : ['--max-semi-space-size=1', '--expose-gc'];
+      // --expose-gc: tunnel workers compact their heap when a wave of connects settles
+      // (compact.ts). That is the memory reducer's job done at the right moment, so the reducer is
+      // off: its rounds of full GCs after a compaction found nothing to return and cost an idle
+      // fleet of 100,000 about 2.5% of a core while they ran (docs/benchmarks.md).
+      const execArgv = cfg.mode === 'http' ? ['--max-semi-space-size=32'] : ['--max-semi-space-size=1', '--expose-gc', '--no-memory-reducer'];
       const proc = fork(WORKER_PATH, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
       const st: WorkerState = { proc, pid: proc.pid ?? -1, agents: 0, done: false, exitedEarly: false, cpu: [], eldMax: 0, rssMax: 0 };
       workers.push(st);

@@ -178,7 +178,7 @@ export class SwarmEngine {
       rng: new Rng(`${cfg.seed}\0tunnels\0${this.plan.workerIndex}`),
       now: this.now,
       // Outside the socket callback that settled the last attempt (compact.ts says why).
-      onFirstAttemptsSettled: () => setImmediate(compactHeap),
+      onWaveSettled: () => setImmediate(compactHeap),
     });
     fleet.start();
     return fleet;

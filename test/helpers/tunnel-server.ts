@@ -12,9 +12,13 @@ export interface TestTunnelServer {
   results: number;
   rejected: number;
   connects: number;
+  /** The close code of every tunnel that ended (1006: no close frame, the connection just went). */
+  closeCodes: number[];
   sendCommandToAll(): number;
   /** Close every tunnel (a relay restart as agents see it). */
   closeAll(): void;
+  /** Stop reading from every connection (a wedged relay): close frames go unanswered. */
+  freeze(): void;
   close(): Promise<void>;
 }
 
@@ -33,6 +37,7 @@ export async function startTunnelServer(secret: string): Promise<TestTunnelServe
     results: 0,
     rejected: 0,
     connects: 0,
+    closeCodes: [] as number[],
   };
   http.on('upgrade', (req, socket, head) => {
     const id = String(req.headers['x-agent-id'] ?? '');
@@ -52,7 +57,8 @@ export async function startTunnelServer(secret: string): Promise<TestTunnelServe
           ws.send(JSON.stringify({ t: 'ack', seq: f.seq } satisfies TunnelFrame));
         } else if (f.t === 'res') state.results++;
       });
-      ws.on('close', () => {
+      ws.on('close', (code: number) => {
+        state.closeCodes.push(code);
         if (state.tunnels.get(id) === ws) state.tunnels.delete(id);
       });
     });
@@ -67,6 +73,9 @@ export async function startTunnelServer(secret: string): Promise<TestTunnelServe
     },
     closeAll: () => {
       for (const ws of state.tunnels.values()) ws.close(1012, 'relay restart');
+    },
+    freeze: () => {
+      for (const s of raw) s.pause();
     },
     close: async () => {
       for (const ws of wss.clients) ws.terminate();

@@ -6,7 +6,7 @@ import { Rng } from '../../src/core/random.js';
 import { localAgents } from '../../src/swarm/local-agents.js';
 import { SwarmRecorder } from '../../src/swarm/recorder.js';
 import { parseReconnectPolicy } from '../../src/swarm/reconnect.js';
-import { relayFor, TunnelFleet } from '../../src/swarm/transports/ws-tunnels.js';
+import { CLOSE_GRACE_MS, relayFor, TunnelFleet } from '../../src/swarm/transports/ws-tunnels.js';
 import { startTunnelServer, type TestTunnelServer } from '../helpers/tunnel-server.js';
 import { until } from '../stack/proxy-backends.js';
 
@@ -39,7 +39,7 @@ async function blackHole(): Promise<{ url: string; accepted: () => number }> {
   return { url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}/agent/v1/tunnel`, accepted: () => accepted };
 }
 
-function fleetOf(urls: string[], agents: number, handshakeTimeoutMs: number, onFirstAttemptsSettled?: () => void): { fleet: TunnelFleet; rec: SwarmRecorder } {
+function fleetOf(urls: string[], agents: number, handshakeTimeoutMs: number, onWaveSettled?: () => void): { fleet: TunnelFleet; rec: SwarmRecorder } {
   const t0 = performance.now();
   const now = (): number => performance.now() - t0;
   const rec = new SwarmRecorder(0, 1000);
@@ -51,7 +51,7 @@ function fleetOf(urls: string[], agents: number, handshakeTimeoutMs: number, onF
     connectRatePerSec: 1000,
     commandDelayMs: 10,
     handshakeTimeoutMs,
-    onFirstAttemptsSettled,
+    onWaveSettled,
     recorder: rec,
     rng: new Rng('fleet'),
     now,
@@ -98,5 +98,50 @@ describe('TunnelFleet', () => {
     expect(await until(() => fleet.connected === 50, 5000)).toBe(true);
     expect(good.rejected).toBe(0);
     expect([...good.tunnels.keys()].sort()).toEqual(Array.from({ length: 50 }, (_, i) => deriveAgent(SEED, SECRET, i).id).sort());
+  });
+
+  it('ends open tunnels with a close frame (1001) so the server closes first; nothing counts as a drop', async () => {
+    const good = await startTunnelServer(SECRET);
+    closers.push(() => good.close());
+    const { fleet, rec } = fleetOf([good.url], 30, 15_000);
+    fleet.start();
+    expect(await until(() => fleet.connected === 30, 5000)).toBe(true);
+    rec.takeInterval(1);
+    const t0 = Date.now();
+    await fleet.close();
+    expect(Date.now() - t0).toBeLessThan(CLOSE_GRACE_MS); // every close handshake finished, no waiting out the grace
+    expect(fleet.connected).toBe(0);
+    expect(await until(() => good.closeCodes.length === 30, 2000)).toBe(true);
+    expect(new Set(good.closeCodes)).toEqual(new Set([1001]));
+    expect(rec.takeInterval(2).errors).toEqual({});
+    expect(good.connects).toBe(30); // and nothing reconnected
+  });
+
+  it('terminates what a wedged server never closes, once the grace period is over', async () => {
+    const good = await startTunnelServer(SECRET);
+    closers.push(() => good.close());
+    const { fleet } = fleetOf([good.url], 10, 15_000);
+    fleet.start();
+    expect(await until(() => fleet.connected === 10, 5000)).toBe(true);
+    good.freeze();
+    const t0 = Date.now();
+    await fleet.close(300);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(290);
+    expect(fleet.connected).toBe(0);
+  });
+
+  it('reports the opening phase settled, then each mass reconnect, but not a handful of retries', async () => {
+    const good = await startTunnelServer(SECRET);
+    closers.push(() => good.close());
+    let waves = 0;
+    const agents = 300; // a later wave counts from max(256, 5%) attempts
+    const { fleet } = fleetOf([good.url], agents, 15_000, () => waves++);
+    fleet.start();
+    expect(await until(() => waves === 1 && fleet.connected === agents, 5000)).toBe(true);
+    good.closeAll(); // every tunnel drops and comes back: one wave of 300
+    expect(await until(() => waves === 2 && fleet.connected === agents, 5000)).toBe(true);
+    for (const ws of [...good.tunnels.values()].slice(0, 10)) ws.close(1012); // ten come back: no wave
+    expect(await until(() => good.connects === 2 * agents + 10 && fleet.connected === agents, 5000)).toBe(true);
+    expect(waves).toBe(2);
   });
 });
