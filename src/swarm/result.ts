@@ -161,14 +161,19 @@ export const LATE_FRACTION_LIMIT = 0.01;
 export const LATE_COUNT_MIN = 10;
 /** A worker using more than this share of a core cannot keep its schedule reliably. */
 export const WORKER_CPU_LIMIT = 0.9;
+/**
+ * A worker whose event loop stalled this long (the worst per-second p99) held every send and every
+ * receipt in it for as long: its latencies describe the generator. Well above a GC pause.
+ */
+export const ELD_LIMIT_MS = 1000;
 /** Host CPU (all cores) above this: the generator and the system under test compete for cores. */
 export const HOST_CPU_LIMIT = 0.95;
 
 /**
  * Decide whether the numbers can be trusted. Pure: the thresholds above are the whole policy.
  * - generator-bound: sends dropped by the in-flight cap, more than 1% of sends late (and at least
- *   10 of them), a worker
- *   above 90% of a core, or a worker that died;
+ *   10 of them), a worker above 90% of a core, a worker whose event loop stalled over 1 s, or a
+ *   worker that died;
  * - host-bound: the host's CPUs were busy above 95% on average;
  * - SUT failed: the error rate exceeded the allowed rate.
  */
@@ -191,6 +196,12 @@ export function decideVerdict(v: VerdictInput): Verdict {
   if (hot.length > 0) {
     generatorBound = true;
     reasons.push(`${hot.length} worker(s) used more than ${WORKER_CPU_LIMIT * 100}% of a core on average: add --workers or lower the load`);
+  }
+  const stalled = v.workers.filter((w) => w.eldP99MsMax > ELD_LIMIT_MS);
+  if (stalled.length > 0) {
+    generatorBound = true;
+    const worstMs = Math.max(...stalled.map((w) => w.eldP99MsMax));
+    reasons.push(`${stalled.length} worker(s) had their event loop stalled for up to ${worstMs.toFixed(0)} ms (limit ${ELD_LIMIT_MS} ms): latencies measured in them include the generator's own delay`);
   }
   const dead = v.workers.filter((w) => w.exitedEarly).length;
   if (dead > 0) {

@@ -25,6 +25,11 @@ describe('the verdict', () => {
     [{ late: 101, lagP99Us: 25_000 }, '1.0% of sends left more than 10 ms after their intended time (limit 1%); scheduling lag p99 25.0 ms'],
     [{ workers: [{ cpuMean: 0.95, eldP99MsMax: 3, exitedEarly: false }] }, '1 worker(s) used more than 90% of a core on average: add --workers or lower the load'],
     [{ workers: [{ cpuMean: 0.2, eldP99MsMax: 1, exitedEarly: true }] }, '1 worker process(es) exited before the end: their agents stopped sending'],
+    [
+      // A stall with too few sends to trip the late-send rule (the swarm's first second at 2,000 connects/s).
+      { late: 6, attempted: 6, lagP99Us: 3_200_000, workers: [{ cpuMean: 0.5, eldP99MsMax: 4609.5, exitedEarly: false }, { cpuMean: 0.5, eldP99MsMax: 999, exitedEarly: false }] },
+      "1 worker(s) had their event loop stalled for up to 4610 ms (limit 1000 ms): latencies measured in them include the generator's own delay",
+    ],
   ] as Array<[Partial<VerdictInput>, string]>)('calls %j generator-bound, saying why', (change, reason) => {
     const v = decideVerdict({ ...OK, ...change });
     expect(v.generatorBound).toBe(true);
