@@ -4,7 +4,7 @@ import { TargetUnreachableError } from '../core/errors.js';
 import { HostCpuSampler, hostFacts, openFileLimit } from '../core/host.js';
 import { isLoopbackHost } from '../core/loopback.js';
 import { describeCheckin } from '../core/units.js';
-import { createLatencyHistogram, decodeHistogram, encodeHistogram, HlogBuilder, summarize, type LatencyHistogram } from '../metrics/histogram.js';
+import { addEncoded, createLatencyHistogram, encodeHistogram, HlogBuilder, summarize, type LatencyHistogram } from '../metrics/histogram.js';
 import type { SwarmConfig } from './config.js';
 import { readCa, type WorkerHealth, type WorkerMessage, type WorkerPlan } from './engine.js';
 import type { RecorderInterval } from './recorder.js';
@@ -225,24 +225,23 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
         }
       }
       // An idle worker ships '' (no sends): nothing to decode.
-      if (iv.lag !== '') intervalLag.add(decodeHistogram(iv.lag));
+      addEncoded(intervalLag, iv.lag);
       for (const [name, o] of Object.entries(iv.ops)) {
-        const c = decodeHistogram(o.corrected);
         if (!warm) {
           let acc = ops.get(name);
           if (!acc) {
             acc = { corrected: createLatencyHistogram(), service: createLatencyHistogram(), completed: 0, failed: 0 };
             ops.set(name, acc);
           }
-          acc.corrected.add(c);
-          acc.service.add(decodeHistogram(o.service));
+          addEncoded(acc.corrected, o.corrected);
+          addEncoded(acc.service, o.service);
           acc.completed += o.completed;
           acc.failed += o.failed;
         }
         if (name === 'ws-connect') point.connects += o.completed;
         let h = opHists.get(name);
         if (!h) opHists.set(name, (h = createLatencyHistogram()));
-        h.add(c);
+        addEncoded(h, o.corrected);
       }
     }
     if (!warm) lag.add(intervalLag);

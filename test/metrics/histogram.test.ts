@@ -1,6 +1,7 @@
 import { inflateSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import {
+  addEncoded,
   createLatencyHistogram,
   decodeHistogram,
   encodeHistogram,
@@ -68,6 +69,29 @@ describe('HDR histograms (µs)', () => {
     expect(wire.subarray(12, 32)).toEqual(lib.subarray(12, 32)); // digits, lowest, highest
     expect(wire.subarray(40)).toEqual(lib.subarray(40)); // the counts
     expect(wire.readDoubleBE(32)).toBe(1); // conversion ratio, as a double like the Java encoder
+  });
+
+  it('adds an encoded histogram in place exactly as decoding it and adding would, either form', () => {
+    const a = createLatencyHistogram();
+    const b = createLatencyHistogram();
+    for (let i = 1; i <= 5000; i++) recordUs(a, (i * 7919) % 2_000_000);
+    a.recordValueWithCount(123_456, 3_000_000_000); // a count past 2^31: a five-byte LEB128 word
+    for (const v of [1, 3_600_000_000, 42]) recordUs(b, v);
+    for (const enc of [encodeHistogramWire, encodeHistogram]) {
+      const viaDecode = createLatencyHistogram();
+      const inPlace = createLatencyHistogram();
+      recordUs(viaDecode, 77);
+      recordUs(inPlace, 77);
+      for (const h of [a, b]) {
+        viaDecode.add(decodeHistogram(enc(h)));
+        addEncoded(inPlace, enc(h));
+      }
+      addEncoded(inPlace, '');
+      expect(encodeHistogram(inPlace)).toBe(encodeHistogram(viaDecode));
+      expect(summarize(inPlace)).toEqual(summarize(viaDecode));
+      expect(inPlace.minNonZeroValue).toBe(viaDecode.minNonZeroValue);
+      expect(inPlace.maxValue).toBe(viaDecode.maxValue);
+    }
   });
 
   it('refuses a string that is not a V2 encoding, in one line', () => {
