@@ -57,6 +57,16 @@ export function socketBudget(fdLimit: number): number {
   return Math.max(64, Math.floor(fdLimit * 0.7));
 }
 
+/**
+ * Tunnels one worker may hold: 90% of its open-file limit, less 64 for its own files (stdio, IPC,
+ * epoll). A tunnel is exactly one descriptor, closed before its reconnect opens another, so little
+ * more is needed. Fewer, fuller workers matter here: every worker costs ~65 MB and a few wake-ups a
+ * second before it holds anything (at 20,000 files: 6 workers for 100,000 tunnels, not 9).
+ */
+export function tunnelBudget(fdLimit: number): number {
+  return Math.max(64, Math.floor(fdLimit * 0.9) - 64);
+}
+
 /** One worker process holds its schedule to ~2 ms p99 up to about this rate (measured; docs/benchmarks.md). */
 export const RATE_PER_WORKER = 8000;
 /** Keep sockets per source address well below the ~15k where binding slows connects. */
@@ -76,7 +86,8 @@ export function sizeRun(cfg: SwarmConfig, fdLimit: number): Sizing {
   let peak = 0;
   for (const p of cfg.profile.points) peak = Math.max(peak, p.agents * p.freqPerMs * 1000);
   const holdsSockets = cfg.mode === 'ws' || cfg.connection === 'keepalive';
-  const bySockets = holdsSockets ? Math.ceil(cfg.agents / (budget * 0.8)) : 1;
+  // Keep-alive HTTP leaves a fifth of its budget for requests in flight beside the held sockets.
+  const bySockets = cfg.mode === 'ws' ? Math.ceil(cfg.agents / tunnelBudget(fdLimit)) : holdsSockets ? Math.ceil(cfg.agents / (budget * 0.8)) : 1;
   const byRate = Math.ceil(peak / RATE_PER_WORKER);
   const workers = cfg.workers ?? Math.max(1, bySockets, byRate);
   const agentsPerWorker = Math.ceil(cfg.agents / workers);
