@@ -6,7 +6,7 @@ import { runSwarmCli, type BenchRow } from './lib.js';
  * Tunnel scale: N concurrent WebSocket agents held on this machine against a multi-process ws
  * server (one shard per process, each on its own port, pinging every 30 s). rmmscale's swarm
  * against the bare minimum a tunnel client can be (plain `ws` sockets, no identities, no
- * measurement), with the same process count, source addresses and connect rate.
+ * measurement), with the same process count, source addresses, connect rate and telemetry frames.
  */
 
 interface Shard {
@@ -94,7 +94,7 @@ export async function benchTunnels(o: { agents: number; shards: number; connectR
   const oursRss = Math.max(...idle.map((p) => p.generatorRssBytes));
   const workers = ours.config.workers;
 
-  // The peer: the same number of client processes, addresses and rate, bare ws sockets.
+  // The peer: the same number of client processes, addresses, connect rate and telemetry, bare ws sockets.
   shards = await startShards(o.shards);
   const peers: ChildProcess[] = [];
   let peerOpen = 0;
@@ -119,6 +119,8 @@ export async function benchTunnels(o: { agents: number; shards: number; connectR
           COUNT: String(Math.min(per, o.agents - w * per)),
           ADDRS: ours.config.sourceAddresses.join(','),
           RATE: String(o.connectRatePerSec / workers),
+          // The swarm's telemetry: one frame per agent per hour, split over the processes.
+          TEL_PER_SEC: String(o.agents / 3600 / workers),
         }),
       );
     }
