@@ -55,8 +55,8 @@ export type WorkerMessage =
 /**
  * Event-loop delay. HTTP workers sample it every 10 ms (monitorEventLoopDelay). Tunnel workers
  * sit idle between pings, and on this kind of host every wake-up of an idle process costs about
- * 0.1 ms of CPU: a 50 ms monitor alone was ~0.17% of a core per worker, 9 workers for 100k
- * tunnels. So a tunnel worker measures the delay on the timers it arms anyway (the scheduler's
+ * 0.1 ms of CPU: a 50 ms monitor alone was ~0.17% of a core per worker, and 100k tunnels take
+ * 6 workers. So a tunnel worker measures the delay on the timers it arms anyway (the scheduler's
  * and the once-a-second report's): how late each fired. That is the same quantity the monitor
  * samples (a timer's lateness), at the moments the worker has work, with no extra wake-up.
  */
