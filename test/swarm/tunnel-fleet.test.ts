@@ -60,6 +60,16 @@ function fleetOf(urls: string[], agents: number, handshakeTimeoutMs: number, onW
   return { fleet, rec };
 }
 
+/** A fleet of `agents` against a fresh tunnel server, every tunnel open. */
+async function connectedFleet(agents: number, onWaveSettled?: () => void): Promise<{ server: TestTunnelServer; fleet: TunnelFleet; rec: SwarmRecorder }> {
+  const server = await startTunnelServer(SECRET);
+  closers.push(() => server.close());
+  const { fleet, rec } = fleetOf([server.url], agents, 15_000, onWaveSettled);
+  fleet.start();
+  expect(await until(() => fleet.connected === agents, 5000)).toBe(true);
+  return { server, fleet, rec };
+}
+
 describe('TunnelFleet', () => {
   it('abandons a handshake that outlives its timeout, counts it once, and retries on the sibling relay', async () => {
     const hole = await blackHole();
@@ -91,21 +101,13 @@ describe('TunnelFleet', () => {
   });
 
   it('derives each identity when its tunnel opens: the server checks every token', async () => {
-    const good = await startTunnelServer(SECRET);
-    closers.push(() => good.close());
-    const { fleet } = fleetOf([good.url], 50, 15_000);
-    fleet.start();
-    expect(await until(() => fleet.connected === 50, 5000)).toBe(true);
+    const { server: good } = await connectedFleet(50);
     expect(good.rejected).toBe(0);
     expect([...good.tunnels.keys()].sort()).toEqual(Array.from({ length: 50 }, (_, i) => deriveAgent(SEED, SECRET, i).id).sort());
   });
 
   it('ends open tunnels with a close frame (1001) so the server closes first; nothing counts as a drop', async () => {
-    const good = await startTunnelServer(SECRET);
-    closers.push(() => good.close());
-    const { fleet, rec } = fleetOf([good.url], 30, 15_000);
-    fleet.start();
-    expect(await until(() => fleet.connected === 30, 5000)).toBe(true);
+    const { server: good, fleet, rec } = await connectedFleet(30);
     rec.takeInterval(1);
     const t0 = Date.now();
     await fleet.close();
@@ -118,11 +120,7 @@ describe('TunnelFleet', () => {
   });
 
   it('terminates what a wedged server never closes, once the grace period is over', async () => {
-    const good = await startTunnelServer(SECRET);
-    closers.push(() => good.close());
-    const { fleet } = fleetOf([good.url], 10, 15_000);
-    fleet.start();
-    expect(await until(() => fleet.connected === 10, 5000)).toBe(true);
+    const { server: good, fleet } = await connectedFleet(10);
     good.freeze();
     const t0 = Date.now();
     await fleet.close(300);
@@ -131,13 +129,10 @@ describe('TunnelFleet', () => {
   });
 
   it('reports the opening phase settled, then each mass reconnect, but not a handful of retries', async () => {
-    const good = await startTunnelServer(SECRET);
-    closers.push(() => good.close());
     let waves = 0;
     const agents = 300; // a later wave counts from max(256, 5%) attempts
-    const { fleet } = fleetOf([good.url], agents, 15_000, () => waves++);
-    fleet.start();
-    expect(await until(() => waves === 1 && fleet.connected === agents, 5000)).toBe(true);
+    const { server: good, fleet } = await connectedFleet(agents, () => waves++);
+    expect(waves).toBe(1);
     good.closeAll(); // every tunnel drops and comes back: one wave of 300
     expect(await until(() => waves === 2 && fleet.connected === agents, 5000)).toBe(true);
     for (const ws of [...good.tunnels.values()].slice(0, 10)) ws.close(1012); // ten come back: no wave
