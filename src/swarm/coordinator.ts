@@ -8,7 +8,7 @@ import { addEncoded, createLatencyHistogram, encodeHistogram, HlogBuilder, summa
 import type { SwarmConfig } from './config.js';
 import { readCa, type WorkerHealth, type WorkerMessage, type WorkerPlan } from './engine.js';
 import type { RecorderInterval } from './recorder.js';
-import { decideVerdict, SWARM_RESULT_SCHEMA, type OpResult, type SeriesPoint, type SwarmResult, type WorkerSummary } from './result.js';
+import { decideVerdict, ELD_LIMIT_MS, LATE_FRACTION_LIMIT, SWARM_RESULT_SCHEMA, WORKER_CPU_LIMIT, type OpResult, type SeriesPoint, type SwarmResult, type WorkerSummary } from './result.js';
 import { agentsAt, rateAtPerSec } from './schedule.js';
 import { toolVersion } from '../core/version.js';
 import { runnableModulePath } from '../core/module-path.js';
@@ -291,7 +291,8 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
       late: totals.late,
       dropped: totals.dropped,
       warmup: warm,
-      generatorOk: point.generatorCpuMax <= 0.9 && point.late <= Math.max(1, point.attempted * 0.01),
+      // The verdict's per-worker limits, applied to this second alone.
+      generatorOk: point.generatorCpuMax <= WORKER_CPU_LIMIT && point.late <= Math.max(1, point.attempted * LATE_FRACTION_LIMIT) && point.eldP99MsMax <= ELD_LIMIT_MS,
       generatorNote: `cpu ${(point.generatorCpuMax * 100).toFixed(0)}% eld ${point.eldP99MsMax.toFixed(1)}ms`,
     });
   };
