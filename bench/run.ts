@@ -24,7 +24,7 @@ const BENCHES: Record<string, BenchFn> = {
   store: (quick) => benchStoreCheckins({ total: quick ? 5000 : 20_000, concurrency: 256 }),
   relay: (quick) => benchRelay({ rounds: quick ? 1 : 3, durationSec: quick ? 3 : 5, tunnels: 2000 }),
   'gate-noise': (quick) => benchGateNoise({ runs: quick ? 3 : 9, seconds: quick ? 8 : 12 }),
-  tunnels: (quick) => benchTunnels({ agents: quick ? 20_000 : 100_000, shards: quick ? 2 : 6, connectRatePerSec: 5000, idleSec: 30 }),
+  tunnels: (quick) => benchTunnels({ agents: quick ? 20_000 : 100_000, shards: quick ? 2 : 6, connectRatePerSec: 5000, idleSec: quick ? 30 : 90 }),
 };
 
 async function main(): Promise<void> {

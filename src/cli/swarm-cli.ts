@@ -93,7 +93,8 @@ export function renderSummary(r: SwarmResult): string {
   const g = r.generator;
   lines.push(
     `generator ${g.workers.length} worker(s), cpu max ${Math.round(Math.max(0, ...g.workers.map((w) => w.cpuMax)) * 100)}%, ` +
-      `scheduling lag p99 ${formatUs(g.schedulingLag.p99Us)}, host cpu ${g.hostCpuMean === null ? 'n/a' : `${Math.round(g.hostCpuMean * 100)}%`}`,
+      `scheduling lag p99 ${formatUs(g.schedulingLag.p99Us)}, host cpu ${g.hostCpuMean === null ? 'n/a' : `${Math.round(g.hostCpuMean * 100)}%`}` +
+      `, steal ${g.hostStealMean === null ? 'n/a' : `${(g.hostStealMean * 100).toFixed(1)}%`}`,
   );
   if (r.reconnect) {
     const rc = r.reconnect;

@@ -51,26 +51,51 @@ export function hostFacts(): HostFacts {
   };
 }
 
-/** Host-wide CPU busy fraction between two samples of /proc/stat (0..1), or null. */
-export class HostCpuSampler {
-  private prev: { busy: number; total: number } | null = HostCpuSampler.read();
+/** One interval of host-wide CPU accounting, as shares of all cores' time (0..1). */
+export interface HostCpuSample {
+  /** Busy: everything but idle and iowait (steal included: those cores were not free for us). */
+  busy: number;
+  /**
+   * Steal: time a virtual CPU had work but the hypervisor ran something else. Every process on
+   * the machine stood still for it, so every latency and every scheduling lag measured here may
+   * include it. 0 on bare metal and on hypervisors that do not report it.
+   */
+  steal: number;
+}
 
-  private static read(): { busy: number; total: number } | null {
-    const stat = readOr('/proc/stat');
-    const line = stat?.split('\n')[0];
-    if (!line?.startsWith('cpu ')) return null;
-    const v = line.trim().split(/\s+/).slice(1).map(Number);
-    const idle = (v[3] ?? 0) + (v[4] ?? 0);
-    const total = v.reduce((a, b) => a + b, 0);
-    return { busy: total - idle, total };
+/** Host-wide CPU shares between two samples of /proc/stat, or null where it cannot be read. */
+export class HostCpuSampler {
+  private readonly readStat: () => string | null;
+  private prev: { busy: number; steal: number; total: number } | null;
+
+  /** `readStat` returns the text of /proc/stat (replaceable in tests). */
+  constructor(readStat: () => string | null = () => readOr('/proc/stat')) {
+    this.readStat = readStat;
+    this.prev = parseProcStatCpu(readStat());
   }
 
-  /** Busy fraction of all cores since the previous call. */
-  sample(): number | null {
-    const cur = HostCpuSampler.read();
+  /** Shares of all cores' time since the previous call. */
+  sample(): HostCpuSample | null {
+    const cur = parseProcStatCpu(this.readStat());
     const prev = this.prev;
     this.prev = cur;
     if (!cur || !prev || cur.total <= prev.total) return null;
-    return (cur.busy - prev.busy) / (cur.total - prev.total);
+    const total = cur.total - prev.total;
+    return { busy: (cur.busy - prev.busy) / total, steal: Math.max(0, cur.steal - prev.steal) / total };
   }
+}
+
+/**
+ * The aggregate `cpu` line of /proc/stat: user nice system idle iowait irq softirq steal guest
+ * guest_nice, in clock ticks. guest and guest_nice are already inside user and nice, so the total
+ * is the first eight; kernels before 2.6.11 have no steal field (0).
+ */
+export function parseProcStatCpu(stat: string | null): { busy: number; steal: number; total: number } | null {
+  const line = stat?.split('\n')[0];
+  if (!line?.startsWith('cpu ')) return null;
+  const v = line.trim().split(/\s+/).slice(1, 9).map(Number);
+  if (v.length < 4 || v.some((x) => !Number.isFinite(x))) return null;
+  const idle = v[3] + (v[4] ?? 0);
+  const total = v.reduce((a, b) => a + b, 0);
+  return { busy: total - idle, steal: v[7] ?? 0, total };
 }

@@ -82,6 +82,8 @@ export interface GeneratorHealth {
   cpuMax: number;
   schedulingLagP99Us: number;
   hostCpuMean: number | null;
+  /** Mean host steal (hypervisor) over the window; absent in results written before it existed. */
+  hostStealMean?: number | null;
 }
 
 /** One second of one node, as scraped. tSec counts from the run's start. */

@@ -139,6 +139,7 @@ function generatorFromSwarm(r: SwarmResult): GeneratorHealth {
     cpuMax: Math.max(0, ...r.generator.workers.map((w) => w.cpuMax)),
     schedulingLagP99Us: r.generator.schedulingLag.p99Us,
     hostCpuMean: r.generator.hostCpuMean,
+    hostStealMean: r.generator.hostStealMean,
   };
 }
 

@@ -8,7 +8,7 @@ import { addEncoded, createLatencyHistogram, encodeHistogram, HlogBuilder, summa
 import type { SwarmConfig } from './config.js';
 import { readCa, type WorkerHealth, type WorkerMessage, type WorkerPlan } from './engine.js';
 import type { RecorderInterval } from './recorder.js';
-import { decideVerdict, ELD_LIMIT_MS, LATE_FRACTION_LIMIT, SWARM_RESULT_SCHEMA, WORKER_CPU_LIMIT, type OpResult, type SeriesPoint, type SwarmResult, type WorkerSummary } from './result.js';
+import { decideVerdict, ELD_LIMIT_MS, HOST_STEAL_WARN, LATE_FRACTION_LIMIT, SWARM_RESULT_SCHEMA, WORKER_CPU_LIMIT, type OpResult, type SeriesPoint, type SwarmResult, type WorkerSummary } from './result.js';
 import { agentsAt, rateAtPerSec } from './schedule.js';
 import { toolVersion } from '../core/version.js';
 import { runnableModulePath } from '../core/module-path.js';
@@ -169,6 +169,7 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
   const lag = createLatencyHistogram();
   const series: SeriesPoint[] = [];
   const hostCpuSamples: number[] = [];
+  const hostStealSamples: number[] = [];
   let droppedByCap = 0;
   let startAtEpochMs = 0;
   let interrupted = false;
@@ -210,6 +211,7 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
       eldP99MsMax: 0,
       lagP99Us: 0,
       hostCpu: null,
+      hostSteal: null,
     };
     let fromMs = Infinity;
     let toMs = 0;
@@ -270,8 +272,12 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
     point.p50Us = all.totalCount ? all.getValueAtPercentile(50) : 0;
     point.p99Us = all.totalCount ? all.getValueAtPercentile(99) : 0;
     const hc = hostCpu.sample();
-    point.hostCpu = hc === null ? null : Math.round(hc * 1000) / 1000;
-    if (hc !== null && !warm && index * intervalMs < cfg.profile.durationMs) hostCpuSamples.push(hc);
+    point.hostCpu = hc === null ? null : round3(hc.busy);
+    point.hostSteal = hc === null ? null : round3(hc.steal);
+    if (hc !== null && !warm && index * intervalMs < cfg.profile.durationMs) {
+      hostCpuSamples.push(hc.busy);
+      hostStealSamples.push(hc.steal);
+    }
     if (!warm) for (const k of ['target', 'attempted', 'completed', 'failed', 'late', 'dropped'] as const) totals[k] += point[k];
     // Throughput counts completions inside the measured window only: a backlog that drains after
     // the window ends is in the counts above, but must not lift the achieved rate past capacity.
@@ -293,7 +299,10 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
       warmup: warm,
       // The verdict's per-worker limits, applied to this second alone.
       generatorOk: point.generatorCpuMax <= WORKER_CPU_LIMIT && point.late <= Math.max(1, point.attempted * LATE_FRACTION_LIMIT) && point.eldP99MsMax <= ELD_LIMIT_MS,
-      generatorNote: `cpu ${(point.generatorCpuMax * 100).toFixed(0)}% eld ${point.eldP99MsMax.toFixed(1)}ms`,
+      generatorNote:
+        `cpu ${(point.generatorCpuMax * 100).toFixed(0)}% eld ${point.eldP99MsMax.toFixed(1)}ms` +
+        // Steal is the host's, not the generator's: shown once it could matter, never judged per second.
+        (point.hostSteal !== null && point.hostSteal > HOST_STEAL_WARN ? ` steal ${(point.hostSteal * 100).toFixed(0)}%` : ''),
     });
   };
 
@@ -424,6 +433,7 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
     exitedEarly: w.exitedEarly,
   }));
   const hostCpuMean = hostCpuSamples.length > 0 ? round3(mean(hostCpuSamples)) : null;
+  const hostStealMean = hostStealSamples.length > 0 ? round3(mean(hostStealSamples)) : null;
   const lagSummary = summarize(lag);
   const verdict = decideVerdict({
     attempted: totals.attempted,
@@ -433,6 +443,7 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
     droppedByCap,
     workers: workerSummaries,
     hostCpuMean,
+    hostStealMean,
     lagP99Us: lagSummary.p99Us,
     lateThresholdMs: cfg.lateThresholdMs,
     maxErrorRate: cfg.maxErrorRate,
@@ -484,7 +495,7 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
     ops: opResults,
     errors,
     series,
-    generator: { workers: workerSummaries, schedulingLag: lagSummary, hostCpuMean },
+    generator: { workers: workerSummaries, schedulingLag: lagSummary, hostCpuMean, hostStealMean },
     reconnect:
       reconnectOp || errors['ws:tunnel-dropped']
         ? {

@@ -59,6 +59,8 @@ export interface SeriesPoint {
   /** Scheduling lag p99 over all workers in the interval, µs. */
   lagP99Us: number;
   hostCpu: number | null;
+  /** Host steal over the interval: share of all cores' time the hypervisor took (HostCpuSample). */
+  hostSteal: number | null;
 }
 
 export interface WorkerSummary {
@@ -132,6 +134,8 @@ export interface SwarmResult {
     workers: WorkerSummary[];
     schedulingLag: LatencySummary;
     hostCpuMean: number | null;
+    /** Mean host steal over the measured window (null where the host does not report it). */
+    hostStealMean: number | null;
   };
   reconnect: ReconnectCurve | null;
   verdict: Verdict;
@@ -149,6 +153,7 @@ export interface VerdictInput {
   droppedByCap: number;
   workers: Array<{ cpuMean: number; eldP99MsMax: number; exitedEarly: boolean }>;
   hostCpuMean: number | null;
+  hostStealMean: number | null;
   lagP99Us: number;
   lateThresholdMs: number;
   maxErrorRate: number;
@@ -168,13 +173,25 @@ export const WORKER_CPU_LIMIT = 0.9;
 export const ELD_LIMIT_MS = 1000;
 /** Host CPU (all cores) above this: the generator and the system under test compete for cores. */
 export const HOST_CPU_LIMIT = 0.95;
+/**
+ * Host steal (the hypervisor running other guests while this one had work) above this share of
+ * the machine's time: the generator and the target both stood still for it, in pauses no process
+ * here can see, so the latencies are the neighbours' as much as the target's.
+ */
+export const HOST_STEAL_LIMIT = 0.05;
+/**
+ * Above this, a warning: a tail percentile beyond the 1 − LATE_FRACTION_LIMIT share of sends can
+ * be made of steal alone.
+ */
+export const HOST_STEAL_WARN = 0.01;
 
 /**
  * Decide whether the numbers can be trusted. Pure: the thresholds above are the whole policy.
  * - generator-bound: sends dropped by the in-flight cap, more than 1% of sends late (and at least
  *   10 of them), a worker above 90% of a core, a worker whose event loop stalled over 1 s, or a
  *   worker that died;
- * - host-bound: the host's CPUs were busy above 95% on average;
+ * - host-bound: the host's CPUs were busy above 95% on average, or the hypervisor stole more than
+ *   5% of their time (a warning from 1%);
  * - SUT failed: the error rate exceeded the allowed rate.
  */
 export function decideVerdict(v: VerdictInput): Verdict {
@@ -208,10 +225,18 @@ export function decideVerdict(v: VerdictInput): Verdict {
     generatorBound = true;
     reasons.push(`${dead} worker process(es) exited before the end: their agents stopped sending`);
   }
-  const hostBound = v.hostCpuMean !== null && v.hostCpuMean > HOST_CPU_LIMIT;
-  if (hostBound) {
+  const cpuBound = v.hostCpuMean !== null && v.hostCpuMean > HOST_CPU_LIMIT;
+  if (cpuBound) {
     reasons.push(`host CPU averaged ${(v.hostCpuMean! * 100).toFixed(0)}% (limit ${HOST_CPU_LIMIT * 100}%): the generator and the system under test competed for cores`);
   }
+  const stealPct = v.hostStealMean === null ? '' : (v.hostStealMean * 100).toFixed(1);
+  const stolen = v.hostStealMean !== null && v.hostStealMean > HOST_STEAL_LIMIT;
+  if (stolen) {
+    reasons.push(`the hypervisor took ${stealPct}% of this machine's CPU time (steal; limit ${HOST_STEAL_LIMIT * 100}%): the generator and the target stood still for it, so latencies include the neighbours' load`);
+  } else if (v.hostStealMean !== null && v.hostStealMean > HOST_STEAL_WARN) {
+    warnings.push(`the hypervisor took ${stealPct}% of this machine's CPU time (steal; over ${HOST_STEAL_WARN * 100}%): tail latencies and scheduling lag may include it`);
+  }
+  const hostBound = cpuBound || stolen;
   const finished = v.completed + v.failed;
   const errorRate = finished > 0 ? v.failed / finished : 0;
   const sutFailed = errorRate > v.maxErrorRate;

@@ -48,7 +48,7 @@ describe('a node process (node-main + runtime) with a test role', () => {
 
     const health = (await (await fetch(`${ready.url}/healthz`)).json()) as Record<string, unknown>;
     expect(health).toMatchObject({ ok: true, node: 'echo-1', role: 'web', tier: 'web-agent', pid: node.proc.pid, inflight: 0, busyWorkers: null, hostLimited: false });
-    expect(Object.keys(health)).toEqual(expect.arrayContaining(['eventLoopDelayP99Ms', 'hostCpu', 'utilization', 'queueDepth']));
+    expect(Object.keys(health)).toEqual(expect.arrayContaining(['eventLoopDelayP99Ms', 'hostCpu', 'hostSteal', 'utilization', 'queueDepth']));
 
     const text = await (await fetch(ready.metricsUrl)).text();
     expect(sample(text, 'rmmscale_requests_total', 'route="work",status="200"')).toBe(5);
@@ -57,7 +57,7 @@ describe('a node process (node-main + runtime) with a test role', () => {
     expect(sample(text, 'rmmscale_request_duration_seconds_bucket', 'route="work",le="+Inf"')).toBe(5);
     expect(sample(text, 'rmmscale_events_total', 'event="echo"')).toBe(6);
     expect(sample(text, 'rmmscale_role_gauge', 'gauge="echo_ready"')).toBe(1);
-    for (const name of ['rmmscale_inflight_requests', 'rmmscale_event_loop_delay_p99_seconds', 'rmmscale_host_cpu_ratio', 'rmmscale_host_limited', 'process_cpu_seconds_total', 'process_resident_memory_bytes']) {
+    for (const name of ['rmmscale_inflight_requests', 'rmmscale_event_loop_delay_p99_seconds', 'rmmscale_host_cpu_ratio', 'rmmscale_host_steal_ratio', 'rmmscale_host_limited', 'process_cpu_seconds_total', 'process_resident_memory_bytes']) {
       expect(text).toContain(`# TYPE ${name} `);
     }
     expect(sample(text, 'process_resident_memory_bytes')).toBeGreaterThan(1e6);

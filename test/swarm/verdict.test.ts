@@ -9,6 +9,7 @@ const OK: VerdictInput = {
   droppedByCap: 0,
   workers: [{ cpuMean: 0.4, eldP99MsMax: 1.2, exitedEarly: false }],
   hostCpuMean: 0.5,
+  hostStealMean: 0.002,
   lagP99Us: 1500,
   lateThresholdMs: 10,
   maxErrorRate: 0.01,
@@ -48,5 +49,18 @@ describe('the verdict', () => {
     expect(host).toMatchObject({ trustworthy: false, hostBound: true, generatorBound: false });
     const sut = decideVerdict({ ...OK, completed: 9800, failed: 200 });
     expect(sut).toMatchObject({ trustworthy: true, sutFailed: true, warnings: ['error rate 2.00% is above the allowed 1.00%'] });
+  });
+
+  it('calls a host whose hypervisor stole over 5% host-bound, warns from 1%, and says nothing below', () => {
+    const stolen = decideVerdict({ ...OK, hostStealMean: 0.083 });
+    expect(stolen).toMatchObject({ trustworthy: false, hostBound: true, generatorBound: false, warnings: [] });
+    expect(stolen.reasons).toEqual([
+      "the hypervisor took 8.3% of this machine's CPU time (steal; limit 5%): the generator and the target stood still for it, so latencies include the neighbours' load",
+    ]);
+    const some = decideVerdict({ ...OK, hostStealMean: 0.05 }); // exactly the limit: a warning
+    expect(some).toMatchObject({ trustworthy: true, hostBound: false, reasons: [] });
+    expect(some.warnings).toEqual(["the hypervisor took 5.0% of this machine's CPU time (steal; over 1%): tail latencies and scheduling lag may include it"]);
+    expect(decideVerdict({ ...OK, hostStealMean: 0.01 }).warnings).toEqual([]);
+    expect(decideVerdict({ ...OK, hostStealMean: null })).toEqual(decideVerdict(OK));
   });
 });

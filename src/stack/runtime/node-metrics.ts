@@ -1,5 +1,5 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { HostCpuSampler } from '../../core/host.js';
+import { HostCpuSampler, type HostCpuSample } from '../../core/host.js';
 import type { NodeHdrSnapshot } from '../../core/protocol.js';
 import { createLatencyHistogram, encodeHistogram, recordUs, type LatencyHistogram } from '../../metrics/histogram.js';
 import { PromText } from '../../metrics/prometheus.js';
@@ -34,7 +34,7 @@ export class NodeMetrics implements NodeMetricsApi {
   private readonly ops = new Map<string, LatencyHistogram>();
   private readonly eld = monitorEventLoopDelay({ resolution: ELD_RESOLUTION_MS });
   private readonly hostCpu = new HostCpuSampler();
-  private lastHostCpu: number | null = null;
+  private lastHost: HostCpuSample | null = null;
   private lastEldP99Ms = 0;
   private lastUtilization = 0;
   private sampleTimer: NodeJS.Timeout;
@@ -54,7 +54,7 @@ export class NodeMetrics implements NodeMetricsApi {
   }
 
   private sample(): void {
-    this.lastHostCpu = this.hostCpu.sample();
+    this.lastHost = this.hostCpu.sample();
     this.lastEldP99Ms = Math.max(0, this.eld.percentile(99) / 1e6 - ELD_RESOLUTION_MS);
     this.eld.reset();
     if (this.gate) this.lastUtilization = this.gate.takeUtilization();
@@ -95,9 +95,10 @@ export class NodeMetrics implements NodeMetricsApi {
   }
 
   /** Whether the host, not the node's profile, is what limits it right now. */
-  hostLimited(): { limited: boolean; eldP99Ms: number; hostCpu: number | null } {
-    const limited = this.lastEldP99Ms > HOST_LIMIT.eldP99Ms || (this.lastHostCpu !== null && this.lastHostCpu > HOST_LIMIT.hostCpu);
-    return { limited, eldP99Ms: this.lastEldP99Ms, hostCpu: this.lastHostCpu };
+  hostLimited(): { limited: boolean; eldP99Ms: number; hostCpu: number | null; hostSteal: number | null } {
+    const hostCpu = this.lastHost?.busy ?? null;
+    const limited = this.lastEldP99Ms > HOST_LIMIT.eldP99Ms || (hostCpu !== null && hostCpu > HOST_LIMIT.hostCpu);
+    return { limited, eldP99Ms: this.lastEldP99Ms, hostCpu, hostSteal: this.lastHost?.steal ?? null };
   }
 
   health(): Record<string, unknown> {
@@ -115,6 +116,7 @@ export class NodeMetrics implements NodeMetricsApi {
       db: this.dbGate ? { busyConnections: this.dbGate.busy, connections: this.dbGate.workers, queueDepth: this.dbGate.queued, utilization: this.lastDbUtilization } : null,
       eventLoopDelayP99Ms: h.eldP99Ms,
       hostCpu: h.hostCpu,
+      hostSteal: h.hostSteal,
       hostLimited: h.limited,
     };
   }
@@ -159,6 +161,7 @@ export class NodeMetrics implements NodeMetricsApi {
     const h = this.hostLimited();
     p.metric('rmmscale_event_loop_delay_p99_seconds', 'gauge', 'Event-loop delay p99 over the last second.', [{ labels: base, value: h.eldP99Ms / 1000 }]);
     p.metric('rmmscale_host_cpu_ratio', 'gauge', 'Host CPU busy share over the last second (all cores).', [{ labels: base, value: h.hostCpu ?? NaN }]);
+    p.metric('rmmscale_host_steal_ratio', 'gauge', 'Share of all cores\' time the hypervisor ran something else while this host had work, over the last second (steal).', [{ labels: base, value: h.hostSteal ?? NaN }]);
     p.metric('rmmscale_host_limited', 'gauge', '1 when the host (CPU or event loop), not the profile, limits this node.', [{ labels: base, value: h.limited ? 1 : 0 }]);
     const cpu = process.cpuUsage();
     p.metric('process_cpu_seconds_total', 'counter', 'CPU time of this node process.', [{ labels: base, value: (cpu.user + cpu.system) / 1e6 }]);
