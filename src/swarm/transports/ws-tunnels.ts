@@ -259,7 +259,7 @@ export class TunnelFleet {
     if (frame.t === 'ack') {
       const intended = this.telIntended[slot];
       if (intended >= 0 && frame.seq === this.telSeq[slot]) {
-        this.o.recorder.done('ws-rtt', intended, this.telSentMs(slot), this.o.now(), true);
+        this.o.recorder.done('ws-rtt', intended, this.telSentAt[slot], this.o.now(), true);
         this.telIntended[slot] = -1;
         this.pending--;
       }
@@ -274,10 +274,6 @@ export class TunnelFleet {
         this.o.recorder.observe('ws-command', this.o.now() - received);
       }, delay);
     }
-  }
-
-  private telSentMs(slot: number): number {
-    return this.telSentAt[slot];
   }
 
   private onClose(slot: number, ws: AgentSocket): void {
@@ -305,7 +301,7 @@ export class TunnelFleet {
       this.relay[slot] = (this.relay[slot] + 1) % this.o.urls.length;
     }
     if (this.telIntended[slot] >= 0) {
-      this.o.recorder.done('ws-rtt', this.telIntended[slot], this.telSentMs(slot), this.o.now(), false, 'tunnel-closed');
+      this.o.recorder.done('ws-rtt', this.telIntended[slot], this.telSentAt[slot], this.o.now(), false, 'tunnel-closed');
       this.telIntended[slot] = -1;
       this.pending--;
     }
@@ -336,7 +332,7 @@ export class TunnelFleet {
     this.o.recorder.sent(now - intendedMs);
     if (this.telIntended[slot] >= 0) {
       // The previous frame was never acknowledged before the next was due.
-      this.o.recorder.done('ws-rtt', this.telIntended[slot], this.telSentMs(slot), now, false, 'no-ack');
+      this.o.recorder.done('ws-rtt', this.telIntended[slot], this.telSentAt[slot], now, false, 'no-ack');
       this.pending--;
     }
     const seq = ++this.telSeq[slot];
