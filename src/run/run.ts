@@ -6,7 +6,7 @@ import { planCapacity, type Plan, type TierCapacity } from '../analysis/plan.js'
 import { fitUsl } from '../analysis/usl.js';
 import { writeFileAtomic } from '../core/atomic-write.js';
 import { RmmscaleError } from '../core/errors.js';
-import { hostFacts } from '../core/host.js';
+import { HostCpuSampler, hostFacts } from '../core/host.js';
 import { DEFAULT_SECRET } from '../core/identity.js';
 import { toolVersion } from '../core/version.js';
 import type { LatencySummary } from '../metrics/histogram.js';
@@ -19,6 +19,7 @@ import { resolveSwarmConfig, type SwarmInput } from '../swarm/config.js';
 import { runSwarm, type ProgressSnapshot } from '../swarm/coordinator.js';
 import type { SwarmResult } from '../swarm/result.js';
 import { BackgroundTraffic } from './background.js';
+import { remeasureDecision, waitForQuietHost } from './remeasure.js';
 import { NodeCollector, routeStatsForWindow, type CollectedNode, type CounterSnapshot } from './collector.js';
 import { calmerWindow, diagnose, slopePerSec, tierCeilings } from './diagnose.js';
 import {
@@ -441,12 +442,26 @@ export async function runScenario(o: RunOptions): Promise<RunOutput> {
               ? measureWindow(kind, label, load, sc.fleet.checkin.text, c.warmupMs, c.measureMs)
               : measureWindow(kind, label, sc.fleet.agents, `${load}/s`, c.warmupMs, c.measureMs);
           let w = await measure(`${kind} ${n}`);
-          // A window the generator or host could not be trusted on is measured once more: a
-          // transient stall on a shared host should not throw away a long search. A second
-          // untrustworthy window stops the search (it refuses to call that a ceiling).
-          if (!w.generator.trustworthy) {
-            log(`${w.label}: not trustworthy; measuring it once more`);
-            const again = await measure(`${kind} ${n} (again)`);
+          // A window the generator or host could not be trusted on is measured again: a transient
+          // stall on a shared host should not throw away a long search. One more time for the
+          // generator's own trouble; up to two for host steal, each after the host has settled
+          // (src/run/remeasure.ts). An untrustworthy window after that stops the search: it
+          // refuses to call that a ceiling.
+          for (let attempts = 0; !w.generator.trustworthy; attempts++) {
+            const next = remeasureDecision(attempts, w.generator.hostStealMean ?? null);
+            if (!next.again) break;
+            if (next.waitForQuiet) {
+              log(`${w.label}: not trustworthy; waiting for the host to settle (steal ${((w.generator.hostStealMean ?? 0) * 100).toFixed(1)}% in the window)`);
+              const sampler = new HostCpuSampler();
+              const q = await waitForQuietHost({ sample: () => sampler.sample(), sleep: (ms) => new Promise((r) => setTimeout(r, ms)), signal: abort.signal });
+              if (abort.signal.aborted) throw new RunAborted();
+              const lastText = q.lastSteal === null ? '' : `, steal ${(q.lastSteal * 100).toFixed(1)}% in the last second`;
+              log(q.settled ? `host settled after ${q.waitedMs / 1000} s; measuring it again` : `host still busy after ${q.waitedMs / 1000} s${lastText}; measuring it again anyway`);
+              if (!q.settled) warnings.push(`${w.label}: the host did not settle within ${q.waitedMs / 1000} s of waiting${lastText}`);
+            } else {
+              log(`${w.label}: not trustworthy; measuring it once more`);
+            }
+            const again = await measure(`${kind} ${n} (again${attempts > 0 ? ` ${attempts + 1}` : ''})`);
             w.supersededBy = again.index;
             w = again;
           }
