@@ -11,20 +11,25 @@ import { benchTunnels } from './tunnels.js';
 import { formatRows, ROOT, type BenchRow } from './lib.js';
 
 /**
- * `npm run bench [-- --only NAME[,NAME]] [-- --quick]`. Every benchmark runs its peer in the same
+ * `npm run bench [-- --only NAME[,NAME]] [-- --quick] [-- --idle-sec N]`. Every benchmark runs its peer in the same
  * run on the same machine and reports a ratio. Never part of `npm test`: these are speed targets.
  * Results print as a table and land in reports/bench-<time>.json.
  */
-type BenchFn = (quick: boolean) => Promise<BenchRow[]>;
+interface BenchOptions {
+  quick: boolean;
+  /** tunnels: the idle window's length (default 90 s, three ping periods; --quick 30 s). */
+  idleSec: number | null;
+}
+type BenchFn = (o: BenchOptions) => Promise<BenchRow[]>;
 
 const BENCHES: Record<string, BenchFn> = {
-  throughput: (quick) => benchThroughput({ rounds: quick ? 1 : 3, durationSec: quick ? 5 : 10, connections: 100 }),
-  'open-model': (quick) => benchOpenModel({ ratePerSec: 10_000, durationSec: quick ? 10 : 30, connections: 200 }),
-  proxy: (quick) => benchProxy({ rounds: quick ? 1 : 3, durationSec: quick ? 4 : 8, connections: 100 }),
-  store: (quick) => benchStoreCheckins({ total: quick ? 5000 : 20_000, concurrency: 256 }),
-  relay: (quick) => benchRelay({ rounds: quick ? 1 : 3, durationSec: quick ? 3 : 5, tunnels: 2000 }),
-  'gate-noise': (quick) => benchGateNoise({ runs: quick ? 3 : 9, seconds: quick ? 8 : 12 }),
-  tunnels: (quick) => benchTunnels({ agents: quick ? 20_000 : 100_000, shards: quick ? 2 : 6, connectRatePerSec: 5000, idleSec: quick ? 30 : 90 }),
+  throughput: ({ quick }) => benchThroughput({ rounds: quick ? 1 : 3, durationSec: quick ? 5 : 10, connections: 100 }),
+  'open-model': ({ quick }) => benchOpenModel({ ratePerSec: 10_000, durationSec: quick ? 10 : 30, connections: 200 }),
+  proxy: ({ quick }) => benchProxy({ rounds: quick ? 1 : 3, durationSec: quick ? 4 : 8, connections: 100 }),
+  store: ({ quick }) => benchStoreCheckins({ total: quick ? 5000 : 20_000, concurrency: 256 }),
+  relay: ({ quick }) => benchRelay({ rounds: quick ? 1 : 3, durationSec: quick ? 3 : 5, tunnels: 2000 }),
+  'gate-noise': ({ quick }) => benchGateNoise({ runs: quick ? 3 : 9, seconds: quick ? 8 : 12 }),
+  tunnels: ({ quick, idleSec }) => benchTunnels({ agents: quick ? 20_000 : 100_000, shards: quick ? 2 : 6, connectRatePerSec: 5000, idleSec: idleSec ?? (quick ? 30 : 90) }),
 };
 
 async function main(): Promise<void> {
@@ -38,12 +43,22 @@ async function main(): Promise<void> {
       process.exit(2);
     }
   }
+  const idleIdx = args.indexOf('--idle-sec');
+  let idleSec: number | null = null;
+  if (idleIdx >= 0) {
+    const text = args[idleIdx + 1] ?? '';
+    idleSec = /^\d+$/.test(text) ? Number(text) : NaN;
+    if (!(idleSec >= 30 && idleSec <= 600)) {
+      process.stderr.write(`bench: --idle-sec: expected a whole number of seconds from 30 to 600, got "${text}"\n`);
+      process.exit(2);
+    }
+  }
   const host = hostFacts();
   process.stdout.write(`rmmscale bench on ${host.cpus} × ${host.cpuModel}, ${(host.memBytes / 2 ** 30).toFixed(0)} GiB, node ${host.node}\n`);
   const rows: BenchRow[] = [];
   for (const name of only) {
     process.stdout.write(`\n== ${name}\n`);
-    const got = await BENCHES[name](quick);
+    const got = await BENCHES[name]({ quick, idleSec });
     rows.push(...got);
     process.stdout.write(formatRows(got));
   }
