@@ -57,7 +57,7 @@ export async function benchOpenModel(opts: { ratePerSec: number; durationSec: nu
     const pct = (x: number | null): string => (x === null ? 'n/a' : `${(x * 100).toFixed(1)}%`);
     const lagSeries = r.series.filter((p) => !p.warmup && p.lagP99Us > 0).map((p) => p.lagP99Us / 1000);
     hostNote =
-      `host steal ${pct(r.generator.hostStealMean)}, host cpu ${pct(r.generator.hostCpuMean)}; ` +
+      `host steal ${pct(r.generator.hostStealMean)} (worst second ${pct(r.generator.hostStealMax)}), host cpu ${pct(r.generator.hostCpuMean)}; ` +
       `worst second's lag p99 ${lagSeries.length ? Math.max(...lagSeries).toFixed(2) : 'n/a'} ms; ` +
       `verdict ${r.verdict.trustworthy ? 'trustworthy' : `NOT trustworthy (${r.verdict.reasons.join('; ')})`}` +
       (r.verdict.warnings.length ? `, warnings: ${r.verdict.warnings.join('; ')}` : '');

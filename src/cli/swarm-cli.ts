@@ -4,7 +4,7 @@ import { EXIT, type ExitCode } from '../core/exit-codes.js';
 import { deriveFleet, readIdentityFile, writeIdentityFile } from '../core/identity.js';
 import { resolveSwarmConfig, type SwarmConfig, type SwarmInput } from '../swarm/config.js';
 import { runSwarm } from '../swarm/coordinator.js';
-import type { SwarmResult } from '../swarm/result.js';
+import { HOST_STEAL_WARN, type SwarmResult } from '../swarm/result.js';
 import { formatUs, ProgressPrinter } from './progress.js';
 
 /**
@@ -94,7 +94,8 @@ export function renderSummary(r: SwarmResult): string {
   lines.push(
     `generator ${g.workers.length} worker(s), cpu max ${Math.round(Math.max(0, ...g.workers.map((w) => w.cpuMax)) * 100)}%, ` +
       `scheduling lag p99 ${formatUs(g.schedulingLag.p99Us)}, host cpu ${g.hostCpuMean === null ? 'n/a' : `${Math.round(g.hostCpuMean * 100)}%`}` +
-      `, steal ${g.hostStealMean === null ? 'n/a' : `${(g.hostStealMean * 100).toFixed(1)}%`}`,
+      `, steal ${g.hostStealMean === null ? 'n/a' : `${(g.hostStealMean * 100).toFixed(1)}%`}` +
+      (g.hostStealMax !== null && g.hostStealMax > HOST_STEAL_WARN ? ` (worst second ${(g.hostStealMax * 100).toFixed(0)}%)` : ''),
   );
   if (r.reconnect) {
     const rc = r.reconnect;

@@ -84,6 +84,8 @@ export interface GeneratorHealth {
   hostCpuMean: number | null;
   /** Mean host steal (hypervisor) over the window; absent in results written before it existed. */
   hostStealMean?: number | null;
+  /** The window's worst one-second steal; absent in results written before it existed. */
+  hostStealMax?: number | null;
 }
 
 /** One second of one node, as scraped. tSec counts from the run's start. */

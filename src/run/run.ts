@@ -141,6 +141,7 @@ function generatorFromSwarm(r: SwarmResult): GeneratorHealth {
     schedulingLagP99Us: r.generator.schedulingLag.p99Us,
     hostCpuMean: r.generator.hostCpuMean,
     hostStealMean: r.generator.hostStealMean,
+    hostStealMax: r.generator.hostStealMax,
   };
 }
 

@@ -434,6 +434,7 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
   }));
   const hostCpuMean = hostCpuSamples.length > 0 ? round3(mean(hostCpuSamples)) : null;
   const hostStealMean = hostStealSamples.length > 0 ? round3(mean(hostStealSamples)) : null;
+  const hostStealMax = hostStealSamples.length > 0 ? round3(Math.max(...hostStealSamples)) : null;
   const lagSummary = summarize(lag);
   const verdict = decideVerdict({
     attempted: totals.attempted,
@@ -444,6 +445,7 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
     workers: workerSummaries,
     hostCpuMean,
     hostStealMean,
+    hostStealMax,
     lagP99Us: lagSummary.p99Us,
     lateThresholdMs: cfg.lateThresholdMs,
     maxErrorRate: cfg.maxErrorRate,
@@ -495,7 +497,7 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
     ops: opResults,
     errors,
     series,
-    generator: { workers: workerSummaries, schedulingLag: lagSummary, hostCpuMean, hostStealMean },
+    generator: { workers: workerSummaries, schedulingLag: lagSummary, hostCpuMean, hostStealMean, hostStealMax },
     reconnect:
       reconnectOp || errors['ws:tunnel-dropped']
         ? {

@@ -136,6 +136,11 @@ export interface SwarmResult {
     hostCpuMean: number | null;
     /** Mean host steal over the measured window (null where the host does not report it). */
     hostStealMean: number | null;
+    /**
+     * The worst single second's steal in the measured window (null as above). A mean of 0.7% can
+     * be one second at 25%: the lag and latency tails are made of such seconds.
+     */
+    hostStealMax: number | null;
   };
   reconnect: ReconnectCurve | null;
   verdict: Verdict;
@@ -154,6 +159,7 @@ export interface VerdictInput {
   workers: Array<{ cpuMean: number; eldP99MsMax: number; exitedEarly: boolean }>;
   hostCpuMean: number | null;
   hostStealMean: number | null;
+  hostStealMax: number | null;
   lagP99Us: number;
   lateThresholdMs: number;
   maxErrorRate: number;
@@ -191,7 +197,7 @@ export const HOST_STEAL_WARN = 0.01;
  *   10 of them), a worker above 90% of a core, a worker whose event loop stalled over 1 s, or a
  *   worker that died;
  * - host-bound: the host's CPUs were busy above 95% on average, or the hypervisor stole more than
- *   5% of their time (a warning from 1%);
+ *   5% of their time (a warning from 1% on average, or from 5% in any one second);
  * - SUT failed: the error rate exceeded the allowed rate.
  */
 export function decideVerdict(v: VerdictInput): Verdict {
@@ -231,10 +237,15 @@ export function decideVerdict(v: VerdictInput): Verdict {
   }
   const stealPct = v.hostStealMean === null ? '' : (v.hostStealMean * 100).toFixed(1);
   const stolen = v.hostStealMean !== null && v.hostStealMean > HOST_STEAL_LIMIT;
+  // A second over the limit is named beside the mean: steal comes in bursts, and so do tails.
+  const burst = v.hostStealMax !== null && v.hostStealMax > HOST_STEAL_LIMIT ? (v.hostStealMax * 100).toFixed(1) : null;
+  const worst = burst === null ? '' : `, up to ${burst}% in its worst second`;
   if (stolen) {
-    reasons.push(`the hypervisor took ${stealPct}% of this machine's CPU time (steal; limit ${HOST_STEAL_LIMIT * 100}%): the generator and the target stood still for it, so latencies include the neighbours' load`);
+    reasons.push(`the hypervisor took ${stealPct}% of this machine's CPU time${worst} (steal; limit ${HOST_STEAL_LIMIT * 100}%): the generator and the target stood still for it, so latencies include the neighbours' load`);
   } else if (v.hostStealMean !== null && v.hostStealMean > HOST_STEAL_WARN) {
-    warnings.push(`the hypervisor took ${stealPct}% of this machine's CPU time (steal; over ${HOST_STEAL_WARN * 100}%): tail latencies and scheduling lag may include it`);
+    warnings.push(`the hypervisor took ${stealPct}% of this machine's CPU time${worst} (steal; over ${HOST_STEAL_WARN * 100}%): tail latencies and scheduling lag may include it`);
+  } else if (burst !== null) {
+    warnings.push(`the hypervisor took ${burst}% of this machine's CPU time in the worst second (steal; ${stealPct}% over the run): that second's latencies and scheduling lag include it`);
   }
   const hostBound = cpuBound || stolen;
   const finished = v.completed + v.failed;

@@ -30,6 +30,14 @@ describe('rmmscale swarm (the real binary)', () => {
     expect(r.stdout).toMatch(/rate\s+achieved [\d.]+\/s\s+target 30\/s/);
     const result = JSON.parse(readFileSync(json, 'utf8')) as SwarmResult;
     expectTrustedUnlessStolen(r.code, result, r.stderr);
+    // Steal on the summary line: the mean, and the worst second beside it once it passes 1%.
+    const g = result.generator;
+    if (g.hostStealMean === null) expect(r.stdout).toContain(', steal n/a');
+    else {
+      expect(g.hostStealMax).toBeGreaterThanOrEqual(g.hostStealMean);
+      const worst = g.hostStealMax! > 0.01 ? ` (worst second ${(g.hostStealMax! * 100).toFixed(0)}%)` : '';
+      expect(r.stdout).toContain(`, steal ${(g.hostStealMean * 100).toFixed(1)}%${worst}\n`);
+    }
     expect(result.schema).toBe('rmmscale.swarm/1');
     expect(result.ops.checkin.count).toBe(server.counts.get('/agent/v1/checkin'));
     expect(Math.abs(result.ops.checkin.count - 90)).toBeLessThanOrEqual(2);

@@ -10,6 +10,7 @@ const OK: VerdictInput = {
   workers: [{ cpuMean: 0.4, eldP99MsMax: 1.2, exitedEarly: false }],
   hostCpuMean: 0.5,
   hostStealMean: 0.002,
+  hostStealMax: 0.01,
   lagP99Us: 1500,
   lateThresholdMs: 10,
   maxErrorRate: 0.01,
@@ -61,6 +62,24 @@ describe('the verdict', () => {
     expect(some).toMatchObject({ trustworthy: true, hostBound: false, reasons: [] });
     expect(some.warnings).toEqual(["the hypervisor took 5.0% of this machine's CPU time (steal; over 1%): tail latencies and scheduling lag may include it"]);
     expect(decideVerdict({ ...OK, hostStealMean: 0.01 }).warnings).toEqual([]);
-    expect(decideVerdict({ ...OK, hostStealMean: null })).toEqual(decideVerdict(OK));
+    expect(decideVerdict({ ...OK, hostStealMean: null, hostStealMax: null })).toEqual(decideVerdict(OK));
+  });
+
+  it('names the worst second when it went over 5%, and warns of it on its own when the mean stayed low', () => {
+    // 0.7% over the run, 25% in one second: trustworthy, but that second's tail is the neighbours'.
+    const burst = decideVerdict({ ...OK, hostStealMean: 0.007, hostStealMax: 0.25 });
+    expect(burst).toMatchObject({ trustworthy: true, hostBound: false, reasons: [] });
+    expect(burst.warnings).toEqual([
+      "the hypervisor took 25.0% of this machine's CPU time in the worst second (steal; 0.7% over the run): that second's latencies and scheduling lag include it",
+    ]);
+    // Exactly 5% in the worst second: nothing.
+    expect(decideVerdict({ ...OK, hostStealMean: 0.007, hostStealMax: 0.05 }).warnings).toEqual([]);
+    // Beside a warning or a reason, the worst second joins that line rather than adding one.
+    expect(decideVerdict({ ...OK, hostStealMean: 0.02, hostStealMax: 0.12 }).warnings).toEqual([
+      "the hypervisor took 2.0% of this machine's CPU time, up to 12.0% in its worst second (steal; over 1%): tail latencies and scheduling lag may include it",
+    ]);
+    expect(decideVerdict({ ...OK, hostStealMean: 0.083, hostStealMax: 0.3 }).reasons).toEqual([
+      "the hypervisor took 8.3% of this machine's CPU time, up to 30.0% in its worst second (steal; limit 5%): the generator and the target stood still for it, so latencies include the neighbours' load",
+    ]);
   });
 });
