@@ -25,12 +25,15 @@ export interface RemeasureDecision {
 
 /**
  * After `attempts` re-measurements at this load, with the last window untrustworthy: measure again?
- * `hostStealMean` is the last window's (null where the host does not report steal).
+ * `hostStealMean` and `hostStealMax` are the last window's mean and worst second (null where the
+ * host does not report steal). A burst (a second over the verdict's 5%) is waited out like a mean
+ * over 1%: late sends in a window that averaged 0.7% can all be one stolen second's.
  */
-export function remeasureDecision(attempts: number, hostStealMean: number | null): RemeasureDecision {
+export function remeasureDecision(attempts: number, hostStealMean: number | null, hostStealMax: number | null = null): RemeasureDecision {
   const stolen = hostStealMean !== null && hostStealMean > HOST_STEAL_LIMIT;
   const max = stolen ? REMEASURE_MAX_STOLEN : REMEASURE_MAX;
-  return { again: attempts < max, waitForQuiet: hostStealMean !== null && hostStealMean > QUIET_STEAL };
+  const noisy = (hostStealMean !== null && hostStealMean > QUIET_STEAL) || (hostStealMax !== null && hostStealMax > HOST_STEAL_LIMIT);
+  return { again: attempts < max, waitForQuiet: noisy };
 }
 
 export interface QuietWaitResult {

@@ -449,10 +449,10 @@ export async function runScenario(o: RunOptions): Promise<RunOutput> {
           // (src/run/remeasure.ts). An untrustworthy window after that stops the search: it
           // refuses to call that a ceiling.
           for (let attempts = 0; !w.generator.trustworthy; attempts++) {
-            const next = remeasureDecision(attempts, w.generator.hostStealMean ?? null);
+            const next = remeasureDecision(attempts, w.generator.hostStealMean ?? null, w.generator.hostStealMax ?? null);
             if (!next.again) break;
             if (next.waitForQuiet) {
-              log(`${w.label}: not trustworthy; waiting for the host to settle (steal ${((w.generator.hostStealMean ?? 0) * 100).toFixed(1)}% in the window)`);
+              log(`${w.label}: not trustworthy; waiting for the host to settle (steal ${((w.generator.hostStealMean ?? 0) * 100).toFixed(1)}% in the window, ${((w.generator.hostStealMax ?? 0) * 100).toFixed(1)}% in its worst second)`);
               const sampler = new HostCpuSampler();
               const q = await waitForQuietHost({ sample: () => sampler.sample(), sleep: (ms) => new Promise((r) => setTimeout(r, ms)), signal: abort.signal });
               if (abort.signal.aborted) throw new RunAborted();

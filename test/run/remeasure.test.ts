@@ -38,6 +38,10 @@ describe('re-measuring an untrustworthy search window', () => {
     expect(remeasureDecision(0, 0.03)).toEqual({ again: true, waitForQuiet: true });
     expect(remeasureDecision(1, 0.05)).toEqual({ again: false, waitForQuiet: true });
     expect(remeasureDecision(0, 0.01).waitForQuiet).toBe(false);
+    // A burst: 0.7% over the window but 12% in one second is waited out too, with one re-measure.
+    expect(remeasureDecision(0, 0.007, 0.12)).toEqual({ again: true, waitForQuiet: true });
+    expect(remeasureDecision(1, 0.007, 0.12).again).toBe(false);
+    expect(remeasureDecision(0, 0.007, 0.05).waitForQuiet).toBe(false);
   });
 
   it('waits until three consecutive seconds are quiet; a noisy second starts the count again', async () => {
