@@ -59,6 +59,10 @@ export async function benchOpenModel(opts: { ratePerSec: number; durationSec: nu
     hostNote =
       `host steal ${pct(r.generator.hostStealMean)} (worst second ${pct(r.generator.hostStealMax)}), host cpu ${pct(r.generator.hostCpuMean)}; ` +
       `worst second's lag p99 ${lagSeries.length ? Math.max(...lagSeries).toFixed(2) : 'n/a'} ms; ` +
+      // Beside the judged figure, never instead of it: the generator's own precision.
+      (r.generator.schedulingLagStealFree
+        ? `lag p99 over the ${r.generator.schedulingLagStealFree.seconds} of ${r.generator.schedulingLagStealFree.ofSeconds} s free of steal ${(r.generator.schedulingLagStealFree.lag.p99Us / 1000).toFixed(2)} ms; `
+        : '') +
       `verdict ${r.verdict.trustworthy ? 'trustworthy' : `NOT trustworthy (${r.verdict.reasons.join('; ')})`}` +
       (r.verdict.warnings.length ? `, warnings: ${r.verdict.warnings.join('; ')}` : '');
   } finally {

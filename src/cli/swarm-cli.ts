@@ -5,6 +5,7 @@ import { deriveFleet, readIdentityFile, writeIdentityFile } from '../core/identi
 import { resolveSwarmConfig, type SwarmConfig, type SwarmInput } from '../swarm/config.js';
 import { runSwarm } from '../swarm/coordinator.js';
 import { HOST_STEAL_WARN, type SwarmResult } from '../swarm/result.js';
+import type { StealFreeLag } from '../swarm/steal-free-lag.js';
 import { formatUs, ProgressPrinter } from './progress.js';
 
 /**
@@ -70,6 +71,13 @@ function pad(s: string, n: number): string {
   return s.length >= n ? s : s + ' '.repeat(n - s.length);
 }
 
+/** Beside the lag, once steal took some seconds out: the same over the seconds it left alone. */
+function stealFreeLagText(q: StealFreeLag | null): string {
+  if (q === null || q.seconds === q.ofSeconds) return '';
+  if (q.seconds === 0) return ` (no second was free of steal)`;
+  return ` (${formatUs(q.lag.p99Us)} over the ${q.seconds} of ${q.ofSeconds} s free of steal)`;
+}
+
 export function renderSummary(r: SwarmResult): string {
   const s = r.summary;
   const lines: string[] = [];
@@ -93,7 +101,7 @@ export function renderSummary(r: SwarmResult): string {
   const g = r.generator;
   lines.push(
     `generator ${g.workers.length} worker(s), cpu max ${Math.round(Math.max(0, ...g.workers.map((w) => w.cpuMax)) * 100)}%, ` +
-      `scheduling lag p99 ${formatUs(g.schedulingLag.p99Us)}, host cpu ${g.hostCpuMean === null ? 'n/a' : `${Math.round(g.hostCpuMean * 100)}%`}` +
+      `scheduling lag p99 ${formatUs(g.schedulingLag.p99Us)}${stealFreeLagText(g.schedulingLagStealFree)}, host cpu ${g.hostCpuMean === null ? 'n/a' : `${Math.round(g.hostCpuMean * 100)}%`}` +
       `, steal ${g.hostStealMean === null ? 'n/a' : `${(g.hostStealMean * 100).toFixed(1)}%`}` +
       (g.hostStealMax !== null && g.hostStealMax > HOST_STEAL_WARN ? ` (worst second ${(g.hostStealMax * 100).toFixed(0)}%)` : ''),
   );

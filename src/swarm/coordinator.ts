@@ -9,6 +9,7 @@ import type { SwarmConfig } from './config.js';
 import { readCa, type WorkerHealth, type WorkerMessage, type WorkerPlan } from './engine.js';
 import type { RecorderInterval } from './recorder.js';
 import { decideVerdict, ELD_LIMIT_MS, HOST_STEAL_WARN, LATE_FRACTION_LIMIT, SWARM_RESULT_SCHEMA, WORKER_CPU_LIMIT, type OpResult, type SeriesPoint, type SwarmResult, type WorkerSummary } from './result.js';
+import { StealFreeLagAccumulator } from './steal-free-lag.js';
 import { agentsAt, rateAtPerSec } from './schedule.js';
 import { toolVersion } from '../core/version.js';
 import { runnableModulePath } from '../core/module-path.js';
@@ -167,6 +168,7 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
   const ops = new Map<string, OpAccumulator>();
   const errors: Record<string, number> = {};
   const lag = createLatencyHistogram();
+  const lagStealFree = new StealFreeLagAccumulator();
   const series: SeriesPoint[] = [];
   const hostCpuSamples: number[] = [];
   const hostStealSamples: number[] = [];
@@ -277,6 +279,7 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
     if (hc !== null && !warm && index * intervalMs < cfg.profile.durationMs) {
       hostCpuSamples.push(hc.busy);
       hostStealSamples.push(hc.steal);
+      lagStealFree.add(intervalLag, point.hostSteal); // the published (rounded) figure, as in the series
     }
     if (!warm) for (const k of ['target', 'attempted', 'completed', 'failed', 'late', 'dropped'] as const) totals[k] += point[k];
     // Throughput counts completions inside the measured window only: a backlog that drains after
@@ -497,7 +500,7 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
     ops: opResults,
     errors,
     series,
-    generator: { workers: workerSummaries, schedulingLag: lagSummary, hostCpuMean, hostStealMean, hostStealMax },
+    generator: { workers: workerSummaries, schedulingLag: lagSummary, schedulingLagStealFree: lagStealFree.result(), hostCpuMean, hostStealMean, hostStealMax },
     reconnect:
       reconnectOp || errors['ws:tunnel-dropped']
         ? {

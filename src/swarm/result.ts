@@ -3,6 +3,7 @@ import type { LatencySummary } from '../metrics/histogram.js';
 import { describeCheckin } from '../core/units.js';
 import type { SwarmConfig } from './config.js';
 import type { ReconnectCurve } from './reconnect.js';
+import type { StealFreeLag } from './steal-free-lag.js';
 
 /**
  * The swarm's result document, `rmmscale.swarm/1`. Everything after a run (reports, gates, plans)
@@ -133,6 +134,12 @@ export interface SwarmResult {
   generator: {
     workers: WorkerSummary[];
     schedulingLag: LatencySummary;
+    /**
+     * The same over only the measured seconds whose host steal stayed at or under 1%: the
+     * generator's own precision, beside (never instead of) the figure above. null where the host
+     * does not report steal.
+     */
+    schedulingLagStealFree: StealFreeLag | null;
     hostCpuMean: number | null;
     /** Mean host steal over the measured window (null where the host does not report it). */
     hostStealMean: number | null;

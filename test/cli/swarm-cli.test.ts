@@ -37,6 +37,13 @@ describe('rmmscale swarm (the real binary)', () => {
       expect(g.hostStealMax).toBeGreaterThanOrEqual(g.hostStealMean);
       const worst = g.hostStealMax! > 0.01 ? ` (worst second ${(g.hostStealMax! * 100).toFixed(0)}%)` : '';
       expect(r.stdout).toContain(`, steal ${(g.hostStealMean * 100).toFixed(1)}%${worst}\n`);
+      // The lag over the seconds free of steal: every measured second sampled; named on the line
+      // only when steal took some out.
+      const q = g.schedulingLagStealFree!;
+      expect(q.ofSeconds).toBe(3);
+      expect(q.seconds).toBe(result.series.filter((p) => !p.warmup && p.hostSteal !== null && p.hostSteal <= 0.01 && p.tSec <= 3).length);
+      if (q.seconds < q.ofSeconds) expect(r.stdout).toContain(`of ${q.ofSeconds} s free of steal`);
+      else expect(r.stdout).not.toContain('free of steal');
     }
     expect(result.schema).toBe('rmmscale.swarm/1');
     expect(result.ops.checkin.count).toBe(server.counts.get('/agent/v1/checkin'));
