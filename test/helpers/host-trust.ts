@@ -20,3 +20,19 @@ export function expectTrustedUnlessStolen(code: number | null, result: SwarmResu
   expect(code, why).toBe(0);
   expect(result.verdict.trustworthy, why).toBe(true);
 }
+
+/**
+ * The generator kept its schedule (not generator-bound), unless a second of the run lost over the
+ * verdict's 5% to the hypervisor: a frozen VM sends late whatever the generator does, and 10 late
+ * sends (the rule's floor) are 170 ms of a 60/s run. On a host without such a second only
+ * `generatorBound: false` passes.
+ */
+export function expectKeptScheduleUnlessStolen(result: SwarmResult): void {
+  const why = result.verdict.reasons.join('; ');
+  const burst = result.generator.hostStealMax;
+  if (result.verdict.generatorBound && burst !== null && burst > HOST_STEAL_LIMIT) {
+    console.warn(`a second with ${(burst * 100).toFixed(1)}% host steal during this run: generator-bound (${why}) accepted`);
+    return;
+  }
+  expect(result.verdict.generatorBound, why).toBe(false);
+}
