@@ -2,6 +2,7 @@ import autocannon from 'autocannon';
 import { deriveAgent, DEFAULT_SECRET, DEFAULT_SEED } from '../src/core/identity.js';
 import { Rng } from '../src/core/random.js';
 import { PayloadFactory } from '../src/swarm/payloads.js';
+import { fmtPct } from '../src/report/format.js';
 import { runSwarmCli, startMinimalServer, type BenchRow } from './lib.js';
 
 /**
@@ -54,10 +55,9 @@ export async function benchOpenModel(opts: { ratePerSec: number; durationSec: nu
     lagP99Ms = r.generator.schedulingLag.p99Us / 1000;
     achievedByTool = r.summary.achievedRatePerSec;
     // The lag is the host's as much as ours when the hypervisor steals time: say how much it did.
-    const pct = (x: number | null): string => (x === null ? 'n/a' : `${(x * 100).toFixed(1)}%`);
     const lagSeries = r.series.filter((p) => !p.warmup && p.lagP99Us > 0).map((p) => p.lagP99Us / 1000);
     hostNote =
-      `host steal ${pct(r.generator.hostStealMean)} (worst second ${pct(r.generator.hostStealMax)}), host cpu ${pct(r.generator.hostCpuMean)}; ` +
+      `host steal ${fmtPct(r.generator.hostStealMean, 1)} (worst second ${fmtPct(r.generator.hostStealMax, 1)}), host cpu ${fmtPct(r.generator.hostCpuMean, 1)}; ` +
       `worst second's lag p99 ${lagSeries.length ? Math.max(...lagSeries).toFixed(2) : 'n/a'} ms; ` +
       // Beside the judged figure, never instead of it: the generator's own precision.
       (r.generator.schedulingLagStealFree

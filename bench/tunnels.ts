@@ -1,6 +1,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { HostCpuSampler } from '../src/core/host.js';
+import { fmtPct } from '../src/report/format.js';
 import { runSwarmCli, type BenchRow } from './lib.js';
 
 /**
@@ -156,7 +157,6 @@ export async function benchTunnels(o: { agents: number; shards: number; connectR
   }
   const kb = (b: number): number => Math.round((b / o.agents / 1024) * 100) / 100;
   const r2 = (x: number): number => Math.round(x * 100) / 100;
-  const pct = (x: number | null): string => (x === null ? 'n/a' : `${(x * 100).toFixed(1)}%`);
   return [
     { bench: 'tunnels', metric: `concurrent tunnels held (${workers} client processes, ${o.shards} server processes)`, rmmscale: held, peer: peerOpen, peerName: 'bare ws clients', ratio: r2(held / peerOpen), target: `${o.agents}`, pass: held >= o.agents },
     {
@@ -182,7 +182,7 @@ export async function benchTunnels(o: { agents: number; shards: number; connectR
       pass: oursCpu <= 0.1,
       note:
         `workers ${Math.round(oursWorkerCpu * 1000) / 10}% + coordinator ${Math.round(oursCoordinatorCpu * 1000) / 10}%; ` +
-        `host steal in the window: rmmscale ${pct(oursSteal)}, bare ws ${pct(peerSteal)}`,
+        `host steal in the window: rmmscale ${fmtPct(oursSteal, 1)}, bare ws ${fmtPct(peerSteal, 1)}`,
     },
   ];
 }

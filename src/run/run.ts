@@ -18,6 +18,7 @@ import type { CapacityProfile } from '../stack/types.js';
 import { resolveSwarmConfig, type SwarmInput } from '../swarm/config.js';
 import { runSwarm, type ProgressSnapshot } from '../swarm/coordinator.js';
 import type { SwarmResult } from '../swarm/result.js';
+import { fmtPct } from '../report/format.js';
 import { BackgroundTraffic } from './background.js';
 import { remeasureDecision, waitForQuietHost } from './remeasure.js';
 import { NodeCollector, routeStatsForWindow, type CollectedNode, type CounterSnapshot } from './collector.js';
@@ -452,11 +453,11 @@ export async function runScenario(o: RunOptions): Promise<RunOutput> {
             const next = remeasureDecision(attempts, w.generator.hostStealMean ?? null, w.generator.hostStealMax ?? null);
             if (!next.again) break;
             if (next.waitForQuiet) {
-              log(`${w.label}: not trustworthy; waiting for the host to settle (steal ${((w.generator.hostStealMean ?? 0) * 100).toFixed(1)}% in the window, ${((w.generator.hostStealMax ?? 0) * 100).toFixed(1)}% in its worst second)`);
+              log(`${w.label}: not trustworthy; waiting for the host to settle (steal ${fmtPct(w.generator.hostStealMean, 1)} in the window, ${fmtPct(w.generator.hostStealMax, 1)} in its worst second)`);
               const sampler = new HostCpuSampler();
               const q = await waitForQuietHost({ sample: () => sampler.sample(), sleep: (ms) => new Promise((r) => setTimeout(r, ms)), signal: abort.signal });
               if (abort.signal.aborted) throw new RunAborted();
-              const lastText = q.lastSteal === null ? '' : `, steal ${(q.lastSteal * 100).toFixed(1)}% in the last second`;
+              const lastText = q.lastSteal === null ? '' : `, steal ${fmtPct(q.lastSteal, 1)} in the last second`;
               log(q.settled ? `host settled after ${q.waitedMs / 1000} s; measuring it again` : `host still busy after ${q.waitedMs / 1000} s${lastText}; measuring it again anyway`);
               if (!q.settled) warnings.push(`${w.label}: the host did not settle within ${q.waitedMs / 1000} s of waiting${lastText}`);
             } else {
