@@ -15,7 +15,10 @@ import { editDistance } from '../core/edit-distance.js';
  *              | "tier[" tier-name "].ceiling." ( "agents" | "rps" )
  *              | "node[" node-name "]." ( "utilization" | "queue" | "p99" | "cpu" | "rate" )
  *              | "generator.lagP99" ;
- *   stat       = "p50" | "p90" | "p99" | "p999" | "max" | "mean" ;
+ *   stat       = percentile | "max" | "mean" ;
+ *   percentile = "p50" | "p90" | "p95" | "p99" | "p99.9"
+ *              | "p999"                                   (* the older spelling of p99.9 *)
+ *              | "p(" ( "50" | "90" | "95" | "99" | "99.9" ) ")" ;   (* k6's spelling: p(95) *)
  *   op         = "<" | "<=" | ">" | ">=" | "==" | "!=" ;
  *   value      = absolute | relative ;
  *   absolute   = number [ unit ] ;                         (* the unit must fit the metric's kind *)
@@ -27,14 +30,24 @@ import { editDistance } from '../core/edit-distance.js';
  * fraction 0–1 or a percentage; a rate is a bare number or N/s; counts and cores are bare numbers.
  * A sign makes the value relative: `checkin.p99 <= +10%` means "at most 10% above the baseline",
  * while `errors.rate < 0.1%` is absolute. Relative values take <, <=, > or >= only.
+ * A stat's other spellings (p999, p(95)) name the same metric: `checkin.p(95)` is `checkin.p95`.
  */
 
 export type Op = '<' | '<=' | '>' | '>=' | '==' | '!=';
 const OPS: readonly Op[] = ['<', '<=', '>', '>=', '==', '!='];
 const OPS_TEXT = '<, <=, >, >=, ==, !=';
 
-export const LATENCY_STATS = ['p50', 'p90', 'p99', 'p999', 'max', 'mean'] as const;
+export const LATENCY_STATS = ['p50', 'p90', 'p95', 'p99', 'p99.9', 'max', 'mean'] as const;
 export type LatencyStat = (typeof LATENCY_STATS)[number];
+/** The percentiles a result records; each also spelled the k6 way, `p(95)`. */
+const PERCENTILES = ['p50', 'p90', 'p95', 'p99', 'p99.9'] as const satisfies readonly LatencyStat[];
+const K6_PERCENTILES = PERCENTILES.map((st) => `p(${st.slice(1)})`);
+/** Every accepted spelling of a stat → the stat: itself, `p999` (older) and k6's `p(N)`. */
+const STAT_SPELLINGS: ReadonlyMap<string, LatencyStat> = new Map<string, LatencyStat>([
+  ...LATENCY_STATS.map((st) => [st, st] as const),
+  ['p999', 'p99.9'],
+  ...PERCENTILES.map((st, i) => [K6_PERCENTILES[i], st] as const),
+]);
 export const NODE_FIELDS = ['utilization', 'queue', 'p99', 'cpu', 'rate'] as const;
 export type NodeField = (typeof NODE_FIELDS)[number];
 
@@ -52,7 +65,11 @@ export type MetricRef =
   | { kind: 'generator'; field: 'lagP99' };
 
 export interface Metric {
-  /** As written, e.g. `node[web-agent-1].utilization`; also the key --threshold overrides by. */
+  /**
+   * As written, e.g. `node[web-agent-1].utilization`, with a stat's other spelling made canonical
+   * (`checkin.p(95)` → `checkin.p95`, `latency.p999` → `latency.p99.9`); the key --threshold
+   * overrides by, so `checkin.p(99)` replaces a scenario's `checkin.p99`.
+   */
   name: string;
   ref: MetricRef;
   /** latency: ms; ratio: a fraction; count; rate: per second; cores. */
@@ -95,8 +112,10 @@ for (const stat of LATENCY_STATS) FIXED[`latency.${stat}`] = { ref: { kind: 'lat
 
 const NODE_KIND: Record<NodeField, ValueKind> = { utilization: 'ratio', queue: 'count', p99: 'latency', cpu: 'cores', rate: 'rate' };
 
+const STATS_TEXT = `${LATENCY_STATS.join('|')} (or k6's ${K6_PERCENTILES.join('|')})`;
+
 export const KNOWN_METRICS_TEXT =
-  'OP.p50|p90|p99|p999|max|mean (OP: an operation such as checkin, heartbeat, inventory), latency.STAT, errors.rate|count, ' +
+  `OP.STAT (OP: an operation such as checkin, heartbeat, inventory; STAT: ${STATS_TEXT}), latency.STAT, errors.rate|count, ` +
   'throughput.achieved|offered, ceiling.agents|rps, tier[TIER].ceiling.agents|rps, node[NAME].utilization|queue|p99|cpu|rate, generator.lagP99';
 
 const OP_NAME_RE = /^[A-Za-z][A-Za-z0-9_-]*$/;
@@ -159,12 +178,22 @@ function parseMetric(name: string, fail: (detail: string) => never): Metric {
   }
   const fixed = FIXED[name];
   if (fixed) return { name, ref: fixed.ref, valueKind: fixed.kind };
-  const parts = name.split('.');
-  if (parts.length === 2 && !RESERVED.has(parts[0]) && OP_NAME_RE.test(parts[0]) && (LATENCY_STATS as readonly string[]).includes(parts[1])) {
-    return { name, ref: { kind: 'op-latency', op: parts[0], stat: parts[1] as LatencyStat }, valueKind: 'latency' };
+  // OP.STAT or latency.STAT: an op name has no dot, so the stat is everything after the first one.
+  const dot = name.indexOf('.');
+  const head = dot < 0 ? name : name.slice(0, dot);
+  const isOp = !RESERVED.has(head) && OP_NAME_RE.test(head);
+  if (dot > 0 && (isOp || head === 'latency')) {
+    const statText = name.slice(dot + 1);
+    const stat = STAT_SPELLINGS.get(statText);
+    if (stat) {
+      const ref: MetricRef = isOp ? { kind: 'op-latency', op: head, stat } : { kind: 'latency', stat };
+      return { name: `${head}.${stat}`, ref, valueKind: 'latency' };
+    }
+    if (/^p\(.*\)$/.test(statText)) {
+      return fail(`unknown metric ${JSON.stringify(name)}; percentiles: ${K6_PERCENTILES.join(', ')} (or ${PERCENTILES.join(', ')}); other stats: max, mean`);
+    }
   }
-  const head = parts[0];
-  const opGuesses = !RESERVED.has(head) && OP_NAME_RE.test(head) ? LATENCY_STATS.map((st) => `${head}.${st}`) : [];
+  const opGuesses = isOp ? LATENCY_STATS.map((st) => `${head}.${st}`) : [];
   return fail(unknownMetric(name, opGuesses));
 }
 

@@ -21,7 +21,8 @@ import { ThresholdError, type LatencyStat, type Threshold } from './grammar.js';
  *   generator.lagP99           windows[headline.windowIndex].generator.schedulingLagP99Us
  *
  * A threshold that cannot apply to this kind of run (an operation, node or tier it does not have, a
- * ceiling on a staged run, a utilization on a node without a profile) throws: that is bad input.
+ * ceiling on a staged run, a utilization on a node without a profile, a p95 in a result written
+ * before p95 was recorded) throws: that is bad input.
  * A number the run should have produced but did not (no headline window, a search that found no
  * ceiling) resolves to null with the reason: the measurement is incomplete.
  */
@@ -32,7 +33,7 @@ export interface Resolved {
   note: string | null;
 }
 
-const STAT_FIELD: Record<LatencyStat, keyof LatencySummary> = { p50: 'p50Us', p90: 'p90Us', p99: 'p99Us', p999: 'p999Us', max: 'maxUs', mean: 'meanUs' };
+const STAT_FIELD: Record<LatencyStat, keyof LatencySummary> = { p50: 'p50Us', p90: 'p90Us', p95: 'p95Us', p99: 'p99Us', 'p99.9': 'p999Us', max: 'maxUs', mean: 'meanUs' };
 
 const ok = (value: number, note: string | null = null): Resolved => ({ value, note });
 const none = (note: string): Resolved => ({ value: null, note });
@@ -75,6 +76,12 @@ export function resolveMetric(result: RunResult, file: string, t: Threshold): Re
   const headline = result.headline;
   if (!headline) return none(`${file}: no headline window (the run measured nothing)`);
   const client = headline.client;
+  /** A stat in ms. A result written before p95 was recorded has none: the threshold cannot apply. */
+  const statMs = (l: LatencySummary, stat: LatencyStat, path: string): number => {
+    const v = l[STAT_FIELD[stat]];
+    if (typeof v !== 'number') return fail(`${file} has no ${stat} (${path}.${STAT_FIELD[stat]} is missing: an older rmmscale wrote it); rerun to gate on ${stat}, or use p90 or p99`);
+    return v / 1000;
+  };
   switch (ref.kind) {
     case 'op-latency': {
       const op = client.ops[ref.op];
@@ -84,11 +91,11 @@ export function resolveMetric(result: RunResult, file: string, t: Threshold): Re
         return fail(`no operation ${JSON.stringify(ref.op)} in ${file} (headline.client.ops: ${names.join(', ') || 'none'})${near ? `; did you mean ${JSON.stringify(near)}?` : ''}`);
       }
       if (op.latency.count === 0) return none(`${file}: no ${ref.op} requests completed in the headline window`);
-      return ok(op.latency[STAT_FIELD[ref.stat]] / 1000);
+      return ok(statMs(op.latency, ref.stat, `headline.client.ops.${ref.op}.latency`));
     }
     case 'latency':
       if (client.latency.count === 0) return none(`${file}: no requests completed in the headline window`);
-      return ok(client.latency[STAT_FIELD[ref.stat]] / 1000);
+      return ok(statMs(client.latency, ref.stat, 'headline.client.latency'));
     case 'errors':
       return ok(ref.field === 'rate' ? client.errorRate : client.failed);
     case 'throughput':

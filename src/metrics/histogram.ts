@@ -183,25 +183,32 @@ export function mergeEncoded(encoded: Iterable<string>): LatencyHistogram {
   return out;
 }
 
+/**
+ * A histogram in numbers, microseconds. `summarize` fills every field; a summary read back from a
+ * result file written before p95 was recorded has no `p95Us`, so readers treat it as missing.
+ */
 export interface LatencySummary {
   count: number;
   minUs: number;
   meanUs: number;
   p50Us: number;
   p90Us: number;
+  /** Absent in results written before p95 was recorded: show "–", never 0. */
+  p95Us?: number;
   p99Us: number;
   p999Us: number;
   maxUs: number;
 }
 
 export function summarize(h: LatencyHistogram): LatencySummary {
-  if (h.totalCount === 0) return { count: 0, minUs: 0, meanUs: 0, p50Us: 0, p90Us: 0, p99Us: 0, p999Us: 0, maxUs: 0 };
+  if (h.totalCount === 0) return { count: 0, minUs: 0, meanUs: 0, p50Us: 0, p90Us: 0, p95Us: 0, p99Us: 0, p999Us: 0, maxUs: 0 };
   return {
     count: h.totalCount,
     minUs: h.minNonZeroValue,
     meanUs: Math.round(h.mean * 10) / 10,
     p50Us: h.getValueAtPercentile(50),
     p90Us: h.getValueAtPercentile(90),
+    p95Us: h.getValueAtPercentile(95),
     p99Us: h.getValueAtPercentile(99),
     p999Us: h.getValueAtPercentile(99.9),
     // The bucket's top (within 0.1%): the same whether or not the histogram went through a merge.

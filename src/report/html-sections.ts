@@ -97,11 +97,7 @@ export function latencySection(r: RunResult): string {
     name,
     fmtCount(s.count),
     fmtPct(s.errorRate),
-    fmtUs(s.latency.p50Us),
-    fmtUs(s.latency.p90Us),
-    fmtUs(s.latency.p99Us),
-    fmtUs(s.latency.p999Us),
-    fmtUs(s.latency.maxUs),
+    ...[s.latency.p50Us, s.latency.p90Us, s.latency.p95Us, s.latency.p99Us, s.latency.p999Us, s.latency.maxUs].map(fmtUs),
     svc,
   ];
   const rows = [row('all operations', h.client, '–'), ...Object.entries(h.client.ops).map(([op, s]) => row(op, s, fmtUs(s.serviceTime.p99Us)))];
@@ -118,7 +114,7 @@ export function latencySection(r: RunResult): string {
   const w = headlineWindow(r);
   return `<section id="latency"><h2>Key latencies${w ? ` at the headline window #${w.index} (${esc(w.label)})` : ' (all measured windows merged)'}</h2>
 <p>Client side, from the intended send time (coordinated omission corrected); the last column is the p99 from the actual send time.</p>
-${table(['operation', 'requests', 'errors', 'p50', 'p90', 'p99', 'p99.9', 'max', 'service p99'], rows)}${erlang}</section>`;
+${table(['operation', 'requests', 'errors', 'p50', 'p90', 'p95', 'p99', 'p99.9', 'max', 'service p99'], rows)}${erlang}</section>`;
 }
 
 export function windowsSection(r: RunResult): string {

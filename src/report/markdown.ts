@@ -23,7 +23,7 @@ function mdTable(head: string[], align: Array<'l' | 'r'>, rows: string[][]): str
 
 function latencyRow(name: string, s: { count: number; errorRate: number; latency: LatencySummary }): string[] {
   const l = s.latency;
-  return [name, fmtCount(s.count), fmtPct(s.errorRate), fmtUs(l.p50Us), fmtUs(l.p90Us), fmtUs(l.p99Us), fmtUs(l.p999Us), fmtUs(l.maxUs)];
+  return [name, fmtCount(s.count), fmtPct(s.errorRate), ...[l.p50Us, l.p90Us, l.p95Us, l.p99Us, l.p999Us, l.maxUs].map(fmtUs)];
 }
 
 export function renderMarkdown(r: RunResult): string {
@@ -58,8 +58,8 @@ export function renderMarkdown(r: RunResult): string {
     out.push(`### Key latencies${w ? ` at ${fmtCount(w.agents)} agents (window #${w.index}, ${mdEsc(w.label)})` : ''}`, '');
     out.push(
       mdTable(
-        ['Operation', 'Requests', 'Errors', 'p50', 'p90', 'p99', 'p99.9', 'max'],
-        ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+        ['Operation', 'Requests', 'Errors', 'p50', 'p90', 'p95', 'p99', 'p99.9', 'max'],
+        ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
         [latencyRow('all', h.client), ...Object.entries(h.client.ops).map(([op, x]) => latencyRow(op, x))],
       ),
       '',

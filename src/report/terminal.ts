@@ -42,11 +42,14 @@ export function terminalSummary(r: RunResult): string {
     const w = headlineWindow(r);
     // "requests" = the requests the latency columns describe (completed + failed in the window), for
     // every row alike; the client's `count` is sends attempted, which differs at the window's edges.
-    const rows = [['all', h.client] as const, ...Object.entries(h.client.ops)].map(([op, x]) => [op, fmtCount(x.completed + x.failed), fmtPct(x.errorRate), fmtUs(x.latency.p50Us), fmtUs(x.latency.p99Us), fmtUs(x.latency.p999Us), fmtUs(x.latency.maxUs)]);
+    const rows = [['all', h.client] as const, ...Object.entries(h.client.ops)].map(([op, x]) => {
+      const l = x.latency;
+      return [op, fmtCount(x.completed + x.failed), fmtPct(x.errorRate), ...[l.p50Us, l.p90Us, l.p95Us, l.p99Us, l.p999Us, l.maxUs].map(fmtUs)];
+    });
     out.push(
       '',
       `latency${w ? ` at ${fmtCount(w.agents)} agents (window #${w.index})` : ''}, SLO p99 ${r.slo.p99Ms} ms; achieved ${fmtRate(h.client.achievedRatePerSec)} of ${fmtRate(h.client.offeredRatePerSec)} offered`,
-      textTable(['op', 'requests', 'errors', 'p50', 'p99', 'p99.9', 'max'], rows, [false, true, true, true, true, true, true]),
+      textTable(['op', 'requests', 'errors', 'p50', 'p90', 'p95', 'p99', 'p99.9', 'max'], rows, [false, true, true, true, true, true, true, true, true]),
     );
   }
   if (r.plan) {

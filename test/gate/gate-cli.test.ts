@@ -75,7 +75,7 @@ describe('rmmscale gate: exit codes from the real binary', () => {
   it.each([
     [['--threshold', 'checkin.p99 < fast'], '--threshold "checkin.p99 < fast": expected a duration like 500ms after "<", got "fast"'],
     [['--threshold', 'checkin.p99 <= +10%'], '--threshold "checkin.p99 <= +10%": a baseline-relative value (+10%) needs --baseline BASE.json'],
-    [['--threshold', 'checkin.p98 < 1s'], '--threshold "checkin.p98 < 1s": unknown metric "checkin.p98"; did you mean "checkin.p90" or "checkin.p99"?'],
+    [['--threshold', 'checkin.p98 < 1s'], '--threshold "checkin.p98 < 1s": unknown metric "checkin.p98"; did you mean "checkin.p90" or "checkin.p95" or "checkin.p99"?'],
     [['--threshold', 'chekin.p99 < 1s'], 'CUR: no operation "chekin" in CUR (headline.client.ops: checkin, heartbeat); did you mean "checkin"?'],
     [['--threshold', 'errors.count == 0', '--inconclusive', 'maybe'], '--inconclusive: expected pass or fail, got "maybe"'],
     [['--threshold', 'errors.count == 0', '--noise', 'lots'], '--noise: expected a run-to-run variation like "5%" (0% to 100%), got "lots"'],

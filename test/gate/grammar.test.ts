@@ -2,14 +2,19 @@ import { describe, expect, it } from 'vitest';
 import { formatMetricValue, parseThreshold, ThresholdError } from '../../src/gate/grammar.js';
 
 const KNOWN =
-  'OP.p50|p90|p99|p999|max|mean (OP: an operation such as checkin, heartbeat, inventory), latency.STAT, errors.rate|count, ' +
+  "OP.STAT (OP: an operation such as checkin, heartbeat, inventory; STAT: p50|p90|p95|p99|p99.9|max|mean (or k6's p(50)|p(90)|p(95)|p(99)|p(99.9))), latency.STAT, errors.rate|count, " +
   'throughput.achieved|offered, ceiling.agents|rps, tier[TIER].ceiling.agents|rps, node[NAME].utilization|queue|p99|cpu|rate, generator.lagP99';
 
 describe('threshold grammar: valid expressions', () => {
   it.each([
     ['checkin.p99 < 500ms', { kind: 'op-latency', op: 'checkin', stat: 'p99' }, 'latency', '<', { kind: 'absolute', value: 500 }],
     ['heartbeat.p50<=2s', { kind: 'op-latency', op: 'heartbeat', stat: 'p50' }, 'latency', '<=', { kind: 'absolute', value: 2000 }],
-    ['inventory.p999 < 250us', { kind: 'op-latency', op: 'inventory', stat: 'p999' }, 'latency', '<', { kind: 'absolute', value: 0.25 }],
+    ['inventory.p999 < 250us', { kind: 'op-latency', op: 'inventory', stat: 'p99.9' }, 'latency', '<', { kind: 'absolute', value: 0.25 }],
+    ['checkin.p95 < 800ms', { kind: 'op-latency', op: 'checkin', stat: 'p95' }, 'latency', '<', { kind: 'absolute', value: 800 }],
+    ['checkin.p99.9 < 2s', { kind: 'op-latency', op: 'checkin', stat: 'p99.9' }, 'latency', '<', { kind: 'absolute', value: 2000 }],
+    ['latency.p95 <= +10%', { kind: 'latency', stat: 'p95' }, 'latency', '<=', { kind: 'relative', changePct: 10, ratio: 1.1 }],
+    ['latency.p99.9<1.5s', { kind: 'latency', stat: 'p99.9' }, 'latency', '<', { kind: 'absolute', value: 1500 }],
+    ['latency.p999 < 3s', { kind: 'latency', stat: 'p99.9' }, 'latency', '<', { kind: 'absolute', value: 3000 }],
     ['command-result.mean < 1.5s', { kind: 'op-latency', op: 'command-result', stat: 'mean' }, 'latency', '<', { kind: 'absolute', value: 1500 }],
     ['latency.max <= 3s', { kind: 'latency', stat: 'max' }, 'latency', '<=', { kind: 'absolute', value: 3000 }],
     ['latency.p90 < 800µs', { kind: 'latency', stat: 'p90' }, 'latency', '<', { kind: 'absolute', value: 0.8 }],
@@ -48,6 +53,37 @@ describe('threshold grammar: valid expressions', () => {
   });
 });
 
+describe("threshold grammar: k6's p(N) and the older p999 name the same stat", () => {
+  it.each([
+    ['checkin.p(50) < 200ms', 'checkin.p50', 'p50'],
+    ['checkin.p(90) < 400ms', 'checkin.p90', 'p90'],
+    ['checkin.p(95) < 800ms', 'checkin.p95', 'p95'],
+    ['checkin.p(99) < 1s', 'checkin.p99', 'p99'],
+    ['checkin.p(99.9) < 2s', 'checkin.p99.9', 'p99.9'],
+    ['checkin.p999 < 2s', 'checkin.p99.9', 'p99.9'],
+  ] as const)('%s is %s', (text, name, stat) => {
+    const t = parseThreshold(text, '--threshold');
+    expect(t.metric).toEqual({ name, ref: { kind: 'op-latency', op: 'checkin', stat }, valueKind: 'latency' });
+    expect(t.text).toBe(text);
+  });
+
+  it.each([
+    ['latency.p(50) < 200ms', 'latency.p50', 'p50'],
+    ['latency.p(90) < 400ms', 'latency.p90', 'p90'],
+    ['latency.p(95) < 800ms', 'latency.p95', 'p95'],
+    ['latency.p(99) < 1s', 'latency.p99', 'p99'],
+    ['latency.p(99.9) < 2s', 'latency.p99.9', 'p99.9'],
+    ['latency.p999 < 2s', 'latency.p99.9', 'p99.9'],
+  ] as const)('%s is %s', (text, name, stat) => {
+    expect(parseThreshold(text, '--threshold').metric).toEqual({ name, ref: { kind: 'latency', stat }, valueKind: 'latency' });
+  });
+
+  it('parses k6 spellings with the operator right after them, and keeps their value and unit rules', () => {
+    expect(parseThreshold('heartbeat.p(95)<=+5%', 'x')).toMatchObject({ op: '<=', value: { kind: 'relative', changePct: 5 }, metric: { name: 'heartbeat.p95' } });
+    expect(() => parseThreshold('checkin.p(95) < 800', 'x')).toThrow('x "checkin.p(95) < 800": expected a duration like 500ms after "<", got "800" (checkin.p95 is a latency: give a unit, us, ms or s)');
+  });
+});
+
 describe('threshold grammar: malformed expressions get one exact line', () => {
   const T = '--threshold';
   it.each([
@@ -62,14 +98,19 @@ describe('threshold grammar: malformed expressions get one exact line', () => {
     ['checkin.p99 => 500ms', 'expected an operator (<, <=, >, >=, ==, !=) after "checkin.p99", got "=>"'],
     ['checkin.p99 = 500ms', 'expected an operator (<, <=, >, >=, ==, !=) after "checkin.p99", got "="'],
     ['< 500ms', 'expected a metric like checkin.p99 before "<", got nothing'],
-    ['checkin.p98 < 500ms', 'unknown metric "checkin.p98"; did you mean "checkin.p90" or "checkin.p99"?'],
-    ['checkin.p9 < 500ms', 'unknown metric "checkin.p9"; did you mean "checkin.p90" or "checkin.p99" or "checkin.p999"?'],
+    ['checkin.p98 < 500ms', 'unknown metric "checkin.p98"; did you mean "checkin.p90" or "checkin.p95" or "checkin.p99"?'],
+    ['checkin.p9 < 500ms', 'unknown metric "checkin.p9"; did you mean "checkin.p90" or "checkin.p95" or "checkin.p99" or "checkin.p99.9"?'],
+    ['checkin.p(97) < 800ms', 'unknown metric "checkin.p(97)"; percentiles: p(50), p(90), p(95), p(99), p(99.9) (or p50, p90, p95, p99, p99.9); other stats: max, mean'],
+    ['latency.p(99.99) < 2s', 'unknown metric "latency.p(99.99)"; percentiles: p(50), p(90), p(95), p(99), p(99.9) (or p50, p90, p95, p99, p99.9); other stats: max, mean'],
+    ['checkin.p(95 < 800ms', 'unknown metric "checkin.p(95"; did you mean "checkin.p95"?'],
+    ['checkin.p(999) < 2s', 'unknown metric "checkin.p(999)"; percentiles: p(50), p(90), p(95), p(99), p(99.9) (or p50, p90, p95, p99, p99.9); other stats: max, mean'],
     ['generator.lagp99 < 2ms', 'unknown metric "generator.lagp99"; did you mean "generator.lagP99"?'],
     ['ceiling.agent >= 40000', 'unknown metric "ceiling.agent"; did you mean "ceiling.agents"?'],
     ['errors.ratio < 1%', 'unknown metric "errors.ratio"; did you mean "errors.rate"?'],
     ['node[web-1].util < 0.8', 'unknown metric "node[web-1].util"; did you mean "node[web-1].utilization"?'],
     ['cpu < 2', `unknown metric "cpu"; known: ${KNOWN}`],
-    ['latency.p99.ms < 5ms', `unknown metric "latency.p99.ms"; known: ${KNOWN}`],
+    ['latency.p99.ms < 5ms', 'unknown metric "latency.p99.ms"; did you mean "latency.p99.9"?'],
+    ['latency.p99.ms.x < 5ms', `unknown metric "latency.p99.ms.x"; known: ${KNOWN}`],
     ['tier[web].ceiling.agents >= 100', 'unknown tier "web"; tiers: single, proxy, web-agent, web-user, app, db, relay'],
     ['node[].utilization < 0.8', 'expected a node name inside node[…], got nothing'],
     ['node[web-1.utilization < 0.8', 'expected "]" to close "node[" in "node[web-1.utilization"'],

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseThreshold } from '../../src/gate/grammar.js';
+import { loadRun } from '../../src/gate/gate.js';
 import { resolveMetric } from '../../src/gate/resolve.js';
 import { histogramOf, latenciesWithP99, runResult } from './fixtures.js';
 
@@ -27,7 +28,13 @@ describe('resolveMetric against a fixture result.json', () => {
     ['checkin.p50 < 1s', hc.p50Us / 1000],
     ['checkin.p90 < 1s', hc.p90Us / 1000],
     ['checkin.p99 < 1s', hc.p99Us / 1000],
+    ['checkin.p95 < 1s', hc.p95Us! / 1000],
+    ['checkin.p(95) < 1s', hc.p95Us! / 1000],
+    ['checkin.p99.9 < 1s', hc.p999Us / 1000],
+    ['checkin.p(99.9) < 1s', hc.p999Us / 1000],
     ['checkin.p999 < 1s', hc.p999Us / 1000],
+    ['latency.p95 < 1s', all.p95Us! / 1000],
+    ['latency.p(99.9) < 1s', all.p999Us / 1000],
     ['checkin.max < 1s', hc.maxUs / 1000],
     ['checkin.mean < 1s', hc.meanUs / 1000],
     ['heartbeat.p99 < 1s', histogramOf(heartbeat).summary.p99Us / 1000],
@@ -49,6 +56,8 @@ describe('resolveMetric against a fixture result.json', () => {
 
   it('reads latencies from the real histograms: the p99 is the constructed one within HDR precision (0.1%)', () => {
     expect(Math.abs(resolve(r, 'checkin.p99 < 1s').value! - 400) / 400).toBeLessThan(0.001);
+    // The 95th of 100 values: 400 × 95/99 ms.
+    expect(Math.abs(resolve(r, 'checkin.p95 < 1s').value! - (400 * 95) / 99) / ((400 * 95) / 99)).toBeLessThan(0.001);
     // Two routes merged exactly: 200 requests, the p99 is the third-slowest (19.8 ms of the 20 ms route).
     expect(Math.abs(resolve(r, 'node[web-agent-1].p99 < 1s').value! - (20 * 98) / 99) / 19.8).toBeLessThan(0.001);
   });
@@ -114,5 +123,31 @@ describe('resolveMetric: what a run did not measure', () => {
     const r = runResult({ schedulingLagP99Us: 2500 });
     r.headline!.windowIndex = null;
     expect(resolve(r, 'generator.lagP99 < 2ms')).toEqual({ value: 2.5, note: "cur.json: the worst window's lag (no single headline window)" });
+  });
+});
+
+describe('resolveMetric: a result.json written before p95 was recorded', () => {
+  // The committed CI baseline predates p95: its latency summaries have no p95Us.
+  const old = loadRun('baselines/ci-gate/run-1/result.json', '--baseline');
+  const file = 'baselines/ci-gate/run-1/result.json';
+  const resolveOld = (text: string) => resolveMetric(old.result, file, parseThreshold(text, '--threshold'));
+
+  it('has no p95Us (the premise)', () => {
+    expect(old.result.headline!.client.ops.checkin.latency).not.toHaveProperty('p95Us');
+  });
+
+  it.each([
+    ['checkin.p95 < 800ms', `${file} has no p95 (headline.client.ops.checkin.latency.p95Us is missing: an older rmmscale wrote it); rerun to gate on p95, or use p90 or p99`],
+    ['checkin.p(95) < 800ms', `${file} has no p95 (headline.client.ops.checkin.latency.p95Us is missing: an older rmmscale wrote it); rerun to gate on p95, or use p90 or p99`],
+    ['latency.p95 <= +10%', `${file} has no p95 (headline.client.latency.p95Us is missing: an older rmmscale wrote it); rerun to gate on p95, or use p90 or p99`],
+  ])('%s: bad input, one line', (text, detail) => {
+    expect(() => resolveOld(text)).toThrow(`--threshold ${JSON.stringify(text)}: ${detail}`);
+  });
+
+  it('still answers every stat it has, in any spelling', () => {
+    expect(resolveOld('checkin.p99 < 1s')).toEqual({ value: 508.927, note: null });
+    expect(resolveOld('checkin.p(99) < 1s')).toEqual({ value: 508.927, note: null });
+    expect(resolveOld('checkin.p(99.9) < 1s')).toEqual({ value: 641.023, note: null });
+    expect(resolveOld('checkin.p90 < 1s')).toEqual({ value: 319.743, note: null });
   });
 });

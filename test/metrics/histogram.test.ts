@@ -31,6 +31,21 @@ describe('HDR histograms (µs)', () => {
     expect(summarize(merged)).toEqual(summarize(whole));
   });
 
+  it('summarizes a known histogram exactly: p50, p90, p95, p99, p99.9 and max', () => {
+    // 1..1000 µs, one each: below 2048 µs every value has its own bucket, so percentiles are exact.
+    const even = createLatencyHistogram();
+    for (let us = 1; us <= 1000; us++) recordUs(even, us);
+    expect(summarize(even)).toEqual({ count: 1000, minUs: 1, meanUs: 500.5, p50Us: 500, p90Us: 900, p95Us: 950, p99Us: 990, p999Us: 999, maxUs: 1000 });
+    // A tail that starts between p90 and p95: 930 requests at 100 µs, 70 at 1500 µs. p90 is still
+    // 100 µs; p95 (the 950th) is in the tail.
+    const tail = createLatencyHistogram();
+    for (let i = 0; i < 930; i++) recordUs(tail, 100);
+    for (let i = 0; i < 70; i++) recordUs(tail, 1500);
+    expect(summarize(tail)).toMatchObject({ count: 1000, p50Us: 100, p90Us: 100, p95Us: 1500, p99Us: 1500, maxUs: 1500 });
+    // Empty: zeros, p95 included.
+    expect(summarize(createLatencyHistogram())).toEqual({ count: 0, minUs: 0, meanUs: 0, p50Us: 0, p90Us: 0, p95Us: 0, p99Us: 0, p999Us: 0, maxUs: 0 });
+  });
+
   it('survives an encode/decode round trip bit for bit', () => {
     const h = createLatencyHistogram();
     for (const v of [1, 7, 250, 12_345, 999_999, 3_600_000_000]) recordUs(h, v);

@@ -296,3 +296,11 @@ export function buildResult(opts: Partial<FixtureOptions> = {}): RunResult {
   // What a report reads is the file: Infinity becomes null, undefined keys vanish.
   return JSON.parse(JSON.stringify(result)) as RunResult;
 }
+
+/**
+ * The same result as an rmmscale from before p95 was recorded wrote it: no `p95Us` in any latency
+ * summary (client, per operation, service time, node routes). Everything else unchanged.
+ */
+export function withoutP95(r: RunResult): RunResult {
+  return JSON.parse(JSON.stringify(r, (k, v: unknown) => (k === 'p95Us' ? undefined : v))) as RunResult;
+}

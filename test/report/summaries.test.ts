@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { createLatencyHistogram, recordUs } from '../../src/metrics/histogram.js';
+import { createLatencyHistogram, decodeHistogram, recordUs } from '../../src/metrics/histogram.js';
 import { chartData, spectrumPoints } from '../../src/report/chart-data.js';
+import { fmtUs } from '../../src/report/format.js';
+import { latencySection } from '../../src/report/html-sections.js';
 import { renderMarkdown, terminalSummary, verdictOf } from '../../src/report/index.js';
-import { buildResult } from './fixtures.js';
+import { buildResult, withoutP95 } from './fixtures.js';
 
 const search = buildResult();
 const staged = buildResult({ search: false, nodes: false, plan: false, fit: false });
@@ -111,7 +113,7 @@ describe('terminal summary', () => {
       '  db           21,400    900  estimated: utilization 0.30 at the ceiling',
       '  * limiting tier: web-agent',
     ]);
-    expect(t).toContain('  op         requests  errors      p50     p99   p99.9     max');
+    expect(t).toContain('  op         requests  errors      p50      p90     p95     p99   p99.9     max');
     expect(t).toContain('plan for 20,000 agents: NOT feasible; web-agent ×9, app ×1, db ×1');
   });
 
@@ -120,6 +122,59 @@ describe('terminal summary', () => {
     expect(t).toMatch(/^UNTRUSTWORTHY: /);
     expect(t).toContain('!! NOT TRUSTWORTHY: the load generator or the host saturated');
     expect(t).toContain('  - window 4 (bisect 7000 agents): generator-bound: 4.0% of sends');
+  });
+});
+
+describe('latency tables: p50, p90, p95, p99, p99.9 and max, in every report', () => {
+  // The headline window of the search fixture (seeded: the same numbers every run).
+  const checkin = search.headline!.client.ops.checkin;
+  /** A percentile straight from the operation's stored histogram, as the tables print it. */
+  const fromHistogram = (op: string, p: number): string => fmtUs(decodeHistogram(search.headline!.client.ops[op].histograms.corrected).getValueAtPercentile(p));
+
+  it('the p95 column is the histogram\'s p95: between p90 and p99, a value of its own', () => {
+    expect(checkin.latency.p95Us).toBe(102_143);
+    for (const op of ['checkin', 'heartbeat', 'inventory']) {
+      const l = search.headline!.client.ops[op].latency;
+      expect(fmtUs(l.p95Us)).toBe(fromHistogram(op, 95));
+      expect(l.p95Us).toBeGreaterThan(l.p90Us);
+      expect(l.p95Us).toBeLessThan(l.p99Us);
+    }
+  });
+
+  it('terminal: the columns in order, aligned, with the fixture\'s values', () => {
+    const t = terminalSummary(search).split('\n');
+    const head = t.indexOf('  op         requests  errors      p50      p90     p95     p99   p99.9     max');
+    expect(head).toBeGreaterThan(0);
+    expect(t.slice(head + 1, head + 5)).toEqual([
+      '  all           1,950   0.00%  27.9 ms  82.7 ms  103 ms  158 ms  252 ms  267 ms',
+      '  checkin       1,170   0.00%  26.9 ms  81.3 ms  102 ms  162 ms  225 ms  252 ms',
+      '  heartbeat       585   0.00%  27.5 ms  82.9 ms  102 ms  160 ms  267 ms  267 ms',
+      '  inventory       195   0.00%  33.0 ms  85.7 ms  108 ms  135 ms  154 ms  154 ms',
+    ]);
+    expect(t[head + 2].split(/\s{2,}/).slice(4, 10)).toEqual([50, 90, 95, 99, 99.9, 100].map((p) => fromHistogram('checkin', p)));
+  });
+
+  it('Markdown: a p95 column between p90 and p99', () => {
+    const md = renderMarkdown(search);
+    expect(md).toContain('| Operation | Requests | Errors | p50 | p90 | p95 | p99 | p99.9 | max |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+    expect(md).toContain('| checkin | 1,170 | 0.00% | 26.9 ms | 81.3 ms | 102 ms | 162 ms | 225 ms | 252 ms |');
+    expect(md).toContain('| inventory | 195 | 0.00% | 33.0 ms | 85.7 ms | 108 ms | 135 ms | 154 ms | 154 ms |');
+  });
+
+  it('HTML: a p95 column between p90 and p99, before the service-time p99', () => {
+    const html = latencySection(search);
+    expect(html).toContain('<th>p50</th><th>p90</th><th>p95</th><th>p99</th><th>p99.9</th><th>max</th><th>service p99</th>');
+    const cells = (row: string): string[] => [...row.matchAll(/<td[^>]*>([^<]*)<\/td>/g)].map((m) => m[1]);
+    const checkinRow = html.split('<tr>').find((r) => r.startsWith('<td>checkin</td>'))!;
+    expect(cells(checkinRow)).toEqual(['checkin', '1,170', '0.00%', '26.9 ms', '81.3 ms', '102 ms', '162 ms', '225 ms', '252 ms', fmtUs(checkin.serviceTime.p99Us)]);
+  });
+
+  it('a result.json from before p95 was recorded: "–" in the p95 column, everything else as before', () => {
+    const old = withoutP95(search);
+    expect(old.headline!.client.ops.checkin.latency).not.toHaveProperty('p95Us');
+    expect(terminalSummary(old)).toContain('  checkin       1,170   0.00%  26.9 ms  81.3 ms    –  162 ms  225 ms  252 ms');
+    expect(renderMarkdown(old)).toContain('| checkin | 1,170 | 0.00% | 26.9 ms | 81.3 ms | – | 162 ms | 225 ms | 252 ms |');
+    expect(latencySection(old)).toContain('<td class="num">81.3 ms</td><td>–</td><td class="num">162 ms</td>');
   });
 });
 
