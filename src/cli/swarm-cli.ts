@@ -88,12 +88,13 @@ export function renderSummary(r: SwarmResult): string {
     `requests  intended ${s.intended}  sent ${s.attempted}  completed ${s.completed}  failed ${s.failed}  late ${s.late}  dropped ${s.dropped}  (error rate ${(s.errorRate * 100).toFixed(2)}%)`,
   );
   lines.push('');
-  lines.push(`${pad('operation', 16)}${pad('count', 9)}${pad('failed', 8)}${pad('p50', 9)}${pad('p90', 9)}${pad('p99', 9)}${pad('p99.9', 9)}${pad('max', 9)}service p99`);
+  const cols = ['p50', 'p90', 'p95', 'p99', 'p99.9', 'max'];
+  lines.push(`${pad('operation', 16)}${pad('count', 9)}${pad('failed', 8)}${cols.map((c) => pad(c, 9)).join('')}service p99`);
   for (const [name, o] of Object.entries(r.ops)) {
     const l = o.latency;
-    lines.push(
-      `${pad(name, 16)}${pad(String(o.count), 9)}${pad(String(o.failed), 8)}${pad(formatUs(l.p50Us), 9)}${pad(formatUs(l.p90Us), 9)}${pad(formatUs(l.p99Us), 9)}${pad(formatUs(l.p999Us), 9)}${pad(formatUs(l.maxUs), 9)}${formatUs(o.serviceTime.p99Us)}`,
-    );
+    // p95Us is absent in summaries written before it was recorded: "–", never 0.
+    const values = [l.p50Us, l.p90Us, l.p95Us, l.p99Us, l.p999Us, l.maxUs].map((us) => pad(us === undefined ? '–' : formatUs(us), 9));
+    lines.push(`${pad(name, 16)}${pad(String(o.count), 9)}${pad(String(o.failed), 8)}${values.join('')}${formatUs(o.serviceTime.p99Us)}`);
   }
   lines.push('(latency from the intended send time; "service p99" from the actual send time)');
   const errs = Object.entries(r.errors);
@@ -110,7 +111,8 @@ export function renderSummary(r: SwarmResult): string {
     lines.push(`reconnect ${rc.reconnected}/${rc.disconnects} reconnected; 50% by ${rc.t50Ms} ms, 90% by ${rc.t90Ms} ms, 99% by ${rc.t99Ms} ms; peak ${rc.peakConnectsPerSec} connects/s`);
   }
   const v = r.verdict;
-  if (v.trustworthy) lines.push('verdict   measurement trustworthy: the generator kept its schedule');
+  if (v.trust?.judgedAs === 'closed-loop') lines.push(`verdict   the target served at least ${s.achievedRatePerSec}/s; the generator may have been the limit (closed loop: saturated by design)`);
+  else if (v.trustworthy) lines.push('verdict   measurement trustworthy: the generator kept its schedule');
   else lines.push(`verdict   NOT TRUSTWORTHY (${v.generatorBound ? 'generator-bound' : 'host-bound'}): these numbers describe the generator, not the target`);
   for (const reason of v.reasons) lines.push(`          - ${reason}`);
   for (const w of v.warnings) lines.push(`warning   ${w}`);

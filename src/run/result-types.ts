@@ -1,6 +1,7 @@
 import type { Plan } from '../analysis/plan.js';
 import type { HostFacts } from '../core/host.js';
 import type { LatencySummary } from '../metrics/histogram.js';
+import type { Trust } from '../swarm/generator-trust.js';
 
 /**
  * `result.json` of `rmmscale run`: the contract between a run and everything after it (report,
@@ -73,7 +74,10 @@ export interface ClientStats {
 }
 
 export interface GeneratorHealth {
+  /** GeneratorTrust's decision for this window (`trust` says how and why). */
   trustworthy: boolean;
+  /** How trust was decided: which way, why, the rig's error bound and the SLO at both ends of it. Absent in older results. */
+  trust?: Trust;
   generatorBound: boolean;
   hostBound: boolean;
   reasons: string[];

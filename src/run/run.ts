@@ -15,13 +15,14 @@ import { startStack, type RunningStack } from '../stack/launcher.js';
 import { resolveProfileSet, type ProfileSet } from '../stack/profiles.js';
 import { loadTopology } from '../stack/topology.js';
 import type { CapacityProfile } from '../stack/types.js';
-import { resolveSwarmConfig, type SwarmInput } from '../swarm/config.js';
+import { DEFAULT_CONNECT_RATE_PER_SEC, resolveSwarmConfig, type SwarmInput } from '../swarm/config.js';
 import { runSwarm, type ProgressSnapshot } from '../swarm/coordinator.js';
 import type { SwarmResult } from '../swarm/result.js';
+import { judgeTrust, type Trust } from '../swarm/generator-trust.js';
 import { fmtPct } from '../report/format.js';
 import { BackgroundTraffic } from './background.js';
 import { remeasureDecision, waitForQuietHost } from './remeasure.js';
-import { NodeCollector, routeStatsForWindow, type CollectedNode, type CounterSnapshot } from './collector.js';
+import { NodeCollector, routeStatsForWindow, type CollectedNode, type CounterSnapshot, type ScrapeSchedule } from './collector.js';
 import { calmerWindow, diagnose, slopePerSec, tierCeilings } from './diagnose.js';
 import {
   RUN_RESULT_SCHEMA,
@@ -56,6 +57,8 @@ export interface RunOptions {
   signal?: AbortSignal;
   log?: (line: string) => void;
   onProgress?: (p: ProgressSnapshot & { window: string }) => void;
+  /** How the nodes are scraped each second (default `spread`; `aligned` only for the lag benchmark's peer). */
+  scrapeSchedule?: ScrapeSchedule;
 }
 
 export interface RunOutput {
@@ -67,6 +70,19 @@ export interface RunOutput {
 const SETTLE_MAX_MS = 60_000;
 /** Unmeasured load a stage sends at its starting count before its measured window (see the stages loop). */
 export const STAGE_WARMUP_MS = 3000;
+
+/**
+ * The warm-up a window needs before anything in it is measured. A tunnel window is a new swarm that
+ * opens its starting fleet first: at the default connect rate that storm keeps a 2-core host busy
+ * (a worker's event loop stalled 0.6–1.2 s opening 10,000 tunnels), and the heap compaction after
+ * it stalls it again. Both must be over before the window starts, so a tunnel window waits
+ * for its connects (half again for handshakes under load) on top of its own warm-up.
+ */
+export function windowWarmupMs(transport: Scenario['fleet']['transport'], startAgents: number, baseMs: number): number {
+  if (transport !== 'ws' || startAgents <= 0) return baseMs;
+  // Whole seconds: the swarm's warm-up is counted in its one-second intervals.
+  return baseMs + Math.ceil((startAgents / DEFAULT_CONNECT_RATE_PER_SEC) * 1.5) * 1000;
+}
 
 const LIB_NAMES = ['undici', 'ws', 'hdr-histogram-js', 'yargs', 'better-sqlite3', 'pg', 'yaml', 'ajv', 'chart.js'];
 
@@ -155,6 +171,46 @@ function nums(xs: Array<number | null>): number[] {
   return xs.filter((x): x is number => x !== null);
 }
 
+/** Timeouts the client gave up on: the only errors a slow rig can cause (by reading late). */
+function timeoutCount(errors: Record<string, number>): number {
+  return Object.entries(errors).reduce((a, [code, n]) => (/timeout/i.test(code) && !code.startsWith('dropped:') ? a + n : a), 0);
+}
+
+/** GeneratorTrust for one window of a run: the swarm's facts against the scenario's SLO. */
+function judgeWindowTrust(r: SwarmResult, g: GeneratorHealth, c: ClientStats, m: StepMeasurement, sc: Scenario, windowSec: number, hostLimited: string[]): Trust {
+  return judgeTrust({
+    rig: { generatorBound: g.generatorBound, hostBound: g.hostBound, reasons: g.reasons },
+    hostLimitedNodes: hostLimited,
+    facts: {
+      intended: r.summary.intended,
+      attempted: r.summary.attempted,
+      late: r.summary.late,
+      timeouts: timeoutCount(c.errors),
+      completed: r.summary.completed,
+      failed: r.summary.failed,
+      lagP99Us: r.generator.schedulingLag.p99Us,
+      lagMaxUs: r.generator.schedulingLag.maxUs,
+      eventLoopDelayMaxUs: Math.round(Math.max(0, ...r.generator.workers.map((w) => w.eldMaxMsMax ?? w.eldP99MsMax)) * 1000),
+      timeoutMs: sc.fleet.timeoutMs,
+      measuredSec: windowSec,
+      hostCpus: r.host.cpus,
+      hostCpuMean: r.generator.hostCpuMean,
+      hostStealMean: r.generator.hostStealMean,
+      hostStealMax: r.generator.hostStealMax,
+      workersDied: r.generator.workers.filter((w) => w.exitedEarly).length,
+      closedLoop: r.config.closedLoop,
+    },
+    slo: {
+      sloP99Us: sc.slo.p99Ms * 1000,
+      sloErrorRate: sc.slo.errorRate,
+      sloMinAchievedRatio: sc.slo.minAchievedRatio,
+      p99Us: m.p99Us,
+      errorRate: m.errorRate,
+      achievedRatio: m.offeredRatePerSec > 0 ? m.achievedRatePerSec / m.offeredRatePerSec : 1,
+    },
+  });
+}
+
 /** The p99 the SLO judges: the check-in's when there are check-ins, else every operation's. */
 function sloLatency(c: ClientStats): LatencySummary {
   return c.ops.checkin?.latency ?? c.ops['ws-rtt']?.latency ?? c.latency;
@@ -237,7 +293,7 @@ export async function runScenario(o: RunOptions): Promise<RunOutput> {
       });
       const collected: CollectedNode[] = stack.nodes.map((n) => ({ name: n.name, role: n.role, tier: asTier(n.tier), url: n.url, metricsUrl: n.metricsUrl }));
       collector = new NodeCollector(collected, runStartMs);
-      collector.start();
+      collector.start(o.scrapeSchedule);
       log(`stack healthy: ${stack.nodes.map((n) => `${n.name} ${n.url}`).join(', ')}`);
     }
 
@@ -365,10 +421,12 @@ export async function runScenario(o: RunOptions): Promise<RunOutput> {
       const diagnosis = diagnose(nodes, prevGood?.nodes ?? null);
       const hostLimited = nodes.filter((n) => n.hostLimitedSec > windowSec / 2).map((n) => n.node);
       if (hostLimited.length > 0) {
-        generator.trustworthy = false;
         generator.hostBound = true;
         generator.reasons.push(`host-limited nodes (event-loop delay or host CPU, not their profile, limited them for most of the window): ${hostLimited.join(', ')}`);
       }
+      const trust = judgeWindowTrust(swarm, generator, client, m, sc, windowSec, hostLimited);
+      generator.trustworthy = trust.trustworthy;
+      generator.trust = trust;
       const w: WindowResult = {
         index,
         kind,
@@ -389,7 +447,7 @@ export async function runScenario(o: RunOptions): Promise<RunOutput> {
       const p99Text = `${(p99 / 1000).toFixed(0)} ms`;
       log(
         `${label}: achieved ${client.achievedRatePerSec.toFixed(1)}/s of ${client.offeredRatePerSec.toFixed(1)}/s, p99 ${p99Text}, errors ${(client.errorRate * 100).toFixed(2)}% → ${verdict.ok ? 'OK' : `BREACH (${verdict.breaches.join('; ')})`}` +
-          `${generator.trustworthy ? '' : ' — NOT TRUSTWORTHY: ' + generator.reasons.join('; ')}` +
+          `${generator.trustworthy ? (trust.judgedAs === 'clean' ? '' : ` — trusted (${trust.judgedAs}): ${trust.why}`) : ' — NOT TRUSTWORTHY: ' + trust.why}` +
           `${!verdict.ok && diagnosis.limitingTier ? ` — limited by ${diagnosis.limitingTier}: ${diagnosis.evidence[0]}` : ''}`,
       );
       if (swarm.interrupted || abort.signal.aborted) throw new RunAborted();
@@ -424,11 +482,12 @@ export async function runScenario(o: RunOptions): Promise<RunOutput> {
     if (sc.stages) {
       // Each stage is its own window and its own swarm. A stage ramps linearly from the count the
       // one before ended at (from 0 for the first); a stage that starts from a running fleet first
-      // sends STAGE_WARMUP_MS at its starting count, measured nowhere, so that the new workers'
-      // start-up (JIT, first GCs, connection set-up) is not measured as the stack's latency.
+      // sends STAGE_WARMUP_MS at its starting count (tunnels: longer, windowWarmupMs), measured
+      // nowhere, so that the new workers' start-up (JIT, first GCs, connection set-up) is not
+      // measured as the stack's latency.
       let prev = 0;
       for (const [i, st] of sc.stages.entries()) {
-        const warm = prev > 0 ? STAGE_WARMUP_MS : 0;
+        const warm = prev > 0 ? windowWarmupMs(sc.fleet.transport, prev, STAGE_WARMUP_MS) : 0;
         await measureWindow('stage', `stage ${i + 1}/${sc.stages.length}`, st.agents, (st.checkin ?? sc.fleet.checkin).text, warm, st.durationMs, prev);
         prev = st.agents;
       }
@@ -441,8 +500,8 @@ export async function runScenario(o: RunOptions): Promise<RunOutput> {
           const kind = search === null && windows.some((w) => !w.verdict.ok) ? 'bisect' : 'step';
           const measure = (label: string): Promise<WindowResult> =>
             c.unit === 'agents'
-              ? measureWindow(kind, label, load, sc.fleet.checkin.text, c.warmupMs, c.measureMs)
-              : measureWindow(kind, label, sc.fleet.agents, `${load}/s`, c.warmupMs, c.measureMs);
+              ? measureWindow(kind, label, load, sc.fleet.checkin.text, windowWarmupMs(sc.fleet.transport, load, c.warmupMs), c.measureMs)
+              : measureWindow(kind, label, sc.fleet.agents, `${load}/s`, windowWarmupMs(sc.fleet.transport, sc.fleet.agents, c.warmupMs), c.measureMs);
           let w = await measure(`${kind} ${n}`);
           // A window the generator or host could not be trusted on is measured again: a transient
           // stall on a shared host should not throw away a long search. One more time for the
@@ -547,13 +606,14 @@ interface AssembleInput {
 export function assemble(a: AssembleInput): RunResult {
   const { sc, search } = a;
   const warnings = [...a.warnings];
+  const why = (w: WindowResult): string => w.generator.trust?.why ?? w.generator.reasons.join('; ');
   for (const w of a.windows) {
-    if (w.supersededBy !== undefined) warnings.push(`${w.label}: not trustworthy (${w.generator.reasons.join('; ')}); measured again as window #${w.supersededBy}`);
+    if (w.supersededBy !== undefined) warnings.push(`${w.label}: not trustworthy (${why(w)}); measured again as window #${w.supersededBy}`);
   }
   // Windows measured again are kept in the file for the record, and used for nothing else.
   const windows = a.windows.filter((w) => w.supersededBy === undefined);
   const untrusted = windows.filter((w) => !w.generator.trustworthy);
-  for (const w of untrusted) warnings.push(`${w.label}: not trustworthy: ${w.generator.reasons.join('; ')}`);
+  for (const w of untrusted) warnings.push(`${w.label}: not trustworthy: ${why(w)}`);
   if (a.error) warnings.push(`incomplete: ${a.error}`);
 
   // The headline: the ceiling window of a search, or the stages merged (the last stage here).

@@ -143,6 +143,8 @@ interface WorkerState {
   exitedEarly: boolean;
   cpu: number[];
   eldMax: number;
+  /** The worst single event-loop delay in the measured window (not a percentile). */
+  eldMaxAbs: number;
   rssMax: number;
 }
 
@@ -345,7 +347,7 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
       // fleet of 100,000 about 2.5% of a core while they ran (docs/benchmarks.md).
       const execArgv = cfg.mode === 'http' ? ['--max-semi-space-size=32'] : ['--max-semi-space-size=1', '--expose-gc', '--no-memory-reducer'];
       const proc = fork(WORKER_PATH, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
-      const st: WorkerState = { proc, pid: proc.pid ?? -1, agents: 0, done: false, exitedEarly: false, cpu: [], eldMax: 0, rssMax: 0 };
+      const st: WorkerState = { proc, pid: proc.pid ?? -1, agents: 0, done: false, exitedEarly: false, cpu: [], eldMax: 0, eldMaxAbs: 0, rssMax: 0 };
       workers.push(st);
       proc.on('message', (m: WorkerMessage) => {
         if (m.type === 'ready') {
@@ -362,6 +364,7 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
           if (measured) {
             st.cpu.push(m.health.cpu);
             st.eldMax = Math.max(st.eldMax, m.health.eldP99Ms);
+            st.eldMaxAbs = Math.max(st.eldMaxAbs, m.health.eldMaxMs);
           }
           st.rssMax = Math.max(st.rssMax, m.health.rssBytes);
           let parts = pending.get(m.index);
@@ -432,9 +435,12 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
     cpuMean: round3(mean(w.cpu)),
     cpuMax: round3(Math.max(0, ...w.cpu)),
     eldP99MsMax: round3(w.eldMax),
+    eldMaxMsMax: round3(w.eldMaxAbs),
     rssBytesMax: w.rssMax,
     exitedEarly: w.exitedEarly,
   }));
+  const measuredIntervals = series.filter((p) => !p.warmup).length;
+  const measuredSec = Math.max(0.001, Math.min(measuredIntervals * intervalMs, cfg.durationMs) / 1000);
   const hostCpuMean = hostCpuSamples.length > 0 ? round3(mean(hostCpuSamples)) : null;
   const hostStealMean = hostStealSamples.length > 0 ? round3(mean(hostStealSamples)) : null;
   const hostStealMax = hostStealSamples.length > 0 ? round3(Math.max(...hostStealSamples)) : null;
@@ -450,12 +456,16 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
     hostStealMean,
     hostStealMax,
     lagP99Us: lagSummary.p99Us,
+    lagMaxUs: lagSummary.maxUs,
     lateThresholdMs: cfg.lateThresholdMs,
     maxErrorRate: cfg.maxErrorRate,
     interrupted,
+    closedLoop: cfg.closedLoop,
+    intended: totals.target,
+    timeoutMs: cfg.timeoutMs,
+    measuredSec,
+    hostCpus: host.cpus,
   });
-  const measuredIntervals = series.filter((p) => !p.warmup).length;
-  const measuredSec = Math.max(0.001, Math.min(measuredIntervals * intervalMs, cfg.durationMs) / 1000);
   const reconnectOp = opResults['ws-reconnect'];
   const result: SwarmResult = {
     schema: SWARM_RESULT_SCHEMA,

@@ -4,6 +4,7 @@ import { describeCheckin } from '../core/units.js';
 import type { SwarmConfig } from './config.js';
 import type { ReconnectCurve } from './reconnect.js';
 import type { StealFreeLag } from './steal-free-lag.js';
+import { judgeTrust, type Trust } from './generator-trust.js';
 
 /**
  * The swarm's result document, `rmmscale.swarm/1`. Everything after a run (reports, gates, plans)
@@ -71,19 +72,28 @@ export interface WorkerSummary {
   cpuMean: number;
   cpuMax: number;
   eldP99MsMax: number;
+  /** The worst single event-loop delay (ms) in the measured window; absent in older results. */
+  eldMaxMsMax?: number;
   rssBytesMax: number;
   exitedEarly: boolean;
 }
 
 export type { ReconnectCurve as ReconnectSummary } from './reconnect.js';
 
-export interface Verdict {
+/**
+ * The rig's own health over a run (generator- or host-bound, and why) and, with no SLO to hold
+ * against, whether its numbers can be trusted (GeneratorTrust decides; `rmmscale run` judges each
+ * window again against the scenario's SLO).
+ */
+export interface RigVerdict {
   trustworthy: boolean;
   generatorBound: boolean;
   hostBound: boolean;
   sutFailed: boolean;
   reasons: string[];
   warnings: string[];
+  /** How trust was decided, with the rig's error bound (absent in results written before it existed). */
+  trust?: Trust;
 }
 
 export interface SwarmResult {
@@ -150,7 +160,7 @@ export interface SwarmResult {
     hostStealMax: number | null;
   };
   reconnect: ReconnectCurve | null;
-  verdict: Verdict;
+  verdict: RigVerdict;
 }
 
 export function describeConfig(cfg: SwarmConfig): string {
@@ -163,7 +173,7 @@ export interface VerdictInput {
   failed: number;
   late: number;
   droppedByCap: number;
-  workers: Array<{ cpuMean: number; eldP99MsMax: number; exitedEarly: boolean }>;
+  workers: Array<{ cpuMean: number; eldP99MsMax: number; eldMaxMsMax?: number; exitedEarly: boolean }>;
   hostCpuMean: number | null;
   hostStealMean: number | null;
   hostStealMax: number | null;
@@ -171,6 +181,14 @@ export interface VerdictInput {
   lateThresholdMs: number;
   maxErrorRate: number;
   interrupted: boolean;
+  /** `--rate max`: saturated by design (a lower bound on the target's throughput). */
+  closedLoop?: boolean;
+  /** Sends the schedule intended (default: attempted + droppedByCap). */
+  intended?: number;
+  lagMaxUs?: number;
+  timeoutMs?: number;
+  measuredSec?: number;
+  hostCpus?: number;
 }
 
 /** Share of sends that may go out late before the generator is called the bottleneck… */
@@ -207,7 +225,7 @@ export const HOST_STEAL_WARN = 0.01;
  *   5% of their time (a warning from 1% on average, or from 5% in any one second);
  * - SUT failed: the error rate exceeded the allowed rate.
  */
-export function decideVerdict(v: VerdictInput): Verdict {
+export function decideVerdict(v: VerdictInput): RigVerdict {
   const reasons: string[] = [];
   const warnings: string[] = [];
   let generatorBound = false;
@@ -260,5 +278,29 @@ export function decideVerdict(v: VerdictInput): Verdict {
   const sutFailed = errorRate > v.maxErrorRate;
   if (sutFailed) warnings.push(`error rate ${(errorRate * 100).toFixed(2)}% is above the allowed ${(v.maxErrorRate * 100).toFixed(2)}%`);
   if (v.interrupted) warnings.push('the run was interrupted: partial result');
-  return { trustworthy: !generatorBound && !hostBound, generatorBound, hostBound, sutFailed, reasons, warnings };
+  const trust = judgeTrust({
+    rig: { generatorBound, hostBound, reasons },
+    slo: null,
+    facts: {
+      intended: v.intended ?? v.attempted + v.droppedByCap,
+      attempted: v.attempted,
+      late: v.late,
+      timeouts: 0,
+      completed: v.completed,
+      failed: v.failed,
+      lagP99Us: v.lagP99Us,
+      lagMaxUs: v.lagMaxUs ?? v.lagP99Us,
+      eventLoopDelayMaxUs: Math.round(Math.max(0, ...v.workers.map((w) => w.eldMaxMsMax ?? w.eldP99MsMax)) * 1000),
+      timeoutMs: v.timeoutMs ?? 0,
+      measuredSec: v.measuredSec ?? 0,
+      hostCpus: v.hostCpus ?? 1,
+      hostCpuMean: v.hostCpuMean,
+      hostStealMean: v.hostStealMean,
+      hostStealMax: v.hostStealMax,
+      workersDied: dead,
+      closedLoop: v.closedLoop === true,
+    },
+  });
+  if (trust.judgedAs === 'closed-loop') warnings.push(trust.why);
+  return { trustworthy: trust.trustworthy, generatorBound, hostBound, sutFailed, reasons, warnings, trust };
 }

@@ -51,6 +51,18 @@ describe('rmmscale swarm (the real binary)', () => {
     expect(readHlog(readFileSync(hlog, 'utf8')).length).toBeGreaterThanOrEqual(3);
   });
 
+  it('--rate max: a closed loop is saturated by design; it says the target served at least that rate and exits 0', async () => {
+    server = await startAgentServer('rmmscale-dev-secret');
+    const json = join(dir, 'r.json');
+    const r = await runCli(['swarm', '--target', server.url, '--rate', 'max', '--connections', '8', '--duration', '2s', '--json', json]);
+    const result = JSON.parse(readFileSync(json, 'utf8')) as SwarmResult;
+    expect(r.code).toBe(0);
+    expect(result.verdict.trust?.judgedAs).toBe('closed-loop');
+    expect(result.verdict.trustworthy).toBe(true);
+    expect(r.stdout).toContain(`verdict   the target served at least ${result.summary.achievedRatePerSec}/s; the generator may have been the limit`);
+    expect(result.summary.completed).toBeGreaterThan(0);
+  });
+
   it.each([
     [['swarm', '--target', 'http://127.0.0.1:1', '--agents', 'lots'], 'rmmscale: --agents: expected a whole number from 1 to 2000000, got "lots"'],
     [['swarm', '--target', 'http://127.0.0.1:1', '--arrival', 'bursty'], 'rmmscale: --arrival: expected one of periodic, poisson, got "bursty"'],

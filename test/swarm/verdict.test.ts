@@ -19,7 +19,10 @@ const OK: VerdictInput = {
 
 describe('the verdict', () => {
   it('trusts a run that kept its schedule', () => {
-    expect(decideVerdict(OK)).toEqual({ trustworthy: true, generatorBound: false, hostBound: false, sutFailed: false, reasons: [], warnings: [] });
+    const { trust, ...rest } = decideVerdict(OK);
+    expect(rest).toEqual({ trustworthy: true, generatorBound: false, hostBound: false, sutFailed: false, reasons: [], warnings: [] });
+    expect(trust).toMatchObject({ trustworthy: true, judgedAs: 'clean', bounds: null });
+    expect(trust?.error).toMatchObject({ lagP99Us: 1500, latencyBoundUs: 1500 + 1200, deliveredRatio: 1 });
   });
 
   it.each([
@@ -37,6 +40,17 @@ describe('the verdict', () => {
     expect(v.generatorBound).toBe(true);
     expect(v.trustworthy).toBe(false);
     expect(v.reasons).toEqual([reason]);
+  });
+
+  it('trusts a closed loop (--rate max) as a lower bound, even with its workers saturated, and says so', () => {
+    const v = decideVerdict({ ...OK, closedLoop: true, workers: [{ cpuMean: 0.99, eldP99MsMax: 3, exitedEarly: false }] });
+    expect(v).toMatchObject({ trustworthy: true, generatorBound: true });
+    expect(v.trust?.judgedAs).toBe('closed-loop');
+    expect(v.warnings).toEqual([
+      'closed loop (--rate max): saturated by design; the achieved rate is a lower bound on what the target served, and the generator may have been the limit',
+    ]);
+    // …but not when a worker died: its agents stopped sending.
+    expect(decideVerdict({ ...OK, closedLoop: true, workers: [{ cpuMean: 0.5, eldP99MsMax: 3, exitedEarly: true }] }).trustworthy).toBe(false);
   });
 
   it('needs both more than 1% and at least 10 late sends', () => {
@@ -62,7 +76,9 @@ describe('the verdict', () => {
     expect(some).toMatchObject({ trustworthy: true, hostBound: false, reasons: [] });
     expect(some.warnings).toEqual(["the hypervisor took 5.0% of this machine's CPU time (steal; over 1%): tail latencies and scheduling lag may include it"]);
     expect(decideVerdict({ ...OK, hostStealMean: 0.01 }).warnings).toEqual([]);
-    expect(decideVerdict({ ...OK, hostStealMean: null, hostStealMax: null })).toEqual(decideVerdict(OK));
+    const { trust: _t1, ...noSteal } = decideVerdict({ ...OK, hostStealMean: null, hostStealMax: null });
+    const { trust: _t2, ...ok } = decideVerdict(OK);
+    expect(noSteal).toEqual(ok);
   });
 
   it('names the worst second when it went over 5%, and warns of it on its own when the mean stayed low', () => {
