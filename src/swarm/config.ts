@@ -117,6 +117,9 @@ export interface SwarmConfig {
   allowRemote: boolean;
 }
 
+/** Tunnel connects per second, the whole fleet together, unless --connect-rate says otherwise. */
+export const DEFAULT_CONNECT_RATE_PER_SEC = 4000;
+
 export const DEFAULTS = {
   agents: 1000,
   checkin: '30%/min',
@@ -132,7 +135,7 @@ export const DEFAULTS = {
   lateThreshold: '10ms',
   maxErrorRate: '1%',
   reconnect: 'exponential:1s:60s',
-  connectRate: '4000/s',
+  connectRate: `${DEFAULT_CONNECT_RATE_PER_SEC}/s`,
 } as const;
 
 const MAX_AGENTS = 2_000_000;

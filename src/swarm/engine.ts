@@ -8,7 +8,7 @@ import { PayloadFactory } from './payloads.js';
 import { SwarmRecorder, type RecorderInterval } from './recorder.js';
 import { agentsAt, jittered, nextPoissonMs, periodicFireMs, phaseFrom, phaseOffset } from './schedule.js';
 import type { HttpTransport } from './transports/http.js';
-import { compactHeap } from './compact.js';
+import { compactHeap, mayCompactAt } from './compact.js';
 import { MinHeap } from './heap.js';
 import { localAgents, type LocalAgents } from './local-agents.js';
 import { parseReconnectPolicy } from './reconnect.js';
@@ -177,11 +177,20 @@ export class SwarmEngine {
       recorder: this.rec,
       rng: new Rng(`${cfg.seed}\0tunnels\0${this.plan.workerIndex}`),
       now: this.now,
-      // Outside the socket callback that settled the last attempt (compact.ts says why).
-      onWaveSettled: () => setImmediate(compactHeap),
+      activeAt: (nowMs) => this.activeLocal(nowMs),
+      onWaveSettled: () => this.waveSettled(),
     });
     fleet.start();
     return fleet;
+  }
+
+  /**
+   * A wave of connects settled: compact the heap, but never inside the measured window (mayCompactAt).
+   * The run gives tunnel windows a warm-up long enough for their opening wave (src/run/run.ts).
+   */
+  private waveSettled(): void {
+    // Outside the socket callback that settled the last attempt (compact.ts says why).
+    if (mayCompactAt(this.now(), this.plan.config.warmupMs)) setImmediate(compactHeap);
   }
 
   /**

@@ -39,7 +39,7 @@ async function blackHole(): Promise<{ url: string; accepted: () => number }> {
   return { url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}/agent/v1/tunnel`, accepted: () => accepted };
 }
 
-function fleetOf(urls: string[], agents: number, handshakeTimeoutMs: number, onWaveSettled?: () => void): { fleet: TunnelFleet; rec: SwarmRecorder } {
+function fleetOf(urls: string[], agents: number, handshakeTimeoutMs: number, onWaveSettled?: () => void, activeAt?: (nowMs: number) => number): { fleet: TunnelFleet; rec: SwarmRecorder } {
   const t0 = performance.now();
   const now = (): number => performance.now() - t0;
   const rec = new SwarmRecorder(0, 1000);
@@ -52,6 +52,7 @@ function fleetOf(urls: string[], agents: number, handshakeTimeoutMs: number, onW
     commandDelayMs: 10,
     handshakeTimeoutMs,
     onWaveSettled,
+    activeAt,
     recorder: rec,
     rng: new Rng('fleet'),
     now,
@@ -71,6 +72,22 @@ async function connectedFleet(agents: number, onWaveSettled?: () => void): Promi
 }
 
 describe('TunnelFleet', () => {
+  it('opens first tunnels only as agents become active (a ramp is not one storm at t = 0), and settles once all are open', async () => {
+    const server = await startTunnelServer(SECRET);
+    closers.push(() => server.close());
+    let active = 5;
+    let settled = 0;
+    const { fleet } = fleetOf([server.url], 12, 15_000, () => settled++, () => active);
+    fleet.start();
+    expect(await until(() => fleet.connected === 5, 5000)).toBe(true);
+    // Ten more ticks of the fleet's own timer: nothing beyond the active five opens, nothing settles.
+    await new Promise((r) => setTimeout(r, 100));
+    expect(fleet.connected).toBe(5);
+    expect(settled).toBe(0);
+    active = 12;
+    expect(await until(() => fleet.connected === 12 && settled === 1, 5000)).toBe(true);
+  });
+
   it('abandons a handshake that outlives its timeout, counts it once, and retries on the sibling relay', async () => {
     const hole = await blackHole();
     const good: TestTunnelServer = await startTunnelServer(SECRET);

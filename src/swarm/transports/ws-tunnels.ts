@@ -38,6 +38,12 @@ export interface TunnelFleetOptions {
    * max(256, 5% of the fleet) attempts (a mass reconnect). The fleet is about to sit idle.
    */
   onWaveSettled?: () => void;
+  /**
+   * How many of this fleet's agents (local slots 0…n−1) are active at a time (ms from t = 0): a
+   * slot's first connect waits until it is, so a ramp opens its tunnels along the ramp instead of
+   * in one storm at t = 0. Default: all of them, from the start.
+   */
+  activeAt?: (nowMs: number) => number;
   tls?: { ca?: Buffer; insecure: boolean };
   recorder: SwarmRecorder;
   rng: Rng;
@@ -178,7 +184,8 @@ export class TunnelFleet {
       this.connectBudget--;
       this.open(this.reconnects.pop());
     }
-    while (this.nextInitial < this.o.agents.count && this.connectBudget >= 1) {
+    const active = this.o.activeAt ? Math.min(this.o.agents.count, this.o.activeAt(now)) : this.o.agents.count;
+    while (this.nextInitial < active && this.connectBudget >= 1) {
       this.connectBudget--;
       this.open(this.nextInitial++);
     }
