@@ -277,9 +277,12 @@ export function runGate(o: GateOptions): GateReport {
 
 export const DEFAULT_GATE: Pick<GateOptions, 'decide' | 'inconclusive' | 'scenarioThresholds'> = { decide: DEFAULT_DECIDE, inconclusive: 'pass', scenarioThresholds: true };
 
-/** The report for a terminal: a headline, then one line per threshold. */
-export function gateText(r: GateReport): string {
-  const lines = [`rmmscale gate: ${r.outcome.toUpperCase()} (exit ${r.exitCode}): ${summaryLine(r)}`];
+/**
+ * The report for a terminal: a headline, then one line per threshold. `heading` (e.g. `thresholds`
+ * in `rmmscale run`, whose exit code is its own) replaces `rmmscale gate` and the gate's exit code.
+ */
+export function gateText(r: GateReport, heading?: string): string {
+  const lines = [heading === undefined ? `rmmscale gate: ${r.outcome.toUpperCase()} (exit ${r.exitCode}): ${summaryLine(r)}` : `${heading}: ${r.outcome.toUpperCase()}: ${summaryLine(r)}`];
   for (const p of r.invalid) lines.push(`  invalid measurement: ${p}`);
   for (const w of r.warnings) lines.push(`  warning: ${w}`);
   const width = Math.max(...r.checks.map((c) => c.threshold.text.length));

@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { runExitCode } from '../../src/cli/run-cli.js';
+import { gateRunResult, runExitCode } from '../../src/cli/run-cli.js';
 import type { RunResult } from '../../src/run/result-types.js';
 import { alive } from '../helpers/fork-node.js';
 import { runCli } from '../helpers/spawn-cli.js';
@@ -32,8 +32,13 @@ describe('rmmscale run (the real binary)', () => {
     const out = join(dir, 'staged');
     const r = await runCli(['run', scenario('staged', 4), '--out', out], { timeoutMs: 120_000 });
     const result = JSON.parse(readFileSync(join(out, 'result.json'), 'utf8')) as RunResult;
-    expect(r.code, r.stderr).toBe(runExitCode(result));
-    expect([0, 4]).toContain(r.code); // 4 only when this host was too busy to trust the numbers
+    expect(r.code, r.stderr).toBe(runExitCode(result, gateRunResult(join(out, 'result.json'))));
+    // 3 when the last stage (the headline, as the report judges) breached the SLO (p99 500 ms; a
+    // short stage also ends with requests in flight, so achieved can fall under 97% of offered), 4
+    // only when this host was too busy to trust the numbers.
+    expect([0, 3, 4]).toContain(r.code);
+    const headline = result.windows.find((w) => w.index === result.headline?.windowIndex);
+    expect(r.code === 3).toBe(headline?.verdict.ok === false && result.summary.trustworthy);
     expect(result.complete).toBe(true);
     expect(result.windows.map((w) => [w.kind, w.agents])).toEqual([
       ['stage', 2000],
@@ -75,7 +80,7 @@ describe('rmmscale run (the real binary)', () => {
     const r = await runCli(['run', p, '--out', out, '--no-report'], { timeoutMs: 120_000 });
     const result = JSON.parse(readFileSync(join(out, 'result.json'), 'utf8')) as RunResult;
     expect(result.error, r.stderr).toBeNull();
-    expect(r.code, r.stderr).toBe(runExitCode(result));
+    expect(r.code, r.stderr).toBe(runExitCode(result, gateRunResult(join(out, 'result.json'))));
     expect(result.complete).toBe(true);
     // 400 agents at 120%/min: 8 telemetry frames/s once the ramp is done.
     expect(result.windows[1].client.offeredRatePerSec).toBeCloseTo(8, 0);
@@ -110,4 +115,74 @@ describe('rmmscale run (the real binary)', () => {
     expect(result.stack.nodes.length).toBe(1);
     for (const n of result.stack.nodes) expect(alive(n.pid)).toBe(false);
   }, 150_000);
+});
+
+describe('rmmscale run judges the scenario thresholds, as rmmscale gate does', () => {
+  /**
+   * One 3 s stage of 600 agents at 100%/min (a ramp to 10 check-ins/s) on the single stack. The SLO is
+   * loose (a 3 s ramp can end with 10% of its requests in flight) unless the test says otherwise.
+   */
+  const short = (name: string, thresholds: string[], slo = '{ p99: 5s, minAchieved: 50% }'): string => {
+    const p = join(dir, `${name}.yaml`);
+    writeFileSync(
+      p,
+      [
+        `name: ${name}`,
+        'stack: { topology: single, profile: automate }',
+        'fleet: { checkin: 100%/min, seed: run-thresholds }',
+        'stages:',
+        '  - { duration: 3s, agents: 600 }',
+        `slo: ${slo}`,
+        `thresholds: ${JSON.stringify(thresholds)}`,
+        'timeLimit: 1m',
+      ].join('\n'),
+    );
+    return p;
+  };
+
+  it('exit 5 when a threshold fails; the terminal lists each threshold; --junit and --md are what gate writes', async () => {
+    const out = join(dir, 'thr-fail');
+    const junit = join(dir, 'thr-fail-reports/junit.xml');
+    const md = join(dir, 'thr-fail-reports/gate.md');
+    const r = await runCli(['run', short('thr-fail', ['errors.rate < 50%', 'checkin.p99 < 1us']), '--out', out, '--no-report', '--junit', junit, '--md', md], { timeoutMs: 60_000 });
+    const file = join(out, 'result.json');
+    const result = JSON.parse(readFileSync(file, 'utf8')) as RunResult;
+    expect(result.complete, r.stderr).toBe(true);
+    // 4 only when this host was too busy to trust the numbers: then nothing is judged.
+    expect(r.code, r.stderr).toBe(result.summary.trustworthy ? 5 : 4);
+    const verdict = result.summary.trustworthy ? ['pass', 'fail'] : ['invalid', 'invalid'];
+    expect(r.stdout).toMatch(new RegExp(`^  ${verdict[0]} +errors\\.rate < 50% +(.*measured: pass, )?\\d`, 'm'));
+    expect(r.stdout).toMatch(new RegExp(`^  ${verdict[1]} +checkin\\.p99 < 1us +(.*measured: fail, )?\\d[\\d.]* (µs|ms|s) is not < 1us`, 'm'));
+    if (result.summary.trustworthy) expect(r.stderr).toMatch(/^rmmscale run: exit 5: thresholds failed: 2 thresholds: 1 passed, 1 failed/m);
+    // The same bytes as `rmmscale gate result.json --junit --md` (the gate's report names no time).
+    const g = await runCli(['gate', file, '--junit', join(dir, 'gate-junit.xml'), '--md', join(dir, 'gate.md')]);
+    expect(g.code).toBe(r.code);
+    expect(readFileSync(junit, 'utf8')).toBe(readFileSync(join(dir, 'gate-junit.xml'), 'utf8'));
+    expect(readFileSync(md, 'utf8')).toBe(readFileSync(join(dir, 'gate.md'), 'utf8'));
+    expect(readFileSync(junit, 'utf8')).toMatch(/<testcase classname="rmmscale\.gate\.thr-fail" name="checkin\.p99 &lt; 1us" time="0">\s*<(failure|error) /);
+    for (const n of result.stack.nodes) expect(alive(n.pid)).toBe(false);
+  }, 90_000);
+
+  it('exit 0 when every threshold passes', async () => {
+    const out = join(dir, 'thr-pass');
+    const r = await runCli(['run', short('thr-pass', ['checkin.p99 < 5s', 'errors.rate < 50%']), '--out', out, '--no-report'], { timeoutMs: 60_000 });
+    const result = JSON.parse(readFileSync(join(out, 'result.json'), 'utf8')) as RunResult;
+    expect(r.code, r.stderr).toBe(result.summary.trustworthy ? 0 : 4);
+    if (result.summary.trustworthy) {
+      expect(r.stdout).toMatch(/^thresholds: PASS: 2 thresholds: 2 passed \(1 current run\)$/m);
+      expect(r.stderr).toMatch(/^rmmscale run: ok: passed: 2 thresholds: 2 passed/m);
+    }
+  }, 90_000);
+
+  it('exit 3 when the (last) stage breaches the SLO, even with every threshold passed', async () => {
+    const out = join(dir, 'slo-breach');
+    const r = await runCli(['run', short('slo-breach', ['errors.rate < 50%'], '{ p99: 1ms }'), '--out', out, '--no-report'], { timeoutMs: 60_000 });
+    const result = JSON.parse(readFileSync(join(out, 'result.json'), 'utf8')) as RunResult;
+    expect(result.windows[0].verdict.ok).toBe(false);
+    expect(r.code, r.stderr).toBe(result.summary.trustworthy ? 3 : 4);
+    if (result.summary.trustworthy) {
+      expect(r.stdout).toMatch(/^thresholds: PASS: 1 threshold: 1 passed/m);
+      expect(r.stderr).toMatch(/^rmmscale run: exit 3: the system under test breached the SLO in stage 1\/1: .*p99/m);
+    }
+  }, 90_000);
 });

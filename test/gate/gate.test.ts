@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_GATE, gateText, runGate, type GateOptions, type LoadedRun } from '../../src/gate/gate.js';
+import { DEFAULT_GATE, gateText, loadRun, runGate, type GateOptions, type LoadedRun } from '../../src/gate/gate.js';
 import { runResult, runWithCheckinP99, type RunFixture } from './fixtures.js';
 
 const run = (file: string, r = runResult()): LoadedRun => ({ file, result: r });
@@ -27,6 +27,25 @@ describe('runGate: thresholds from the scenario and from flags', () => {
       ['--threshold', 'checkin.p99 < 800ms'],
       ['--threshold', 'checkin.p99 <= +10%'],
     ]);
+  });
+
+  it("--threshold replaces a scenario threshold written in another spelling of the stat (k6's p(99), the older p999)", () => {
+    const cur = run('cur.json', runResult({ thresholds: ['checkin.p99 < 300ms', 'checkin.p999 < 400ms', 'errors.rate < 1%'] }));
+    const r = gate({ current: [cur], thresholds: ['checkin.p(99) < 800ms', 'checkin.p(99.9) < 900ms'] });
+    expect(r.checks.map((c) => [c.threshold.source, c.threshold.text])).toEqual([
+      ['cur.json: thresholds[2]', 'errors.rate < 1%'],
+      ['--threshold', 'checkin.p(99) < 800ms'],
+      ['--threshold', 'checkin.p(99.9) < 900ms'],
+    ]);
+  });
+
+  it('a baseline written before p95 was recorded: context only for an absolute p95 rule, bad input for a relative one', () => {
+    const old = loadRun('baselines/ci-gate/run-1/result.json', '--baseline');
+    const abs = gate({ current: [run('cur.json')], baseline: [old], thresholds: ['checkin.p95 < 1s'] });
+    expect(abs.checks.map((c) => [c.verdict, c.baseline])).toEqual([['pass', null]]);
+    expect(() => gate({ current: [run('cur.json')], baseline: [old], thresholds: ['checkin.p(95) <= +10%'] })).toThrow(
+      '--threshold "checkin.p(95) <= +10%": baselines/ci-gate/run-1/result.json has no p95 (headline.client.ops.checkin.latency.p95Us is missing: an older rmmscale wrote it); rerun to gate on p95, or use p90 or p99',
+    );
   });
 
   it('--no-scenario-thresholds checks the flags only', () => {
@@ -126,5 +145,11 @@ describe('runGate: verdicts and exit codes', () => {
         '',
       ].join('\n'),
     );
+  });
+
+  it('a heading replaces "rmmscale gate" and the gate\'s exit code (rmmscale run prints its own)', () => {
+    const r = gate({ current: [run('cur.json', runWithCheckinP99(612))], thresholds: ['checkin.p99 < 500ms', 'errors.count == 0'] });
+    expect(gateText(r, 'thresholds')).toBe(gateText(r).replace('rmmscale gate: FAIL (exit 5):', 'thresholds: FAIL:'));
+    expect(gateText(r, 'thresholds').split('\n')[0]).toBe('thresholds: FAIL: 2 thresholds: 1 passed, 1 failed (1 current run)');
   });
 });
