@@ -96,7 +96,12 @@ function collectWarnings(r: RunResult): string[] {
     const tag = `window ${w.index} (${w.label})`;
     const kind = [g.generatorBound ? 'generator-bound' : '', g.hostBound ? 'host-bound' : ''].filter(Boolean).join(' and ');
     const reasons = g.reasons.filter((x) => !quoted(x));
-    if ((kind || !g.trustworthy) && (reasons.length > 0 || g.reasons.length === 0)) out.add(`${tag}: ${kind || 'not trustworthy'}: ${reasons.join('; ') || 'no reason recorded'}`);
+    if (g.trust) {
+      // GeneratorTrust's judgement: the rig's trouble, and whether it could have changed the verdict.
+      const t = g.trust;
+      if (!g.trustworthy && !quoted(t.why)) out.add(`${tag}: not trustworthy (${t.judgedAs}${kind ? `; ${kind}` : ''}): ${t.why}`);
+      else if (g.trustworthy && kind) out.add(`${tag}: ${kind} (${reasons.join('; ') || 'no reason recorded'}), but the verdict holds (${t.judgedAs}): ${t.why}`);
+    } else if ((kind || !g.trustworthy) && (reasons.length > 0 || g.reasons.length === 0)) out.add(`${tag}: ${kind || 'not trustworthy'}: ${reasons.join('; ') || 'no reason recorded'}`);
     for (const x of g.warnings) if (!quoted(x)) out.add(`${tag}: ${x}`);
   }
   return [...out];

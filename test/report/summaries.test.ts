@@ -36,6 +36,21 @@ describe('verdict', () => {
     ]);
   });
 
+  it('with GeneratorTrust recorded: an untrusted window says how it was judged; a trusted one with rig trouble says why its verdict holds', () => {
+    const r = buildResult({ untrustworthy: true });
+    const judged = (trustworthy: boolean, judgedAs: 'could-flip' | 'breach-holds', why: string) =>
+      ({ trustworthy, judgedAs, why, error: {} as never, bounds: null });
+    // Windows 2 and 4 of the fixture are generator-bound.
+    r.windows[2].generator.trust = judged(false, 'could-flip', 'the SLO broke (p99 1,010 ms > 1,000 ms) but within the rig\'s error it could have held');
+    r.windows[4].generator.trustworthy = true;
+    r.windows[4].generator.trust = judged(true, 'breach-holds', 'the breach holds with the rig\'s error removed: p99 2,692 ms > 1,000 ms');
+    const w = verdictOf(r).warnings;
+    expect(w).toContain("window 2 (step 8000 agents): not trustworthy (could-flip; generator-bound): the SLO broke (p99 1,010 ms > 1,000 ms) but within the rig's error it could have held");
+    expect(w).toContain(
+      "window 4 (bisect 7000 agents): generator-bound (4.0% of sends left more than 50 ms after their intended time (limit 1%); scheduling lag p99 61.0 ms), but the verdict holds (breach-holds): the breach holds with the rig's error removed: p99 2,692 ms > 1,000 ms",
+    );
+  });
+
   it('does not repeat a window reason the summary already quotes; says when no load was good', () => {
     const r = buildResult({ untrustworthy: true });
     r.summary.warnings = [`step 3: not trustworthy: ${r.windows[2].generator.reasons[0]}`];
