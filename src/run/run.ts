@@ -171,16 +171,24 @@ function nums(xs: Array<number | null>): number[] {
   return xs.filter((x): x is number => x !== null);
 }
 
+/** Per tier, its worst node's event-loop delay p99 in the window, summed along a request's path (µs). */
+export function stackDelayUs(nodes: Array<Pick<NodeWindow, 'tier' | 'eventLoopDelayP99MsMax'>>): number {
+  const worst = new Map<string, number>();
+  for (const n of nodes) worst.set(n.tier, Math.max(worst.get(n.tier) ?? 0, n.eventLoopDelayP99MsMax));
+  return Math.round([...worst.values()].reduce((a, b) => a + b, 0) * 1000);
+}
+
 /** Timeouts the client gave up on: the only errors a slow rig can cause (by reading late). */
 function timeoutCount(errors: Record<string, number>): number {
   return Object.entries(errors).reduce((a, [code, n]) => (/timeout/i.test(code) && !code.startsWith('dropped:') ? a + n : a), 0);
 }
 
 /** GeneratorTrust for one window of a run: the swarm's facts against the scenario's SLO. */
-function judgeWindowTrust(r: SwarmResult, g: GeneratorHealth, c: ClientStats, m: StepMeasurement, sc: Scenario, windowSec: number, hostLimited: string[]): Trust {
+function judgeWindowTrust(r: SwarmResult, g: GeneratorHealth, c: ClientStats, m: StepMeasurement, sc: Scenario, windowSec: number, hostLimited: string[], stackDelay: number): Trust {
   return judgeTrust({
     rig: { generatorBound: g.generatorBound, hostBound: g.hostBound, reasons: g.reasons },
     hostLimitedNodes: hostLimited,
+    stackDelayUs: stackDelay,
     facts: {
       intended: r.summary.intended,
       attempted: r.summary.attempted,
@@ -424,7 +432,7 @@ export async function runScenario(o: RunOptions): Promise<RunOutput> {
         generator.hostBound = true;
         generator.reasons.push(`host-limited nodes (event-loop delay or host CPU, not their profile, limited them for most of the window): ${hostLimited.join(', ')}`);
       }
-      const trust = judgeWindowTrust(swarm, generator, client, m, sc, windowSec, hostLimited);
+      const trust = judgeWindowTrust(swarm, generator, client, m, sc, windowSec, hostLimited, stackDelayUs(nodes));
       generator.trustworthy = trust.trustworthy;
       generator.trust = trust;
       const w: WindowResult = {

@@ -9,6 +9,8 @@
  *   latency error bound  b = scheduling lag max          (a send left at most this late)
  *                          + worker event-loop delay max  (a response was read at most this late)
  *                          + steal bound                  (the hypervisor froze the host this long)
+ *                          + the stack's event-loop delays, when the host was saturated
+ *                            (the co-located generator's CPU may be why they were late)
  *
  *   true p99 ∈ [measured p99 − b, measured p99]
  *   true error rate ∈ [measured − timeouts the rig could have caused, measured]
@@ -23,8 +25,9 @@
  *   breach         breach           (any)            →  breach-holds   trustworthy (less load only makes it worse)
  *   breach         pass             (any)            →  could-flip     untrustworthy: measure again
  *
- * A breach while the host itself was saturated (CPU over 95%, nodes host-limited) could be the
- * co-located generator's doing: could-flip. A worker that died leaves an incomplete window:
+ * A breach while the host itself was saturated (CPU over 95%, nodes host-limited) could be partly
+ * the co-located generator's doing: each tier's worst event-loop delay joins the bound, and a
+ * breach with those delays unknown is could-flip. A worker that died leaves an incomplete window:
  * untrustworthy whatever the SLO says. With no SLO to protect (a bare `rmmscale swarm`), the numbers
  * themselves are the answer, so any generator or host trouble makes them untrustworthy
  * (`rig-bound`); a closed loop (`--rate max`) is saturated by design and is trusted as a lower bound
@@ -88,6 +91,13 @@ export interface TrustInput {
   slo: SloMeasurement | null;
   /** Stack nodes the host, not their profile, limited for most of the window. */
   hostLimitedNodes?: string[];
+  /**
+   * The most a request could have waited on the stack's own event loops: per tier, the worst
+   * node's event-loop delay p99 in the window, summed over the tiers (a request passes each tier
+   * once). Counted into the bound only when the host was saturated or nodes were host-limited:
+   * then the co-located generator's share of the CPU may be why those loops were late.
+   */
+  stackDelayUs?: number;
 }
 
 export type TrustBasis = 'clean' | 'pass-holds' | 'breach-holds' | 'could-flip' | 'not-delivered' | 'incomplete' | 'rig-bound' | 'closed-loop';
@@ -98,6 +108,8 @@ export interface RigErrorBound {
   eventLoopDelayMaxUs: number;
   /** Most CPU time the hypervisor could have frozen a p99 request for. */
   stealBoundUs: number;
+  /** The stack's event-loop delays along a request's path, when the host was saturated (else 0). */
+  hostContentionBoundUs: number;
   /** b: the most the rig could have added to any one latency. */
   latencyBoundUs: number;
   lateFraction: number;
@@ -137,18 +149,19 @@ export const TIMEOUT_SHARE = 0.1;
 const ms = (us: number): string => `${Math.round(us / 1000).toLocaleString('en-US')} ms`;
 const pct = (x: number): string => `${(x * 100).toFixed(x < 0.1 ? 2 : 1)}%`;
 
-export function rigErrorBound(f: RigFacts, p99Us: number): RigErrorBound {
+export function rigErrorBound(f: RigFacts, p99Us: number, hostContentionBoundUs = 0): RigErrorBound {
   // Steal freezes whole vCPUs: in the worst second at most stealMax × CPUs seconds of one vCPU,
   // once for every second a p99 request was alive.
   const spanSec = Math.max(1, Math.ceil(p99Us / 1e6));
   const stealBoundUs = Math.min(p99Us, Math.round((f.hostStealMax ?? 0) * f.hostCpus * spanSec * 1e6));
-  const latencyBoundUs = f.lagMaxUs + f.eventLoopDelayMaxUs + stealBoundUs;
+  const latencyBoundUs = f.lagMaxUs + f.eventLoopDelayMaxUs + stealBoundUs + hostContentionBoundUs;
   const deliveredRatio = f.intended > 0 ? f.attempted / f.intended : 1;
   return {
     lagP99Us: f.lagP99Us,
     lagMaxUs: f.lagMaxUs,
     eventLoopDelayMaxUs: f.eventLoopDelayMaxUs,
     stealBoundUs,
+    hostContentionBoundUs,
     latencyBoundUs,
     lateFraction: f.attempted > 0 ? f.late / f.attempted : 0,
     undeliveredFraction: Math.max(0, 1 - deliveredRatio),
@@ -185,7 +198,9 @@ function breaches(s: SloMeasurement, p99Us: number, errorRate: number, achievedR
 /** Decide trust for one window (or one bare swarm run). Pure; the table above is the whole policy. */
 export function judgeTrust(i: TrustInput): Trust {
   const { facts: f, slo: s } = i;
-  const error = rigErrorBound(f, s?.p99Us ?? 0);
+  const hostLimited = i.hostLimitedNodes ?? [];
+  const hostSaturated = hostLimited.length > 0 || (f.hostCpuMean !== null && f.hostCpuMean > HOST_CPU_SATURATED);
+  const error = rigErrorBound(f, s?.p99Us ?? 0, hostSaturated ? (i.stackDelayUs ?? 0) : 0);
   const bounds = s ? sloBounds(s, f, error) : null;
   const troubled = i.rig.generatorBound || i.rig.hostBound || (i.hostLimitedNodes?.length ?? 0) > 0;
   const out = (trustworthy: boolean, judgedAs: TrustBasis, why: string): Trust => ({ trustworthy, judgedAs, why, error, bounds });
@@ -199,7 +214,8 @@ export function judgeTrust(i: TrustInput): Trust {
   }
   const measured = breaches(s, s.p99Us, s.errorRate, s.achievedRatio);
   const optimistic = breaches(s, bounds.p99Us[0], bounds.errorRate[0], bounds.achievedRatio[1]);
-  const bound = `rig error: lag max ${ms(error.lagMaxUs)}, event loop max ${ms(error.eventLoopDelayMaxUs)}, steal ${ms(error.stealBoundUs)}`;
+  const contention = error.hostContentionBoundUs > 0 ? `, the stack's event loops on a saturated host ${ms(error.hostContentionBoundUs)}` : '';
+  const bound = `rig error: lag max ${ms(error.lagMaxUs)}, event loop max ${ms(error.eventLoopDelayMaxUs)}, steal ${ms(error.stealBoundUs)}${contention}`;
   if (measured.length === 0) {
     if (error.deliveredRatio < MIN_DELIVERED_RATIO) {
       return out(false, 'not-delivered', `the SLO held, but only ${pct(error.deliveredRatio)} of the intended sends left (at least ${pct(MIN_DELIVERED_RATIO)} needed): the stack was not offered the load`);
@@ -207,10 +223,9 @@ export function judgeTrust(i: TrustInput): Trust {
     const how = troubled ? `, and the rig can only have made it look worse (${bound})` : '';
     return out(true, troubled ? 'pass-holds' : 'clean', `the SLO held with latency measured from the intended send time${how}; ${pct(error.deliveredRatio)} of intended sends left`);
   }
-  const hostLimited = i.hostLimitedNodes ?? [];
-  if (hostLimited.length > 0 || (f.hostCpuMean !== null && f.hostCpuMean > HOST_CPU_SATURATED)) {
+  if (hostSaturated && i.stackDelayUs === undefined) {
     const who = hostLimited.length > 0 ? `nodes ${hostLimited.join(', ')} were host-limited` : `host CPU averaged ${pct(f.hostCpuMean ?? 0)}`;
-    return out(false, 'could-flip', `the SLO broke (${measured.join('; ')}) while ${who}: the generator shares that host, so the breach could be the rig's`);
+    return out(false, 'could-flip', `the SLO broke (${measured.join('; ')}) while ${who}, and the stack's event-loop delays are unknown: the generator shares that host, so the breach could be the rig's`);
   }
   if (optimistic.length > 0) {
     return out(true, troubled ? 'breach-holds' : 'clean', `the breach holds with the rig's error removed: ${optimistic.join('; ')} (${bound})`);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { STAGE_WARMUP_MS, windowWarmupMs } from '../../src/run/run.js';
+import { STAGE_WARMUP_MS, stackDelayUs, windowWarmupMs } from '../../src/run/run.js';
 import { mayCompactAt } from '../../src/swarm/compact.js';
 
 describe('warm-ups that keep the generator’s own stalls out of measured windows', () => {
@@ -19,5 +19,18 @@ describe('warm-ups that keep the generator’s own stalls out of measured window
     expect(mayCompactAt(6999, 7000)).toBe(true);
     expect(mayCompactAt(7000, 7000)).toBe(false);
     expect(mayCompactAt(30_000, 0)).toBe(false); // no warm-up: the whole swarm is measured
+  });
+});
+
+describe('the stack\'s event-loop delay along a request\'s path', () => {
+  it('takes each tier\'s worst node and sums the tiers', () => {
+    const nodes = [
+      { tier: 'proxy', eventLoopDelayP99MsMax: 12.5 },
+      { tier: 'web-agent', eventLoopDelayP99MsMax: 40 },
+      { tier: 'web-agent', eventLoopDelayP99MsMax: 90 },
+      { tier: 'db', eventLoopDelayP99MsMax: 3 },
+    ] as const;
+    expect(stackDelayUs([...nodes])).toBe(12_500 + 90_000 + 3_000);
+    expect(stackDelayUs([])).toBe(0);
   });
 });

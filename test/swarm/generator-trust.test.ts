@@ -40,13 +40,23 @@ describe('GeneratorTrust: the rig error bound', () => {
     expect(e.deliveredRatio).toBe(1);
   });
 
+  it('adds the stack\'s event-loop delays only when the host was saturated', () => {
+    const saturated = judgeTrust({ rig: { ...CLEAN, hostBound: true }, facts: { ...FACTS, hostCpuMean: 0.97 }, slo: BREACH, stackDelayUs: 300_000 });
+    expect(saturated.error).toMatchObject({ hostContentionBoundUs: 300_000, latencyBoundUs: 6_000 + 4_000 + 300_000 });
+    expect(saturated.why).toContain("the stack's event loops on a saturated host 300 ms");
+    const quiet = judgeTrust({ rig: CLEAN, facts: FACTS, slo: BREACH, stackDelayUs: 300_000 });
+    expect(quiet.error).toMatchObject({ hostContentionBoundUs: 0, latencyBoundUs: 10_000 });
+    // Host-limited nodes count as a saturated host too.
+    expect(judgeTrust({ rig: CLEAN, facts: FACTS, slo: BREACH, stackDelayUs: 300_000, hostLimitedNodes: ['db'] }).error.hostContentionBoundUs).toBe(300_000);
+  });
+
   it('never lets the steal bound exceed the latency itself', () => {
     expect(rigErrorBound({ ...FACTS, hostStealMax: 0.5 }, 200_000).stealBoundUs).toBe(200_000);
   });
 });
 
 describe('GeneratorTrust: the decision table', () => {
-  const rows: Array<[string, RigHealth, Partial<RigFacts>, SloMeasurement | null, boolean, TrustBasis]> = [
+  const rows: Array<[string, RigHealth, Partial<RigFacts>, SloMeasurement | null, boolean, TrustBasis, number?]> = [
     ['clean rig, SLO met', CLEAN, {}, PASS, true, 'clean'],
     ['clean rig, clear breach', CLEAN, {}, BREACH, true, 'clean'],
     ['late sends, SLO met, load delivered', LATE, LATE_FACTS, PASS, true, 'pass-holds'],
@@ -55,15 +65,18 @@ describe('GeneratorTrust: the decision table', () => {
     ['late sends, SLO met, but 2% of sends never left', LATE, { ...LATE_FACTS, attempted: 3920 }, PASS, false, 'not-delivered'],
     ['steal 5.2% (worst second 18%), p99 9 s', STOLEN, { hostStealMean: 0.052, hostStealMax: 0.179 }, { ...BREACH, p99Us: 9_019_000 }, true, 'breach-holds'],
     ['steal worst second 18%, p99 1.4 s: steal could explain 720 ms', STOLEN, { hostStealMean: 0.052, hostStealMax: 0.179 }, { ...BREACH, p99Us: 1_400_000, achievedRatio: 0.99 }, false, 'could-flip'],
-    ['host CPU 97% during a breach', { ...CLEAN, hostBound: true }, { hostCpuMean: 0.97 }, BREACH, false, 'could-flip'],
+    ['host CPU 97% during a breach, the stack\'s event-loop delays unknown', { ...CLEAN, hostBound: true }, { hostCpuMean: 0.97 }, BREACH, false, 'could-flip'],
+    ['host CPU 97%, p99 2.7 s, the stack\'s loops 300 ms late along the path', { ...CLEAN, hostBound: true }, { hostCpuMean: 0.97 }, BREACH, true, 'breach-holds', 300_000],
+    ['host CPU 97%, p99 1.2 s, the stack\'s loops 300 ms late along the path', { ...CLEAN, hostBound: true }, { hostCpuMean: 0.97 }, { ...BREACH, p99Us: 1_200_000, achievedRatio: 0.99 }, false, 'could-flip', 300_000],
+    ['host fine: the stack\'s own slow loops are the stack\'s, not the rig\'s', CLEAN, {}, { ...BREACH, p99Us: 1_200_000, achievedRatio: 0.99 }, true, 'clean', 300_000],
     ['host CPU 97% during a pass', { ...CLEAN, hostBound: true }, { hostCpuMean: 0.97 }, PASS, true, 'pass-holds'],
     ['a worker died', CLEAN, { workersDied: 1 }, PASS, false, 'incomplete'],
     ['no SLO, clean rig', CLEAN, {}, null, true, 'clean'],
     ['no SLO, late sends (a bare swarm that cannot keep up)', LATE, LATE_FACTS, null, false, 'rig-bound'],
     ['closed loop, hot workers', { generatorBound: true, hostBound: false, reasons: ['1 worker(s) used more than 90%'] }, { closedLoop: true }, null, true, 'closed-loop'],
   ];
-  it.each(rows)('%s', (_name, rig, facts, slo, trustworthy, judgedAs) => {
-    const t = judgeTrust({ rig, facts: { ...FACTS, ...facts }, slo });
+  it.each(rows)('%s', (_name, rig, facts, slo, trustworthy, judgedAs, stackDelayUs) => {
+    const t = judgeTrust({ rig, facts: { ...FACTS, ...facts }, slo, stackDelayUs });
     expect({ trustworthy: t.trustworthy, judgedAs: t.judgedAs }).toEqual({ trustworthy, judgedAs });
     expect(t.why.length).toBeGreaterThan(10);
   });
