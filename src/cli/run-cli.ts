@@ -12,6 +12,7 @@ import { runScenario } from '../run/run.js';
 import { headlineWindow } from '../report/format.js';
 import { loadScenario } from '../scenario/load.js';
 import { ProgressPrinter } from './progress.js';
+import { printWorkerErrors } from './run-events.js';
 
 export interface RunCliInput {
   scenario: string;
@@ -148,6 +149,8 @@ export async function runRunCli(input: RunCliInput): Promise<ExitCode> {
       allowRemote: input.allowRemote === true,
       signal: controller.signal,
       log,
+      // A worker's error is written beside the progress line, as the swarm always wrote it.
+      onEvent: printWorkerErrors,
       onProgress: (p) => {
         if (p.window !== current || !printer) {
           printer?.end();

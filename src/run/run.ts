@@ -16,11 +16,13 @@ import { resolveProfileSet, type ProfileSet } from '../stack/profiles.js';
 import { loadTopology } from '../stack/topology.js';
 import type { CapacityProfile } from '../stack/types.js';
 import { DEFAULT_CONNECT_RATE_PER_SEC, resolveSwarmConfig, type SwarmInput } from '../swarm/config.js';
-import { runSwarm, type ProgressSnapshot } from '../swarm/coordinator.js';
+import { runSwarm } from '../swarm/coordinator.js';
+import type { ProgressSnapshot } from '../swarm/interval-merge.js';
 import type { SwarmResult } from '../swarm/result.js';
 import { judgeTrust, type Trust } from '../swarm/generator-trust.js';
 import { fmtPct } from '../report/format.js';
 import { BackgroundTraffic } from './background.js';
+import type { RunEvent } from './run-event.js';
 import { remeasureDecision, waitForQuietHost } from './remeasure.js';
 import { NodeCollector, routeStatsForWindow, type CollectedNode, type CounterSnapshot, type ScrapeSchedule } from './collector.js';
 import { calmerWindow, diagnose, slopePerSec, tierCeilings } from './diagnose.js';
@@ -56,6 +58,8 @@ export interface RunOptions {
   /** Ctrl-C. */
   signal?: AbortSignal;
   log?: (line: string) => void;
+  /** What happens, as typed events (src/cli/run-events.ts formats them). */
+  onEvent?: (e: RunEvent) => void;
   onProgress?: (p: ProgressSnapshot & { window: string }) => void;
   /** How the nodes are scraped each second (default `spread`; `aligned` only for the lag benchmark's peer). */
   scrapeSchedule?: ScrapeSchedule;
@@ -355,6 +359,7 @@ export async function runScenario(o: RunOptions): Promise<RunOutput> {
       const { result: swarm, hlog } = await runSwarm({
         config: cfg,
         signal: abort.signal,
+        onEvent: o.onEvent,
         onStart: (startAtEpochMs) => {
           startTimer = setTimeout(markStart, Math.max(0, startAtEpochMs + warmupMs - Date.now()));
         },
