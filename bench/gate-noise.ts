@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_DECIDE } from '../src/gate/decide.js';
 import { loadRun, runGate, type LoadedRun } from '../src/gate/gate.js';
+import { printWorkerErrors } from '../src/cli/run-events.js';
 import { runScenario } from '../src/run/run.js';
 import { loadScenario } from '../src/scenario/load.js';
 import type { Scenario } from '../src/scenario/types.js';
@@ -120,7 +121,7 @@ export async function benchGateNoise(opts: { runs: number; seconds: number; repl
         // Rotate the order so that a drifting host does not favour one variant.
         for (const v of [...VARIANTS.slice(i % 3), ...VARIANTS.slice(0, i % 3)]) {
           const out = join(keepDir, `${v}-${i}`);
-          const { result, resultFile } = await runScenario({ scenario: scenario(dir, v, i, profiles[v], opts.seconds), outDir: out, allowRemote: false });
+          const { result, resultFile } = await runScenario({ scenario: scenario(dir, v, i, profiles[v], opts.seconds), outDir: out, allowRemote: false, onEvent: printWorkerErrors });
           if (result.error) throw new Error(`${v} run ${i}: ${result.error}`);
           keep(v, { file: resultFile, result });
           process.stderr.write(`gate-noise: ${v} #${i}: checkin p99 ${p99Ms[v][i]} ms${result.summary.trustworthy ? '' : ' (not trustworthy)'}\n`);

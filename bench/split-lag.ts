@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import type { ScrapeSchedule } from '../src/run/collector.js';
+import { printWorkerErrors } from '../src/cli/run-events.js';
 import { runScenario } from '../src/run/run.js';
 import { loadScenario } from '../src/scenario/load.js';
 import { ROOT, median, type BenchRow } from './lib.js';
@@ -25,7 +26,7 @@ async function oneRun(schedule: ScrapeSchedule, outDir: string): Promise<StepLag
   if (!sc.ceiling) throw new Error('automate-split3 is no longer a ceiling search');
   sc.ceiling = { ...sc.ceiling, max: STEPS_MAX };
   sc.plan = null;
-  const { result } = await runScenario({ scenario: sc, outDir, allowRemote: false, scrapeSchedule: schedule });
+  const { result } = await runScenario({ scenario: sc, outDir, allowRemote: false, scrapeSchedule: schedule, onEvent: printWorkerErrors });
   if (result.error) throw new Error(`split-lag (${schedule}): ${result.error}`);
   return result.windows
     .filter((w) => w.supersededBy === undefined)

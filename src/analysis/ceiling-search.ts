@@ -42,7 +42,8 @@ export interface SearchOptions {
   grain: number;
 }
 
-export interface StepVerdict {
+/** A window against the scenario's SLO (not the rig's RigVerdict, nor a gate's DecisionOutcome). */
+export interface SloVerdict {
   ok: boolean;
   breaches: string[];
 }
@@ -51,7 +52,7 @@ export interface SearchStep {
   load: number;
   phase: 'step' | 'bisect';
   measurement: StepMeasurement;
-  verdict: StepVerdict;
+  verdict: SloVerdict;
 }
 
 export type SearchOutcome =
@@ -70,7 +71,7 @@ export interface SearchResult {
   steps: SearchStep[];
 }
 
-export function judgeStep(m: StepMeasurement, slo: Slo): StepVerdict {
+export function judgeStep(m: StepMeasurement, slo: Slo): SloVerdict {
   const breaches: string[] = [];
   if (m.p99Us > slo.p99Us) breaches.push(`p99 ${(m.p99Us / 1000).toFixed(1)} ms > ${(slo.p99Us / 1000).toFixed(1)} ms`);
   if (m.errorRate > slo.errorRate) breaches.push(`errors ${(m.errorRate * 100).toFixed(2)}% > ${(slo.errorRate * 100).toFixed(2)}%`);

@@ -10,6 +10,7 @@ import { PROFILES } from '../stack/profiles.js';
 import { namedTopology } from '../stack/topology.js';
 import { exitCodeFor, renderSummary } from './swarm-cli.js';
 import { formatUs, ProgressPrinter } from './progress.js';
+import { printWorkerErrors } from './run-events.js';
 
 /**
  * The quick start's main job, and real work: the `single` reference stack (its own process,
@@ -30,7 +31,7 @@ export async function runDemo(o: { agents: string; duration: string; profile: st
     const cfg = resolveSwarmConfig({ target: stack.entryUrl, agents: o.agents, checkin: '30%/min', duration: o.duration, secret, seed: 'demo' });
     process.stderr.write(`driving ${stack.entryUrl} with ${cfg.agents} agents at 30%/min for ${cfg.durationMs / 1000}s\n`);
     const printer = new ProgressPrinter(process.stderr);
-    const { result } = await runSwarm({ config: cfg, signal: controller.signal, onProgress: (p) => printer.update(p) });
+    const { result } = await runSwarm({ config: cfg, signal: controller.signal, onProgress: (p) => printer.update(p), onEvent: printWorkerErrors });
     printer.end();
     if (o.json) writeFileAtomic(o.json, JSON.stringify(result, null, 2) + '\n');
     const node = stack.nodes[0];

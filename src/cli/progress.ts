@@ -1,4 +1,4 @@
-import type { ProgressSnapshot } from '../swarm/coordinator.js';
+import type { ProgressSnapshot } from '../swarm/interval-merge.js';
 
 /**
  * Progress output. On a TTY: one line rewritten in place each second. Otherwise (pipes, CI): a

@@ -12,6 +12,7 @@ import { runScenario } from '../run/run.js';
 import { headlineWindow } from '../report/format.js';
 import { loadScenario } from '../scenario/load.js';
 import { ProgressPrinter } from './progress.js';
+import { formatRunEvent, printWorkerErrors } from './run-events.js';
 
 export interface RunCliInput {
   scenario: string;
@@ -147,7 +148,9 @@ export async function runRunCli(input: RunCliInput): Promise<ExitCode> {
       outDir,
       allowRemote: input.allowRemote === true,
       signal: controller.signal,
-      log,
+      // A worker's error is written beside the progress line, as the swarm always wrote it;
+      // every other event ends the progress line first.
+      onEvent: (e) => (e.type === 'worker-error' ? printWorkerErrors(e) : log(formatRunEvent(e))),
       onProgress: (p) => {
         if (p.window !== current || !printer) {
           printer?.end();

@@ -7,6 +7,7 @@ import { runSwarm } from '../swarm/coordinator.js';
 import { HOST_STEAL_WARN, type SwarmResult } from '../swarm/result.js';
 import type { StealFreeLag } from '../swarm/steal-free-lag.js';
 import { formatUs, ProgressPrinter } from './progress.js';
+import { printWorkerErrors } from './run-events.js';
 
 /**
  * The swarm command's I/O: validate, run with a progress line, print the summary, write the
@@ -34,7 +35,7 @@ export async function runSwarmCli(input: SwarmInput): Promise<ExitCode> {
       `(${cfg.mode}${cfg.mode === 'http' ? `/${cfg.connection}` : ''}, ${cfg.arrival})\n`,
   );
   try {
-    const { result, hlog } = await runSwarm({ config: cfg, signal: controller.signal, onProgress: (p) => printer.update(p) });
+    const { result, hlog } = await runSwarm({ config: cfg, signal: controller.signal, onProgress: (p) => printer.update(p), onEvent: printWorkerErrors });
     printer.end();
     if (cfg.jsonFile) writeFileAtomic(cfg.jsonFile, JSON.stringify(result, null, 2) + '\n');
     if (cfg.hlogFile) writeFileAtomic(cfg.hlogFile, hlog);

@@ -30,7 +30,8 @@
  * one run that is the run; with several, one outlier run neither fails nor saves the gate.
  */
 
-export type Verdict = 'pass' | 'fail' | 'inconclusive';
+/** What one relative or absolute rule decided (the JSON field stays `verdict`). */
+export type DecisionOutcome = 'pass' | 'fail' | 'inconclusive';
 export type BoundOp = '<' | '<=' | '>' | '>=';
 export type CompareOp = BoundOp | '==' | '!=';
 
@@ -55,7 +56,7 @@ export interface RatioInterval {
 }
 
 export interface RelativeDecision {
-  verdict: Verdict;
+  verdict: DecisionOutcome;
   /** mean(current) ÷ mean(baseline); null when the baseline mean is 0 and the current is not. */
   ratio: number | null;
   /** null when unbounded. */
@@ -156,7 +157,7 @@ export function decideRelative(current: readonly number[], baseline: readonly nu
     return { verdict: 'inconclusive', ratio: r, ci: null, method: 'unbounded', df: NaN, n, m, note: `×${fmt(r)}, but the baseline runs vary too much to bound the ratio; ${runs}` };
   }
   const upper = op === '<' || op === '<=';
-  let verdict: Verdict;
+  let verdict: DecisionOutcome;
   if (upper) {
     const passes = op === '<' ? ci.hi < bound : ci.hi <= bound;
     const fails = op === '<' ? ci.lo >= bound : ci.lo > bound;

@@ -5,22 +5,23 @@ import type { RunResult, WindowResult } from '../run/result-types.js';
  * so the same run reads the same everywhere. Pure: a RunResult in, strings out.
  */
 
-export type VerdictStatus = 'pass' | 'fail' | 'untrustworthy' | 'incomplete';
+export type ReportStatus = 'pass' | 'fail' | 'untrustworthy' | 'incomplete';
 
-export interface Verdict {
-  status: VerdictStatus;
+/** What a report says first: the run's status, one sentence, and the warnings (the JSON-free view of a RunResult). */
+export interface ReportHeadline {
+  status: ReportStatus;
   /** One sentence: the outcome with its numbers. */
   headline: string;
   /** Every warning the reader must see, generator- and host-bound ones first. De-duplicated. */
   warnings: string[];
 }
 
-export function verdictOf(r: RunResult): Verdict {
+export function verdictOf(r: RunResult): ReportHeadline {
   const warnings = collectWarnings(r);
   const s = r.summary;
   const limiting = s.limitingTier ? `, limited by ${s.limitingTier}` : '';
   const ceiling = (): string => `${fmtCount(s.ceilingAgents)} agents (${fmtRate(s.ceilingRps)})`;
-  let status: VerdictStatus;
+  let status: ReportStatus;
   let headline: string;
   if (r.search) {
     const { outcome, lastGood, firstBad } = r.search;
@@ -76,7 +77,7 @@ export function verdictOf(r: RunResult): Verdict {
   return { status, headline, warnings };
 }
 
-export const STATUS_LABEL: Record<VerdictStatus, string> = {
+export const STATUS_LABEL: Record<ReportStatus, string> = {
   pass: 'PASS',
   fail: 'FAIL',
   untrustworthy: 'UNTRUSTWORTHY',

@@ -15,7 +15,7 @@ import { renderMarkdown } from './markdown.js';
 export { renderHtml } from './html.js';
 export { renderMarkdown } from './markdown.js';
 export { terminalSummary } from './terminal.js';
-export { verdictOf, type Verdict, type VerdictStatus } from './format.js';
+export { verdictOf, type ReportHeadline, type ReportStatus } from './format.js';
 
 export interface ReportFiles {
   htmlFile?: string;

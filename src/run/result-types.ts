@@ -1,3 +1,4 @@
+import type { SloVerdict } from '../analysis/ceiling-search.js';
 import type { Plan } from '../analysis/plan.js';
 import type { HostFacts } from '../core/host.js';
 import type { LatencySummary } from '../metrics/histogram.js';
@@ -174,7 +175,7 @@ export interface WindowResult {
   generator: GeneratorHealth;
   nodes: NodeWindow[];
   /** Against the scenario's SLOs. */
-  verdict: { ok: boolean; breaches: string[] };
+  verdict: SloVerdict;
   diagnosis: Diagnosis;
   /**
    * Set on a search window that was not trustworthy and was measured once more: the index of the

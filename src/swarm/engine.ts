@@ -5,7 +5,8 @@ import { Rng } from '../core/random.js';
 import type { SwarmConfig, ScheduledKind } from './config.js';
 import { SCHEDULED_KINDS } from './config.js';
 import { PayloadFactory } from './payloads.js';
-import { SwarmRecorder, type RecorderInterval } from './recorder.js';
+import { SwarmRecorder } from './recorder.js';
+import type { WorkerHealth, WorkerMessage, WorkerPlan } from './ipc.js';
 import { agentsAt, jittered, nextPoissonMs, periodicFireMs, phaseFrom, phaseOffset } from './schedule.js';
 import type { HttpTransport } from './transports/http.js';
 import { compactHeap, mayCompactAt } from './compact.js';
@@ -21,36 +22,6 @@ import { TunnelFleet } from './transports/ws-tunnels.js';
  * Between check-ins an agent costs 8 + 8 + 4 bytes in typed arrays plus one heap slot: no socket,
  * no timer, no closure. One timer per worker wakes at the earliest due fire.
  */
-
-export interface WorkerPlan {
-  workerIndex: number;
-  workerCount: number;
-  config: SwarmConfig;
-  localAddresses: string[];
-  maxInflight: number;
-  intervalMs: number;
-  caPem: string | null;
-}
-
-export interface WorkerHealth {
-  pid: number;
-  /** Share of one core this worker used in the interval (0..1+). */
-  cpu: number;
-  /** CPU time this worker used in the interval, µs. */
-  cpuUs: number;
-  /** Event-loop delay, ms: beyond the 10 ms monitor's resolution (HTTP), or the lateness of the worker's own timers (tunnels). */
-  eldP99Ms: number;
-  eldMaxMs: number;
-  rssBytes: number;
-  inflight: number;
-  connected: number;
-}
-
-export type WorkerMessage =
-  | { type: 'ready'; worker: number; agents: number; pid: number }
-  | { type: 'interval'; worker: number; index: number; interval: RecorderInterval; health: WorkerHealth }
-  | { type: 'done'; worker: number }
-  | { type: 'error'; worker: number; message: string; code: string };
 
 /**
  * Event-loop delay. HTTP workers sample it every 10 ms (monitorEventLoopDelay). Tunnel workers

@@ -167,7 +167,7 @@ export function describeConfig(cfg: SwarmConfig): string {
   return `${cfg.agents} agents, ${describeCheckin(cfg.checkin)}, ${cfg.arrival}, ${cfg.mode}${cfg.mode === 'http' ? `/${cfg.connection}` : ''}`;
 }
 
-export interface VerdictInput {
+export interface RigVerdictInput {
   attempted: number;
   completed: number;
   failed: number;
@@ -225,7 +225,7 @@ export const HOST_STEAL_WARN = 0.01;
  *   5% of their time (a warning from 1% on average, or from 5% in any one second);
  * - SUT failed: the error rate exceeded the allowed rate.
  */
-export function decideVerdict(v: VerdictInput): RigVerdict {
+export function decideVerdict(v: RigVerdictInput): RigVerdict {
   const reasons: string[] = [];
   const warnings: string[] = [];
   let generatorBound = false;

@@ -1,13 +1,12 @@
 import { RmmscaleError } from '../core/errors.js';
-import { SwarmEngine, type WorkerMessage, type WorkerPlan } from './engine.js';
+import { SwarmEngine } from './engine.js';
+import type { CoordinatorMessage, WorkerMessage } from './ipc.js';
 
 /**
  * A swarm worker process. The coordinator forks it, sends `prepare` (its plan: which agents, which
  * addresses), then `go` with the shared start instant, and `stop` on Ctrl-C. The worker exits by
  * itself when the coordinator goes away, so a crashed coordinator leaves no orphans.
  */
-
-type CoordinatorMessage = { type: 'prepare'; plan: WorkerPlan } | { type: 'go'; startAtEpochMs: number } | { type: 'stop' };
 
 let engine: SwarmEngine | null = null;
 let workerIndex = -1;

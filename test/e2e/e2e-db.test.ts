@@ -2,6 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { formatRunEvent } from '../../src/cli/run-events.js';
 import { runScenario } from '../../src/run/run.js';
 import { alive } from '../helpers/fork-node.js';
 import { profileFile, rateSearch } from './e2e-scenario.js';
@@ -22,7 +23,7 @@ describe('rmmscale run: ceiling search on an emulated stack limited by its datab
     });
     const out = mkdtempSync(join(tmpdir(), 'rmmscale-run-'));
     const lines: string[] = [];
-    const { result } = await runScenario({ scenario: rateSearch('e2e-db', 'split2', profile, { start: 30, max: 600, p99Ms: 300 }), outDir: out, allowRemote: false, log: (l) => lines.push(l) });
+    const { result } = await runScenario({ scenario: rateSearch('e2e-db', 'split2', profile, { start: 30, max: 600, p99Ms: 300 }), outDir: out, allowRemote: false, onEvent: (e) => lines.push(formatRunEvent(e)) });
     const why = lines.join('\n');
     expect(result.error, why).toBeNull();
     expect(result.search?.outcome, why).toBe('found');

@@ -2,6 +2,7 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { formatRunEvent } from '../../src/cli/run-events.js';
 import { runScenario } from '../../src/run/run.js';
 import { RUN_RESULT_SCHEMA, type RunResult } from '../../src/run/result-types.js';
 import { alive } from '../helpers/fork-node.js';
@@ -23,7 +24,7 @@ describe('rmmscale run: ceiling search on an emulated stack limited by its agent
     });
     const out = mkdtempSync(join(tmpdir(), 'rmmscale-run-'));
     const lines: string[] = [];
-    const { result, resultFile } = await runScenario({ scenario: rateSearch('e2e-web', 'split2', profile, { start: 20, max: 400, p99Ms: 400 }), outDir: out, allowRemote: false, log: (l) => lines.push(l) });
+    const { result, resultFile } = await runScenario({ scenario: rateSearch('e2e-web', 'split2', profile, { start: 20, max: 400, p99Ms: 400 }), outDir: out, allowRemote: false, onEvent: (e) => lines.push(formatRunEvent(e)) });
     const onDisk = JSON.parse(readFileSync(resultFile, 'utf8')) as RunResult;
     expect(onDisk.schema).toBe(RUN_RESULT_SCHEMA);
     expect(onDisk.summary).toEqual(result.summary);

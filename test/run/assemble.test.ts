@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { assemble } from '../../src/run/run.js';
+import { assemble } from '../../src/run/assemble.js';
 import type { WindowResult } from '../../src/run/result-types.js';
 import type { Scenario } from '../../src/scenario/types.js';
 import { rateSearch } from '../e2e/e2e-scenario.js';

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { STAGE_WARMUP_MS, stackDelayUs, windowWarmupMs } from '../../src/run/run.js';
+import { stackDelayUs } from '../../src/run/judge-window.js';
+import { STAGE_WARMUP_MS, windowWarmupMs } from '../../src/run/plan-window.js';
 import { mayCompactAt } from '../../src/swarm/compact.js';
 
 describe('warm-ups that keep the generator’s own stalls out of measured windows', () => {

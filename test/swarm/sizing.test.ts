@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { resolveSwarmConfig } from '../../src/swarm/config.js';
-import { sizeRun, tunnelBudget } from '../../src/swarm/coordinator.js';
+import { sizeRun, tunnelBudget } from '../../src/swarm/sizing.js';
 
 /** Worker count, caps and source addresses from the load and the open-file limit (read at run time). */
 

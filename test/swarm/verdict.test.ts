@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { decideVerdict, type VerdictInput } from '../../src/swarm/result.js';
+import { decideVerdict, type RigVerdictInput } from '../../src/swarm/result.js';
 
-const OK: VerdictInput = {
+const OK: RigVerdictInput = {
   attempted: 10_000,
   completed: 10_000,
   failed: 0,
@@ -35,7 +35,7 @@ describe('the verdict', () => {
       { late: 6, attempted: 6, lagP99Us: 3_200_000, workers: [{ cpuMean: 0.5, eldP99MsMax: 4609.5, exitedEarly: false }, { cpuMean: 0.5, eldP99MsMax: 999, exitedEarly: false }] },
       "1 worker(s) had their event loop stalled for up to 4610 ms (limit 1000 ms): latencies measured in them include the generator's own delay",
     ],
-  ] as Array<[Partial<VerdictInput>, string]>)('calls %j generator-bound, saying why', (change, reason) => {
+  ] as Array<[Partial<RigVerdictInput>, string]>)('calls %j generator-bound, saying why', (change, reason) => {
     const v = decideVerdict({ ...OK, ...change });
     expect(v.generatorBound).toBe(true);
     expect(v.trustworthy).toBe(false);

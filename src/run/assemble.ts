@@ -1,0 +1,160 @@
+import type { SearchResult } from '../analysis/ceiling-search.js';
+import { planCapacity, type Plan, type TierCapacity } from '../analysis/plan.js';
+import { fitUsl } from '../analysis/usl.js';
+import { hostFacts } from '../core/host.js';
+import type { Scenario } from '../scenario/types.js';
+import { calmerWindow, tierCeilings } from './diagnose.js';
+import { RUN_RESULT_SCHEMA, type NodeSecond, type RunResult, type RunSummary, type TierName, type UslResult, type WindowResult } from './result-types.js';
+
+/** Everything after the measurements: summary, ceilings, fits, plan. Pure over the windows. */
+
+export interface AssembleInput {
+  sc: Scenario;
+  startedAt: string;
+  complete: boolean;
+  interrupted: boolean;
+  error: string | null;
+  windows: WindowResult[];
+  search: SearchResult | null;
+  timeline: Record<string, NodeSecond[]>;
+  hlogFiles: string[];
+  warnings: string[];
+  nodes: RunResult['stack']['nodes'];
+  versions: RunResult['versions'];
+}
+
+export function assemble(a: AssembleInput): RunResult {
+  const { sc, search } = a;
+  const warnings = [...a.warnings];
+  const why = (w: WindowResult): string => w.generator.trust?.why ?? w.generator.reasons.join('; ');
+  for (const w of a.windows) {
+    if (w.supersededBy !== undefined) warnings.push(`${w.label}: not trustworthy (${why(w)}); measured again as window #${w.supersededBy}`);
+  }
+  // Windows measured again are kept in the file for the record, and used for nothing else.
+  const windows = a.windows.filter((w) => w.supersededBy === undefined);
+  const untrusted = windows.filter((w) => !w.generator.trustworthy);
+  for (const w of untrusted) warnings.push(`${w.label}: not trustworthy: ${why(w)}`);
+  if (a.error) warnings.push(`incomplete: ${a.error}`);
+
+  const headlineIndex = headlineIndexOf(sc, search, windows);
+  const headlineWindow = headlineIndex === null ? null : a.windows[headlineIndex];
+  const summary = summaryOf(sc, search, windows, headlineWindow, untrusted.length === 0 && a.complete, warnings);
+  const { usl, uslError } = uslOf(sc, windows);
+
+  // A plan answers the scenario's question (plan.agents); planning for the ceiling itself would
+  // only restate it with headroom taken off.
+  const plan = sc.plan && summary.ceilingAgents !== null && headlineWindow ? planFromSummary(summary, headlineWindow, sc) : null;
+
+  return {
+    schema: RUN_RESULT_SCHEMA,
+    summary,
+    scenario: { name: sc.name, file: sc.file, description: sc.description, seed: sc.fleet.seed, definition: sc.definition },
+    versions: a.versions,
+    host: hostFacts(),
+    startedAt: a.startedAt,
+    endedAt: new Date().toISOString(),
+    complete: a.complete,
+    interrupted: a.interrupted,
+    error: a.error,
+    stack: { topology: sc.stack.topology ?? 'external', profile: sc.stack.target ? 'n/a' : sc.stack.profile, proxy: sc.stack.proxy, db: sc.stack.db, target: sc.stack.target, nodes: a.nodes },
+    slo: { p99Ms: sc.slo.p99Ms, errorRate: sc.slo.errorRate, minAchievedRatio: sc.slo.minAchievedRatio },
+    thresholds: sc.thresholds,
+    windows: a.windows,
+    headline: headlineWindow ? { windowIndex: headlineWindow.index, client: headlineWindow.client, nodes: headlineWindow.nodes } : null,
+    search: search
+      ? { outcome: search.outcome, unit: sc.ceiling?.unit ?? 'agents', lastGood: search.lastGood, firstBad: search.firstBad, precision: sc.ceiling?.precision ?? 0 }
+      : null,
+    fits: { usl, uslError },
+    plan,
+    timeline: a.timeline,
+    hlogFiles: a.hlogFiles,
+  };
+}
+
+/** The headline: the ceiling window of a search, or the stages merged (the last stage here). `windows`: those not superseded. */
+function headlineIndexOf(sc: Scenario, search: SearchResult | null, windows: WindowResult[]): number | null {
+  if (search) {
+    const good = search.ceilingLoad;
+    const cands = windows.filter((w) => w.verdict.ok && (sc.ceiling?.unit === 'agents' ? w.agents === good : Math.abs(w.client.offeredRatePerSec - (good ?? -1)) < 1));
+    // No ceiling claimed (untrustworthy, below the start): the last window that met the SLO, so
+    // reports and gates still have a measured window to show; the summary claims nothing from it.
+    const fallback = cands.length ? cands : windows.filter((w) => w.verdict.ok);
+    return fallback.length ? fallback[fallback.length - 1].index : windows.length ? windows[windows.length - 1].index : null;
+  }
+  return windows.length ? windows[windows.length - 1].index : null;
+}
+
+/** The run's summary: a found ceiling with its limiting tier, or why there is none. Adds to `warnings`. */
+function summaryOf(sc: Scenario, search: SearchResult | null, windows: WindowResult[], headlineWindow: WindowResult | null, trustworthy: boolean, warnings: string[]): RunSummary {
+  if (search && search.outcome === 'found' && headlineWindow) {
+    const firstBad = windows.find((w) => !w.verdict.ok && (sc.ceiling?.unit === 'agents' ? w.agents === search.firstBad : true)) ?? windows.find((w) => !w.verdict.ok)!;
+    const limiting = firstBad.diagnosis.limitingTier;
+    const agents = headlineWindow.agents;
+    const calmer = calmerWindow(
+      windows.filter((w) => w.generator.trustworthy).map((w) => ({ nodes: w.nodes, agents: w.agents, ok: w.verdict.ok })),
+      limiting,
+      agents,
+    );
+    const tiers = tierCeilings(headlineWindow.nodes, agents, limiting, firstBad.diagnosis.evidence, calmer);
+    const summary: RunSummary = {
+      ceilingAgents: sc.ceiling?.unit === 'agents' ? search.ceilingLoad : ceilingAgentsForRate(sc, headlineWindow.client.offeredRatePerSec),
+      ceilingRps: Math.round(headlineWindow.client.achievedRatePerSec * 10) / 10,
+      limitingTier: limiting,
+      tiers,
+      trustworthy,
+      warnings,
+    };
+    if (!limiting) warnings.push(`the SLO broke at ${firstBad.label} but no tier showed saturation: ${firstBad.diagnosis.evidence.join('; ')}`);
+    return summary;
+  }
+  if (search) {
+    const why: Record<string, string> = {
+      'below-start': 'the first step already broke the SLO: lower ceiling.start',
+      'above-max': 'every step met the SLO up to ceiling.max: the ceiling is higher than searched',
+      untrustworthy: 'the generator or the host saturated before the stack: no ceiling is claimed',
+      budget: 'ceiling.maxSteps ran out before the search converged',
+      found: '',
+    };
+    warnings.push(`no ceiling: ${why[search.outcome]}`);
+  }
+  const tiers = headlineWindow ? tierCeilings(headlineWindow.nodes, headlineWindow.agents, null, []) : [];
+  return { ceilingAgents: null, ceilingRps: null, limitingTier: null, tiers, trustworthy: trustworthy && (!search || search.outcome !== 'untrustworthy'), warnings };
+}
+
+/** USL over every trustworthy window: load = agents (or offered rate), throughput = achieved. */
+function uslOf(sc: Scenario, windows: WindowResult[]): { usl: UslResult | null; uslError: string | null } {
+  const points = windows.filter((w) => w.generator.trustworthy).map((w) => ({ load: sc.ceiling?.unit === 'rate' ? w.client.offeredRatePerSec : w.agents, throughput: w.client.achievedRatePerSec }));
+  const distinct = new Set(points.map((p) => p.load)).size;
+  if (distinct < 3) return { usl: null, uslError: `needs at least 3 distinct loads, got ${distinct}` };
+  try {
+    const f = fitUsl(points);
+    const usl: UslResult = { loadUnit: 'agents', points: points.sort((x, y) => x.load - y.load), sigma: f.sigma, kappa: f.kappa, lambda: f.lambda, nMax: Number.isFinite(f.nMax) ? f.nMax : -1, xMax: Number.isFinite(f.xMax) ? f.xMax : -1, r2: f.r2 };
+    return { usl, uslError: null };
+  } catch (err) {
+    return { usl: null, uslError: (err as Error).message };
+  }
+}
+
+/**
+ * A rate ceiling in agents: only a per-agent check-in model (a fraction per minute) converts. A
+ * fixed aggregate rate says nothing about how many agents would produce it, so no agent figure.
+ */
+function ceilingAgentsForRate(sc: Scenario, ratePerSec: number): number | null {
+  const c = sc.fleet.checkin;
+  return c.kind === 'fraction' ? Math.round(ratePerSec / (c.fractionPerMin / 60)) : null;
+}
+
+/** Tiers that cannot scale out: one DBAgent, one database; the single server is one box. */
+const SINGLE_INSTANCE = new Set<TierName>(['app', 'db', 'single']);
+
+export function planFromSummary(summary: RunSummary, at: WindowResult, sc: Scenario): Plan | null {
+  const tiers: TierCapacity[] = [];
+  for (const t of summary.tiers) {
+    if (t.ceilingRps === null || t.ceilingAgents === null || t.ceilingAgents <= 0) continue;
+    const nodes = Math.max(1, at.nodes.filter((n) => n.tier === t.tier).length);
+    tiers.push({ tier: t.tier, perNodeCeilingRps: t.ceilingRps / nodes, demandPerAgentRps: t.ceilingRps / t.ceilingAgents, scalable: !SINGLE_INSTANCE.has(t.tier) });
+  }
+  if (tiers.length === 0) return null;
+  const agents = sc.plan?.agents[0] ?? summary.ceilingAgents ?? at.agents;
+  return planCapacity(tiers, { agents, maxUtilization: sc.plan?.maxUtilization ?? 0.8, redundancy: sc.plan?.redundancy ?? 'n+1' });
+}

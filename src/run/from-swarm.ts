@@ -1,0 +1,43 @@
+import type { SwarmResult } from '../swarm/result.js';
+import type { ClientStats, GeneratorHealth, OpStats } from './result-types.js';
+
+/** A window's client-side figures and generator health, as result.json keeps them, from its swarm's result. */
+
+export function clientFromSwarm(r: SwarmResult): ClientStats {
+  const ops: Record<string, OpStats> = {};
+  for (const [name, o] of Object.entries(r.ops)) {
+    const n = o.completed + o.failed;
+    ops[name] = { count: o.count, completed: o.completed, failed: o.failed, errorRate: n ? o.failed / n : 0, latency: o.latency, serviceTime: o.serviceTime, histograms: o.histograms };
+  }
+  return {
+    agents: r.config.agents,
+    offeredRatePerSec: r.summary.targetRatePerSec,
+    attemptedRatePerSec: Math.round((r.summary.attempted / Math.max(0.001, r.config.durationMs / 1000)) * 10) / 10,
+    achievedRatePerSec: r.summary.achievedRatePerSec,
+    count: r.summary.attempted,
+    completed: r.summary.completed,
+    failed: r.summary.failed,
+    late: r.summary.late,
+    dropped: r.summary.dropped,
+    errorRate: r.summary.errorRate,
+    latency: r.summary.latency,
+    ops,
+    errors: r.errors,
+  };
+}
+
+export function generatorFromSwarm(r: SwarmResult): GeneratorHealth {
+  return {
+    trustworthy: r.verdict.trustworthy,
+    generatorBound: r.verdict.generatorBound,
+    hostBound: r.verdict.hostBound,
+    reasons: r.verdict.reasons,
+    warnings: r.verdict.warnings,
+    workers: r.generator.workers.length,
+    cpuMax: Math.max(0, ...r.generator.workers.map((w) => w.cpuMax)),
+    schedulingLagP99Us: r.generator.schedulingLag.p99Us,
+    hostCpuMean: r.generator.hostCpuMean,
+    hostStealMean: r.generator.hostStealMean,
+    hostStealMax: r.generator.hostStealMax,
+  };
+}

@@ -1,0 +1,108 @@
+import { join } from 'node:path';
+import { writeFileAtomic } from '../core/atomic-write.js';
+import type { NodeHdrSnapshot } from '../core/protocol.js';
+import { resolveSwarmConfig, type SwarmConfig } from '../swarm/config.js';
+import { runSwarm } from '../swarm/coordinator.js';
+import type { SwarmResult } from '../swarm/result.js';
+import type { CounterSnapshot } from './collector.js';
+import { judgeWindow } from './judge-window.js';
+import { nodeWindows, type WindowSnapshots } from './node-window.js';
+import { planWindow, type WindowSpec } from './plan-window.js';
+import type { ClientStats, WindowResult } from './result-types.js';
+import { RunAborted } from './run-aborted.js';
+import type { RunContext } from './run-context.js';
+import { settleStack } from './settle.js';
+
+/**
+ * One window, start to end: plan its swarm, drive it while the nodes are snapshotted at the
+ * instant its warm-up ends and again when it stops, judge it, record it, and let the stack settle
+ * before the next. Throws RunAborted when the run was aborted during it (after recording it).
+ */
+export async function measureWindow(ctx: RunContext, spec: WindowSpec): Promise<WindowResult> {
+  if (ctx.signal.aborted) throw new RunAborted();
+  ctx.currentAgents = spec.agents;
+  const index = ctx.windows.length;
+  const cfg = resolveSwarmConfig(planWindow(ctx.sc, ctx, spec));
+  const windowStartSec = (Date.now() - ctx.runStartMs) / 1000;
+  ctx.emit({ type: 'window-start', label: spec.label, agents: spec.agents, rampFromAgents: spec.rampFromAgents, checkin: spec.checkin, warmupMs: spec.warmupMs, measureMs: spec.measureMs });
+  const d = await driveWindow(ctx, spec, cfg);
+  const hlogName = `window-${String(index).padStart(2, '0')}.hlog`;
+  if (d.hlog) {
+    writeFileAtomic(join(ctx.outDir, hlogName), d.hlog);
+    ctx.hlogFiles.push(hlogName);
+  }
+  const windowSec = Math.max(1, (d.measuredToMs - d.measuredFromMs) / 1000);
+  const span = { fromSec: (d.measuredFromMs - ctx.runStartMs) / 1000, toSec: (d.measuredToMs - ctx.runStartMs) / 1000, windowSec };
+  const nodes = nodeWindows(ctx.stack?.nodes ?? [], ctx.collector, ctx.profileOf, d.snapshots, span);
+  const { client, generator, verdict, diagnosis, trust } = judgeWindow(d.swarm, nodes, windowSec, ctx.sc, ctx.windows);
+  const w: WindowResult = {
+    index,
+    kind: spec.kind,
+    label: spec.label,
+    agents: spec.agents,
+    checkin: spec.checkin,
+    startSec: Math.round(windowStartSec * 10) / 10,
+    warmupSec: spec.warmupMs / 1000,
+    measuredSec: Math.round(windowSec * 10) / 10,
+    client,
+    background: d.background,
+    generator,
+    nodes,
+    verdict,
+    diagnosis,
+  };
+  ctx.windows.push(w);
+  ctx.emit({ type: 'window-end', window: w, trust });
+  if (d.swarm.interrupted || ctx.signal.aborted) throw new RunAborted();
+  await settleStack(ctx.stack, ctx.signal, ctx.warnings);
+  return w;
+}
+
+interface DrivenWindow {
+  swarm: SwarmResult;
+  hlog: string;
+  /** Epoch ms: the end of the swarm's warm-up, and the end of its run. */
+  measuredFromMs: number;
+  measuredToMs: number;
+  snapshots: WindowSnapshots;
+  background: ClientStats | null;
+}
+
+/** The window's swarm, with the nodes' histograms and counters snapshotted at both ends of its measured part. */
+async function driveWindow(ctx: RunContext, spec: WindowSpec, cfg: SwarmConfig): Promise<DrivenWindow> {
+  const { collector, background } = ctx;
+  let startHdr: Promise<Map<string, NodeHdrSnapshot>> | null = null;
+  let startCounters: Promise<CounterSnapshot> | null = null;
+  let measuredFromMs = 0;
+  const markStart = (): void => {
+    if (startHdr) return;
+    measuredFromMs = Date.now();
+    startHdr = collector ? collector.histograms() : Promise.resolve(new Map());
+    startCounters = collector ? collector.counters() : Promise.resolve(new Map());
+    background?.takeWindow(spec.agents);
+  };
+  // The server-side snapshot is taken at the instant the swarm's warm-up ends (t = 0 plus the
+  // warm-up), so the node's window and the client's window cover the same requests.
+  let startTimer: NodeJS.Timeout | null = null;
+  const { result: swarm, hlog } = await runSwarm({
+    config: cfg,
+    signal: ctx.signal,
+    onEvent: ctx.emit,
+    onStart: (startAtEpochMs) => {
+      startTimer = setTimeout(markStart, Math.max(0, startAtEpochMs + spec.warmupMs - Date.now()));
+    },
+    onProgress: (p) => {
+      if (!startHdr && !p.warmup) markStart();
+      ctx.onProgress?.({ ...p, window: spec.label });
+    },
+  }).finally(() => {
+    if (startTimer) clearTimeout(startTimer);
+  });
+  if (!startHdr) markStart();
+  const measuredToMs = Date.now();
+  const [endHdr, endCounters] = collector ? await Promise.all([collector.histograms(), collector.counters()]) : [new Map<string, NodeHdrSnapshot>(), new Map() as CounterSnapshot];
+  const hdr0 = await (startHdr as unknown as Promise<Map<string, NodeHdrSnapshot>>);
+  const cnt0 = await (startCounters as unknown as Promise<CounterSnapshot>);
+  const bg = background?.enabled ? background.takeWindow(spec.agents) : null;
+  return { swarm, hlog, measuredFromMs, measuredToMs, snapshots: { startHdr: hdr0, endHdr, startCounters: cnt0, endCounters }, background: bg };
+}

@@ -1,0 +1,37 @@
+import type { Scenario } from '../scenario/types.js';
+import type { RunningStack } from '../stack/launcher.js';
+import type { CapacityProfile } from '../stack/types.js';
+import type { ProgressSnapshot } from '../swarm/interval-merge.js';
+import type { BackgroundTraffic } from './background.js';
+import type { NodeCollector } from './collector.js';
+import type { WindowResult } from './result-types.js';
+import type { RunEvent } from './run-event.js';
+
+/**
+ * What the phases of one run share: the scenario, the running stack and its collector, the windows
+ * measured so far. runScenario (run.ts) owns it; start-stack, drive and measure-window fill it in.
+ */
+export interface RunContext {
+  sc: Scenario;
+  outDir: string;
+  allowRemote: boolean;
+  secret: string;
+  runStartMs: number;
+  /** Ctrl-C and the time limit both abort the current window. */
+  signal: AbortSignal;
+  emit: (e: RunEvent) => void;
+  onProgress?: (p: ProgressSnapshot & { window: string }) => void;
+  /** Null for an external target (`stack.target`). */
+  stack: RunningStack | null;
+  collector: NodeCollector | null;
+  background: BackgroundTraffic | null;
+  profileOf: Map<string, CapacityProfile | undefined>;
+  /** Where the swarm sends: the stack's entry URL (HTTP), or every relay's tunnel path (ws). */
+  entryUrl: string;
+  wsTargets: string[];
+  /** The fleet's size now: background traffic scales with it. */
+  currentAgents: number;
+  windows: WindowResult[];
+  hlogFiles: string[];
+  warnings: string[];
+}

@@ -1,0 +1,182 @@
+import type { HostFacts } from '../core/host.js';
+import { round1, round3, round6 } from '../core/round.js';
+import { describeCheckin } from '../core/units.js';
+import { toolVersion } from '../core/version.js';
+import { createLatencyHistogram, encodeHistogram, summarize, type LatencyHistogram, type LatencySummary } from '../metrics/histogram.js';
+import type { SwarmConfig } from './config.js';
+import type { IntervalMerger } from './interval-merge.js';
+import { decideVerdict, SWARM_RESULT_SCHEMA, type OpResult, type RigVerdict, type SwarmResult, type WorkerSummary } from './result.js';
+import type { Sizing } from './sizing.js';
+import type { WorkerState } from './worker-pool.js';
+
+/** Everything after the workers finished: totals, per-operation histograms, the rig's verdict, the result. */
+
+export interface BuildSwarmResultInput {
+  cfg: SwarmConfig;
+  sizing: Sizing;
+  host: HostFacts;
+  startedAt: Date;
+  intervalMs: number;
+  merged: IntervalMerger;
+  workers: WorkerState[];
+  interrupted: boolean;
+}
+
+export function buildSwarmResult(a: BuildSwarmResultInput): SwarmResult {
+  const { cfg, sizing, merged: m, intervalMs, interrupted } = a;
+  const { opResults, overall, overallService } = opResultsOf(m);
+  const workerSummaries = summarizeWorkers(a.workers);
+  const measuredIntervals = m.series.filter((p) => !p.warmup).length;
+  const measuredSec = Math.max(0.001, Math.min(measuredIntervals * intervalMs, cfg.durationMs) / 1000);
+  const hostCpuMean = m.hostCpuSamples.length > 0 ? round3(mean(m.hostCpuSamples)) : null;
+  const hostStealMean = m.hostStealSamples.length > 0 ? round3(mean(m.hostStealSamples)) : null;
+  const hostStealMax = m.hostStealSamples.length > 0 ? round3(Math.max(...m.hostStealSamples)) : null;
+  const lagSummary = summarize(m.lag);
+  const verdict = rigVerdict(a, workerSummaries, { hostCpuMean, hostStealMean, hostStealMax }, lagSummary, measuredSec);
+  const t = m.totals;
+  return {
+    schema: SWARM_RESULT_SCHEMA,
+    tool: { name: 'rmmscale', version: toolVersion() },
+    host: a.host,
+    startedAt: a.startedAt.toISOString(),
+    endedAt: new Date().toISOString(),
+    complete: !interrupted && !workerSummaries.some((w) => w.exitedEarly),
+    interrupted,
+    config: configOf(cfg, sizing),
+    summary: {
+      targetRatePerSec: round1(t.target > 0 ? intendedRate(cfg) : 0),
+      achievedRatePerSec: round1(m.completedInWindow / measuredSec),
+      intended: t.target,
+      attempted: t.attempted,
+      completed: t.completed,
+      failed: t.failed,
+      late: t.late,
+      dropped: t.dropped,
+      errorRate: t.completed + t.failed > 0 ? round6(t.failed / (t.completed + t.failed)) : 0,
+      latency: summarize(overall),
+      serviceTime: summarize(overallService),
+    },
+    ops: opResults,
+    errors: m.errors,
+    series: m.series,
+    generator: { workers: workerSummaries, schedulingLag: lagSummary, schedulingLagStealFree: m.lagStealFree.result(), hostCpuMean, hostStealMean, hostStealMax },
+    reconnect: reconnectOf(opResults['ws-reconnect'], m, intervalMs),
+    verdict,
+  };
+}
+
+function opResultsOf(m: IntervalMerger): { opResults: Record<string, OpResult>; overall: LatencyHistogram; overallService: LatencyHistogram } {
+  const opResults: Record<string, OpResult> = {};
+  const overall = createLatencyHistogram();
+  const overallService = createLatencyHistogram();
+  for (const [name, acc] of m.ops) {
+    opResults[name] = {
+      count: acc.completed + acc.failed,
+      completed: acc.completed,
+      failed: acc.failed,
+      latency: summarize(acc.corrected),
+      serviceTime: summarize(acc.service),
+      histograms: { corrected: encodeHistogram(acc.corrected), service: encodeHistogram(acc.service) },
+    };
+    if (!name.startsWith('ws-connect') && !name.startsWith('ws-reconnect')) {
+      overall.add(acc.corrected);
+      overallService.add(acc.service);
+    }
+  }
+  return { opResults, overall, overallService };
+}
+
+function summarizeWorkers(workers: WorkerState[]): WorkerSummary[] {
+  return workers.map((w, i) => ({
+    worker: i,
+    pid: w.pid,
+    agents: w.agents,
+    cpuMean: round3(mean(w.cpu)),
+    cpuMax: round3(Math.max(0, ...w.cpu)),
+    eldP99MsMax: round3(w.eldMax),
+    eldMaxMsMax: round3(w.eldMaxAbs),
+    rssBytesMax: w.rssMax,
+    exitedEarly: w.exitedEarly,
+  }));
+}
+
+type HostCpu = { hostCpuMean: number | null; hostStealMean: number | null; hostStealMax: number | null };
+
+function rigVerdict(a: BuildSwarmResultInput, workers: WorkerSummary[], hostCpu: HostCpu, lag: LatencySummary, measuredSec: number): RigVerdict {
+  const { cfg, merged: m } = a;
+  return decideVerdict({
+    attempted: m.totals.attempted,
+    completed: m.totals.completed,
+    failed: m.totals.failed,
+    late: m.totals.late,
+    droppedByCap: m.droppedByCap,
+    workers,
+    ...hostCpu,
+    lagP99Us: lag.p99Us,
+    lagMaxUs: lag.maxUs,
+    lateThresholdMs: cfg.lateThresholdMs,
+    maxErrorRate: cfg.maxErrorRate,
+    interrupted: a.interrupted,
+    closedLoop: cfg.closedLoop,
+    intended: m.totals.target,
+    timeoutMs: cfg.timeoutMs,
+    measuredSec,
+    hostCpus: a.host.cpus,
+  });
+}
+
+function configOf(cfg: SwarmConfig, sizing: Sizing): SwarmResult['config'] {
+  return {
+    targets: cfg.targets,
+    agents: cfg.agents,
+    checkin: describeCheckin(cfg.checkin),
+    arrival: cfg.arrival,
+    mode: cfg.mode,
+    connection: cfg.connection,
+    closedLoop: cfg.closedLoop,
+    durationMs: cfg.durationMs,
+    warmupMs: cfg.warmupMs,
+    stages: cfg.stages.map((s) => ({ durationMs: s.durationMs, agents: s.agents })),
+    seed: cfg.seed,
+    mix: { ...cfg.mix },
+    workers: sizing.workers,
+    sourceAddresses: sizing.sourceAddresses,
+    maxInflightPerWorker: sizing.maxInflight,
+    lateThresholdMs: cfg.lateThresholdMs,
+    maxErrorRate: cfg.maxErrorRate,
+  };
+}
+
+function reconnectOf(reconnectOp: OpResult | undefined, m: IntervalMerger, intervalMs: number): SwarmResult['reconnect'] {
+  const errors = m.errors;
+  if (!reconnectOp && !errors['ws:tunnel-dropped']) return null;
+  return {
+    disconnects: errors['ws:tunnel-dropped'] ?? 0,
+    reconnected: reconnectOp?.completed ?? 0,
+    t50Ms: reconnectOp ? round3(reconnectOp.latency.p50Us / 1000) : null,
+    t90Ms: reconnectOp ? round3(reconnectOp.latency.p90Us / 1000) : null,
+    t99Ms: reconnectOp ? round3(reconnectOp.latency.p99Us / 1000) : null,
+    peakConnectsPerSec: Math.max(0, ...m.series.map((p) => p.connects / (intervalMs / 1000))),
+  };
+}
+
+/** Mean intended rate over the measured window: ∫rate / duration (warm-up excluded). */
+function intendedRate(cfg: SwarmConfig): number {
+  const pts = cfg.profile.points;
+  let area = 0;
+  for (let j = 1; j < pts.length; j++) {
+    const a = pts[j - 1];
+    const b = pts[j];
+    if (b.atMs <= cfg.warmupMs) continue;
+    const d = b.atMs - a.atMs;
+    // ∫ (A0 + dA·x)(f0 + df·x) dx over [0,1] · d
+    const dA = b.agents - a.agents;
+    const df = b.freqPerMs - a.freqPerMs;
+    area += d * (a.agents * a.freqPerMs + (a.agents * df + a.freqPerMs * dA) / 2 + (dA * df) / 3);
+  }
+  return cfg.durationMs > 0 ? (area / cfg.durationMs) * 1000 : 0;
+}
+
+function mean(xs: number[]): number {
+  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0;
+}
