@@ -2,6 +2,7 @@ import { writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { hostFacts } from '../src/core/host.js';
 import { benchGateNoise } from './gate-noise.js';
+import { benchNginx } from './nginx.js';
 import { benchOpenModel } from './open-model.js';
 import { benchProxy } from './proxy.js';
 import { benchRelay } from './relay.js';
@@ -30,6 +31,7 @@ const BENCHES: Record<string, BenchFn> = {
   store: ({ quick }) => benchStoreCheckins({ total: quick ? 5000 : 20_000, concurrency: 256 }),
   relay: ({ quick }) => benchRelay({ rounds: quick ? 1 : 3, durationSec: quick ? 3 : 5, tunnels: 2000 }),
   'gate-noise': ({ quick }) => benchGateNoise({ runs: quick ? 3 : 9, seconds: quick ? 8 : 12 }),
+  nginx: ({ quick }) => benchNginx({ rounds: quick ? 1 : 3, durationSec: quick ? 4 : 8, connections: 100 }),
   'split-lag': ({ quick }) => benchSplitLag({ rounds: quick ? 1 : 2 }),
   tunnels: ({ quick, idleSec }) => benchTunnels({ agents: quick ? 20_000 : 100_000, shards: quick ? 2 : 6, connectRatePerSec: 5000, idleSec: idleSec ?? (quick ? 30 : 90) }),
 };
