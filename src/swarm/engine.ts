@@ -113,7 +113,8 @@ export class SwarmEngine {
       this.http = new HttpTransport({
         baseUrl: cfg.targets[0],
         connection: cfg.connection,
-        poolConnections: cfg.poolConnections,
+        // A closed loop's connections are shared among the workers (sizeRun).
+        poolConnections: cfg.closedLoop ? this.plan.maxInflight : cfg.poolConnections,
         localAddresses: this.plan.localAddresses,
         timeoutMs: cfg.timeoutMs,
         tls: { ca: this.plan.caPem ? Buffer.from(this.plan.caPem) : undefined, insecure: cfg.insecure },

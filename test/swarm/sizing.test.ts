@@ -35,4 +35,13 @@ describe('sizeRun', () => {
     // 10,000/s needs two (8,000 a worker).
     expect(sizeRun(resolveSwarmConfig({ target: 'http://127.0.0.1:8080', agents: 20_000, rate: '10000/s' }), FD).workers).toBe(2);
   });
+
+  it('shares a closed loop\'s --connections among its workers, as wrk\'s -c means the total', () => {
+    const cfg = (workers: number) => resolveSwarmConfig({ target: 'http://127.0.0.1:8080', rate: 'max', connections: 100, workers });
+    expect(sizeRun(cfg(1), FD).maxInflight).toBe(100);
+    expect(sizeRun(cfg(2), FD).maxInflight).toBe(50);
+    expect(sizeRun(cfg(3), FD).maxInflight).toBe(34);
+    // An open-model pool keeps its connections per worker.
+    expect(sizeRun(resolveSwarmConfig({ target: 'http://127.0.0.1:8080', agents: 20_000, rate: '10000/s', connection: 'pool', connections: 100 }), FD).maxInflight).toBe(100);
+  });
 });
