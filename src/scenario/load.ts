@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { LineCounter, isMap, isNode, isScalar, isSeq, parseDocument, type Document } from 'yaml';
 import { InvalidArgumentError, ValidationError, formatValue } from '../core/errors.js';
-import { Problems, formatPath, resolveScenario, type Problem, type Segment } from './resolve.js';
+import { Problems, formatPath, resolveScenario, type Problem, type Segment } from './resolve-scenario.js';
 import type { Scenario } from './types.js';
 import { editDistance } from '../core/edit-distance.js';
 
@@ -17,7 +17,7 @@ import { editDistance } from '../core/edit-distance.js';
  *   scenarios/x.yaml:14 stages[2].rate: expected "N/s" or "N%/min", got "fast"
  *
  * Schema problems take their wording from the schema (`errorMessage`, which editors show too);
- * semantic ones (src/scenario/resolve.ts) from the shared unit parsers. A path that already has a
+ * semantic ones (src/scenario/resolve-scenario.ts) from the shared unit parsers. A path that already has a
  * schema problem gets no second, semantic one.
  */
 
