@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { deriveAgent, DEFAULT_SECRET, DEFAULT_SEED } from '../src/core/identity.js';
 import { Rng } from '../src/core/random.js';
-import { startHaproxy } from '../src/stack/haproxy.js';
+import { startHaproxy } from '../src/stack/proxy/haproxy.js';
 import type { NodeReadyMessage, NodeSpec } from '../src/stack/types.js';
 import { PayloadFactory } from '../src/swarm/payloads.js';
 import { argNum, median, runIfMain, startMinimalServer, type BenchRow } from './lib.js';
