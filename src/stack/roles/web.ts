@@ -18,7 +18,7 @@ import type { RoleContext, RoleFactory, RoleHandler, Store, WebServes } from '..
  *   closed rather than drained.
  * - `serves` picks the API: an agent-only node answers user paths with 404 and vice versa (the
  *   proxy routes by path).
- * - A database that is overloaded or down (StoreUnavailableError, or the db gate's QueueFullError)
+ * - A database that is overloaded or down (StoreUnavailableError, or the db limiter's QueueFullError)
  *   is a 503 with retry-after, so agents back off instead of counting a server error.
  */
 
