@@ -7,14 +7,12 @@ import { openFileLimit } from '../../core/host.js';
 import { isLoopbackHost } from '../../core/loopback.js';
 import { AGENT_ROUTES, HEADER_SERVED_BY, USER_ROUTES, type TunnelFrame } from '../../core/protocol.js';
 import { authenticateAgent, authenticateUser } from '../auth.js';
-import { QueueFullError } from '../capacity.js';
-import { BodyError, readJson, sendJson } from '../http-body.js';
+import { readJson, sendJson } from '../http-body.js';
+import { refuse, refuseError } from '../http-errors.js';
 import { PresenceWriter } from '../relay/presence-writer.js';
 import { SessionBroker, type SessionOutcome } from '../relay/sessions.js';
 import { DEFAULT_TELEMETRY_BATCH, TelemetryBatcher, type TelemetryBatchOptions } from '../relay/telemetry-batcher.js';
-import { StoreUnavailableError } from '../store/errors.js';
 import type { NodeMetricsApi, RoleContext, RoleFactory, RoleHandler, Store } from '../types.js';
-import { refuse } from './web.js';
 
 /**
  * The relay role (relay topology): agents hold WebSocket tunnels to it, it batches their
@@ -326,10 +324,7 @@ export class RelayHandler implements RoleHandler {
       if (typeof hop === 'string') return refuse(req, res, 404, `agent ${JSON.stringify(parsed.agentId)} has no tunnel on ${this.name} (forwarded by ${hop})`);
       return await this.forward(req, res, parsed);
     } catch (err) {
-      if (res.headersSent) throw err;
-      if (err instanceof BodyError) return refuse(req, res, err.status, err.message);
-      if (err instanceof StoreUnavailableError || err instanceof QueueFullError) return refuse(req, res, 503, err.message, { 'retry-after': '1' });
-      throw err;
+      refuseError(req, res, err);
     }
   }
 
