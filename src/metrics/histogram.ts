@@ -216,16 +216,6 @@ export function summarize(h: LatencyHistogram): LatencySummary {
   };
 }
 
-/** `percentile → value` pairs for an HDR-style spectrum chart (log percentile axis). */
-export function percentileSpectrum(h: LatencyHistogram): Array<{ percentile: number; valueUs: number }> {
-  const out: Array<{ percentile: number; valueUs: number }> = [];
-  if (h.totalCount === 0) return out;
-  for (const p of [0, 10, 25, 50, 75, 90, 95, 97.5, 99, 99.5, 99.9, 99.95, 99.99, 99.999, 100]) {
-    out.push({ percentile: p, valueUs: h.getValueAtPercentile(p) });
-  }
-  return out;
-}
-
 /**
  * Builds a standard HdrHistogram interval log (the `.hlog` format read by HdrHistogram's
  * HistogramLogProcessor and friends): a version line, a start time, a legend, then one line per
