@@ -1,4 +1,5 @@
 import * as hdr from 'hdr-histogram-js';
+import { round } from '../core/units.js';
 
 /**
  * The one module that imports hdr-histogram-js. Every latency in rmmscale is recorded here, in
@@ -205,7 +206,7 @@ export function summarize(h: LatencyHistogram): LatencySummary {
   return {
     count: h.totalCount,
     minUs: h.minNonZeroValue,
-    meanUs: Math.round(h.mean * 10) / 10,
+    meanUs: round(h.mean, 1),
     p50Us: h.getValueAtPercentile(50),
     p90Us: h.getValueAtPercentile(90),
     p95Us: h.getValueAtPercentile(95),
