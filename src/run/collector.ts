@@ -2,6 +2,7 @@ import { Agent, request } from 'undici';
 import type { NodeHdrSnapshot } from '../core/protocol.js';
 import { round } from '../core/units.js';
 import { decodeHistogram, encodeHistogram, summarize, type LatencyHistogram } from '../metrics/histogram.js';
+import { promSamples } from '../metrics/prometheus.js';
 import { parseHaproxyMetrics, type HaproxyScrape } from '../stack/proxy/haproxy-metrics.js';
 import type { NodeSecond, RouteStats, TierName } from './result-types.js';
 
@@ -41,24 +42,17 @@ interface Counters {
   cpuSec: number;
 }
 
-const LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)\{([^}]*)\}\s+(\S+)$/;
-const LABEL = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
-
 /** The counters the run needs from a node's Prometheus text. */
 export function parseNodeMetrics(text: string, atMs: number): Counters {
   const requests = new Map<string, Map<number, number>>();
   let cpuSec = 0;
-  for (const line of text.split('\n')) {
-    if (line.startsWith('#') || line === '') continue;
-    const m = LINE.exec(line);
-    if (!m) continue;
-    if (m[1] === 'rmmscale_requests_total') {
-      const labels: Record<string, string> = {};
-      for (const l of m[2].matchAll(LABEL)) labels[l[1]] = l[2];
-      let byStatus = requests.get(labels.route ?? '');
-      if (!byStatus) requests.set(labels.route ?? '', (byStatus = new Map()));
-      byStatus.set(Number(labels.status), Number(m[3]));
-    } else if (m[1] === 'process_cpu_seconds_total') cpuSec = Number(m[3]);
+  for (const s of promSamples(text)) {
+    if (s.name === 'rmmscale_requests_total') {
+      const route = s.labels.route ?? '';
+      let byStatus = requests.get(route);
+      if (!byStatus) requests.set(route, (byStatus = new Map()));
+      byStatus.set(Number(s.labels.status), s.value);
+    } else if (s.name === 'process_cpu_seconds_total') cpuSec = s.value;
   }
   return { atMs, requests, cpuSec };
 }
