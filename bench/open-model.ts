@@ -1,6 +1,7 @@
 import autocannon from 'autocannon';
 import { deriveAgent, DEFAULT_SECRET, DEFAULT_SEED } from '../src/core/identity.js';
 import { Rng } from '../src/core/random.js';
+import { round } from '../src/core/units.js';
 import { PayloadFactory } from '../src/swarm/payloads.js';
 import { fmtPct } from '../src/report/format.js';
 import { runSwarmCli, startMinimalServer, type BenchRow } from './lib.js';
@@ -77,7 +78,7 @@ export async function benchOpenModel(opts: { ratePerSec: number; durationSec: nu
       rmmscale: Math.round(oursRate),
       peer: Math.round(peerRate),
       peerName: 'autocannon overallRate',
-      ratio: round3(oursRate / peerRate),
+      ratio: round(oursRate / peerRate, 3),
       target: 'within 1% of target',
       pass: oursErr <= 0.01,
       note: `rmmscale off by ${(oursErr * 100).toFixed(2)}%, autocannon by ${(peerErr * 100).toFixed(2)}%; rmmscale's own count ${achievedByTool}/s`,
@@ -85,7 +86,7 @@ export async function benchOpenModel(opts: { ratePerSec: number; durationSec: nu
     {
       bench: 'open-model',
       metric: `scheduling lag p99 at ${opts.ratePerSec}/s (ms), after a ${WARMUP_SEC} s warm-up`,
-      rmmscale: round3(lagP99Ms),
+      rmmscale: round(lagP99Ms, 3),
       peer: NaN,
       peerName: 'autocannon (does not measure it)',
       ratio: NaN,
@@ -95,5 +96,3 @@ export async function benchOpenModel(opts: { ratePerSec: number; durationSec: nu
     },
   ];
 }
-
-const round3 = (x: number): number => Math.round(x * 1000) / 1000;

@@ -4,7 +4,8 @@ import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { deriveAgent, DEFAULT_SECRET, DEFAULT_SEED } from '../src/core/identity.js';
 import { Rng } from '../src/core/random.js';
-import { startHaproxy } from '../src/stack/haproxy.js';
+import { round } from '../src/core/units.js';
+import { startHaproxy } from '../src/stack/proxy/haproxy.js';
 import type { NodeReadyMessage, NodeSpec } from '../src/stack/types.js';
 import { PayloadFactory } from '../src/swarm/payloads.js';
 import { argNum, median, runIfMain, startMinimalServer, type BenchRow } from './lib.js';
@@ -58,8 +59,8 @@ export async function benchProxy(opts: { rounds: number; durationSec: number; co
   const p99: Record<Path, number[]> = { direct: [], builtin: [], haproxy: [] };
   const server = await startMinimalServer();
   try {
-    for (let round = 0; round < opts.rounds; round++) {
-      const order = paths.map((_, i) => paths[(i + round) % paths.length]);
+    for (let roundIndex = 0; roundIndex < opts.rounds; roundIndex++) {
+      const order = paths.map((_, i) => paths[(i + roundIndex) % paths.length]);
       for (const path of order) {
         const front =
           path === 'direct'
@@ -91,7 +92,7 @@ export async function benchProxy(opts: { rounds: number; durationSec: number; co
       rmmscale: Math.round(rate),
       peer: Math.round(direct),
       peerName: 'direct',
-      ratio: Math.round((rate / direct) * 100) / 100,
+      ratio: round(rate / direct, 2),
       target,
       pass: rate / direct >= min,
       note: `rounds: ${path} ${rates[path].map(Math.round).join('/')}, direct ${rates.direct.map(Math.round).join('/')}; p99 ms ${path} ${median(p99[path])}, direct ${median(p99.direct)}`,

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { deriveAgent, DEFAULT_SECRET } from '../src/core/identity.js';
+import { round } from '../src/core/units.js';
 import { startStack } from '../src/stack/launcher.js';
 import { RELAY_BATCH_ENV } from '../src/stack/roles/relay.js';
 import { namedTopology } from '../src/stack/topology.js';
@@ -107,14 +108,14 @@ async function measure(variant: Variant, tunnels: number, durationSec: number): 
 export async function benchRelay(opts: { rounds: number; durationSec: number; tunnels: number }): Promise<BenchRow[]> {
   const variants: Variant[] = ['batched', 'unbatched'];
   const runs: Record<Variant, Measured[]> = { batched: [], unbatched: [] };
-  for (let round = 0; round < opts.rounds; round++) {
-    for (const v of round % 2 === 0 ? variants : [...variants].reverse()) runs[v].push(await measure(v, opts.tunnels, opts.durationSec));
+  for (let roundIndex = 0; roundIndex < opts.rounds; roundIndex++) {
+    for (const v of roundIndex % 2 === 0 ? variants : [...variants].reverse()) runs[v].push(await measure(v, opts.tunnels, opts.durationSec));
   }
   const rate = (v: Variant): number => median(runs[v].map((m) => m.ratePerSec));
-  const p = (v: Variant, k: 'ackP50Ms' | 'ackP99Ms'): number => Math.round(median(runs[v].map((m) => m[k])) * 10) / 10;
+  const p = (v: Variant, k: 'ackP50Ms' | 'ackP99Ms'): number => round(median(runs[v].map((m) => m[k])), 1);
   const batched = rate('batched');
   const unbatched = rate('unbatched');
-  const ratio = Math.round((batched / unbatched) * 100) / 100;
+  const ratio = round(batched / unbatched, 2);
   return [
     {
       bench: 'relay',

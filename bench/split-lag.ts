@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { round } from '../src/core/units.js';
 import type { ScrapeSchedule } from '../src/run/collector.js';
 import { printWorkerErrors } from '../src/cli/run-events.js';
 import { runScenario } from '../src/run/run.js';
@@ -41,15 +42,14 @@ async function oneRun(schedule: ScrapeSchedule, outDir: string): Promise<StepLag
 export async function benchSplitLag(o: { rounds: number }): Promise<BenchRow[]> {
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const runs: Record<ScrapeSchedule, StepLag[][]> = { aligned: [], spread: [] };
-  for (let round = 0; round < o.rounds; round++) {
+  for (let roundIndex = 0; roundIndex < o.rounds; roundIndex++) {
     // Alternate which goes first, so neither always meets the quieter host.
-    const order: ScrapeSchedule[] = round % 2 === 0 ? ['aligned', 'spread'] : ['spread', 'aligned'];
-    for (const schedule of order) runs[schedule].push(await oneRun(schedule, join(ROOT, 'reports', `bench-split-lag-${stamp}`, `${schedule}-${round + 1}`)));
+    const order: ScrapeSchedule[] = roundIndex % 2 === 0 ? ['aligned', 'spread'] : ['spread', 'aligned'];
+    for (const schedule of order) runs[schedule].push(await oneRun(schedule, join(ROOT, 'reports', `bench-split-lag-${stamp}`, `${schedule}-${roundIndex + 1}`)));
   }
   const loads = [...new Set(runs.spread.flat().map((s) => s.agents))].sort((a, b) => a - b);
-  const r2 = (x: number): number => Math.round(x * 100) / 100;
   const at = (schedule: ScrapeSchedule, agents: number): StepLag[] => runs[schedule].map((r) => r.find((s) => s.agents === agents)).filter((s): s is StepLag => s !== undefined);
-  const list = (xs: StepLag[]): string => xs.map((s) => `${r2(s.lagP99Ms)} ms (late ${(s.lateFraction * 100).toFixed(2)}%, steal max ${s.stealMax === null ? 'n/a' : `${(s.stealMax * 100).toFixed(1)}%`})`).join(', ');
+  const list = (xs: StepLag[]): string => xs.map((s) => `${round(s.lagP99Ms, 2)} ms (late ${(s.lateFraction * 100).toFixed(2)}%, steal max ${s.stealMax === null ? 'n/a' : `${(s.stealMax * 100).toFixed(1)}%`})`).join(', ');
   return loads.map((agents) => {
     const spread = at('spread', agents);
     const aligned = at('aligned', agents);
@@ -58,10 +58,10 @@ export async function benchSplitLag(o: { rounds: number }): Promise<BenchRow[]> 
     return {
       bench: 'split-lag',
       metric: `scheduling lag p99 at ${agents.toLocaleString('en-US')} agents, split3 on the same 2 cores (ms, median of ${spread.length})`,
-      rmmscale: r2(ours),
-      peer: r2(peer),
+      rmmscale: round(ours, 2),
+      peer: round(peer, 2),
       peerName: 'scrapes aligned (before)',
-      ratio: peer > 0 ? r2(ours / peer) : NaN,
+      ratio: peer > 0 ? round(ours / peer, 2) : NaN,
       target: `≤ ${TARGET_LAG_MS} ms in every run`,
       pass: spread.every((s) => s.lagP99Ms <= TARGET_LAG_MS),
       note: `spread: ${list(spread)}; aligned: ${list(aligned)}`,

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import type { CheckinRequest } from '../src/core/protocol.js';
+import { round } from '../src/core/units.js';
 import { DbHandler } from '../src/stack/roles/db.js';
 import { NodeMetrics } from '../src/stack/runtime/node-metrics.js';
 import { NodeServer } from '../src/stack/runtime/node-server.js';
@@ -115,7 +116,7 @@ export async function benchStoreCheckins(opts: { total: number; concurrency: num
     const single = rows.find((r) => r[0] === store && r[1] === 'one check-in per transaction');
     const best = rows.filter((r) => r[0] === store && r !== single).sort((a, b) => b[2] - a[2])[0];
     if (!single || !best) continue;
-    const ratio = Math.round((best[2] / single[2]) * 100) / 100;
+    const ratio = round(best[2] / single[2], 2);
     out.push({
       bench: 'store',
       metric: `${store} durable check-ins/s, ${opts.concurrency} outstanding: ${best[1]}`,
@@ -137,7 +138,7 @@ export async function benchStoreCheckins(opts: { total: number; concurrency: num
       rmmscale: Math.round(remote[2]),
       peer: sqliteBest.rmmscale,
       peerName: 'embedded sqlite',
-      ratio: Math.round((remote[2] / sqliteBest.rmmscale) * 100) / 100,
+      ratio: round(remote[2] / sqliteBest.rmmscale, 2),
       target: 'reference (the RPC hop is the 3-way split\'s price)',
       pass: true,
       note: `${remote[3]} writes per commit`,

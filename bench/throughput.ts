@@ -1,6 +1,7 @@
 import autocannon from 'autocannon';
 import { deriveAgent, DEFAULT_SECRET, DEFAULT_SEED } from '../src/core/identity.js';
 import { Rng } from '../src/core/random.js';
+import { round } from '../src/core/units.js';
 import { PayloadFactory } from '../src/swarm/payloads.js';
 import { median, runSwarmCli, startMinimalServer, type BenchRow } from './lib.js';
 
@@ -15,8 +16,8 @@ export async function benchThroughput(opts: { rounds: number; durationSec: numbe
   const headers = { 'content-type': 'application/json', authorization: `Bearer ${agent.token}`, 'x-agent-id': agent.id };
   const ours: number[] = [];
   const peer: number[] = [];
-  for (let round = 0; round < opts.rounds; round++) {
-    for (const who of round % 2 === 0 ? ['peer', 'ours'] : ['ours', 'peer']) {
+  for (let roundIndex = 0; roundIndex < opts.rounds; roundIndex++) {
+    for (const who of roundIndex % 2 === 0 ? ['peer', 'ours'] : ['ours', 'peer']) {
       const server = await startMinimalServer();
       try {
         const before = await server.served();
@@ -48,12 +49,10 @@ export async function benchThroughput(opts: { rounds: number; durationSec: numbe
       rmmscale: Math.round(o),
       peer: Math.round(p),
       peerName: 'autocannon',
-      ratio: round2(o / p),
+      ratio: round(o / p, 2),
       target: '≥ 1.0× autocannon',
       pass: o / p >= 1.0,
       note: `rounds: rmmscale ${ours.map(Math.round).join('/')}, autocannon ${peer.map(Math.round).join('/')}`,
     },
   ];
 }
-
-const round2 = (x: number): number => Math.round(x * 100) / 100;

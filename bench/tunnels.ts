@@ -1,6 +1,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { HostCpuSampler } from '../src/core/host.js';
+import { round } from '../src/core/units.js';
 import { fmtPct } from '../src/report/format.js';
 import { runSwarmCli, type BenchRow } from './lib.js';
 
@@ -158,29 +159,28 @@ export async function benchTunnels(o: { agents: number; shards: number; connectR
     await stopAll(peers);
     await stopAll(shards.map((s) => s.proc));
   }
-  const kb = (b: number): number => Math.round((b / o.agents / 1024) * 100) / 100;
-  const r2 = (x: number): number => Math.round(x * 100) / 100;
+  const kb = (b: number): number => round(b / o.agents / 1024, 2);
   return [
-    { bench: 'tunnels', metric: `concurrent tunnels held (${workers} client processes, ${o.shards} server processes)`, rmmscale: held, peer: peerOpen, peerName: 'bare ws clients', ratio: r2(held / peerOpen), target: `${o.agents}`, pass: held >= o.agents },
+    { bench: 'tunnels', metric: `concurrent tunnels held (${workers} client processes, ${o.shards} server processes)`, rmmscale: held, peer: peerOpen, peerName: 'bare ws clients', ratio: round(held / peerOpen, 2), target: `${o.agents}`, pass: held >= o.agents },
     {
       bench: 'tunnels',
       metric: 'generator RSS per idle agent (KB, marginal: above the same processes holding ~no tunnels)',
       rmmscale: kb(oursRss - oursBaseRss),
       peer: kb(peerRss - peerBaseRss),
       peerName: 'bare ws clients',
-      ratio: r2((oursRss - oursBaseRss) / (peerRss - peerBaseRss)),
+      ratio: round((oursRss - oursBaseRss) / (peerRss - peerBaseRss), 2),
       target: '≤ 8 KB',
       pass: kb(oursRss - oursBaseRss) <= 8,
       note: `whole processes, baseline included: rmmscale ${kb(oursRss)} KB (${workers} workers, ${Math.round(oursBaseRss / 2 ** 20)} MB before any tunnel), bare ws ${kb(peerRss)} KB`,
     },
-    { bench: 'tunnels', metric: 'connects per second (to 99% connected)', rmmscale: Math.round(oursConnectRate), peer: Math.round(peerConnectRate), peerName: 'bare ws clients', ratio: r2(oursConnectRate / peerConnectRate), target: '≥ 3,000/s', pass: oursConnectRate >= 3000 },
+    { bench: 'tunnels', metric: 'connects per second (to 99% connected)', rmmscale: Math.round(oursConnectRate), peer: Math.round(peerConnectRate), peerName: 'bare ws clients', ratio: round(oursConnectRate / peerConnectRate, 2), target: '≥ 3,000/s', pass: oursConnectRate >= 3000 },
     {
       bench: 'tunnels',
       metric: `idle CPU, all client processes, 30 s server ping (% of one core over ${o.idleSec} s)`,
       rmmscale: Math.round(oursCpu * 1000) / 10,
       peer: Math.round(peerCpu * 1000) / 10,
       peerName: 'bare ws clients',
-      ratio: r2(oursCpu / peerCpu),
+      ratio: round(oursCpu / peerCpu, 2),
       target: '≤ 10%',
       pass: oursCpu <= 0.1,
       note:

@@ -90,11 +90,6 @@ export interface CommandResult {
   durationMs: number;
 }
 
-export interface CommandResultsRequest {
-  agentId: string;
-  results: CommandResult[];
-}
-
 export type TunnelFrame =
   | { t: 'tel'; seq: number; cpuPct: number; memPct: number } // agent → relay: telemetry
   | { t: 'ack'; seq: number } // relay → agent: telemetry stored (or batched for storage)

@@ -5,7 +5,7 @@ import { EXIT, type ExitCode } from '../core/exit-codes.js';
 import { RUN_RESULT_SCHEMA, type RunResult } from '../run/result-types.js';
 import { decideAbsolute, decideRelative, DEFAULT_DECIDE, mean, median, type DecideOptions, type RelativeDecision } from './decide.js';
 import { formatMetricValue, parseThreshold, ThresholdError, type Threshold } from './grammar.js';
-import { resolveMetric } from './resolve.js';
+import { resolveMetric } from './resolve-metric.js';
 
 /**
  * `rmmscale gate`: result.json files in, one verdict per threshold and an exit code out. Reads only

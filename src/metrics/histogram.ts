@@ -1,4 +1,5 @@
 import * as hdr from 'hdr-histogram-js';
+import { round } from '../core/units.js';
 
 /**
  * The one module that imports hdr-histogram-js. Every latency in rmmscale is recorded here, in
@@ -205,7 +206,7 @@ export function summarize(h: LatencyHistogram): LatencySummary {
   return {
     count: h.totalCount,
     minUs: h.minNonZeroValue,
-    meanUs: Math.round(h.mean * 10) / 10,
+    meanUs: round(h.mean, 1),
     p50Us: h.getValueAtPercentile(50),
     p90Us: h.getValueAtPercentile(90),
     p95Us: h.getValueAtPercentile(95),
@@ -214,16 +215,6 @@ export function summarize(h: LatencyHistogram): LatencySummary {
     // The bucket's top (within 0.1%): the same whether or not the histogram went through a merge.
     maxUs: h.getValueAtPercentile(100),
   };
-}
-
-/** `percentile → value` pairs for an HDR-style spectrum chart (log percentile axis). */
-export function percentileSpectrum(h: LatencyHistogram): Array<{ percentile: number; valueUs: number }> {
-  const out: Array<{ percentile: number; valueUs: number }> = [];
-  if (h.totalCount === 0) return out;
-  for (const p of [0, 10, 25, 50, 75, 90, 95, 97.5, 99, 99.5, 99.9, 99.95, 99.99, 99.999, 100]) {
-    out.push({ percentile: p, valueUs: h.getValueAtPercentile(p) });
-  }
-  return out;
 }
 
 /**

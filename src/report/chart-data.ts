@@ -1,4 +1,5 @@
 import { uslThroughput } from '../analysis/usl.js';
+import { round } from '../core/units.js';
 import { decodeHistogram, mergeEncoded, type LatencyHistogram } from '../metrics/histogram.js';
 import { TIER_NAMES, type NodeSecond, type NodeWindow, type RunResult } from '../run/result-types.js';
 import { finiteOrNull, headlineWindow } from './format.js';
@@ -74,7 +75,7 @@ export function chartData(r: RunResult): ChartData {
   return {
     tiers,
     bands: r.windows.map((w) => ({ label: w.label, fromSec: w.startSec + w.warmupSec, toSec: w.startSec + w.warmupSec + w.measuredSec, ok: w.verdict.ok })),
-    rate: nodeNames.map((n) => ({ label: n, group: tierOf(n), points: r.timeline[n].map((s) => [s.tSec, round3(s.requestsPerSec)] as XY) })),
+    rate: nodeNames.map((n) => ({ label: n, group: tierOf(n), points: r.timeline[n].map((s) => [s.tSec, round(s.requestsPerSec, 3)] as XY) })),
     spectrum: spectra(r),
     ceiling: ceiling(r),
     ...tierGauges(r, nodeNames, tierOf),
@@ -89,10 +90,6 @@ export function chartData(r: RunResult): ChartData {
 }
 
 /** Three decimals: µs for latencies in ms, far below what a chart shows; keeps the page small. */
-function round3(x: number): number {
-  return Math.round(x * 1000) / 1000;
-}
-
 function tierRank(t: string): number {
   const i = (TIER_NAMES as readonly string[]).indexOf(t);
   return i < 0 ? TIER_NAMES.length : i;
@@ -117,9 +114,9 @@ export function spectrumPoints(h: LatencyHistogram): XY[] {
   for (let k = 0; ; k++) {
     const x = 10 ** (k / 10);
     if (x > n) break;
-    out.push([x, round3(h.getValueAtPercentile(100 * (1 - 1 / x)) / 1000)]);
+    out.push([x, round(h.getValueAtPercentile(100 * (1 - 1 / x)) / 1000, 3)]);
   }
-  out.push([Math.max(n, out[out.length - 1][0]), round3(h.getValueAtPercentile(100) / 1000)]);
+  out.push([Math.max(n, out[out.length - 1][0]), round(h.getValueAtPercentile(100) / 1000, 3)]);
   return out;
 }
 
@@ -181,7 +178,7 @@ function ceiling(r: RunResult): ChartData['ceiling'] {
     const curve: XY[] = [];
     for (let i = 1; i <= 80; i++) {
       const n = (maxLoad * i) / 80;
-      curve.push([round3(n), round3(uslThroughput(u, n))]);
+      curve.push([round(n, 3), round(uslThroughput(u, n), 3)]);
     }
     const peak = finiteOrNull(u.nMax) === null ? 'no peak (κ = 0)' : `peak ${Math.round(u.xMax)} req/s at ${Math.round(u.nMax)} agents`;
     usl = { curve, caption: `USL fit: σ = ${u.sigma.toPrecision(3)}, κ = ${u.kappa.toPrecision(3)}, λ = ${u.lambda.toPrecision(4)}; ${peak}; R² = ${u.r2.toFixed(3)}` };
@@ -217,7 +214,7 @@ function tierGauges(r: RunResult, nodeNames: string[], tierOf: (n: string) => st
         }
       }
       if (acc.size === 0) continue;
-      const points = [...acc.entries()].sort((a, b) => a[0] - b[0]).map(([t, a]) => [t, round3(g.combine === 'mean' ? a.sum / a.n : a.sum)] as XY);
+      const points = [...acc.entries()].sort((a, b) => a[0] - b[0]).map(([t, a]) => [t, round(g.combine === 'mean' ? a.sum / a.n : a.sum, 3)] as XY);
       out[g.into].push({ label: tier + g.suffix, group: tier, points });
     }
   }

@@ -2,6 +2,7 @@ import { Pool } from 'undici';
 import { deriveAgent, userToken } from '../core/identity.js';
 import { USER_ROUTES } from '../core/protocol.js';
 import { Rng } from '../core/random.js';
+import { round } from '../core/units.js';
 import { createLatencyHistogram, encodeHistogram, recordUs, summarize, type LatencyHistogram } from '../metrics/histogram.js';
 import type { ScenarioBackground } from '../scenario/types.js';
 import type { ClientStats, OpStats } from './result-types.js';
@@ -179,8 +180,8 @@ export class BackgroundTraffic {
     const out: ClientStats = {
       agents,
       offeredRatePerSec: offered,
-      attemptedRatePerSec: Math.round((count / windowSec) * 10) / 10,
-      achievedRatePerSec: Math.round((completed / windowSec) * 10) / 10,
+      attemptedRatePerSec: round(count / windowSec, 1),
+      achievedRatePerSec: round(completed / windowSec, 1),
       count,
       completed,
       failed,

@@ -1,6 +1,8 @@
 import { Agent, request } from 'undici';
 import type { NodeHdrSnapshot } from '../core/protocol.js';
+import { round } from '../core/units.js';
 import { decodeHistogram, encodeHistogram, summarize, type LatencyHistogram } from '../metrics/histogram.js';
+import { promSamples } from '../metrics/prometheus.js';
 import { parseHaproxyMetrics, type HaproxyScrape } from '../stack/proxy/haproxy-metrics.js';
 import type { NodeSecond, RouteStats, TierName } from './result-types.js';
 
@@ -40,24 +42,17 @@ interface Counters {
   cpuSec: number;
 }
 
-const LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)\{([^}]*)\}\s+(\S+)$/;
-const LABEL = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
-
 /** The counters the run needs from a node's Prometheus text. */
 export function parseNodeMetrics(text: string, atMs: number): Counters {
   const requests = new Map<string, Map<number, number>>();
   let cpuSec = 0;
-  for (const line of text.split('\n')) {
-    if (line.startsWith('#') || line === '') continue;
-    const m = LINE.exec(line);
-    if (!m) continue;
-    if (m[1] === 'rmmscale_requests_total') {
-      const labels: Record<string, string> = {};
-      for (const l of m[2].matchAll(LABEL)) labels[l[1]] = l[2];
-      let byStatus = requests.get(labels.route ?? '');
-      if (!byStatus) requests.set(labels.route ?? '', (byStatus = new Map()));
-      byStatus.set(Number(labels.status), Number(m[3]));
-    } else if (m[1] === 'process_cpu_seconds_total') cpuSec = Number(m[3]);
+  for (const s of promSamples(text)) {
+    if (s.name === 'rmmscale_requests_total') {
+      const route = s.labels.route ?? '';
+      let byStatus = requests.get(route);
+      if (!byStatus) requests.set(route, (byStatus = new Map()));
+      byStatus.set(Number(s.labels.status), s.value);
+    } else if (s.name === 'process_cpu_seconds_total') cpuSec = s.value;
   }
   return { atMs, requests, cpuSec };
 }
@@ -75,8 +70,6 @@ function routeTotals(c: Counters): Map<string, number> {
 }
 
 /** Rounded for the result file: 3 decimals for ratios, 1 for rates. */
-const r3 = (x: number): number => Math.round(x * 1000) / 1000;
-const r1 = (x: number): number => Math.round(x * 10) / 10;
 
 /** `spread`: each node at its own phase of the second; `aligned`: all at one instant. */
 export type ScrapeSchedule = 'spread' | 'aligned';
@@ -166,12 +159,12 @@ export class NodeCollector {
       const dt = (now - prev.atMs) / 1000;
       const sum = (x: HaproxyScrape, cls?: string): number => x.servers.reduce((a, v) => a + (cls ? (v.responsesByClass[cls] ?? 0) : v.requests), 0);
       const routes: Record<string, number> = {};
-      for (const v of s.servers) if (v.ratePerSec !== null && v.ratePerSec > 0) routes[`${v.backend}/${v.server}`] = r1(v.ratePerSec);
+      for (const v of s.servers) if (v.ratePerSec !== null && v.ratePerSec > 0) routes[`${v.backend}/${v.server}`] = round(v.ratePerSec, 1);
       this.timeline.get(n.name)!.push({
         tSec,
-        requestsPerSec: r1((sum(s) - sum(prev)) / dt),
+        requestsPerSec: round((sum(s) - sum(prev)) / dt, 1),
         routes,
-        errorsPerSec: r1((sum(s, '5xx') - sum(prev, '5xx')) / dt),
+        errorsPerSec: round((sum(s, '5xx') - sum(prev, '5xx')) / dt, 1),
         inflight: 0,
         busyWorkers: null,
         queueDepth: null,
@@ -203,22 +196,22 @@ export class NodeCollector {
     const before = routeTotals(prev);
     for (const [route, count] of routeTotals(c)) {
       const d = count - (before.get(route) ?? 0);
-      if (d > 0) routes[route] = r1(d / dt);
+      if (d > 0) routes[route] = round(d / dt, 1);
     }
     this.timeline.get(n.name)!.push({
       tSec,
-      requestsPerSec: r1((total(c, false) - total(prev, false)) / dt),
+      requestsPerSec: round((total(c, false) - total(prev, false)) / dt, 1),
       routes,
-      errorsPerSec: r1((total(c, true) - total(prev, true)) / dt),
+      errorsPerSec: round((total(c, true) - total(prev, true)) / dt, 1),
       inflight: h.inflight ?? 0,
       busyWorkers: h.busyWorkers ?? null,
       queueDepth: h.queueDepth ?? null,
-      utilization: h.utilization === null || h.utilization === undefined ? null : r3(h.utilization),
-      dbUtilization: h.db ? r3(h.db.utilization) : null,
+      utilization: h.utilization === null || h.utilization === undefined ? null : round(h.utilization, 3),
+      dbUtilization: h.db ? round(h.db.utilization, 3) : null,
       dbQueueDepth: h.db ? h.db.queueDepth : null,
-      eventLoopDelayP99Ms: r1(h.eventLoopDelayP99Ms ?? 0),
-      cpuCores: r3((c.cpuSec - prev.cpuSec) / dt),
-      hostCpu: h.hostCpu === null || h.hostCpu === undefined ? null : r3(h.hostCpu),
+      eventLoopDelayP99Ms: round(h.eventLoopDelayP99Ms ?? 0, 1),
+      cpuCores: round((c.cpuSec - prev.cpuSec) / dt, 3),
+      hostCpu: h.hostCpu === null || h.hostCpu === undefined ? null : round(h.hostCpu, 3),
       hostLimited: h.hostLimited ?? false,
     });
   }
@@ -289,7 +282,7 @@ export function routeStatsForWindow(
     const h = windowHistogram(start, end, key);
     if (!h || h.totalCount === 0) continue;
     const errors = Math.max(0, errorsOf(countersEnd, key) - errorsOf(countersStart, key));
-    out[key] = { count: h.totalCount, errors, ratePerSec: r1(h.totalCount / windowSec), latency: summarize(h), histogram: encodeHistogram(h) };
+    out[key] = { count: h.totalCount, errors, ratePerSec: round(h.totalCount / windowSec, 1), latency: summarize(h), histogram: encodeHistogram(h) };
   }
   return out;
 }

@@ -1,3 +1,4 @@
+import { round } from '../core/units.js';
 import type { Diagnosis, NodeWindow, TierName, TierSummary } from './result-types.js';
 
 /**
@@ -178,7 +179,7 @@ export function tierCeilings(atCeiling: readonly NodeWindow[], agents: number, l
     const agentsFor = (rps: number | null): number | null => (rps === null || perAgent <= 0 ? null : Math.round(rps / perAgent));
     const calm = calmer && limiting && depth(t.tier) > depth(limiting) ? calmTiers.find((c) => c.tier === t.tier) : undefined;
     if (calm && calmer && calm.utilization !== null && calm.utilization >= 0.02 && calm.ratePerSec > 0) {
-      const rps = Math.round(((calm.ratePerSec * uRef) / calm.utilization) * 10) / 10;
+      const rps = round((calm.ratePerSec * uRef) / calm.utilization, 1);
       const calmPerAgent = calm.ratePerSec / calmer.agents;
       out.push({
         tier: t.tier,
@@ -189,15 +190,15 @@ export function tierCeilings(atCeiling: readonly NodeWindow[], agents: number, l
       continue;
     }
     if (t.tier === limiting) {
-      const rps = Math.round(t.ratePerSec * 10) / 10;
+      const rps = round(t.ratePerSec, 1);
       out.push({ tier: t.tier, ceilingRps: rps, ceilingAgents: agentsFor(rps), limitedBy: `limiting: ${limitEvidence.filter((e) => e.startsWith(`${t.tier}:`)).map((e) => e.slice(t.tier.length + 2)).join('; ') || limitEvidence.join('; ')}` });
       continue;
     }
     if (t.utilization !== null && t.utilization >= 0.02) {
-      const rps = Math.round(((t.ratePerSec * uRef) / t.utilization) * 10) / 10;
+      const rps = round((t.ratePerSec * uRef) / t.utilization, 1);
       out.push({ tier: t.tier, ceilingRps: rps, ceilingAgents: agentsFor(rps), limitedBy: `estimated: utilization ${f2(t.utilization)} at the ceiling; capacity ≈ rate × ${f2(uRef)}/${f2(t.utilization)}` });
     } else if (t.utilization === null && t.cpuCoresMax >= 0.02) {
-      const rps = Math.round(((t.ratePerSec * CPU_SATURATED_CORES) / t.cpuCoresMax) * 10) / 10;
+      const rps = round((t.ratePerSec * CPU_SATURATED_CORES) / t.cpuCoresMax, 1);
       out.push({ tier: t.tier, ceilingRps: rps, ceilingAgents: agentsFor(rps), limitedBy: `estimated from CPU: ${f2(t.cpuCoresMax)} cores at the ceiling, one process saturates near ${CPU_SATURATED_CORES} of a core` });
     } else {
       out.push({ tier: t.tier, ceilingRps: null, ceilingAgents: null, limitedBy: 'unknown: too little load on this tier to extrapolate' });

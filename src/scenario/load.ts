@@ -1,10 +1,9 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { readFileSync } from 'node:fs';
+import type { ErrorObject } from 'ajv';
 import { LineCounter, isMap, isNode, isScalar, isSeq, parseDocument, type Document } from 'yaml';
 import { InvalidArgumentError, ValidationError, formatValue } from '../core/errors.js';
-import { Problems, formatPath, resolveScenario, type Problem, type Segment } from './resolve.js';
+import { schemaValidator } from '../core/schemas.js';
+import { Problems, formatPath, resolveScenario, type Problem, type Segment } from './resolve-scenario.js';
 import type { Scenario } from './types.js';
 import { editDistance } from '../core/edit-distance.js';
 
@@ -17,7 +16,7 @@ import { editDistance } from '../core/edit-distance.js';
  *   scenarios/x.yaml:14 stages[2].rate: expected "N/s" or "N%/min", got "fast"
  *
  * Schema problems take their wording from the schema (`errorMessage`, which editors show too);
- * semantic ones (src/scenario/resolve.ts) from the shared unit parsers. A path that already has a
+ * semantic ones (src/scenario/resolve-scenario.ts) from the shared unit parsers. A path that already has a
  * schema problem gets no second, semantic one.
  */
 
@@ -98,24 +97,9 @@ interface SchemaNode {
   $ref?: string;
 }
 
-let compiled: { validate: ValidateFunction; definitions: Record<string, SchemaNode> } | null = null;
-
-/** schemas/ beside package.json, found from this module (src/ under vitest, dist/src/ when built). */
-function schemaFile(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
-  return join(dir, 'schemas', 'scenario.schema.json');
-}
-
-function validator(): { validate: ValidateFunction; definitions: Record<string, SchemaNode> } {
-  if (!compiled) {
-    const schema = JSON.parse(readFileSync(schemaFile(), 'utf8')) as { definitions: Record<string, SchemaNode> };
-    const ajv = new Ajv({ allErrors: true, verbose: true, strict: true, allowUnionTypes: true });
-    // The message editors (VS Code's JSON and YAML language services) show for a bad value; ours too.
-    ajv.addKeyword({ keyword: 'errorMessage', schemaType: 'string' });
-    compiled = { validate: ajv.compile(schema), definitions: schema.definitions };
-  }
-  return compiled;
+/** The scenario schema's definitions, which `expectedOf` reads for a `$ref`'s wording. */
+function definitions(): Record<string, SchemaNode> {
+  return (schemaValidator('scenario').schema as { definitions: Record<string, SchemaNode> }).definitions;
 }
 
 /** `/stages/2/rate` → `['stages', 2, 'rate']`: indexes become numbers where the data is a list. */
@@ -135,7 +119,7 @@ const TYPE_WORDS: Record<string, string> = { object: 'a map', array: 'a list', s
 
 /** What a schema node accepts, in words. */
 function expectedOf(node: SchemaNode | undefined): string {
-  const defs = validator().definitions;
+  const defs = definitions();
   const n = node?.$ref && !node.errorMessage ? defs[node.$ref.replace('#/definitions/', '')] : node;
   if (n?.errorMessage) return n.errorMessage.replace(/^expected /, '');
   if (n?.enum) return `one of ${n.enum.map(String).join(', ')}`;
@@ -189,7 +173,7 @@ function describeSchemaError(e: ErrorObject, data: unknown): Problem | null {
 
 /** Every schema problem, at most one per path. */
 function schemaProblems(data: unknown): Problem[] {
-  const { validate } = validator();
+  const validate = schemaValidator('scenario');
   if (validate(data)) return [];
   const byPath = new Map<string, Problem>();
   for (const e of validate.errors ?? []) {

@@ -47,7 +47,7 @@ export class QueueFullError extends Error {
 
 type Waiter = () => void;
 
-export class CapacityGate {
+export class CapacityLimiter {
   readonly workers: number;
   private readonly queueLimit: number;
   private readonly sample: () => number;

@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startHaproxy } from './haproxy.js';
+import { startHaproxy } from './proxy/haproxy.js';
 import { Agent as UndiciAgent, request as undiciRequest } from 'undici';
 import { StackError } from '../core/errors.js';
 import { DEFAULT_SECRET } from '../core/identity.js';

@@ -1,10 +1,10 @@
 import { pathToFileURL } from 'node:url';
 import { RmmscaleError } from '../core/errors.js';
-import { CapacityGate } from './capacity.js';
+import { CapacityLimiter } from './capacity.js';
 import { loadRole } from './roles/index.js';
 import { NodeMetrics } from './runtime/node-metrics.js';
 import { NodeServer } from './runtime/node-server.js';
-import { gateStore } from './store/gated.js';
+import { limitStore } from './store/limited.js';
 import { openStore } from './store/index.js';
 import type { NodeFailedMessage, NodeReadyMessage, NodeSiblingsMessage, NodeSiblingsSetMessage, NodeSpec, RoleFactory, Store } from './types.js';
 
@@ -63,8 +63,8 @@ async function main(): Promise<void> {
     }
     const metrics = new NodeMetrics(spec);
     if (store && spec.dbProfile) {
-      metrics.dbGate = new CapacityGate(spec.dbProfile, { seed: `${spec.name}\0db` });
-      store = gateStore(store, metrics.dbGate);
+      metrics.dbLimiter = new CapacityLimiter(spec.dbProfile, { seed: `${spec.name}\0db` });
+      store = limitStore(store, metrics.dbLimiter);
     }
     const role = await (await roleFactory(spec))({ spec, store, metrics, log: (m) => process.stderr.write(`[${spec.name}] ${m}\n`) });
     server = new NodeServer(spec, role, metrics);

@@ -1,36 +1,12 @@
-import { readFileSync, existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import type { ErrorObject } from 'ajv';
 import { formatValue } from '../core/errors.js';
+import { schemaValidator } from '../core/schemas.js';
 
 /**
  * Validation of topology and profile files against the JSON Schemas shipped in schemas/. Every
  * problem is listed, each with its path in the file (`nodes[2].role: expected one of …, got "x"`),
  * so a file is fixed in one pass instead of one error per run.
  */
-
-export type SchemaName = 'topology' | 'profile-set' | 'capacity-profile';
-
-/** schemas/ beside package.json, found from this module (src/ under vitest, dist/src/ when built). */
-function schemasDir(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
-  return join(dir, 'schemas');
-}
-
-let compiled: Map<SchemaName, ValidateFunction> | null = null;
-
-function validator(name: SchemaName): ValidateFunction {
-  if (!compiled) {
-    const ajv = new Ajv({ allErrors: true, verbose: true, strict: true, allowUnionTypes: true });
-    const dir = schemasDir();
-    for (const n of ['capacity-profile', 'profile-set', 'topology'] as const) ajv.addSchema(JSON.parse(readFileSync(join(dir, `${n}.schema.json`), 'utf8')) as object);
-    compiled = new Map();
-    for (const n of ['capacity-profile', 'profile-set', 'topology'] as const) compiled.set(n, ajv.getSchema(`https://rmmscale.dev/schemas/${n}.schema.json`)!);
-  }
-  return compiled.get(name)!;
-}
 
 /** `/nodes/2/role` → `nodes[2].role`, under a prefix. */
 export function jsonPath(prefix: string, instancePath: string): string {
@@ -72,8 +48,8 @@ function describe(e: ErrorObject, prefix: string): string | null {
 }
 
 /** Every schema problem of `data`, one line each, `SOURCE: path: problem` (empty: valid). */
-export function schemaProblems(name: SchemaName, data: unknown, source: string): string[] {
-  const validate = validator(name);
+export function schemaProblems(name: 'topology' | 'profile-set' | 'capacity-profile', data: unknown, source: string): string[] {
+  const validate = schemaValidator(name);
   if (validate(data)) return [];
   const lines = (validate.errors ?? []).map((e) => describe(e, '')).filter((l): l is string => l !== null);
   return [...new Set(lines.map((l) => `${source}: ${l}`))];

@@ -123,7 +123,7 @@ export interface RoleHandler {
   /** A metrics label for a request: `checkin`, `dashboard`, `proxy:agent`… Bounded cardinality. */
   routeOf(method: string, path: string): string;
   /** Whether the capacity profile applies to this request (false for e.g. CORS preflight). */
-  gated?(method: string, path: string): boolean;
+  limited?(method: string, path: string): boolean;
   handle(req: IncomingMessage, res: ServerResponse): void | Promise<void>;
   upgrade?(req: IncomingMessage, socket: Duplex, head: Buffer): void;
   /** Sibling URLs learned after start (relays); throws a StackError for a URL it refuses. */

@@ -1,5 +1,5 @@
 import type { HostFacts } from '../core/host.js';
-import { round1, round3, round6 } from '../core/round.js';
+import { round } from '../core/units.js';
 import { describeCheckin } from '../core/units.js';
 import { toolVersion } from '../core/version.js';
 import { createLatencyHistogram, encodeHistogram, summarize, type LatencyHistogram, type LatencySummary } from '../metrics/histogram.js';
@@ -28,9 +28,9 @@ export function buildSwarmResult(a: BuildSwarmResultInput): SwarmResult {
   const workerSummaries = summarizeWorkers(a.workers);
   const measuredIntervals = m.series.filter((p) => !p.warmup).length;
   const measuredSec = Math.max(0.001, Math.min(measuredIntervals * intervalMs, cfg.durationMs) / 1000);
-  const hostCpuMean = m.hostCpuSamples.length > 0 ? round3(mean(m.hostCpuSamples)) : null;
-  const hostStealMean = m.hostStealSamples.length > 0 ? round3(mean(m.hostStealSamples)) : null;
-  const hostStealMax = m.hostStealSamples.length > 0 ? round3(Math.max(...m.hostStealSamples)) : null;
+  const hostCpuMean = m.hostCpuSamples.length > 0 ? round(mean(m.hostCpuSamples), 3) : null;
+  const hostStealMean = m.hostStealSamples.length > 0 ? round(mean(m.hostStealSamples), 3) : null;
+  const hostStealMax = m.hostStealSamples.length > 0 ? round(Math.max(...m.hostStealSamples), 3) : null;
   const lagSummary = summarize(m.lag);
   const verdict = rigVerdict(a, workerSummaries, { hostCpuMean, hostStealMean, hostStealMax }, lagSummary, measuredSec);
   const t = m.totals;
@@ -44,15 +44,15 @@ export function buildSwarmResult(a: BuildSwarmResultInput): SwarmResult {
     interrupted,
     config: configOf(cfg, sizing),
     summary: {
-      targetRatePerSec: round1(t.target > 0 ? intendedRate(cfg) : 0),
-      achievedRatePerSec: round1(m.completedInWindow / measuredSec),
+      targetRatePerSec: round(t.target > 0 ? intendedRate(cfg) : 0, 1),
+      achievedRatePerSec: round(m.completedInWindow / measuredSec, 1),
       intended: t.target,
       attempted: t.attempted,
       completed: t.completed,
       failed: t.failed,
       late: t.late,
       dropped: t.dropped,
-      errorRate: t.completed + t.failed > 0 ? round6(t.failed / (t.completed + t.failed)) : 0,
+      errorRate: t.completed + t.failed > 0 ? round(t.failed / (t.completed + t.failed), 6) : 0,
       latency: summarize(overall),
       serviceTime: summarize(overallService),
     },
@@ -91,10 +91,10 @@ function summarizeWorkers(workers: WorkerState[]): WorkerSummary[] {
     worker: i,
     pid: w.pid,
     agents: w.agents,
-    cpuMean: round3(mean(w.cpu)),
-    cpuMax: round3(Math.max(0, ...w.cpu)),
-    eldP99MsMax: round3(w.eldMax),
-    eldMaxMsMax: round3(w.eldMaxAbs),
+    cpuMean: round(mean(w.cpu), 3),
+    cpuMax: round(Math.max(0, ...w.cpu), 3),
+    eldP99MsMax: round(w.eldMax, 3),
+    eldMaxMsMax: round(w.eldMaxAbs, 3),
     rssBytesMax: w.rssMax,
     exitedEarly: w.exitedEarly,
   }));
@@ -153,9 +153,9 @@ function reconnectOf(reconnectOp: OpResult | undefined, m: IntervalMerger, inter
   return {
     disconnects: errors['ws:tunnel-dropped'] ?? 0,
     reconnected: reconnectOp?.completed ?? 0,
-    t50Ms: reconnectOp ? round3(reconnectOp.latency.p50Us / 1000) : null,
-    t90Ms: reconnectOp ? round3(reconnectOp.latency.p90Us / 1000) : null,
-    t99Ms: reconnectOp ? round3(reconnectOp.latency.p99Us / 1000) : null,
+    t50Ms: reconnectOp ? round(reconnectOp.latency.p50Us / 1000, 3) : null,
+    t90Ms: reconnectOp ? round(reconnectOp.latency.p90Us / 1000, 3) : null,
+    t99Ms: reconnectOp ? round(reconnectOp.latency.p99Us / 1000, 3) : null,
     peakConnectsPerSec: Math.max(0, ...m.series.map((p) => p.connects / (intervalMs / 1000))),
   };
 }

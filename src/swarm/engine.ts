@@ -10,7 +10,7 @@ import type { WorkerHealth, WorkerMessage, WorkerPlan } from './ipc.js';
 import { agentsAt, jittered, nextPoissonMs, periodicFireMs, phaseFrom, phaseOffset } from './schedule.js';
 import type { HttpTransport } from './transports/http.js';
 import { compactHeap, mayCompactAt } from './compact.js';
-import { MinHeap } from './heap.js';
+import { MinHeap } from './min-heap.js';
 import { localAgents, type LocalAgents } from './local-agents.js';
 import { parseReconnectPolicy } from './reconnect.js';
 import { TunnelFleet } from './transports/ws-tunnels.js';

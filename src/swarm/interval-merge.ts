@@ -1,5 +1,5 @@
 import { HostCpuSampler } from '../core/host.js';
-import { round1, round3 } from '../core/round.js';
+import { round } from '../core/units.js';
 import { addEncoded, createLatencyHistogram, HlogBuilder, type LatencyHistogram } from '../metrics/histogram.js';
 import type { SwarmConfig } from './config.js';
 import type { IntervalPart } from './ipc.js';
@@ -97,10 +97,10 @@ export class IntervalMerger {
       if (!warm) this.hlog?.addInterval(name, h, this.startAtEpochMs + fromMs, this.startAtEpochMs + Math.max(toMs, fromMs));
     }
     const spanSec = Math.max(0.001, (Math.max(toMs, fromMs + 1) - fromMs) / 1000);
-    point.achievedRatePerSec = round1(point.completed / spanSec);
+    point.achievedRatePerSec = round(point.completed / spanSec, 1);
     // The interval after the profile's end only drains in-flight requests: no target there.
     const drain = index * intervalMs >= cfg.profile.durationMs;
-    point.targetRatePerSec = drain ? 0 : round1(rateAtPerSec(cfg.profile, index * intervalMs + intervalMs / 2));
+    point.targetRatePerSec = drain ? 0 : round(rateAtPerSec(cfg.profile, index * intervalMs + intervalMs / 2), 1);
     point.p50Us = all.totalCount ? all.getValueAtPercentile(50) : 0;
     point.p99Us = all.totalCount ? all.getValueAtPercentile(99) : 0;
     const inProfile = index * intervalMs < cfg.profile.durationMs;
@@ -152,8 +152,8 @@ export class IntervalMerger {
 
   private sampleHost(point: SeriesPoint, intervalLag: LatencyHistogram, measured: boolean): void {
     const hc = this.hostCpu.sample();
-    point.hostCpu = hc === null ? null : round3(hc.busy);
-    point.hostSteal = hc === null ? null : round3(hc.steal);
+    point.hostCpu = hc === null ? null : round(hc.busy, 3);
+    point.hostSteal = hc === null ? null : round(hc.steal, 3);
     if (hc !== null && measured) {
       this.hostCpuSamples.push(hc.busy);
       this.hostStealSamples.push(hc.steal);

@@ -1,7 +1,5 @@
 import type { HostFacts } from '../core/host.js';
 import type { LatencySummary } from '../metrics/histogram.js';
-import { describeCheckin } from '../core/units.js';
-import type { SwarmConfig } from './config.js';
 import type { ReconnectCurve } from './reconnect.js';
 import type { StealFreeLag } from './steal-free-lag.js';
 import { judgeTrust, type Trust } from './generator-trust.js';
@@ -161,10 +159,6 @@ export interface SwarmResult {
   };
   reconnect: ReconnectCurve | null;
   verdict: RigVerdict;
-}
-
-export function describeConfig(cfg: SwarmConfig): string {
-  return `${cfg.agents} agents, ${describeCheckin(cfg.checkin)}, ${cfg.arrival}, ${cfg.mode}${cfg.mode === 'http' ? `/${cfg.connection}` : ''}`;
 }
 
 export interface RigVerdictInput {

@@ -17,7 +17,9 @@ describe('shipped gate expressions parse', () => {
     const gate = steps.find((s) => s.run?.startsWith('npx rmmscale gate'))!;
     expect(gate.run).toContain('--baseline baselines/ci-gate');
     expect(gate.if).toContain('!cancelled()');
-    for (const [, expr] of gate.run!.matchAll(/--threshold "([^"]+)"/g)) expect(() => parseThreshold(expr, '--threshold')).not.toThrow();
+    const exprs = [...gate.run!.matchAll(/--threshold "([^"]+)"/g)].map((m) => m[1]);
+    expect(exprs).toEqual(['checkin.p99 <= +5%', 'throughput.achieved >= -3%']);
+    for (const expr of exprs) expect(() => parseThreshold(expr, '--threshold')).not.toThrow();
     expect(runs).toContain('>> "$GITHUB_STEP_SUMMARY"');
     expect(steps.find((s) => s.uses?.startsWith('actions/upload-artifact@'))?.with?.path).toBe('reports/ci/');
   });
@@ -39,10 +41,16 @@ describe('shipped gate expressions parse', () => {
 
   it('every scenario in scenarios/ carries thresholds the gate accepts', () => {
     const files = readdirSync(`${root}scenarios`).filter((f) => f.endsWith('.yaml'));
+    let checked = 0;
     for (const f of files) {
       const doc = parse(readFileSync(`${root}scenarios/${f}`, 'utf8')) as { thresholds?: unknown };
       const list = Array.isArray(doc?.thresholds) ? (doc.thresholds as string[]) : [];
       list.forEach((t, i) => expect(() => parseThreshold(t, `scenarios/${f}: thresholds[${i}]`)).not.toThrow());
+      checked += list.length;
     }
+    // The counts prove the loop ran (a missing folder or a renamed key would check nothing); a new
+    // scenario or threshold updates them.
+    expect(files).toHaveLength(6);
+    expect(checked).toBe(3);
   });
 });

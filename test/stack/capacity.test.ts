@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Rng } from '../../src/core/random.js';
-import { CapacityGate, lognormalSigma, QueueFullError, serviceSampler } from '../../src/stack/capacity.js';
+import { CapacityLimiter, lognormalSigma, QueueFullError, serviceSampler } from '../../src/stack/capacity.js';
 
 describe('service-time samplers: exact values for a fixed seed', () => {
   it.each([
@@ -42,43 +42,43 @@ describe('service-time samplers: long-run moments', () => {
   });
 });
 
-describe('the capacity gate', () => {
+describe('the capacity limiter', () => {
   it('holds `workers` at once, queues FIFO up to `queue`, then refuses', async () => {
-    const gate = new CapacityGate({ workers: 2, queue: 1, service: { dist: 'constant', meanMs: 30 } });
+    const limiter = new CapacityLimiter({ workers: 2, queue: 1, service: { dist: 'constant', meanMs: 30 } });
     const order: number[] = [];
-    const jobs = [1, 2, 3].map((i) => gate.run(() => order.push(i)));
-    expect(gate.busy).toBe(2);
-    expect(gate.queued).toBe(1);
-    await expect(gate.run(() => 4)).rejects.toBeInstanceOf(QueueFullError);
-    expect(gate.rejected).toBe(1);
+    const jobs = [1, 2, 3].map((i) => limiter.run(() => order.push(i)));
+    expect(limiter.busy).toBe(2);
+    expect(limiter.queued).toBe(1);
+    await expect(limiter.run(() => 4)).rejects.toBeInstanceOf(QueueFullError);
+    expect(limiter.rejected).toBe(1);
     await Promise.all(jobs);
     expect(order).toEqual([1, 2, 3]);
-    expect(gate.busy).toBe(0);
+    expect(limiter.busy).toBe(0);
   });
 
   it('takeUtilization: busy-worker time over worker time since the previous call', async () => {
-    const gate = new CapacityGate({ workers: 4, queue: 0, service: { dist: 'constant', meanMs: 0 } });
+    const limiter = new CapacityLimiter({ workers: 4, queue: 0, service: { dist: 'constant', meanMs: 0 } });
     let release!: () => void;
     const held = new Promise<void>((r) => (release = r));
     const t0 = performance.now();
-    gate.takeUtilization(t0); // start a window with 0 busy
-    const job = gate.run(() => held); // 1 of 4 workers busy from now until release
-    expect(gate.busy).toBe(1);
+    limiter.takeUtilization(t0); // start a window with 0 busy
+    const job = limiter.run(() => held); // 1 of 4 workers busy from now until release
+    expect(limiter.busy).toBe(1);
     await new Promise((r) => setTimeout(r, 40));
     const now = performance.now();
     // One worker busy for (almost) the whole window: the share is ≈ 1/4, and never above it.
-    const u = gate.takeUtilization(now);
+    const u = limiter.takeUtilization(now);
     expect(u).toBeLessThanOrEqual(0.25 + 1e-9);
     expect(u).toBeGreaterThan(0.2);
     release();
     await job;
-    expect(gate.takeUtilization(performance.now() + 1000)).toBeLessThan(0.25 * 0.1); // idle window
+    expect(limiter.takeUtilization(performance.now() + 1000)).toBeLessThan(0.25 * 0.1); // idle window
   });
 
   it('rejects bad profiles at construction', () => {
-    expect(() => new CapacityGate({ workers: 0, queue: 1, service: { dist: 'constant', meanMs: 1 } })).toThrow('workers must be at least 1, got 0');
+    expect(() => new CapacityLimiter({ workers: 0, queue: 1, service: { dist: 'constant', meanMs: 1 } })).toThrow('workers must be at least 1, got 0');
   });
 
-  // The M/M/c check of the whole model (gate inside a real node process, driven over HTTP) is in
+  // The M/M/c check of the whole model (limiter inside a real node process, driven over HTTP) is in
   // runtime.test.ts: 'the capacity model on a real node process'.
 });

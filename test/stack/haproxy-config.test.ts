@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { haproxyName, renderHaproxyConfig, type HaproxyConfig } from '../../src/stack/haproxy.js';
+import { haproxyName, renderHaproxyConfig, type HaproxyConfig } from '../../src/stack/proxy/haproxy.js';
 import { parseHaproxyMetrics } from '../../src/stack/proxy/haproxy-metrics.js';
 
 const cfg: HaproxyConfig = {

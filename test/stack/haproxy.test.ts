@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
 import { Pool } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { scrapeHaproxy, startHaproxy, type RunningHaproxy } from '../../src/stack/haproxy.js';
+import { scrapeHaproxy, startHaproxy, type RunningHaproxy } from '../../src/stack/proxy/haproxy.js';
 import { startBackend, until, type TestBackend } from './proxy-backends.js';
 
 /**

@@ -61,7 +61,7 @@ describe('the launcher', () => {
     expect(new Set(pids).size).toBe(5);
     expect(stack.pids.sort()).toEqual([...pids].sort());
     for (const n of stack.nodes) expect(n.metricsUrl).toBe(`${n.url}/metrics`);
-    // Profiles reach the nodes: web nodes export gate metrics, the db node its per-query model.
+    // Profiles reach the nodes: web nodes export limiter metrics, the db node its per-query model.
     const web = await (await fetch(`${stack.nodes[2].url}/healthz`)).json();
     expect(web).toMatchObject({ busyWorkers: 0, queueDepth: 0 });
 

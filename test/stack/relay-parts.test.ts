@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { batchPolicyFrom, parseSessionRequest } from '../../src/stack/roles/relay.js';
+import { parseSessionRequest } from '../../src/stack/relay/session-api.js';
+import { batchPolicyFrom } from '../../src/stack/roles/relay.js';
 import { SessionBroker } from '../../src/stack/relay/sessions.js';
 import { TelemetryBatcher, type TelemetryBatchOptions } from '../../src/stack/relay/telemetry-batcher.js';
 import type { TelemetrySample } from '../../src/stack/types.js';

@@ -61,7 +61,7 @@ describe('a node process (node-main + runtime) with a test role', () => {
       expect(text).toContain(`# TYPE ${name} `);
     }
     expect(sample(text, 'process_resident_memory_bytes')).toBeGreaterThan(1e6);
-    expect(text).not.toContain('rmmscale_busy_workers'); // no profile, no gate metrics
+    expect(text).not.toContain('rmmscale_busy_workers'); // no profile, no limiter metrics
 
     const hdr = (await (await fetch(`${ready.url}/admin/hdr`)).json()) as NodeHdrSnapshot;
     expect(hdr.node).toBe('echo-1');
@@ -70,7 +70,7 @@ describe('a node process (node-main + runtime) with a test role', () => {
     expect(hdr.perSecond.work.reduce((a, b) => a + b.count, 0)).toBe(5);
   });
 
-  it('the capacity gate: busy workers and queue depth exported, 503 when the queue is full, ungated routes bypass it', async () => {
+  it('the capacity limiter: busy workers and queue depth exported, 503 when the queue is full, unlimited routes bypass it', async () => {
     const { ready } = await start(spec({ profile: { workers: 1, queue: 1, service: { dist: 'constant', meanMs: 600 } } }));
     const first = fetch(`${ready.url}/work`);
     await new Promise((r) => setTimeout(r, 100));
@@ -83,7 +83,7 @@ describe('a node process (node-main + runtime) with a test role', () => {
     const third = await fetch(`${ready.url}/work`);
     expect(third.status).toBe(503);
     expect(third.headers.get('retry-after')).toBe('1');
-    expect((await fetch(`${ready.url}/ungated`)).status).toBe(200); // not queued behind the 600 ms
+    expect((await fetch(`${ready.url}/unlimited`)).status).toBe(200); // not queued behind the 600 ms
     expect((await first).status).toBe(200);
     expect((await second).status).toBe(200);
     const after = await (await fetch(ready.metricsUrl)).text();
@@ -96,7 +96,7 @@ describe('a node process (node-main + runtime) with a test role', () => {
     expect(decodeHistogram(hdr.histograms.work).maxValue).toBeGreaterThan(1_000_000);
   });
 
-  it('opens the store named by spec.db, gated by dbProfile, and passes the spec (limits) to the role', async () => {
+  it('opens the store named by spec.db, limited by dbProfile, and passes the spec (limits) to the role', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'rmmscale-runtime-'));
     dirs.push(dir);
     const { ready } = await start(spec({ db: { kind: 'sqlite', path: join(dir, 'db.sqlite') }, dbProfile: { workers: 2, queue: 10, service: { dist: 'constant', meanMs: 1 } }, limits: { maxBodyBytes: 4096 } }));
@@ -185,7 +185,7 @@ describe('the capacity model on a real node process', () => {
     const total = 3000; // ~20 s
     const arrivalsMs = poissonArrivalsMs('poisson-150', 150, total);
     const predicted = erlangC(150, 4, 20).meanResponseMs; // 30.19 ms
-    // The node's gate seed is `${name}\0gate`; for node 'mm4-29' and these arrivals an ideal queue gives 30.17 ms.
+    // The node's limiter seed is `${name}\0gate`; for node 'mm4-29' and these arrivals an ideal queue gives 30.17 ms.
     expect(idealFifoMeanResponseMs(arrivalsMs, service, 'mm4-29\0gate', 4)).toBeCloseTo(30.17, 2);
     const { ready } = await start(spec({ name: 'mm4-29', profile: { workers: 4, queue: 10_000, service } }));
     const client = new Pool(ready.url, { connections: 200, pipelining: 1 });

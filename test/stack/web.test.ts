@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { deriveAgent } from '../../src/core/identity.js';
-import { CapacityGate } from '../../src/stack/capacity.js';
-import { gateStore } from '../../src/stack/store/gated.js';
+import { CapacityLimiter } from '../../src/stack/capacity.js';
+import { limitStore } from '../../src/stack/store/limited.js';
 import { RemoteStore } from '../../src/stack/store/remote.js';
 import { startRole, type InProcessNode } from './role-harness.js';
 import { SECRET, agent, asAgent, asUser, call, checkinOf, other, tempStore } from './web-fixture.js';
@@ -94,8 +94,8 @@ describe('web role: agent and user APIs on a real socket', () => {
 
   it('a database that is full or gone is a 503 with retry-after, not a 500', async () => {
     // Full: one connection, no queue, 200 ms per query; the second concurrent check-in is refused.
-    const gated = gateStore(db.store, new CapacityGate({ workers: 1, queue: 0, service: { dist: 'constant', meanMs: 200 } }));
-    const busy = await startRole({ role: 'web', name: 'web-busy', secret: SECRET }, gated);
+    const limited = limitStore(db.store, new CapacityLimiter({ workers: 1, queue: 0, service: { dist: 'constant', meanMs: 200 } }));
+    const busy = await startRole({ role: 'web', name: 'web-busy', secret: SECRET }, limited);
     extra.push(busy);
     const [a, b] = await Promise.all([
       call(busy.url, 'POST', '/agent/v1/checkin', checkinOf(agent), asAgent()),

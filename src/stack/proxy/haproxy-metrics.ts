@@ -1,3 +1,5 @@
+import { promSamples } from '../../metrics/prometheus.js';
+
 /**
  * Per-server figures from HAProxy's built-in Prometheus exporter (`http-request use-service
  * prometheus-exporter`). Only the series rmmscale reads are parsed:
@@ -27,14 +29,7 @@ export interface HaproxyScrape {
   servers: HaproxyServerStats[];
 }
 
-const LINE = /^(haproxy_server_[a-z_]+)\{([^}]*)\}\s+(\S+)/;
-const LABEL = /([a-zA-Z_]+)="((?:[^"\\]|\\.)*)"/g;
-
-function labelsOf(text: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const m of text.matchAll(LABEL)) out[m[1]] = m[2];
-  return out;
-}
+const SERVER_SERIES = /^haproxy_server_[a-z_]+$/;
 
 /** Parse exporter text into per-server stats; `previous` (same servers, earlier) gives rates. */
 export function parseHaproxyMetrics(text: string, atMs: number, previous?: HaproxyScrape): HaproxyScrape {
@@ -45,14 +40,10 @@ export function parseHaproxyMetrics(text: string, atMs: number, previous?: Hapro
     if (!s) byKey.set(key, (s = { backend, server, requests: 0, responsesByClass: {}, connectionErrors: 0, currentSessions: 0, up: false, ratePerSec: null }));
     return s;
   };
-  for (const line of text.split('\n')) {
-    const m = LINE.exec(line);
-    if (!m) continue;
-    const l = labelsOf(m[2]);
-    if (!l.proxy || !l.server) continue;
-    const v = Number(m[3]);
+  for (const { name, labels: l, value: v } of promSamples(text)) {
+    if (!SERVER_SERIES.test(name) || !l.proxy || !l.server) continue;
     const s = get(l.proxy, l.server);
-    switch (m[1]) {
+    switch (name) {
       case 'haproxy_server_http_responses_total':
         s.responsesByClass[l.code ?? 'other'] = v;
         s.requests += v;

@@ -7,7 +7,7 @@ import type { RoleFactory, RoleHandler, Store } from '../types.js';
  * The db tier as its own process: it owns the real store (the SQLite file, or a PostgreSQL pool)
  * and serves the Store's operations as JSON RPC (`POST /db/v1/<method>`, body: a JSON array of
  * arguments; answer: `{"result": …}`). The runtime wraps the store in the node's dbProfile
- * (connections × per-query time, store/gated.ts), so the database is measured, limited and
+ * (connections × per-query time, store/limited.ts), so the database is measured, limited and
  * killable like every other tier, and its per-route histograms (`db:checkin`, `db:listAgents`…)
  * are query latencies per operation.
  */
@@ -36,7 +36,7 @@ export class DbHandler implements RoleHandler {
     if (args === undefined) return;
     if (!Array.isArray(args)) return sendError(req, res, 400, 'expected a JSON array of arguments');
     const fn = this.store[method] as (...a: unknown[]) => Promise<unknown>;
-    // A QueueFullError from the dbProfile gate propagates: the runtime answers 503.
+    // A QueueFullError from the dbProfile limiter propagates: the runtime answers 503.
     const result = await fn.apply(this.store, args);
     sendJson(res, 200, { result: result === undefined ? null : result });
   }

@@ -1,10 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AGENT_ROUTES, USER_ROUTES, type CheckinRequest, type CheckinResponse, type CommandResult } from '../../core/protocol.js';
 import { authenticateAgent, authenticateUser } from '../auth.js';
-import { QueueFullError } from '../capacity.js';
-import { BodyError, readJson, sendError, sendJson } from '../http-body.js';
+import { readJson, sendJson } from '../http-body.js';
+import { refuse, refuseError } from '../http-errors.js';
 import { DEFAULT_LIMITS } from '../runtime/node-server.js';
-import { StoreUnavailableError } from '../store/errors.js';
 import type { RoleContext, RoleFactory, RoleHandler, Store, WebServes } from '../types.js';
 
 /**
@@ -18,15 +17,14 @@ import type { RoleContext, RoleFactory, RoleHandler, Store, WebServes } from '..
  *   closed rather than drained.
  * - `serves` picks the API: an agent-only node answers user paths with 404 and vice versa (the
  *   proxy routes by path).
- * - A database that is overloaded or down (StoreUnavailableError, or the db gate's QueueFullError)
- *   is a 503 with retry-after, so agents back off instead of counting a server error.
+ * - A database that is overloaded or down (StoreUnavailableError, or the db limiter's QueueFullError)
+ *   is a 503 with retry-after, so agents back off instead of counting a server error
+ *   (src/stack/http-errors.ts, shared with the relay).
  */
 
 export const NEXT_CHECKIN_SEC = 300;
 const MAX_TEXT = 256;
 const MAX_LIMIT = 1000;
-/** An error answered before the body was read keeps the connection only for small bodies. */
-const DRAIN_MAX_BYTES = 64 * 1024;
 
 export function agentRouteOf(path: string): string | null {
   switch (path) {
@@ -82,17 +80,6 @@ function resultsProblem(b: unknown, agentId: string): string | null {
   return null;
 }
 
-/** Answer an error; when the body is still unread and large or of unknown size, close instead of draining it. */
-export function refuse(req: IncomingMessage, res: ServerResponse, status: number, message: string, extra: Record<string, string> = {}): void {
-  const declared = Number(req.headers['content-length'] ?? NaN);
-  if (!req.complete && !(declared <= DRAIN_MAX_BYTES)) {
-    res.setHeader('connection', 'close');
-    res.once('finish', () => req.destroy());
-  }
-  for (const [k, v] of Object.entries(extra)) res.setHeader(k, v);
-  sendError(req, res, status, message);
-}
-
 export class WebHandler implements RoleHandler {
   private readonly store: Store;
   private readonly secret: string;
@@ -124,10 +111,7 @@ export class WebHandler implements RoleHandler {
       if (userRoute) return await this.user(req, res, userRoute, url);
       refuse(req, res, 404, 'not found');
     } catch (err) {
-      if (res.headersSent) throw err;
-      if (err instanceof BodyError) return refuse(req, res, err.status, err.message);
-      if (err instanceof StoreUnavailableError || err instanceof QueueFullError) return refuse(req, res, 503, err.message, { 'retry-after': '1' });
-      throw err;
+      refuseError(req, res, err);
     }
   }
 

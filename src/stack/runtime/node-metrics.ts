@@ -3,12 +3,12 @@ import { HostCpuSampler, type HostCpuSample } from '../../core/host.js';
 import type { NodeHdrSnapshot } from '../../core/protocol.js';
 import { createLatencyHistogram, encodeHistogram, recordUs, type LatencyHistogram } from '../../metrics/histogram.js';
 import { PromText } from '../../metrics/prometheus.js';
-import type { CapacityGate } from '../capacity.js';
+import type { CapacityLimiter } from '../capacity.js';
 import type { NodeMetricsApi, NodeSpec } from '../types.js';
 
 /**
  * Everything a node measures about itself: requests by route and status, exact HDR latency per
- * route, per-second counts, in-flight, the capacity gate (busy, queued, utilisation), event-loop
+ * route, per-second counts, in-flight, the capacity limiter (busy, queued, utilisation), event-loop
  * delay, CPU, RSS, and whether the host rather than the profile limits it.
  */
 
@@ -40,15 +40,15 @@ export class NodeMetrics implements NodeMetricsApi {
   private sampleTimer: NodeJS.Timeout;
   readonly sinceMs = Date.now();
   inflight = 0;
-  gate: CapacityGate | null = null;
+  limiter: CapacityLimiter | null = null;
   /** The database's model (connections × per-query time), where the database lives. */
-  dbGate: CapacityGate | null = null;
+  dbLimiter: CapacityLimiter | null = null;
   private lastDbUtilization = 0;
 
   constructor(spec: NodeSpec) {
     this.spec = spec;
     this.eld.enable();
-    // Once a second: host CPU, event-loop delay and gate utilisation over the last second.
+    // Once a second: host CPU, event-loop delay and limiter utilisation over the last second.
     this.sampleTimer = setInterval(() => this.sample(), 1000);
     this.sampleTimer.unref();
   }
@@ -57,8 +57,8 @@ export class NodeMetrics implements NodeMetricsApi {
     this.lastHost = this.hostCpu.sample();
     this.lastEldP99Ms = Math.max(0, this.eld.percentile(99) / 1e6 - ELD_RESOLUTION_MS);
     this.eld.reset();
-    if (this.gate) this.lastUtilization = this.gate.takeUtilization();
-    if (this.dbGate) this.lastDbUtilization = this.dbGate.takeUtilization();
+    if (this.limiter) this.lastUtilization = this.limiter.takeUtilization();
+    if (this.dbLimiter) this.lastDbUtilization = this.dbLimiter.takeUtilization();
   }
 
   private route(name: string): RouteStats {
@@ -110,10 +110,10 @@ export class NodeMetrics implements NodeMetricsApi {
       tier: this.spec.tier,
       pid: process.pid,
       inflight: this.inflight,
-      busyWorkers: this.gate?.busy ?? null,
-      queueDepth: this.gate?.queued ?? null,
-      utilization: this.gate ? this.lastUtilization : null,
-      db: this.dbGate ? { busyConnections: this.dbGate.busy, connections: this.dbGate.workers, queueDepth: this.dbGate.queued, utilization: this.lastDbUtilization } : null,
+      busyWorkers: this.limiter?.busy ?? null,
+      queueDepth: this.limiter?.queued ?? null,
+      utilization: this.limiter ? this.lastUtilization : null,
+      db: this.dbLimiter ? { busyConnections: this.dbLimiter.busy, connections: this.dbLimiter.workers, queueDepth: this.dbLimiter.queued, utilization: this.lastDbUtilization } : null,
       eventLoopDelayP99Ms: h.eldP99Ms,
       hostCpu: h.hostCpu,
       hostSteal: h.hostSteal,
@@ -140,23 +140,23 @@ export class NodeMetrics implements NodeMetricsApi {
     p.metric('rmmscale_requests_total', 'counter', 'Requests served, by route and status.', reqs);
     p.histogram(
       'rmmscale_request_duration_seconds',
-      'Server-side request latency, arrival to response end (queueing in the capacity gate included).',
+      'Server-side request latency, arrival to response end (queueing in the capacity limiter included).',
       [...this.routes].map(([route, r]) => ({ labels: { ...base, route }, boundsSec: BUCKETS_SEC, cumulative: r.buckets, sumSec: r.sumSec, count: r.count })),
     );
     p.metric('rmmscale_inflight_requests', 'gauge', 'Requests being served now.', [{ labels: base, value: this.inflight }]);
-    if (this.gate) {
-      p.metric('rmmscale_busy_workers', 'gauge', 'Capacity-profile workers busy now.', [{ labels: base, value: this.gate.busy }]);
-      p.metric('rmmscale_worker_slots', 'gauge', 'Capacity-profile workers in all.', [{ labels: base, value: this.gate.workers }]);
-      p.metric('rmmscale_queue_depth', 'gauge', 'Requests waiting for a worker.', [{ labels: base, value: this.gate.queued }]);
+    if (this.limiter) {
+      p.metric('rmmscale_busy_workers', 'gauge', 'Capacity-profile workers busy now.', [{ labels: base, value: this.limiter.busy }]);
+      p.metric('rmmscale_worker_slots', 'gauge', 'Capacity-profile workers in all.', [{ labels: base, value: this.limiter.workers }]);
+      p.metric('rmmscale_queue_depth', 'gauge', 'Requests waiting for a worker.', [{ labels: base, value: this.limiter.queued }]);
       p.metric('rmmscale_utilization', 'gauge', 'Busy share of worker time over the last second.', [{ labels: base, value: this.lastUtilization }]);
-      p.metric('rmmscale_rejected_total', 'counter', 'Requests refused with 503 because the queue was full.', [{ labels: base, value: this.gate.rejected }]);
+      p.metric('rmmscale_rejected_total', 'counter', 'Requests refused with 503 because the queue was full.', [{ labels: base, value: this.limiter.rejected }]);
     }
-    if (this.dbGate) {
-      p.metric('rmmscale_db_busy_connections', 'gauge', 'Database-model connections busy now.', [{ labels: base, value: this.dbGate.busy }]);
-      p.metric('rmmscale_db_connections', 'gauge', 'Database-model connections in all.', [{ labels: base, value: this.dbGate.workers }]);
-      p.metric('rmmscale_db_queue_depth', 'gauge', 'Queries waiting for a database connection.', [{ labels: base, value: this.dbGate.queued }]);
+    if (this.dbLimiter) {
+      p.metric('rmmscale_db_busy_connections', 'gauge', 'Database-model connections busy now.', [{ labels: base, value: this.dbLimiter.busy }]);
+      p.metric('rmmscale_db_connections', 'gauge', 'Database-model connections in all.', [{ labels: base, value: this.dbLimiter.workers }]);
+      p.metric('rmmscale_db_queue_depth', 'gauge', 'Queries waiting for a database connection.', [{ labels: base, value: this.dbLimiter.queued }]);
       p.metric('rmmscale_db_utilization', 'gauge', 'Busy share of database connection time over the last second.', [{ labels: base, value: this.lastDbUtilization }]);
-      p.metric('rmmscale_db_rejected_total', 'counter', 'Queries refused because the database queue was full.', [{ labels: base, value: this.dbGate.rejected }]);
+      p.metric('rmmscale_db_rejected_total', 'counter', 'Queries refused because the database queue was full.', [{ labels: base, value: this.dbLimiter.rejected }]);
     }
     const h = this.hostLimited();
     p.metric('rmmscale_event_loop_delay_p99_seconds', 'gauge', 'Event-loop delay p99 over the last second.', [{ labels: base, value: h.eldP99Ms / 1000 }]);

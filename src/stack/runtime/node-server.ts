@@ -3,13 +3,13 @@ import { createServer, type IncomingMessage, type Server, type ServerOptions, ty
 import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { StackError } from '../../core/errors.js';
-import { CapacityGate, QueueFullError } from '../capacity.js';
+import { CapacityLimiter, QueueFullError } from '../capacity.js';
 import type { RoleHandler, NodeSpec } from '../types.js';
 import { NodeMetrics } from './node-metrics.js';
 
 /**
  * One stack node's HTTP server. Admin paths (/healthz, /metrics, /admin/hdr) are answered here and
- * never reach the role; every other request goes through the capacity gate (when the node has a
+ * never reach the role; every other request goes through the capacity limiter (when the node has a
  * profile) to the role, and is measured from arrival to the end of the response.
  */
 
@@ -38,7 +38,7 @@ export class NodeServer {
   readonly spec: NodeSpec;
   readonly metrics: NodeMetrics;
   private readonly role: RoleHandler;
-  private readonly gate: CapacityGate | null;
+  private readonly limiter: CapacityLimiter | null;
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
   private readonly tls: boolean;
@@ -47,8 +47,9 @@ export class NodeServer {
     this.spec = spec;
     this.role = role;
     this.metrics = metrics;
-    this.gate = spec.profile ? new CapacityGate(spec.profile, { seed: `${spec.name}\0gate` }) : null;
-    metrics.gate = this.gate;
+    // The seed keeps the class's old name: a new seed would change every sampled service time.
+    this.limiter = spec.profile ? new CapacityLimiter(spec.profile, { seed: `${spec.name}\0gate` }) : null;
+    metrics.limiter = this.limiter;
     const headersTimeout = spec.limits?.headersTimeoutMs ?? DEFAULT_LIMITS.headersTimeoutMs;
     // Node checks header/request timeouts on this interval (default 30 s): keep it well below them.
     const options = { connectionsCheckingInterval: Math.max(100, Math.min(1000, headersTimeout / 4)) };
@@ -116,8 +117,8 @@ export class NodeServer {
     res.once('finish', done);
     res.once('close', done);
     const handle = (): Promise<void> | void => this.role.handle(req, res);
-    const gated = this.gate && this.role.gated?.(method, path) !== false;
-    const work = gated ? this.gate!.run(handle) : Promise.resolve().then(handle);
+    const limited = this.limiter && this.role.limited?.(method, path) !== false;
+    const work = limited ? this.limiter!.run(handle) : Promise.resolve().then(handle);
     work.catch((err: unknown) => {
       if (res.headersSent) {
         res.destroy();

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import WebSocket from 'ws';
 import { HEADER_AGENT_ID, type TunnelFrame } from '../../core/protocol.js';
 import type { Rng } from '../../core/random.js';
-import { MinHeap } from '../heap.js';
+import { MinHeap } from '../min-heap.js';
 import type { LocalAgents } from '../local-agents.js';
 import type { SwarmRecorder } from '../recorder.js';
 import { reconnectDelayMs, type ReconnectPolicy } from '../reconnect.js';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseThreshold } from '../../src/gate/grammar.js';
 import { loadRun } from '../../src/gate/gate.js';
-import { resolveMetric } from '../../src/gate/resolve.js';
+import { resolveMetric } from '../../src/gate/resolve-metric.js';
 import { histogramOf, latenciesWithP99, runResult } from './fixtures.js';
 
 const F = 'cur.json';

@@ -4,11 +4,11 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
-import { StackError } from '../core/errors.js';
-import { parseHaproxyMetrics, type HaproxyScrape } from './proxy/haproxy-metrics.js';
-import { DEFAULT_LIMITS } from './runtime/node-server.js';
+import { StackError } from '../../core/errors.js';
+import { parseHaproxyMetrics, type HaproxyScrape } from './haproxy-metrics.js';
+import { DEFAULT_LIMITS } from '../runtime/node-server.js';
 
-export type { HaproxyScrape, HaproxyServerStats } from './proxy/haproxy-metrics.js';
+export type { HaproxyScrape, HaproxyServerStats } from './haproxy-metrics.js';
 
 /**
  * `--proxy haproxy`: the system's HAProxy with a haproxy.cfg equivalent to the built-in proxy
@@ -81,7 +81,7 @@ export function renderHaproxyConfig(c: HaproxyConfig): string {
   const bind = `${c.host.includes(':') ? `ipv6@${c.host}` : c.host}`;
   const backendCommon = ['    balance leastconn', '    option httpchk GET /healthz', '    http-check expect status 200', '    http-response set-header X-Served-By %[srv_name]'];
   return [
-    '# Rendered by rmmscale (src/stack/haproxy.ts): the built-in proxy\'s behaviour in HAProxy terms.',
+    '# Rendered by rmmscale (src/stack/proxy/haproxy.ts): the built-in proxy\'s behaviour in HAProxy terms.',
     'global',
     `    maxconn ${c.maxConn}`,
     ...(c.threads ? [`    nbthread ${c.threads}`] : []),

@@ -1,0 +1,123 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Agent, request } from 'undici';
+import { StackError } from '../../core/errors.js';
+import { isLoopbackHost } from '../../core/loopback.js';
+import { USER_ROUTES } from '../../core/protocol.js';
+import { refuse } from '../http-errors.js';
+import type { NodeMetricsApi, Store } from '../types.js';
+import type { SessionRequest } from './session-api.js';
+
+/**
+ * An operator session for an agent whose tunnel is not on this relay: the relay reads the agent's
+ * presence (which relay holds it) from the database and forwards the request once to that
+ * sibling, marked with x-rmmscale-relay-hop so the sibling does not forward it again. The
+ * sibling's answer is passed through as it is. Nobody holds the agent, or the holder is not a
+ * sibling: 404 naming the agent. The sibling is unreachable: 502.
+ *
+ * Siblings are configured by URL and found by node name from their /healthz, asked again at most
+ * once a second after a miss.
+ */
+
+export const HEADER_RELAY_HOP = 'x-rmmscale-relay-hop';
+
+/** Time a forward gets on top of the session's own timeout. */
+const FORWARD_SLACK_MS = 2000;
+const SIBLING_PROBE_MS = 1000;
+
+/** Sibling relay URLs: http(s) on loopback only. */
+function checkSiblings(node: string, siblings: readonly string[]): string[] {
+  return siblings.map((s, i) => {
+    let u: URL | null = null;
+    try {
+      u = new URL(s);
+    } catch {
+      // reported below
+    }
+    if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:') || !isLoopbackHost(u.hostname)) {
+      throw new StackError(`${node}: relay.siblings[${i}]: expected an http(s) URL on loopback, got ${JSON.stringify(s)}`);
+    }
+    return u.origin;
+  });
+}
+
+export class SiblingForwarder {
+  private siblings: string[];
+  private readonly siblingByName = new Map<string, string>();
+  private siblingProbeAtMs = 0;
+  private dispatcher: Agent | null = null;
+
+  /** Throws a StackError for a sibling URL that is not http(s) on loopback. */
+  constructor(
+    private readonly name: string,
+    siblings: readonly string[],
+    private readonly store: Store,
+    private readonly metrics: NodeMetricsApi,
+  ) {
+    this.siblings = checkSiblings(name, siblings);
+  }
+
+  setSiblings(urls: string[]): void {
+    this.siblings = checkSiblings(this.name, urls);
+    this.siblingByName.clear();
+    this.siblingProbeAtMs = 0;
+  }
+
+  /** Not here: ask the database which relay holds the agent and hand the request to it, once. */
+  async forward(req: IncomingMessage, res: ServerResponse, s: SessionRequest): Promise<void> {
+    const holder = await this.store.getPresence(s.agentId);
+    if (holder === null || holder === this.name) {
+      return refuse(req, res, 404, `agent ${JSON.stringify(s.agentId)} is not connected: no relay holds its tunnel (asked ${this.name})`);
+    }
+    const url = await this.siblingUrl(holder);
+    if (!url) return refuse(req, res, 404, `agent ${JSON.stringify(s.agentId)} is held by ${holder}, which is not a sibling of ${this.name}`);
+    this.metrics.count('session-forwarded');
+    const budgetMs = s.timeoutMs + FORWARD_SLACK_MS;
+    try {
+      const r = await request(`${url}${USER_ROUTES.sessions}`, {
+        method: 'POST',
+        dispatcher: this.agent(),
+        headers: { 'content-type': 'application/json', authorization: req.headers.authorization ?? '', [HEADER_RELAY_HOP]: this.name },
+        body: JSON.stringify({ agentId: s.agentId, protocol: s.protocol, command: s.command, args: s.args, timeoutMs: s.timeoutMs }),
+        headersTimeout: budgetMs,
+        bodyTimeout: budgetMs,
+      });
+      const text = await r.body.text();
+      res.writeHead(r.statusCode, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
+    } catch (err) {
+      const why = (err as { code?: string }).code ?? (err as Error).message;
+      return refuse(req, res, 502, `agent ${JSON.stringify(s.agentId)} is held by ${holder} (${url}), which is unreachable (${why}); its agents fail over to a sibling, retry shortly`);
+    }
+  }
+
+  /** One keep-alive pool for the siblings, made on first use. */
+  private agent(): Agent {
+    this.dispatcher ??= new Agent({ connections: 16, keepAliveTimeout: 10_000, connect: { rejectUnauthorized: false } });
+    return this.dispatcher;
+  }
+
+  /** A sibling's URL by node name, learned from the siblings' /healthz (re-asked at most once a second). */
+  private async siblingUrl(name: string): Promise<string | null> {
+    const known = this.siblingByName.get(name);
+    if (known || this.siblings.length === 0) return known ?? null;
+    const now = Date.now();
+    if (now - this.siblingProbeAtMs < 1000) return null;
+    this.siblingProbeAtMs = now;
+    const dispatcher = this.agent();
+    await Promise.all(
+      this.siblings.map(async (url) => {
+        try {
+          const r = await request(`${url}/healthz`, { dispatcher, headersTimeout: SIBLING_PROBE_MS, bodyTimeout: SIBLING_PROBE_MS });
+          const h = (await r.body.json()) as { node?: unknown };
+          if (typeof h.node === 'string') this.siblingByName.set(h.node, url);
+        } catch {
+          // down now; asked again on a later miss
+        }
+      }),
+    );
+    return this.siblingByName.get(name) ?? null;
+  }
+
+  async close(): Promise<void> {
+    await this.dispatcher?.close().catch(() => undefined);
+  }
+}
