@@ -170,7 +170,8 @@ function ceiling(r: RunResult): ChartData['ceiling'] {
   const u = r.fits?.usl ?? null;
   let usl: ChartData['ceiling']['usl'] = null;
   let uslNote: string | null = r.fits?.uslError ? `No USL fit: ${r.fits.uslError}` : null;
-  if (u && u.loadUnit === 'agents' && loadAxis === 'agents') {
+  // The fit is drawn on the chart only over the axis it was fitted on (result.fits.usl.loadUnit).
+  if (u && u.loadUnit === (loadAxis === 'agents' ? 'agents' : 'rate')) {
     // The measured range and a little beyond; the peak too when it is near enough to matter.
     const measured = Math.max(...points.map((p) => p.load), ...u.points.map((p) => p.load));
     const nMax = finiteOrNull(u.nMax);
@@ -180,7 +181,7 @@ function ceiling(r: RunResult): ChartData['ceiling'] {
       const n = (maxLoad * i) / 80;
       curve.push([round(n, 3), round(uslThroughput(u, n), 3)]);
     }
-    const peak = finiteOrNull(u.nMax) === null ? 'no peak (κ = 0)' : `peak ${Math.round(u.xMax)} req/s at ${Math.round(u.nMax)} agents`;
+    const peak = finiteOrNull(u.nMax) === null ? 'no peak (κ = 0)' : `peak ${Math.round(u.xMax)} req/s at ${Math.round(u.nMax)} ${loadAxis === 'agents' ? 'agents' : 'offered req/s'}`;
     usl = { curve, caption: `USL fit: σ = ${u.sigma.toPrecision(3)}, κ = ${u.kappa.toPrecision(3)}, λ = ${u.lambda.toPrecision(4)}; ${peak}; R² = ${u.r2.toFixed(3)}` };
   } else if (u) {
     uslNote = `The USL fit is over ${u.loadUnit}, not this chart's load axis (${loadAxis}): σ = ${u.sigma.toPrecision(3)}, κ = ${u.kappa.toPrecision(3)}, R² = ${u.r2.toFixed(3)}`;

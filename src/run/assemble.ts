@@ -128,7 +128,9 @@ function uslOf(sc: Scenario, windows: WindowResult[]): { usl: UslResult | null; 
   if (distinct < 3) return { usl: null, uslError: `needs at least 3 distinct loads, got ${distinct}` };
   try {
     const f = fitUsl(points);
-    const usl: UslResult = { loadUnit: 'agents', points: points.sort((x, y) => x.load - y.load), sigma: f.sigma, kappa: f.kappa, lambda: f.lambda, nMax: Number.isFinite(f.nMax) ? f.nMax : -1, xMax: Number.isFinite(f.xMax) ? f.xMax : -1, r2: f.r2 };
+    // The axis the points were fitted on: a search by rate fits the offered rate, not agents.
+    const loadUnit: UslResult['loadUnit'] = sc.ceiling?.unit === 'rate' ? 'rate' : 'agents';
+    const usl: UslResult = { loadUnit, points: points.sort((x, y) => x.load - y.load), sigma: f.sigma, kappa: f.kappa, lambda: f.lambda, nMax: Number.isFinite(f.nMax) ? f.nMax : -1, xMax: Number.isFinite(f.xMax) ? f.xMax : -1, r2: f.r2 };
     return { usl, uslError: null };
   } catch (err) {
     return { usl: null, uslError: (err as Error).message };

@@ -186,7 +186,8 @@ export interface WindowResult {
 
 export interface UslResult {
   /** What the load axis counts. */
-  loadUnit: 'agents' | 'concurrency';
+  /** `agents` (a search by agents, or stages), `rate` (a search by offered check-ins/s); `concurrency` is the CSV fit's. */
+  loadUnit: 'agents' | 'rate' | 'concurrency';
   points: Array<{ load: number; throughput: number }>;
   sigma: number;
   kappa: number;

@@ -223,6 +223,21 @@ describe('chart data', () => {
     expect(d.bands[0]).toEqual({ label: 'step 2000 agents', fromSec: 10, toSec: 40, ok: true });
   });
 
+  it('draws the USL curve only over the axis it was fitted on: rate on a rate axis, and a note otherwise', () => {
+    const byRate = structuredClone(search);
+    byRate.search!.unit = 'rate';
+    byRate.fits.usl = { ...byRate.fits.usl!, loadUnit: 'rate', points: byRate.windows.map((w) => ({ load: w.client.offeredRatePerSec, throughput: w.client.achievedRatePerSec })) };
+    const d = chartData(byRate);
+    expect(d.ceiling.loadAxis).toBe('offered req/s');
+    expect(d.ceiling.usl?.curve.length).toBe(80);
+    expect(d.ceiling.usl?.caption).toMatch(/offered req\/s; R²|no peak/);
+    // A fit over agents (as every result said before loadUnit was set) is not drawn on a rate axis.
+    byRate.fits.usl = { ...byRate.fits.usl!, loadUnit: 'agents' };
+    const old = chartData(byRate);
+    expect(old.ceiling.usl).toBeNull();
+    expect(old.ceiling.uslNote).toMatch(/^The USL fit is over agents, not this chart's load axis \(offered req\/s\)/);
+  });
+
   it('an external target: no node series, client charts only; a corrupt histogram is a note, not a crash', () => {
     const r = buildResult({ search: false, nodes: false, plan: false, fit: false });
     r.headline!.client.ops.checkin.histograms.corrected = 'not-a-histogram';

@@ -48,3 +48,13 @@ describe('assemble: a window measured again', () => {
     expect(r.fits.usl?.points.filter((p) => p.load === 6500)).toHaveLength(1);
   });
 });
+
+describe('assemble: the scaling fit names the axis it was fitted on', () => {
+  it('agents for a search by agents, rate for a search by rate (the fit used the offered rate)', () => {
+    const windows = structuredClone(buildResult().windows);
+    expect(assemble(input(windows)).fits.usl?.loadUnit).toBe('agents');
+    const byRate = assemble({ ...input(windows), sc: { ...sc, ceiling: { ...sc.ceiling!, unit: 'rate' } } });
+    expect(byRate.fits.usl?.loadUnit).toBe('rate');
+    expect(byRate.fits.usl?.points.map((p) => p.load)).toEqual([...windows.filter((w) => w.generator.trustworthy).map((w) => w.client.offeredRatePerSec)].sort((a, b) => a - b));
+  });
+});
