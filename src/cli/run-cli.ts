@@ -143,7 +143,7 @@ export async function runRunCli(input: RunCliInput): Promise<ExitCode> {
   };
   try {
     process.stderr.write(`rmmscale run ${scenario.name}${scenario.description ? `: ${scenario.description}` : ''}\n`);
-    const { result, resultFile } = await runScenario({
+    const { resultFile } = await runScenario({
       scenario,
       outDir,
       allowRemote: input.allowRemote === true,
@@ -161,6 +161,10 @@ export async function runRunCli(input: RunCliInput): Promise<ExitCode> {
       },
     });
     (printer as ProgressPrinter | null)?.end();
+    // Everything after the run reads result.json as written, as `rmmscale report` and `gate` will:
+    // a value that does not survive JSON (Infinity in a plan) must not make the first report differ.
+    const { readRunResult } = await import('../report/index.js');
+    const result = await readRunResult(resultFile);
     // The scenario's thresholds, judged from result.json as written (exactly as `rmmscale gate` would).
     const gate = gateRunResult(resultFile);
     const outcome = runOutcome(result, gate);

@@ -58,6 +58,11 @@ describe('rmmscale run (the real binary)', () => {
     expect(result.windows[1].background!.ops['user-dashboard'].completed).toBeGreaterThan(2);
     expect(result.headline!.windowIndex).toBe(1);
     for (const f of ['window-00.hlog', 'window-01.hlog', 'report.html', 'summary.md']) expect(existsSync(join(out, f)), f).toBe(true);
+    // The reports the run drew are the ones `rmmscale report` draws from the file, byte for byte.
+    const again = await runCli(['report', join(out, 'result.json'), '--md', join(dir, 'again.md'), '--html', join(dir, 'again.html')]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(readFileSync(join(dir, 'again.md'), 'utf8')).toBe(readFileSync(join(out, 'summary.md'), 'utf8'));
+    expect(readFileSync(join(dir, 'again.html'), 'utf8')).toBe(readFileSync(join(out, 'report.html'), 'utf8'));
     expect(r.stdout).toContain(join(out, 'result.json'));
     for (const n of result.stack.nodes) expect(alive(n.pid)).toBe(false);
   }, 150_000);
