@@ -2,7 +2,7 @@ import type { HostFacts } from '../core/host.js';
 import type { LatencySummary } from '../metrics/histogram.js';
 import type { ReconnectCurve } from './reconnect.js';
 import type { StealFreeLag } from './steal-free-lag.js';
-import { judgeTrust, type Trust } from './generator-trust.js';
+import { HOST_CPU_SATURATED, judgeTrust, type Trust } from './generator-trust.js';
 
 /**
  * The swarm's result document, `rmmscale.swarm/1`. Everything after a run (reports, gates, plans)
@@ -197,7 +197,7 @@ export const WORKER_CPU_LIMIT = 0.9;
  */
 export const ELD_LIMIT_MS = 1000;
 /** Host CPU (all cores) above this: the generator and the system under test compete for cores. */
-export const HOST_CPU_LIMIT = 0.95;
+export const HOST_CPU_LIMIT = HOST_CPU_SATURATED;
 /**
  * Host steal (the hypervisor running other guests while this one had work) above this share of
  * the machine's time: the generator and the target both stood still for it, in pauses no process
