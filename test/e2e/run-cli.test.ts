@@ -8,24 +8,23 @@ import { alive } from '../helpers/fork-node.js';
 import { runCli } from '../helpers/spawn-cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'rmmscale-run-e2e-'));
-const scenario = (name: string, stageSec: number): string => {
+/** A scenario file of these YAML lines in the test's folder; its path. */
+const writeScenario = (name: string, lines: string[]): string => {
   const p = join(dir, `${name}.yaml`);
-  writeFileSync(
-    p,
-    [
-      `name: ${name}`,
-      'stack: { topology: single, profile: automate }',
-      'fleet: { checkin: 30%/min, seed: run-cli }',
-      'stages:',
-      `  - { duration: ${stageSec}s, agents: 2000 }`,
-      `  - { duration: ${stageSec}s, agents: 4000 }`,
-      'background: { dashboard: { rate: 2/s } }',
-      'thresholds: ["checkin.p99 < 2s"]',
-      'timeLimit: 3m',
-    ].join('\n'),
-  );
+  writeFileSync(p, [`name: ${name}`, ...lines].join('\n'));
   return p;
 };
+const scenario = (name: string, stageSec: number): string =>
+  writeScenario(name, [
+    'stack: { topology: single, profile: automate }',
+    'fleet: { checkin: 30%/min, seed: run-cli }',
+    'stages:',
+    `  - { duration: ${stageSec}s, agents: 2000 }`,
+    `  - { duration: ${stageSec}s, agents: 4000 }`,
+    'background: { dashboard: { rate: 2/s } }',
+    'thresholds: ["checkin.p99 < 2s"]',
+    'timeLimit: 3m',
+  ]);
 
 describe('rmmscale run (the real binary)', () => {
   it('a staged run writes result.json, one .hlog per window, report.html and summary.md, prints the table, and stops every node', async () => {
@@ -127,23 +126,16 @@ describe('rmmscale run judges the scenario thresholds, as rmmscale gate does', (
    * One 3 s stage of 600 agents at 100%/min (a ramp to 10 check-ins/s) on the single stack. The SLO is
    * loose (a 3 s ramp can end with 10% of its requests in flight) unless the test says otherwise.
    */
-  const short = (name: string, thresholds: string[], slo = '{ p99: 5s, minAchieved: 50% }'): string => {
-    const p = join(dir, `${name}.yaml`);
-    writeFileSync(
-      p,
-      [
-        `name: ${name}`,
-        'stack: { topology: single, profile: automate }',
-        'fleet: { checkin: 100%/min, seed: run-thresholds }',
-        'stages:',
-        '  - { duration: 3s, agents: 600 }',
-        `slo: ${slo}`,
-        `thresholds: ${JSON.stringify(thresholds)}`,
-        'timeLimit: 1m',
-      ].join('\n'),
-    );
-    return p;
-  };
+  const short = (name: string, thresholds: string[], slo = '{ p99: 5s, minAchieved: 50% }'): string =>
+    writeScenario(name, [
+      'stack: { topology: single, profile: automate }',
+      'fleet: { checkin: 100%/min, seed: run-thresholds }',
+      'stages:',
+      '  - { duration: 3s, agents: 600 }',
+      `slo: ${slo}`,
+      `thresholds: ${JSON.stringify(thresholds)}`,
+      'timeLimit: 1m',
+    ]);
 
   it('exit 5 when a threshold fails; the terminal lists each threshold; --junit and --md are what gate writes', async () => {
     const out = join(dir, 'thr-fail');
