@@ -6,6 +6,7 @@ import { AGENT_ROUTES, HEADER_SERVED_BY } from '../../core/protocol.js';
 import { authenticateAgent } from '../auth.js';
 import type { NodeMetricsApi, Store } from '../types.js';
 import { PresenceWriter } from './presence-writer.js';
+import { PingWheel } from './ping-wheel.js';
 import type { SessionBroker } from './sessions.js';
 import { TelemetryBatcher, type TelemetryBatchOptions } from './telemetry-batcher.js';
 
@@ -18,7 +19,8 @@ import { TelemetryBatcher, type TelemetryBatchOptions } from './telemetry-batche
  *   agent → relay  {"t":"tel",seq,cpuPct,memPct}   acked {"t":"ack",seq} once its batch committed
  *   relay → agent  {"t":"cmd",id,kind,args}        answered {"t":"res",id,exitCode,output}
  * A malformed frame closes the tunnel (1008). The relay pings every tunnel every 30 s and drops
- * one that has not answered the previous ping; agents' own pings are answered by `ws`. A second
+ * one that has not answered the previous ping, a thirtieth of the tunnels each second rather than
+ * all at once (ping-wheel.ts says why); agents' own pings are answered by `ws`. A second
  * tunnel for the same agent replaces the first (closed 4000). Per tunnel the relay keeps the
  * socket and one WeakMap entry (its agent id); listeners are shared, not per-tunnel closures.
  *
@@ -29,6 +31,7 @@ import { TelemetryBatcher, type TelemetryBatchOptions } from './telemetry-batche
  */
 
 const PING_INTERVAL_MS = 30_000;
+const PING_SLOTS = 30;
 const PRESENCE_WINDOW_MS = 250;
 const PRESENCE_CONCURRENCY = 8;
 const MAX_FRAME_BYTES = 256 * 1024;
@@ -63,8 +66,8 @@ export class TunnelServer {
   private readonly wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: MAX_FRAME_BYTES, clientTracking: false });
   private readonly tunnels = new Map<string, WebSocket>();
   private readonly agentOf = new WeakMap<WebSocket, string>();
-  /** Tunnels pinged and not yet answered. */
-  private readonly unanswered = new Set<WebSocket>();
+  /** Which tunnels are pinged on each tick, and which have not answered. */
+  private readonly pings = new PingWheel<WebSocket>(PING_SLOTS);
   private readonly maxTunnels: number;
   private readonly batcher: TelemetryBatcher<WebSocket>;
   private readonly presence: PresenceWriter;
@@ -101,13 +104,13 @@ export class TunnelServer {
       server.tunnelClosed(this);
     };
     this.onPong = function () {
-      server.unanswered.delete(this);
+      server.pings.answered(this);
     };
     this.onError = function () {
       server.metrics.count('tunnel-error');
     };
     this.wss.on('headers', (headers: string[]) => headers.push(`${HEADER_SERVED_BY}: ${this.name}`));
-    this.pingTimer = setInterval(() => this.sweep(), PING_INTERVAL_MS);
+    this.pingTimer = setInterval(() => this.pingSlot(), PING_INTERVAL_MS / PING_SLOTS);
     this.pingTimer.unref();
   }
 
@@ -158,6 +161,7 @@ export class TunnelServer {
     ws.on('close', this.onClose);
     ws.on('pong', this.onPong);
     ws.on('error', this.onError);
+    this.pings.add(ws);
     if (previous) {
       this.metrics.count('tunnel-replaced');
       previous.close(4000, 'replaced by a newer tunnel for this agent');
@@ -198,7 +202,7 @@ export class TunnelServer {
   }
 
   private tunnelClosed(ws: WebSocket): void {
-    this.unanswered.delete(ws);
+    this.pings.remove(ws);
     const agentId = this.agentOf.get(ws);
     if (agentId === undefined || this.tunnels.get(agentId) !== ws) return; // replaced: the newer tunnel owns the agent
     this.tunnels.delete(agentId);
@@ -208,17 +212,14 @@ export class TunnelServer {
     this.presence.set(agentId, null, Date.now());
   }
 
-  /** Drop tunnels that missed the last ping, ping the rest. One pass over the tunnels per interval. */
-  private sweep(): void {
-    for (const ws of this.unanswered) {
+  /** One tick of the ping wheel: drop its tunnels that missed their last ping, ping the rest. */
+  private pingSlot(): void {
+    const { ping, timedOut } = this.pings.tick();
+    for (const ws of timedOut) {
       this.metrics.count('tunnel-ping-timeout');
       ws.terminate();
     }
-    this.unanswered.clear();
-    for (const ws of this.tunnels.values()) {
-      this.unanswered.add(ws);
-      ws.ping();
-    }
+    for (const ws of ping) ws.ping();
   }
 
   /**
