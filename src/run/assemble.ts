@@ -18,6 +18,7 @@ export interface AssembleInput {
   search: SearchResult | null;
   timeline: Record<string, NodeSecond[]>;
   hlogFiles: string[];
+  faults: RunResult['faults'];
   warnings: string[];
   nodes: RunResult['stack']['nodes'];
   versions: RunResult['versions'];
@@ -68,6 +69,7 @@ export function assemble(a: AssembleInput): RunResult {
     plan,
     timeline: a.timeline,
     hlogFiles: a.hlogFiles,
+    faults: a.faults,
   };
 }
 

@@ -31,7 +31,7 @@ async function driveStages(ctx: RunContext): Promise<void> {
   for (const [i, st] of stages.entries()) {
     const warmupMs = prev > 0 ? windowWarmupMs(sc.fleet.transport, prev, STAGE_WARMUP_MS) : 0;
     const checkin = (st.checkin ?? sc.fleet.checkin).text;
-    await measureWindow(ctx, { kind: 'stage', label: `stage ${i + 1}/${stages.length}`, agents: st.agents, checkin, warmupMs, measureMs: st.durationMs, rampFromAgents: prev });
+    await measureWindow(ctx, { kind: 'stage', label: `stage ${i + 1}/${stages.length}`, agents: st.agents, checkin, warmupMs, measureMs: st.durationMs, rampFromAgents: prev, stageIndex: i });
     prev = st.agents;
   }
 }

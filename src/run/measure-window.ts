@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { writeFileAtomic } from '../core/atomic-write.js';
 import type { NodeHdrSnapshot } from '../core/protocol.js';
 import { resolveSwarmConfig, type SwarmConfig } from '../swarm/config.js';
-import { runSwarm } from '../swarm/coordinator.js';
+import { runSwarm, SwarmControl } from '../swarm/coordinator.js';
 import type { SwarmResult } from '../swarm/result.js';
 import type { CounterSnapshot } from './collector.js';
 import { judgeWindow } from './judge-window.js';
@@ -82,22 +82,30 @@ async function driveWindow(ctx: RunContext, spec: WindowSpec, cfg: SwarmConfig):
     startHdr = collector ? collector.histograms() : Promise.resolve(new Map());
     startCounters = collector ? collector.counters() : Promise.resolve(new Map());
     background?.takeWindow(spec.agents);
+    if (spec.stageIndex !== undefined) ctx.faults?.stageStarted(spec.stageIndex, measuredFromMs);
   };
   // The server-side snapshot is taken at the instant the swarm's warm-up ends (t = 0 plus the
   // warm-up), so the node's window and the client's window cover the same requests.
   let startTimer: NodeJS.Timeout | null = null;
+  let t0EpochMs = Date.now();
+  const control = new SwarmControl();
+  ctx.swarmDisconnect = (fraction) => control.disconnect(fraction);
   const { result: swarm, hlog } = await runSwarm({
     config: cfg,
     signal: ctx.signal,
+    control,
     onEvent: ctx.emit,
     onStart: (startAtEpochMs) => {
+      t0EpochMs = startAtEpochMs;
       startTimer = setTimeout(markStart, Math.max(0, startAtEpochMs + spec.warmupMs - Date.now()));
     },
     onProgress: (p) => {
       if (!startHdr && !p.warmup) markStart();
+      ctx.faults?.recordSecond(t0EpochMs + p.elapsedSec * 1000, p.errorsInInterval);
       ctx.onProgress?.({ ...p, window: spec.label });
     },
   }).finally(() => {
+    ctx.swarmDisconnect = null;
     if (startTimer) clearTimeout(startTimer);
   });
   if (!startHdr) markStart();

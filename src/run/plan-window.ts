@@ -30,6 +30,8 @@ export interface WindowSpec {
   measureMs: number;
   /** Ramp linearly from this count to `agents` over the window (stages); undefined or equal: hold. */
   rampFromAgents?: number;
+  /** A stage's index (0-based): its faults count their time from its measured start. */
+  stageIndex?: number;
 }
 
 export interface WindowTargets {

@@ -3,6 +3,7 @@ import type { Plan } from '../analysis/plan.js';
 import type { HostFacts } from '../core/host.js';
 import type { LatencySummary } from '../metrics/histogram.js';
 import type { Trust } from '../swarm/generator-trust.js';
+import type { FaultRecord } from './faults.js';
 
 /**
  * `result.json` of `rmmscale run`: the contract between a run and everything after it (report,
@@ -240,4 +241,6 @@ export interface RunResult {
   timeline: Record<string, NodeSecond[]>;
   /** .hlog files written beside result.json, relative to it. */
   hlogFiles: string[];
+  /** The scenario's faults, each with when it ran and how long clients saw errors after it (empty: none). */
+  faults: FaultRecord[];
 }

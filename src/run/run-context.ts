@@ -4,6 +4,7 @@ import type { CapacityProfile } from '../stack/types.js';
 import type { ProgressSnapshot } from '../swarm/interval-merge.js';
 import type { BackgroundTraffic } from './background.js';
 import type { NodeCollector } from './collector.js';
+import type { FaultRunner } from './faults.js';
 import type { WindowResult } from './result-types.js';
 import type { RunEvent } from './run-event.js';
 
@@ -34,4 +35,10 @@ export interface RunContext {
   windows: WindowResult[];
   hlogFiles: string[];
   warnings: string[];
+  /** The scenario's faults (null when it has none). */
+  faults: FaultRunner | null;
+  /** Drop that share of the current window's tunnels (null between windows, or for HTTP). */
+  swarmDisconnect: ((fraction: number) => Promise<number>) | null;
+  /** End the run now as failed (a node died that no fault named): the run is incomplete. */
+  fail: (message: string) => void;
 }

@@ -12,6 +12,7 @@ import { assemble } from './assemble.js';
 import { BackgroundTraffic } from './background.js';
 import type { ScrapeSchedule } from './collector.js';
 import { drive } from './drive.js';
+import { FaultRunner, faultTarget, type FaultRecord } from './faults.js';
 import { libraryVersions } from './library-versions.js';
 import type { NodeSecond, RunResult } from './result-types.js';
 import { RunAborted } from './run-aborted.js';
@@ -83,10 +84,18 @@ export async function runScenario(o: RunOptions): Promise<RunOutput> {
     windows: [],
     hlogFiles: [],
     warnings: [],
+    faults: null,
+    swarmDisconnect: null,
+    fail: (message) => {
+      if (end.error !== null || abort.signal.aborted) return;
+      end.error = message;
+      abort.abort();
+    },
   };
   let search: SearchResult | null = null;
   try {
     await startRunStack(ctx, o.scrapeSchedule);
+    if (ctx.stack && sc.faults.length > 0) ctx.faults = new FaultRunner(sc.faults, faultTarget(ctx.stack, () => ctx.swarmDisconnect), runStartMs, sc.fleet.timeoutMs);
     ctx.background = new BackgroundTraffic({ entryUrl: ctx.entryUrl, secret: ctx.secret, seed: sc.fleet.seed, agents: () => ctx.currentAgents, streams: sc.background });
     if (ctx.background.enabled) ctx.background.start();
     search = await drive(ctx);
@@ -99,6 +108,7 @@ export async function runScenario(o: RunOptions): Promise<RunOutput> {
     }
   } finally {
     abort.dispose();
+    ctx.faults?.close();
     await stopAll(ctx);
   }
   const result = await buildResult(ctx, startedAt, end, search);
@@ -107,7 +117,7 @@ export async function runScenario(o: RunOptions): Promise<RunOutput> {
 }
 
 /** Ctrl-C and the scenario's time limit both abort the current window; `end` records which. */
-function watchAbort(sc: Scenario, signal: AbortSignal | undefined, end: RunEnd): { signal: AbortSignal; dispose: () => void } {
+function watchAbort(sc: Scenario, signal: AbortSignal | undefined, end: RunEnd): { signal: AbortSignal; abort: () => void; dispose: () => void } {
   const abort = new AbortController();
   const onAbort = (): void => {
     end.interrupted = true;
@@ -121,11 +131,23 @@ function watchAbort(sc: Scenario, signal: AbortSignal | undefined, end: RunEnd):
   timeLimit.unref();
   return {
     signal: abort.signal,
+    abort: () => abort.abort(),
     dispose: () => {
       clearTimeout(timeLimit);
       signal?.removeEventListener('abort', onAbort);
     },
   };
+}
+
+/** The faults as result.json lists them; one that failed or never ran is also a warning. */
+function faultRecords(ctx: RunContext): FaultRecord[] {
+  const records = ctx.faults?.records() ?? [];
+  for (const f of records) {
+    const what = `fault ${f.action}${f.node ? ` ${f.node}` : ''} at ${f.at} s`;
+    if (f.outcome === 'failed') ctx.warnings.push(`${what} failed: ${f.error}`);
+    else if (f.outcome === 'skipped') ctx.warnings.push(`${what} did not run: the run ended before it`);
+  }
+  return records;
 }
 
 async function stopAll(ctx: RunContext): Promise<void> {
@@ -151,6 +173,7 @@ async function buildResult(ctx: RunContext, startedAt: string, end: RunEnd, sear
     search,
     timeline,
     hlogFiles: ctx.hlogFiles,
+    faults: faultRecords(ctx),
     warnings: ctx.warnings,
     nodes,
     versions: { rmmscale: toolVersion(), node: process.version, libraries: await libraryVersions() },

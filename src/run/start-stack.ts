@@ -28,11 +28,16 @@ export async function startRunStack(ctx: RunContext, scrapeSchedule: ScrapeSched
   ctx.entryUrl = stack.entryUrl;
   // Agents open their tunnels on each relay's tunnel path, ws:// or wss:// as the relay serves.
   ctx.wsTargets = stack.nodes.filter((n) => n.role === 'relay').map((n) => `${n.url.replace(/^http/, 'ws')}${AGENT_ROUTES.tunnel}`);
+  // A node a fault stopped is part of the scenario. One that died by itself makes every later
+  // window a measurement of a different stack: the run ends there, incomplete, claiming no ceiling.
   stack.on('event', (e: { event: string; node?: string; signal?: string | null; code?: number | null }) => {
-    if (e.event === 'node-exit') ctx.warnings.push(`node ${e.node} exited during the run (${e.signal ?? `code ${e.code}`})`);
+    if (e.event !== 'node-exit' || !e.node) return;
+    const how = e.signal ?? `code ${e.code}`;
+    if (ctx.faults?.expectsExit(e.node)) return;
+    ctx.fail(`node ${e.node} exited during the run (${how}) and no fault named it; nothing measured after that is claimed`);
   });
   const collected: CollectedNode[] = stack.nodes.map((n) => ({ name: n.name, role: n.role, tier: asTier(n.tier), url: n.url, metricsUrl: n.metricsUrl }));
   ctx.collector = new NodeCollector(collected, ctx.runStartMs);
   ctx.collector.start(scrapeSchedule);
-  ctx.emit({ type: 'stack-healthy', nodes: stack.nodes.map((n) => ({ name: n.name, url: n.url })) });
+  ctx.emit({ type: 'stack-healthy', nodes: stack.nodes.map((n) => ({ name: n.name, url: n.url, pid: n.pid })) });
 }

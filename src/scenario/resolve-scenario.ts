@@ -7,7 +7,7 @@ import { formatDurationMs, parseCheckinFractionPerMin, parseDurationMs, parseRat
 import { PROFILES, resolveProfileSet } from '../stack/profiles.js';
 import { TOPOLOGY_NAMES, loadTopology, namedTopology, type Topology } from '../stack/topology.js';
 import { DEFAULTS, parseMix, parseStage } from '../swarm/config.js';
-import type { CheckinSpec, Scenario, ScenarioBackground, ScenarioCeiling, ScenarioFleet, ScenarioPlan, ScenarioSlo, ScenarioStack, ScenarioStage } from './types.js';
+import type { CheckinSpec, FaultAction, Scenario, ScenarioFault, ScenarioBackground, ScenarioCeiling, ScenarioFleet, ScenarioPlan, ScenarioSlo, ScenarioStack, ScenarioStage } from './types.js';
 
 /**
  * What a schema cannot check, and the defaults: units parsed with the shared parsers
@@ -143,6 +143,7 @@ export function resolveScenario(data: unknown, p: Problems, file: string): Scena
   if (ceiling?.unit === 'agents' && fleet.checkin.kind === 'rate') p.expected(['fleet', 'checkin'], 'a check-in fraction like "30%/min" in a search by agents (a fixed rate would not grow with the fleet)', fleetRaw.checkin);
 
   crossCheckStack(raw, stack, topology, fleet, p);
+  const faults = raw.faults === undefined ? [] : resolveFaults(raw.faults, p, { stages, topology, stack, fleet, hasCeiling: raw.ceiling !== undefined });
 
   const background = resolveBackground(map(raw.background), p);
   if (raw.background !== undefined && topology && !topology.nodes.some((n) => n.role === 'single' || n.role === 'web')) {
@@ -164,6 +165,7 @@ export function resolveScenario(data: unknown, p: Problems, file: string): Scena
     fleet,
     stages: ceiling ? null : stages,
     ceiling: stages ? null : ceiling,
+    faults,
     background,
     slo: resolveSlo(map(raw.slo), p),
     thresholds: Array.isArray(raw.thresholds) ? raw.thresholds.filter((t): t is string => typeof t === 'string') : [],
@@ -371,4 +373,100 @@ function crossCheckStack(raw: Record<string, unknown>, stack: ScenarioStack, top
     // Remote or not is the CLI's call (--allow-remote); here only the form.
     for (const t of stack.target.split(',')) p.take(['stack', 'target'], (f) => checkTarget(f, t.trim(), schemes, true), null);
   }
+}
+
+const FAULT_ACTIONS: readonly FaultAction[] = ['kill', 'stop', 'restart', 'slow', 'disconnect'];
+
+interface FaultContext {
+  stages: ScenarioStage[] | null;
+  topology: Topology | null;
+  stack: ScenarioStack;
+  fleet: ScenarioFleet;
+  hasCeiling: boolean;
+}
+
+/**
+ * `faults:` items: exactly one action each, its node in the topology (a tier name picks the tier's
+ * first node), `for` and `by` where the action needs them and nowhere else, and a time inside the
+ * stages (the fault and its `for` end before the last stage does). In time order.
+ */
+function resolveFaults(raw: unknown, p: Problems, c: FaultContext): ScenarioFault[] {
+  if (!Array.isArray(raw)) return [];
+  if (c.hasCeiling) {
+    p.expectedWords(['faults'], 'faults only with stages (a ceiling search measures a clean stack)', 'a ceiling search');
+    return [];
+  }
+  if (c.stack.target !== null) {
+    p.expectedWords(['faults'], 'faults only on a stack rmmscale starts (stack.topology)', `stack.target ${JSON.stringify(c.stack.target)}`);
+    return [];
+  }
+  const stages = c.stages ?? [];
+  const stageStartMs: number[] = [];
+  let totalMs = 0;
+  for (const st of stages) {
+    stageStartMs.push(totalMs);
+    totalMs += st.durationMs;
+  }
+  const out: ScenarioFault[] = [];
+  raw.forEach((item: unknown, i) => {
+    const at: Segment[] = ['faults', i];
+    if (!p.ok(at)) return;
+    const f = map(item);
+    const actions = FAULT_ACTIONS.filter((a) => f[a] !== undefined);
+    if (actions.length !== 1) {
+      p.expectedWords(at, `exactly one of ${FAULT_ACTIONS.join(', ')}`, actions.length === 0 ? 'none' : actions.join(' and '));
+      return;
+    }
+    const action = actions[0]!;
+    const timed = action === 'stop' || action === 'slow';
+    if (timed && f.for === undefined) p.expectedWords([...at, 'for'], `a duration: ${action} needs to know how long it lasts`, 'nothing');
+    if (!timed && f.for !== undefined) p.expected([...at, 'for'], `nothing: only stop and slow last for a while (${action} is instant)`, f.for);
+    if (action === 'slow' && f.by === undefined) p.expectedWords([...at, 'by'], 'a duration: the latency slow adds to each query', 'nothing');
+    if (action !== 'slow' && f.by !== undefined) p.expected([...at, 'by'], 'nothing: only slow adds latency', f.by);
+    const atMs = p.take([...at, 'at'], (fld) => parseDurationMs(fld, f.at), 0);
+    const forMs = f.for === undefined ? null : positiveDurationMs(p, [...at, 'for'], f.for, '1s');
+    const byMs = f.by === undefined ? null : positiveDurationMs(p, [...at, 'by'], f.by, '1ms');
+    const fraction = action === 'disconnect' ? p.take([...at, 'disconnect'], (fld) => parsePercentFraction(fld, f.disconnect), 0) : null;
+    if (fraction !== null && fraction <= 0) p.expected([...at, 'disconnect'], 'a share above 0%', f.disconnect);
+    if (action === 'disconnect' && c.fleet.transport !== 'ws') p.expected([...at, 'disconnect'], 'a fleet with tunnels (fleet.transport ws): disconnect drops tunnels', f.disconnect);
+    const node = action === 'disconnect' ? null : resolveFaultNode(p, [...at, action], f[action], c.topology, action);
+    // Where the fault falls: a stage and the time into it.
+    const stageNo = num(f.stage);
+    let stageIndex: number;
+    let atInStageMs: number;
+    if (stageNo !== undefined) {
+      stageIndex = stageNo - 1;
+      if (stageIndex >= stages.length) {
+        p.expected([...at, 'stage'], `a stage from 1 to ${stages.length}`, f.stage);
+        return;
+      }
+      atInStageMs = atMs;
+      if (atMs >= stages[stageIndex]!.durationMs) p.expected([...at, 'at'], `a time before stage ${stageNo} ends (${formatDurationMs(stages[stageIndex]!.durationMs)})`, f.at);
+    } else {
+      stageIndex = stageStartMs.findLastIndex((t) => t <= atMs);
+      atInStageMs = atMs - (stageStartMs[stageIndex] ?? 0);
+      if (atMs >= totalMs && stages.length > 0) p.expected([...at, 'at'], `a time before the stages end (${formatDurationMs(totalMs)})`, f.at);
+    }
+    const absMs = (stageStartMs[stageIndex] ?? 0) + atInStageMs;
+    if (forMs !== null && absMs + forMs > totalMs && stages.length > 0 && p.ok([...at, 'at'])) {
+      p.expected([...at, 'for'], `at most ${formatDurationMs(totalMs - absMs)} (the fault must end before the stages do)`, f.for);
+    }
+    out.push({ atMs: absMs, stageIndex: Math.max(0, stageIndex), atInStageMs, action, node, forMs, byMs, fraction });
+  });
+  return out.sort((a, b) => a.atMs - b.atMs);
+}
+
+/** A node name from the topology, or a tier name (its first node). */
+function resolveFaultNode(p: Problems, at: Segment[], value: unknown, topology: Topology | null, action: FaultAction): string | null {
+  const name = str(value) ?? '';
+  if (!topology) return name || null;
+  const byName = topology.nodes.find((n) => n.name === name);
+  const node = byName ?? topology.nodes.find((n) => n.tier === name);
+  if (!node) {
+    const names = topology.nodes.map((n) => n.name).join(', ');
+    p.expected(at, `a node of topology ${JSON.stringify(topology.name)} (${names}) or one of its tiers`, value);
+    return null;
+  }
+  if (action === 'slow' && node.role === 'proxy') p.expected(at, 'a node that queries the database (the proxy has none)', value);
+  return node.name;
 }

@@ -42,6 +42,26 @@ export interface ScenarioStage {
   checkin: CheckinSpec | null;
 }
 
+/** What a fault does (a scenario's `faults:` item names exactly one). */
+export type FaultAction = 'kill' | 'stop' | 'restart' | 'slow' | 'disconnect';
+
+export interface ScenarioFault {
+  /** From the start of the staged load (stages back to back, warm-ups not counted). */
+  atMs: number;
+  /** The stage that `atMs` falls in (0-based), and the time into it. */
+  stageIndex: number;
+  atInStageMs: number;
+  action: FaultAction;
+  /** The node it acts on (a tier name resolved to its first node); null for disconnect. */
+  node: string | null;
+  /** stop, slow: how long; null otherwise. */
+  forMs: number | null;
+  /** slow: the latency added to each query. */
+  byMs: number | null;
+  /** disconnect: the share of agents (0..1). */
+  fraction: number | null;
+}
+
 export interface ScenarioCeiling {
   /** What the search raises: agents at the fleet's check-in model, or a raw check-in rate. */
   unit: 'agents' | 'rate';
@@ -95,6 +115,8 @@ export interface Scenario {
   /** Exactly one of stages and ceiling is set. */
   stages: ScenarioStage[] | null;
   ceiling: ScenarioCeiling | null;
+  /** Failures injected during the stages, in time order (empty: none). */
+  faults: ScenarioFault[];
   background: ScenarioBackground;
   slo: ScenarioSlo;
   /** Gate expressions, kept as written (parsed by the gate). */

@@ -10,7 +10,7 @@ import { DEFAULT_SECRET } from '../core/identity.js';
 import { runnableModulePath } from '../core/module-path.js';
 import { PROFILES, type ProfileSet } from './profiles.js';
 import { startPhase, type Topology, type TopologyNode } from './topology.js';
-import type { DbSpec, NodeFailedMessage, NodeReadyMessage, NodeSiblingsMessage, NodeSiblingsSetMessage, NodeSpec } from './types.js';
+import type { DbSpec, NodeFailedMessage, NodeReadyMessage, NodeSiblingsMessage, NodeSiblingsSetMessage, NodeSlowMessage, NodeSlowSetMessage, NodeSpec } from './types.js';
 
 /**
  * Starts a topology: one OS process per node (dist/src/stack/node-main.js), each on its own port
@@ -50,8 +50,12 @@ export interface NodeInfo {
   tier: string;
   url: string;
   metricsUrl: string;
+  /** The node's process now (a restart changes it). */
   pid: number;
 }
+
+/** Start a stopped node again on its port with its spec; the new process and its pid. */
+type Relaunch = (name: string) => Promise<{ proc: ChildProcess; pid: number }>;
 
 /** One line each with --json; every event carries the entry URL and the nodes it concerns. */
 export type StackEvent =
@@ -68,22 +72,74 @@ export class RunningStack extends EventEmitter {
   private readonly procs: Map<string, ChildProcess>;
   private readonly cleanup: () => Promise<void>;
   private readonly graceMs: number;
+  private readonly relaunch: Relaunch | null;
   private stopping: Promise<void> | null = null;
 
-  constructor(entryUrl: string, nodes: NodeInfo[], procs: Map<string, ChildProcess>, cleanup: () => Promise<void>, graceMs: number) {
+  constructor(entryUrl: string, nodes: NodeInfo[], procs: Map<string, ChildProcess>, cleanup: () => Promise<void>, graceMs: number, relaunch: Relaunch | null = null) {
     super();
     this.entryUrl = entryUrl;
     this.nodes = nodes;
     this.procs = procs;
     this.cleanup = cleanup;
     this.graceMs = graceMs;
-    for (const [name, p] of procs) {
-      p.once('exit', (code, signal) => {
-        if (this.stopping) return;
-        const info = nodes.filter((n) => n.name === name);
-        this.emit('event', { event: 'node-exit', entry: entryUrl, nodes: info, node: name, pid: p.pid ?? -1, code, signal } satisfies StackEvent);
-      });
+    this.relaunch = relaunch;
+    for (const [name, p] of procs) this.watch(name, p);
+  }
+
+  /** A node process that exits while the stack is not stopping is reported as `node-exit`. */
+  private watch(name: string, p: ChildProcess): void {
+    p.once('exit', (code, signal) => {
+      if (this.stopping) return;
+      const info = this.nodes.filter((n) => n.name === name);
+      this.emit('event', { event: 'node-exit', entry: this.entryUrl, nodes: info, node: name, pid: p.pid ?? -1, code, signal } satisfies StackEvent);
+    });
+  }
+
+  /** Whether a node's process is running (a stopped, SIGSTOPped, process still counts). */
+  alive(name: string): boolean {
+    const p = this.procs.get(name);
+    return !!p && p.exitCode === null && p.signalCode === null;
+  }
+
+  /**
+   * Stop a node (SIGTERM, then SIGKILL after the grace period; nothing when it is already dead) and
+   * start it again: the same role, the same port, the same data. Resolves when it answers /healthz
+   * (and, for a relay, has taken its siblings again).
+   */
+  async restart(name: string): Promise<void> {
+    const old = this.procs.get(name);
+    if (!old) throw new StackError(`no node named ${name}; nodes: ${[...this.procs.keys()].join(', ')}`);
+    if (!this.relaunch) throw new StackError(`node ${name} cannot be restarted by this stack`);
+    if (this.stopping) throw new StackError(`the stack is stopping; node ${name} is not restarted`);
+    if (this.alive(name)) {
+      old.kill('SIGCONT'); // a paused node must be able to take its SIGTERM
+      await stopAll([old], this.graceMs);
     }
+    const { proc, pid } = await this.relaunch(name);
+    const info = this.nodes.find((n) => n.name === name);
+    if (info) info.pid = pid;
+    this.watch(name, proc);
+  }
+
+  /** Add `byMs` to every query of a node's database for `forMs` (a scenario's `slow` fault). */
+  slow(name: string, byMs: number, forMs: number, timeoutMs = 5000): Promise<void> {
+    const p = this.procs.get(name);
+    if (!p) return Promise.reject(new StackError(`no node named ${name}; nodes: ${[...this.procs.keys()].join(', ')}`));
+    if (!p.connected) return Promise.reject(new StackError(`node ${name} is not running`));
+    return new Promise((resolve, reject) => {
+      const done = (err: StackError | null): void => {
+        clearTimeout(timer);
+        p.off('message', onMessage);
+        if (err) reject(err);
+        else resolve();
+      };
+      const onMessage = (m: NodeSlowSetMessage): void => {
+        if (m?.type === 'slow-set') done(m.error === null ? null : new StackError(m.error));
+      };
+      const timer = setTimeout(() => done(new StackError(`node ${name} did not take the slow fault within ${timeoutMs} ms`)), timeoutMs);
+      p.on('message', onMessage);
+      p.send({ type: 'slow', byMs, forMs } satisfies NodeSlowMessage);
+    });
   }
 
   /** PIDs of every process this stack started (node processes and an external proxy). */
@@ -289,7 +345,22 @@ export async function startStack(topology: Topology, opts: StackOptions = {}): P
   }
   const nodes = topology.nodes.map((n) => byName.get(n.name)!);
   const entry = nodes.find((n) => n.role === 'proxy') ?? nodes.find((n) => n.role === 'single' || n.role === 'web' || n.role === 'relay') ?? nodes[0];
-  return new RunningStack(entry.url, nodes, procs, cleanup, opts.stopGraceMs ?? STOP_GRACE_MS);
+  // A restart: the node's spec again, on the port it has now; a relay takes its siblings again.
+  const relaunch: Relaunch = async (name) => {
+    const n = topology.nodes.find((x) => x.name === name);
+    const info = byName.get(name);
+    if (!n || !info) throw new StackError(`no node named ${name}`);
+    if (n.role === 'proxy' && opts.proxy === 'haproxy') throw new StackError(`node ${name} is HAProxy, which rmmscale does not restart`);
+    const ready = await startNode({ ...specFor(n), port: Number(new URL(info.url).port) }, timeoutMs, procs);
+    await waitHealthy(ready.url, timeoutMs);
+    const proc = procs.get(name)!;
+    if (n.role === 'relay') {
+      const others = topology.nodes.filter((x) => x.role === 'relay' && x.name !== name).map((x) => byName.get(x.name)!.url);
+      if (others.length > 0) await sendSiblings(name, proc, others, timeoutMs);
+    }
+    return { proc, pid: ready.pid };
+  };
+  return new RunningStack(entry.url, nodes, procs, cleanup, opts.stopGraceMs ?? STOP_GRACE_MS, relaunch);
 }
 
 /** --proxy haproxy: render haproxy.cfg for the started web nodes and run the system's haproxy. */

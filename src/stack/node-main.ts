@@ -5,8 +5,9 @@ import { loadRole } from './roles/index.js';
 import { NodeMetrics } from './runtime/node-metrics.js';
 import { NodeServer } from './runtime/node-server.js';
 import { limitStore } from './store/limited.js';
+import { delayStore, StoreDelay } from './store/slowed.js';
 import { openStore } from './store/index.js';
-import type { NodeFailedMessage, NodeReadyMessage, NodeSiblingsMessage, NodeSiblingsSetMessage, NodeSpec, RoleFactory, Store } from './types.js';
+import type { NodeFailedMessage, NodeReadyMessage, NodeSiblingsMessage, NodeSiblingsSetMessage, NodeSlowMessage, NodeSlowSetMessage, NodeSpec, RoleFactory, Store } from './types.js';
 
 /**
  * Test hook: a role module (absolute path) to run instead of the registry's role, so the runtime
@@ -66,9 +67,18 @@ async function main(): Promise<void> {
       metrics.dbLimiter = new CapacityLimiter(spec.dbProfile, { seed: `${spec.name}\0db` });
       store = limitStore(store, metrics.dbLimiter);
     }
+    // A `slow` fault's delay sits in front of the capacity model: the query waits, then queues.
+    const delay = store ? new StoreDelay() : null;
+    if (store && delay) store = delayStore(store, delay);
     const role = await (await roleFactory(spec))({ spec, store, metrics, log: (m) => process.stderr.write(`[${spec.name}] ${m}\n`) });
     server = new NodeServer(spec, role, metrics);
-    process.on('message', (m: NodeSiblingsMessage) => {
+    process.on('message', (m: NodeSiblingsMessage | NodeSlowMessage) => {
+      if (m?.type === 'slow') {
+        if (delay) delay.set(m.byMs, m.forMs);
+        const reply: NodeSlowSetMessage = { type: 'slow-set', name: spec.name, error: delay ? null : `node ${spec.name} (${spec.role}) has no database to slow` };
+        process.send?.(reply);
+        return;
+      }
       if (m?.type !== 'siblings') return;
       let error: string | null = null;
       try {

@@ -93,6 +93,20 @@ export interface NodeSiblingsSetMessage {
   error: string | null;
 }
 
+/** Launcher → node: a `slow` fault, added latency on every query of the node's store for a while. */
+export interface NodeSlowMessage {
+  type: 'slow';
+  byMs: number;
+  forMs: number;
+}
+
+/** Node → launcher: the slow fault is set (error: the node has no store). */
+export interface NodeSlowSetMessage {
+  type: 'slow-set';
+  name: string;
+  error: string | null;
+}
+
 export interface NodeFailedMessage {
   type: 'failed';
   name: string;

@@ -18,6 +18,23 @@ import { WorkerPool } from './worker-pool.js';
  * to show them.
  */
 
+/**
+ * A handle on a running swarm for whoever started it: today, a scenario's `disconnect` fault.
+ * Before the workers start and after they finish, a disconnect drops nothing.
+ */
+export class SwarmControl {
+  private pool: WorkerPool | null = null;
+
+  attach(pool: WorkerPool | null): void {
+    this.pool = pool;
+  }
+
+  /** Drop that share (0..1) of the open tunnels at once; resolves with how many were dropped. */
+  disconnect(fraction: number): Promise<number> {
+    return this.pool ? this.pool.disconnect(fraction) : Promise.resolve(0);
+  }
+}
+
 export interface SwarmRunOptions {
   config: SwarmConfig;
   onProgress?: (p: ProgressSnapshot) => void;
@@ -28,6 +45,7 @@ export interface SwarmRunOptions {
   /** Abort = Ctrl-C: workers stop, the partial result is returned with `interrupted: true`. */
   signal?: AbortSignal;
   intervalMs?: number;
+  control?: SwarmControl;
 }
 
 export interface SwarmRunOutput {
@@ -64,7 +82,12 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
       opts.onEvent?.({ type: 'worker-error', worker: m.worker, message: m.message, code: m.code });
     },
   });
-  await pool.run();
+  opts.control?.attach(pool);
+  try {
+    await pool.run();
+  } finally {
+    opts.control?.attach(null);
+  }
 
   const result = buildSwarmResult({ cfg, sizing, host, startedAt, intervalMs, merged, workers: pool.workers, interrupted: pool.interrupted });
   return { result, hlog: merged.hlog ? merged.hlog.toString() : '' };

@@ -375,6 +375,11 @@ export class SwarmEngine {
     this.resolveFinished();
   }
 
+  /** A `disconnect` fault: drop that share of this worker's open tunnels (0 for HTTP). */
+  disconnect(fraction: number): number {
+    return this.tunnels?.disconnect(fraction) ?? 0;
+  }
+
   /** Stop early (Ctrl-C): same path as the natural end. */
   async stop(): Promise<void> {
     await this.finish();

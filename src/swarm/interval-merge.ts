@@ -24,7 +24,10 @@ export interface ProgressSnapshot {
   achievedRatePerSec: number;
   p50Us: number;
   p99Us: number;
+  /** Failed sends so far (measured intervals only). */
   errors: number;
+  /** Failed sends in this one interval, warm-up included. */
+  errorsInInterval: number;
   late: number;
   dropped: number;
   generatorOk: boolean;
@@ -203,6 +206,7 @@ function progressOf(point: SeriesPoint, totals: IntervalMerger['totals'], totalS
     p50Us: point.p50Us,
     p99Us: point.p99Us,
     errors: totals.failed,
+    errorsInInterval: point.failed,
     late: totals.late,
     dropped: totals.dropped,
     warmup: point.warmup,

@@ -35,9 +35,16 @@ export type WorkerMessage =
   | { type: 'ready'; worker: number; agents: number; pid: number }
   | { type: 'interval'; worker: number; index: number; interval: RecorderInterval; health: WorkerHealth }
   | { type: 'done'; worker: number }
-  | { type: 'error'; worker: number; message: string; code: string };
+  | { type: 'error'; worker: number; message: string; code: string }
+  /** The answer to `disconnect`: how many of this worker's tunnels it dropped. */
+  | { type: 'disconnected'; worker: number; id: number; dropped: number };
 
-export type CoordinatorMessage = { type: 'prepare'; plan: WorkerPlan } | { type: 'go'; startAtEpochMs: number } | { type: 'stop' };
+export type CoordinatorMessage =
+  | { type: 'prepare'; plan: WorkerPlan }
+  | { type: 'go'; startAtEpochMs: number }
+  | { type: 'stop' }
+  /** A `disconnect` fault: drop that share of this worker's open tunnels now. */
+  | { type: 'disconnect'; id: number; fraction: number };
 
 /** One worker's report of one interval, as the coordinator merges it. */
 export interface IntervalPart {

@@ -48,6 +48,8 @@ export class WorkerPool {
   private readonly pending = new Map<number, Map<number, IntervalPart>>();
   private readyCount = 0;
   private allDone: () => void = () => undefined;
+  private nextDisconnectId = 0;
+  private readonly disconnects = new Map<number, { waiting: number; dropped: number; resolve: (dropped: number) => void }>();
 
   constructor(private readonly o: WorkerPoolOptions) {}
 
@@ -76,6 +78,27 @@ export class WorkerPool {
       for (const w of this.workers) if (w.proc.exitCode === null && w.proc.signalCode === null) w.proc.kill('SIGTERM');
     }
     this.flushReady(true);
+  }
+
+  /**
+   * A `disconnect` fault: every running worker drops that share of its open tunnels. Resolves with
+   * the total dropped once each has answered (a worker that has finished counts 0).
+   */
+  disconnect(fraction: number, timeoutMs = 5000): Promise<number> {
+    const live = this.workers.filter((w) => !w.done && w.proc.connected);
+    if (live.length === 0) return Promise.resolve(0);
+    const id = this.nextDisconnectId++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => finish(), timeoutMs);
+      const finish = (): void => {
+        clearTimeout(timer);
+        const d = this.disconnects.get(id);
+        this.disconnects.delete(id);
+        resolve(d?.dropped ?? 0);
+      };
+      this.disconnects.set(id, { waiting: live.length, dropped: 0, resolve: finish });
+      for (const w of live) send(w, { type: 'disconnect', id, fraction });
+    });
   }
 
   private fork(i: number): void {
@@ -141,6 +164,12 @@ export class WorkerPool {
       this.checkAllDone();
     } else if (m.type === 'error') {
       this.o.onWorkerError(m);
+    } else if (m.type === 'disconnected') {
+      const d = this.disconnects.get(m.id);
+      if (d) {
+        d.dropped += m.dropped;
+        if (--d.waiting === 0) d.resolve(d.dropped);
+      }
     }
   }
 

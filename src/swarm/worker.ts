@@ -36,6 +36,8 @@ process.on('message', (m: CoordinatorMessage) => {
       const e = engine;
       e.start(m.startAtEpochMs).catch(fail);
       e.done().then(() => setTimeout(() => process.exit(0), 50));
+    } else if (m.type === 'disconnect') {
+      send({ type: 'disconnected', worker: workerIndex, id: m.id, dropped: engine ? engine.disconnect(m.fraction) : 0 });
     } else if (m.type === 'stop') {
       if (engine) void engine.stop();
       else process.exit(0);

@@ -32,6 +32,7 @@ export function rateSearch(name: string, topology: string, profile: string, o: {
     },
     stages: null,
     ceiling: { unit: 'rate', start: o.start, max: o.max, stepFactor: 1.5, precision: 0.15, warmupMs: 2000, measureMs: 5000, maxSteps: 9, grain: 1 },
+    faults: [],
     background: { dashboard: { ratePerSec: 1 }, commands: null, integration: null },
     slo: { p99Ms: o.p99Ms, errorRate: 0.01, minAchievedRatio: 0.97 },
     thresholds: [],

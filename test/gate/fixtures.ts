@@ -174,6 +174,7 @@ export function runResult(f: RunFixture = {}): RunResult {
     plan: null,
     timeline: {},
     hlogFiles: [],
+    faults: [],
   };
 }
 

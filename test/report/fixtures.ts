@@ -278,6 +278,7 @@ export function buildResult(opts: Partial<FixtureOptions> = {}): RunResult {
     plan: null,
     timeline,
     hlogFiles: windows.map((w) => `window-${w.index}.hlog`),
+    faults: [],
   };
   if (o.fit) {
     const f = fitUsl(windows.map((w) => ({ load: w.agents, throughput: w.client.achievedRatePerSec })));

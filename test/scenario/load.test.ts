@@ -116,6 +116,7 @@ describe('defaults', () => {
       },
       stages: [{ durationMs: 30_000, agents: 1000, checkin: null }],
       ceiling: null,
+      faults: [],
       background: { dashboard: null, commands: null, integration: null },
       slo: { p99Ms: 500, errorRate: 0.01, minAchievedRatio: 0.97 },
       thresholds: [],

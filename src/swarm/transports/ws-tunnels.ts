@@ -359,6 +359,24 @@ export class TunnelFleet {
    * (measured: a worker stalled 1–9 s in system time). What has not closed within the grace
    * period is terminated.
    */
+  /**
+   * A `disconnect` fault: that share of the open tunnels (drawn at random) drop at once, as when a
+   * network path fails; each agent then reconnects by its policy like after any other drop.
+   * Returns how many were dropped.
+   */
+  disconnect(fraction: number): number {
+    if (this.closed) return 0;
+    const open: number[] = [];
+    for (let slot = 0; slot < this.state.length; slot++) if (this.state[slot] === State.Open && this.sockets[slot]) open.push(slot);
+    const n = Math.min(open.length, Math.round(open.length * Math.max(0, Math.min(1, fraction))));
+    for (let i = 0; i < n; i++) {
+      const j = i + this.o.rng.int(open.length - i);
+      [open[i], open[j]] = [open[j]!, open[i]!];
+      this.sockets[open[i]!]?.terminate();
+    }
+    return n;
+  }
+
   async close(graceMs = CLOSE_GRACE_MS): Promise<void> {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);

@@ -1,0 +1,244 @@
+import { round } from '../core/units.js';
+import type { RunningStack } from '../stack/launcher.js';
+import type { FaultAction, ScenarioFault } from '../scenario/types.js';
+
+/**
+ * A scenario's `faults:`, run at their times. Each fault's time counts from the start of its
+ * stage's measured part (drive.ts tells the runner when each stage starts), so warm-ups and
+ * settling between stages do not shift it. The runner knows which node exits it caused, so that
+ * start-stack.ts can tell a fault from a node that died by itself; and it keeps the clients' errors
+ * per second, to say how long clients saw errors after each fault.
+ */
+
+/** What the runner acts on: the running stack (RunningStack), and the swarm for a disconnect. */
+export interface FaultTarget {
+  kill(node: string, signal: NodeJS.Signals): void;
+  restart(node: string): Promise<void>;
+  slow(node: string, byMs: number, forMs: number): Promise<void>;
+  /** Drop that share of the agents' tunnels at once; resolves with how many were dropped. */
+  disconnect(fraction: number): Promise<number>;
+}
+
+export interface FaultClock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+const realClock: FaultClock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+};
+
+/** One fault in result.json. */
+export interface FaultRecord {
+  /** As the scenario wrote it: seconds into the staged load, and the stage (1-based). */
+  at: number;
+  stage: number;
+  action: FaultAction;
+  node: string | null;
+  forSec: number | null;
+  bySec: number | null;
+  fraction: number | null;
+  /** Seconds from the run's start when it was done; null when it never ran (the run ended first). */
+  firedAtSec: number | null;
+  /** done, failed (the action itself failed: `error` says why), or skipped (the run ended first). */
+  outcome: 'done' | 'failed' | 'skipped';
+  error: string | null;
+  /**
+   * How long clients saw errors: from the first second with failed sends after the fault to the last
+   * one of that episode (gaps under 5 s joined), in seconds; 0 when none failed.
+   */
+  errorsSec: number | null;
+  /** Failed sends in that episode. */
+  errors: number | null;
+  /** disconnect: tunnels dropped. */
+  dropped: number | null;
+}
+
+/** Gaps shorter than this join two error seconds into one episode. */
+const EPISODE_GAP_MS = 5000;
+
+interface Pending {
+  fault: ScenarioFault;
+  record: FaultRecord;
+  firedAtMs: number | null;
+}
+
+export class FaultRunner {
+  private readonly pending: Pending[];
+  private readonly timers = new Set<unknown>();
+  /** Nodes whose next exit a fault caused (killed, or being restarted). */
+  private readonly expectedExits = new Set<string>();
+  /** Nodes a stop fault paused and has not yet resumed. */
+  private readonly paused = new Set<string>();
+  /** Per second: [end of the second, epoch ms; failed sends in it]. */
+  private readonly errorSeconds: Array<[number, number]> = [];
+  private closed = false;
+
+  constructor(
+    faults: ScenarioFault[],
+    private readonly target: FaultTarget,
+    private readonly runStartMs: number,
+    private readonly clientTimeoutMs: number,
+    private readonly clock: FaultClock = realClock,
+  ) {
+    this.pending = faults.map((fault) => ({
+      fault,
+      firedAtMs: null,
+      record: {
+        at: round(fault.atMs / 1000, 3),
+        stage: fault.stageIndex + 1,
+        action: fault.action,
+        node: fault.node,
+        forSec: fault.forMs === null ? null : round(fault.forMs / 1000, 3),
+        bySec: fault.byMs === null ? null : round(fault.byMs / 1000, 3),
+        fraction: fault.fraction,
+        firedAtSec: null,
+        outcome: 'skipped',
+        error: null,
+        errorsSec: null,
+        errors: null,
+        dropped: null,
+      },
+    }));
+  }
+
+  get size(): number {
+    return this.pending.length;
+  }
+
+  /** Stage `stageIndex` (0-based) started its measured part at `epochMs`: schedule its faults. */
+  stageStarted(stageIndex: number, epochMs: number): void {
+    for (const p of this.pending) {
+      if (p.fault.stageIndex !== stageIndex || p.firedAtMs !== null) continue;
+      this.after(epochMs + p.fault.atInStageMs - this.clock.now(), () => void this.fire(p));
+    }
+  }
+
+  /** One second of the swarm ended at `endEpochMs` with `errors` failed sends. */
+  recordSecond(endEpochMs: number, errors: number): void {
+    this.errorSeconds.push([endEpochMs, errors]);
+  }
+
+  /** Whether a fault caused this node's exit (a kill, or a restart's stop). */
+  expectsExit(node: string): boolean {
+    return this.expectedExits.has(node);
+  }
+
+  /** Cancel what has not run; resume a paused node, so the stack can stop. */
+  close(): void {
+    this.closed = true;
+    for (const t of this.timers) this.clock.clearTimeout(t);
+    this.timers.clear();
+    for (const node of this.paused) this.resume(node);
+  }
+
+  /** The faults with how long clients saw errors after each. */
+  records(): FaultRecord[] {
+    return this.pending.map((p) => {
+      if (p.firedAtMs === null || p.record.outcome !== 'done') return { ...p.record };
+      const horizonMs = p.firedAtMs + (p.fault.forMs ?? 0) + this.clientTimeoutMs + EPISODE_GAP_MS;
+      const episode = errorEpisode(this.errorSeconds, p.firedAtMs, horizonMs);
+      return { ...p.record, errorsSec: episode.seconds, errors: episode.errors };
+    });
+  }
+
+  private after(ms: number, fn: () => void): void {
+    if (this.closed) return;
+    const t = this.clock.setTimeout(() => {
+      this.timers.delete(t);
+      if (!this.closed) fn();
+    }, Math.max(0, ms));
+    this.timers.add(t);
+  }
+
+  private async fire(p: Pending): Promise<void> {
+    const f = p.fault;
+    p.firedAtMs = this.clock.now();
+    p.record.firedAtSec = round((p.firedAtMs - this.runStartMs) / 1000, 1);
+    try {
+      await this.act(f, p);
+      p.record.outcome = 'done';
+    } catch (err) {
+      p.record.outcome = 'failed';
+      p.record.error = (err as Error)?.message ?? String(err);
+    }
+  }
+
+  private async act(f: ScenarioFault, p: Pending): Promise<void> {
+    const node = f.node ?? '';
+    switch (f.action) {
+      case 'kill':
+        this.expectedExits.add(node);
+        this.paused.delete(node);
+        this.target.kill(node, 'SIGKILL');
+        return;
+      case 'stop':
+        this.target.kill(node, 'SIGSTOP');
+        this.paused.add(node);
+        this.after(f.forMs ?? 0, () => this.resume(node));
+        return;
+      case 'restart':
+        this.expectedExits.add(node);
+        this.paused.delete(node);
+        try {
+          await this.target.restart(node);
+        } finally {
+          // The new process is not expected to exit: if it dies, no fault named it.
+          this.expectedExits.delete(node);
+        }
+        return;
+      case 'slow':
+        await this.target.slow(node, f.byMs ?? 0, f.forMs ?? 0);
+        return;
+      case 'disconnect':
+        p.record.dropped = await this.target.disconnect(f.fraction ?? 0);
+        return;
+    }
+  }
+
+  private resume(node: string): void {
+    if (!this.paused.delete(node)) return;
+    try {
+      this.target.kill(node, 'SIGCONT');
+    } catch {
+      // already gone: nothing to resume
+    }
+  }
+}
+
+/**
+ * The errors after `fromMs`: the first second (ending after `fromMs`, starting before `horizonMs`)
+ * with failed sends opens the episode; a later one less than EPISODE_GAP_MS after the last extends
+ * it. Seconds: from the start of the first such second to the end of the last.
+ */
+export function errorEpisode(seconds: ReadonlyArray<readonly [number, number]>, fromMs: number, horizonMs: number): { seconds: number; errors: number } {
+  let first: number | null = null;
+  let last = 0;
+  let errors = 0;
+  for (const [endMs, n] of [...seconds].sort((a, b) => a[0] - b[0])) {
+    if (endMs <= fromMs || n <= 0) continue;
+    if (first === null) {
+      if (endMs - 1000 >= horizonMs) break;
+      first = endMs - 1000;
+    } else if (endMs - 1000 - last >= EPISODE_GAP_MS) break;
+    last = endMs;
+    errors += n;
+  }
+  return first === null ? { seconds: 0, errors: 0 } : { seconds: round((last - Math.max(first, fromMs)) / 1000, 1), errors };
+}
+
+/** The stack a run started, and the current window's swarm (for a disconnect), as a FaultTarget. */
+export function faultTarget(stack: RunningStack, currentSwarm: () => ((fraction: number) => Promise<number>) | null): FaultTarget {
+  return {
+    kill: (node, signal) => stack.kill(node, signal),
+    restart: (node) => stack.restart(node),
+    slow: (node, byMs, forMs) => stack.slow(node, byMs, forMs),
+    disconnect: (fraction) => {
+      const disconnect = currentSwarm();
+      return disconnect ? disconnect(fraction) : Promise.reject(new Error('no swarm was running to disconnect'));
+    },
+  };
+}

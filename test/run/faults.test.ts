@@ -1,0 +1,165 @@
+import { describe, expect, it } from 'vitest';
+import { errorEpisode, FaultRunner, type FaultClock, type FaultTarget } from '../../src/run/faults.js';
+import type { ScenarioFault } from '../../src/scenario/types.js';
+
+/** A clock the test moves by hand: timers fire in time order as it advances. */
+class ManualClock implements FaultClock {
+  t = 1_000_000;
+  private timers: Array<{ at: number; fn: () => void; id: number }> = [];
+  private id = 0;
+  now(): number {
+    return this.t;
+  }
+  setTimeout(fn: () => void, ms: number): unknown {
+    const id = ++this.id;
+    this.timers.push({ at: this.t + ms, fn, id });
+    return id;
+  }
+  clearTimeout(handle: unknown): void {
+    this.timers = this.timers.filter((x) => x.id !== handle);
+  }
+  async advance(ms: number): Promise<void> {
+    const end = this.t + ms;
+    for (;;) {
+      const next = this.timers.filter((x) => x.at <= end).sort((a, b) => a.at - b.at)[0];
+      if (!next) break;
+      this.timers = this.timers.filter((x) => x !== next);
+      this.t = next.at;
+      next.fn();
+      await new Promise((r) => setImmediate(r));
+    }
+    this.t = end;
+  }
+}
+
+/** Records what the runner did, in order, with the clock's time. */
+function recordingTarget(clock: ManualClock, failRestart = false): { target: FaultTarget; log: string[] } {
+  const log: string[] = [];
+  const at = (): string => `${(clock.now() - 1_000_000) / 1000}s`;
+  return {
+    log,
+    target: {
+      kill: (node, signal) => void log.push(`${at()} ${signal} ${node}`),
+      restart: async (node) => {
+        log.push(`${at()} restart ${node}`);
+        if (failRestart) throw new Error('port 8080 taken');
+      },
+      slow: async (node, byMs, forMs) => void log.push(`${at()} slow ${node} +${byMs}ms for ${forMs}ms`),
+      disconnect: async (fraction) => {
+        log.push(`${at()} disconnect ${fraction}`);
+        return 42;
+      },
+    },
+  };
+}
+
+const fault = (f: Partial<ScenarioFault> & Pick<ScenarioFault, 'action' | 'atInStageMs'>): ScenarioFault => ({
+  atMs: f.atInStageMs,
+  stageIndex: 0,
+  node: 'db',
+  forMs: null,
+  byMs: null,
+  fraction: null,
+  ...f,
+});
+
+describe('FaultRunner', () => {
+  it('runs each fault at its time into its own stage, and resumes a stopped node after `for`', async () => {
+    const clock = new ManualClock();
+    const { target, log } = recordingTarget(clock);
+    const runner = new FaultRunner(
+      [
+        fault({ action: 'kill', node: 'web-agent-1', atInStageMs: 10_000 }),
+        fault({ action: 'stop', node: 'db', atInStageMs: 20_000, forMs: 5_000 }),
+        fault({ action: 'slow', node: 'db', atInStageMs: 3_000, stageIndex: 1, forMs: 4_000, byMs: 200 }),
+        fault({ action: 'disconnect', node: null, atInStageMs: 1_000, stageIndex: 1, fraction: 0.1 }),
+      ],
+      target,
+      clock.now(),
+      30_000,
+      clock,
+    );
+    runner.stageStarted(0, clock.now());
+    await clock.advance(40_000);
+    // Stage 2 starts later than 40 s in (warm-up, settling): its faults count from then.
+    await clock.advance(7_000);
+    runner.stageStarted(1, clock.now());
+    await clock.advance(10_000);
+    expect(log).toEqual(['10s SIGKILL web-agent-1', '20s SIGSTOP db', '25s SIGCONT db', '48s disconnect 0.1', '50s slow db +200ms for 4000ms']);
+    expect(runner.expectsExit('web-agent-1')).toBe(true);
+    expect(runner.expectsExit('db')).toBe(false);
+    const records = runner.records();
+    expect(records.map((r) => [r.action, r.outcome, r.firedAtSec])).toEqual([
+      ['kill', 'done', 10],
+      ['stop', 'done', 20],
+      ['slow', 'done', 50],
+      ['disconnect', 'done', 48],
+    ]);
+    expect(records[3]!.dropped).toBe(42);
+  });
+
+  it('a restart expects its node to exit only while it restarts; a failed action is recorded, not thrown', async () => {
+    const clock = new ManualClock();
+    const { target } = recordingTarget(clock, true);
+    let expectedDuring = false;
+    const spy: FaultTarget = {
+      ...target,
+      restart: async (node) => {
+        expectedDuring = runner.expectsExit(node);
+        return target.restart(node);
+      },
+    };
+    const runner = new FaultRunner([fault({ action: 'restart', node: 'relay-2', atInStageMs: 1_000 })], spy, clock.now(), 30_000, clock);
+    runner.stageStarted(0, clock.now());
+    await clock.advance(2_000);
+    expect(expectedDuring).toBe(true);
+    expect(runner.expectsExit('relay-2')).toBe(false);
+    expect(runner.records()[0]).toMatchObject({ outcome: 'failed', error: 'port 8080 taken', errorsSec: null });
+  });
+
+  it('close() cancels what has not run and resumes a node it paused', async () => {
+    const clock = new ManualClock();
+    const { target, log } = recordingTarget(clock);
+    const runner = new FaultRunner(
+      [fault({ action: 'stop', node: 'db', atInStageMs: 1_000, forMs: 60_000 }), fault({ action: 'kill', node: 'app', atInStageMs: 30_000 })],
+      target,
+      clock.now(),
+      30_000,
+      clock,
+    );
+    runner.stageStarted(0, clock.now());
+    await clock.advance(5_000);
+    runner.close();
+    await clock.advance(100_000);
+    expect(log).toEqual(['1s SIGSTOP db', '5s SIGCONT db']);
+    expect(runner.records().map((r) => r.outcome)).toEqual(['done', 'skipped']);
+  });
+
+  it('how long clients saw errors after a fault', async () => {
+    const clock = new ManualClock();
+    const { target } = recordingTarget(clock);
+    const t0 = clock.now();
+    const runner = new FaultRunner([fault({ action: 'kill', node: 'web-agent-1', atInStageMs: 10_000 })], target, t0, 30_000, clock);
+    runner.stageStarted(0, t0);
+    // Errors before the fault are not its own; then 2 s of errors right after it.
+    for (let s = 1; s <= 20; s++) runner.recordSecond(t0 + s * 1000, s === 3 ? 5 : s === 11 || s === 12 ? 40 : 0);
+    await clock.advance(20_000);
+    expect(runner.records()[0]).toMatchObject({ errorsSec: 2, errors: 80 });
+  });
+});
+
+describe('errorEpisode', () => {
+  const sec = (endS: number, n: number): [number, number] => [endS * 1000, n];
+  it('none after the fault: 0', () => {
+    expect(errorEpisode([sec(5, 3), sec(11, 0)], 10_000, 60_000)).toEqual({ seconds: 0, errors: 0 });
+  });
+  it('joins gaps under 5 s and stops at a longer one', () => {
+    expect(errorEpisode([sec(11, 1), sec(14, 2), sec(18, 3), sec(30, 9)], 10_000, 60_000)).toEqual({ seconds: 8, errors: 6 });
+  });
+  it('an episode that starts after the horizon is not this fault’s', () => {
+    expect(errorEpisode([sec(80, 4)], 10_000, 60_000)).toEqual({ seconds: 0, errors: 0 });
+  });
+  it('counts from the fault, not from the start of the second it fell in', () => {
+    expect(errorEpisode([sec(11, 4)], 10_500, 60_000)).toEqual({ seconds: 0.5, errors: 4 });
+  });
+});
