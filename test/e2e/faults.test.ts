@@ -98,4 +98,39 @@ describe('faults in a run (split3, real processes)', () => {
     expect(result.summary.ceilingAgents).toBeNull();
     for (const pid of pids.values()) expect(alive(pid)).toBe(false);
   }, 120_000);
+
+  it('disconnect drops that share of the open tunnels, and they reconnect by their policy', async () => {
+    const file = join(dir, 'faults-disconnect.yaml');
+    writeFileSync(
+      file,
+      [
+        'name: faults-disconnect',
+        'stack:',
+        '  topology: relays2',
+        '  profile: none',
+        'fleet:',
+        '  agents: 200',
+        '  transport: ws',
+        '  checkin: 60%/min',
+        '  secret: faults-test-secret',
+        'stages:',
+        '  - { duration: 3s, agents: 200 }',
+        '  - { duration: 12s, agents: 200 }',
+        'slo:',
+        '  p99: 5s',
+        '  errors: 50%',
+        '  minAchieved: 10%',
+        'faults:',
+        '  - { at: 2s, stage: 2, disconnect: 25% }',
+        'timeLimit: 2m',
+        '',
+      ].join('\n'),
+    );
+    const { result } = await runScenario({ scenario: loadScenario(file), outDir: join(dir, 'out-disconnect'), allowRemote: false });
+    expect(result.complete).toBe(true);
+    expect(result.faults).toHaveLength(1);
+    expect(result.faults[0]).toMatchObject({ action: 'disconnect', at: 5, stage: 2, fraction: 0.25, outcome: 'done', dropped: 50 });
+    // Each dropped agent came back: one reconnect measured per drop.
+    expect(result.windows[1]!.client.ops['ws-reconnect']?.completed).toBe(50);
+  }, 120_000);
 });
