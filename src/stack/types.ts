@@ -182,7 +182,11 @@ export interface Store {
   readonly kind: DbSpec['kind'];
   /** Create the schema if missing. Idempotent; safe for several nodes at once. */
   init(): Promise<void>;
-  /** Upsert the agent row, insert a check-in record, return (and mark delivered) pending commands. */
+  /**
+   * Upsert the agent row, insert a check-in record, return the agent's pending commands. At least
+   * once: a command stays pending until commandResults acknowledges it, never marked delivered by the
+   * check-in that carries it (whose response may be lost).
+   */
   checkin(req: CheckinRequest, atMs: number): Promise<PendingCommand[]>;
   heartbeat(agentId: string, atMs: number): Promise<void>;
   inventory(agentId: string, doc: unknown, atMs: number): Promise<void>;

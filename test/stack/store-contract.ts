@@ -79,7 +79,7 @@ export function storeContract(name: string, open: () => Promise<StoreBackend>, o
       ]);
     });
 
-    it('commands: unknown agent → null; a queued command is delivered on the next check-in, once, oldest first', async () => {
+    it('commands: unknown agent → null; a queued command is handed out oldest first until its result acknowledges it', async () => {
       expect(await b.store.createCommand(idOf(9), 'script', {}, 'alice')).toBeNull();
       expect(await b.scalar('SELECT COUNT(*) AS n FROM commands')).toBe(0);
       const t = Date.now();
@@ -93,11 +93,19 @@ export function storeContract(name: string, open: () => Promise<StoreBackend>, o
         { id: first, kind: 'script', args: { n: 1, text: 'Get-Service' } },
         { id: second, kind: 'reboot', args: {} },
       ]);
-      expect(await b.store.checkin(agentReq(0, { seq: 3 }), t + 3)).toEqual([]);
+      // That response may never reach the agent (a kill, a timeout, a 502): the next check-in carries both again.
+      expect((await b.store.checkin(agentReq(0, { seq: 3 }), t + 3)).map((c) => c.id)).toEqual([first, second]);
+      expect(await b.scalar('SELECT COUNT(*) AS n FROM commands WHERE delivered_ms IS NOT NULL')).toBe(0);
       await b.store.commandResults(idOf(0), [{ commandId: first!, exitCode: 0, output: 'Running', durationMs: 12 }], t + 4);
       // A result naming another agent's command changes nothing.
       await b.store.commandResults(idOf(1), [{ commandId: second!, exitCode: 1, output: 'x', durationMs: 1 }], t + 5);
       expect(await b.scalar('SELECT COUNT(*) AS n FROM commands WHERE result_exit IS NOT NULL')).toBe(1);
+      // Acknowledged: delivered at its result, and no longer handed out; the other one still is.
+      expect(await b.scalar(`SELECT delivered_ms AS n FROM commands WHERE id = '${first}'`)).toBe(t + 4);
+      expect((await b.store.checkin(agentReq(0, { seq: 4 }), t + 6)).map((c) => c.id)).toEqual([second]);
+      // A second result for the same command keeps the first acknowledgement's time.
+      await b.store.commandResults(idOf(0), [{ commandId: first!, exitCode: 0, output: 'again', durationMs: 1 }], t + 7);
+      expect(await b.scalar(`SELECT delivered_ms AS n FROM commands WHERE id = '${first}'`)).toBe(t + 4);
     });
 
     it('dashboard reads: online/offline, by client and OS, limits, and aggregates', async () => {

@@ -32,17 +32,19 @@ describe('web role: agent and user APIs on a real socket', () => {
     expect(db.count('inventory')).toBe(1);
   });
 
-  it('a command created by a user reaches the agent on its next check-in, once; results are stored', async () => {
+  it('a command created by a user reaches the agent on its next check-in, and on each one after until its result is stored', async () => {
     await call(node.url, 'POST', '/agent/v1/checkin', checkinOf(agent), asAgent());
     const created = await call(node.url, 'POST', `/api/v1/agents/${agent.id}/commands`, { kind: 'script', args: { ps: 'Get-Service' } }, asUser());
     expect(created.status).toBe(201);
     const commandId = (created.json as { commandId: string }).commandId;
     const next = await call(node.url, 'POST', '/agent/v1/checkin', checkinOf(agent, 2), asAgent());
     expect((next.json as { commands: unknown[] }).commands).toEqual([{ id: commandId, kind: 'script', args: { ps: 'Get-Service' } }]);
-    expect((await call(node.url, 'POST', '/agent/v1/checkin', checkinOf(agent, 3), asAgent())).json).toEqual({ ok: true, commands: [], nextCheckinSec: 300 });
+    // Not acknowledged yet (that response could have been lost): handed out again.
+    expect((await call(node.url, 'POST', '/agent/v1/checkin', checkinOf(agent, 3), asAgent())).json).toEqual({ ok: true, commands: [{ id: commandId, kind: 'script', args: { ps: 'Get-Service' } }], nextCheckinSec: 300 });
     const res = await call(node.url, 'POST', '/agent/v1/command-results', { agentId: agent.id, results: [{ commandId, exitCode: 0, output: 'ok', durationMs: 9 }] }, asAgent());
     expect(res.status).toBe(200);
     expect(db.count('commands WHERE result_exit = 0')).toBe(1);
+    expect((await call(node.url, 'POST', '/agent/v1/checkin', checkinOf(agent, 4), asAgent())).json).toEqual({ ok: true, commands: [], nextCheckinSec: 300 });
   });
 
   it('command creation for an unknown agent → 404, and nothing is queued', async () => {

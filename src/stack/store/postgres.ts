@@ -30,7 +30,7 @@ const SCHEMA_LOCK = 7_263_001;
 const TELEMETRY_ROWS_PER_STATEMENT = 500;
 const RETRYABLE = new Set(['40P01', '40001']); // deadlock, serialization failure
 
-/** One round trip per check-in: upsert, insert and hand-out run as one statement. */
+/** One round trip per check-in: upsert, insert and hand-out (pending until acknowledged, schema-sql.ts) run as one statement. */
 const CHECKIN_SQL = `WITH a AS (
     INSERT INTO agents (id, hostname, os, agent_version, client, first_seen_ms, last_seen_ms, checkins)
     VALUES ($1, $2, $3, $4, $5, $6, $6, 1)
@@ -38,10 +38,8 @@ const CHECKIN_SQL = `WITH a AS (
       client = excluded.client, last_seen_ms = excluded.last_seen_ms, checkins = agents.checkins + 1, offline_alerted = 0
     RETURNING 1),
   c AS (INSERT INTO checkins (agent_id, at_ms, seq, cpu_pct, mem_pct, disk_free_pct) VALUES ($1, $6, $7, $8, $9, $10) RETURNING 1)
-  UPDATE commands SET delivered_ms = $6
-  WHERE delivered_ms IS NULL AND id IN (
-    SELECT id FROM commands WHERE agent_id = $1 AND delivered_ms IS NULL ORDER BY created_ms, id LIMIT ${MAX_COMMANDS_PER_CHECKIN})
-  RETURNING id, kind, args, created_ms`;
+  SELECT id, kind, args, created_ms FROM commands
+  WHERE agent_id = $1 AND delivered_ms IS NULL ORDER BY created_ms, id LIMIT ${MAX_COMMANDS_PER_CHECKIN}`;
 
 /** Up to 4 batches commit at once: a PostgreSQL batch costs round trips more than the flush. */
 export const PG_GROUP_COMMIT: GroupCommitOptions = { ...DEFAULT_GROUP_COMMIT, maxInFlight: 4 };
@@ -164,7 +162,7 @@ export class PostgresStore implements Store {
 
   commandResults(agentId: string, results: CommandResult[], atMs: number): Promise<void> {
     return this.write(async (c) => {
-      for (const r of results) await this.q(c, 'commandResult', [r.exitCode, String(r.output).slice(0, MAX_RESULT_OUTPUT_CHARS), atMs, r.commandId, agentId]);
+      for (const r of results) await this.q(c, 'commandResult', [r.exitCode, String(r.output).slice(0, MAX_RESULT_OUTPUT_CHARS), atMs, atMs, r.commandId, agentId]);
     }, agentId);
   }
 

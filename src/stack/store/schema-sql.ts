@@ -11,15 +11,18 @@ export const SQL = {
      ON CONFLICT (id) DO UPDATE SET hostname = excluded.hostname, os = excluded.os, agent_version = excluded.agent_version,
        client = excluded.client, last_seen_ms = excluded.last_seen_ms, checkins = agents.checkins + 1, offline_alerted = 0`,
   insertCheckin: `INSERT INTO checkins (agent_id, at_ms, seq, cpu_pct, mem_pct, disk_free_pct) VALUES (?, ?, ?, ?, ?, ?)`,
-  /** Hand out the oldest pending commands once: the outer re-check keeps a racing writer from taking them twice. */
-  deliverPending: `UPDATE commands SET delivered_ms = ?
-     WHERE delivered_ms IS NULL AND id IN (
-       SELECT id FROM commands WHERE agent_id = ? AND delivered_ms IS NULL ORDER BY created_ms, id LIMIT ${MAX_COMMANDS_PER_CHECKIN})
-     RETURNING id, kind, args, created_ms`,
+  /**
+   * The oldest commands the agent has not acknowledged, handed out at least once: a command stays
+   * pending (delivered_ms NULL) until the agent posts its result (commandResult), so a check-in
+   * whose response is lost (a kill, a timeout, a 502) loses nothing; the next check-in carries it again.
+   */
+  pendingCommands: `SELECT id, kind, args, created_ms FROM commands
+     WHERE agent_id = ? AND delivered_ms IS NULL ORDER BY created_ms, id LIMIT ${MAX_COMMANDS_PER_CHECKIN}`,
   heartbeat: `UPDATE agents SET last_seen_ms = ?, offline_alerted = 0 WHERE id = ?`,
   upsertInventory: `INSERT INTO inventory (agent_id, at_ms, doc) VALUES (?, ?, ?)
      ON CONFLICT (agent_id) DO UPDATE SET at_ms = excluded.at_ms, doc = excluded.doc`,
-  commandResult: `UPDATE commands SET result_exit = ?, result_output = ?, result_ms = ? WHERE id = ? AND agent_id = ?`,
+  /** A result acknowledges its command: delivered from now on (the first result's time is kept). */
+  commandResult: `UPDATE commands SET result_exit = ?, result_output = ?, result_ms = ?, delivered_ms = COALESCE(delivered_ms, ?) WHERE id = ? AND agent_id = ?`,
   /** Inserts nothing for an unknown agent, so "unknown" and "queued" need one statement. */
   createCommand: `INSERT INTO commands (id, agent_id, kind, args, created_by, created_ms)
      SELECT CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT)

@@ -94,7 +94,7 @@ export class SqliteStore implements Store {
       this.st('upsertAgent').run(req.agentId, req.hostname, req.os, req.agentVersion, req.client, atMs, atMs);
       const s = req.status;
       this.st('insertCheckin').run(req.agentId, atMs, req.seq, s.cpuPct, s.memPct, s.diskFreePct);
-      return toPending(this.st('deliverPending').all(atMs, req.agentId) as CommandRow[]);
+      return toPending(this.st('pendingCommands').all(req.agentId) as CommandRow[]);
     });
   }
 
@@ -108,7 +108,7 @@ export class SqliteStore implements Store {
 
   commandResults(agentId: string, results: CommandResult[], atMs: number): Promise<void> {
     return this.write(() => {
-      for (const r of results) this.st('commandResult').run(r.exitCode, String(r.output).slice(0, MAX_RESULT_OUTPUT_CHARS), atMs, r.commandId, agentId);
+      for (const r of results) this.st('commandResult').run(r.exitCode, String(r.output).slice(0, MAX_RESULT_OUTPUT_CHARS), atMs, atMs, r.commandId, agentId);
     });
   }
 
