@@ -28,6 +28,14 @@ export interface WindowBand {
   ok: boolean;
 }
 
+/** A fault that ran, drawn as a marker on the time charts. */
+export interface FaultMarker {
+  /** `kill web-agent-1`, `stop db 20 s`, `disconnect 10%`. */
+  label: string;
+  /** When it ran, seconds from the run's start. */
+  atSec: number;
+}
+
 export interface CeilingPoint {
   label: string;
   load: number;
@@ -41,6 +49,7 @@ export interface CeilingPoint {
 export interface ChartData {
   tiers: string[];
   bands: WindowBand[];
+  faults: FaultMarker[];
   /** Requests/s per node per second; nodes of a tier stack together. */
   rate: Series[];
   spectrum: {
@@ -75,6 +84,7 @@ export function chartData(r: RunResult): ChartData {
   return {
     tiers,
     bands: r.windows.map((w) => ({ label: w.label, fromSec: w.startSec + w.warmupSec, toSec: w.startSec + w.warmupSec + w.measuredSec, ok: w.verdict.ok })),
+    faults: faultMarkers(r),
     rate: nodeNames.map((n) => ({ label: n, group: tierOf(n), points: r.timeline[n].map((s) => [s.tSec, round(s.requestsPerSec, 3)] as XY) })),
     spectrum: spectra(r),
     ceiling: ceiling(r),
@@ -87,6 +97,18 @@ export function chartData(r: RunResult): ChartData {
       trustworthy: w.generator.trustworthy,
     })),
   };
+}
+
+/** Faults that ran (results written before faults existed have none). */
+export function faultMarkers(r: RunResult): FaultMarker[] {
+  return (r.faults ?? [])
+    .filter((f) => f.outcome === 'done' && f.firedAtSec !== null)
+    .map((f) => {
+      const what = f.action === 'disconnect' ? `${round((f.fraction ?? 0) * 100, 1)}%` : (f.node ?? '');
+      const lasting = f.forSec !== null ? ` ${f.forSec} s` : '';
+      const by = f.bySec !== null ? ` +${round(f.bySec * 1000, 1)} ms` : '';
+      return { label: `${f.action} ${what}${by}${lasting}`, atSec: f.firedAtSec! };
+    });
 }
 
 /** Three decimals: µs for latencies in ms, far below what a chart shows; keeps the page small. */

@@ -60,6 +60,25 @@ export const CHARTS_CLIENT_JS = String.raw`
         ctx.fillRect(x0, area.top, x1 - x0, area.bottom - area.top);
       });
       ctx.restore();
+    },
+    /** Each fault that ran: a dashed line at its time, labelled at the top. */
+    afterDatasetsDraw: function (chart) {
+      var x = chart.scales.x, area = chart.chartArea, ctx = chart.ctx;
+      ctx.save();
+      ctx.strokeStyle = 'rgba(124,58,237,0.9)';
+      ctx.fillStyle = 'rgba(124,58,237,0.9)';
+      ctx.setLineDash([4, 3]);
+      ctx.font = '11px sans-serif';
+      (data.faults || []).forEach(function (f) {
+        var px = x.getPixelForValue(f.atSec);
+        if (!(px >= area.left && px <= area.right)) return;
+        ctx.beginPath();
+        ctx.moveTo(px, area.top);
+        ctx.lineTo(px, area.bottom);
+        ctx.stroke();
+        ctx.fillText('⚡ ' + f.label, px + 3, area.top + 11);
+      });
+      ctx.restore();
     }
   };
 

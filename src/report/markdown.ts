@@ -1,3 +1,4 @@
+import { round } from '../core/units.js';
 import type { LatencySummary } from '../metrics/histogram.js';
 import type { RunResult } from '../run/result-types.js';
 import { finiteOrNull, fmtCount, fmtPct, fmtRate, fmtUs, headlineWindow, STATUS_LABEL, verdictOf } from './format.js';
@@ -24,6 +25,13 @@ function mdTable(head: string[], align: Array<'l' | 'r'>, rows: string[][]): str
 function latencyRow(name: string, s: { count: number; errorRate: number; latency: LatencySummary }): string[] {
   const l = s.latency;
   return [name, fmtCount(s.count), fmtPct(s.errorRate), ...[l.p50Us, l.p90Us, l.p95Us, l.p99Us, l.p999Us, l.maxUs].map(fmtUs)];
+}
+
+/** `kill web-agent-1`, `stop db for 20 s`, `slow db +200 ms for 60 s`, `disconnect 10% (100 tunnels)`. */
+export function faultText(f: NonNullable<RunResult['faults']>[number]): string {
+  if (f.action === 'disconnect') return `disconnect ${round((f.fraction ?? 0) * 100, 1)}%${f.dropped !== null ? ` (${f.dropped} tunnels)` : ''}`;
+  const by = f.bySec !== null ? ` +${round(f.bySec * 1000, 3)} ms` : '';
+  return `${f.action} ${f.node ?? ''}${by}${f.forSec !== null ? ` for ${f.forSec} s` : ''}`;
 }
 
 export function renderMarkdown(r: RunResult): string {
@@ -82,6 +90,24 @@ export function renderMarkdown(r: RunResult): string {
           fmtPct(t.headroom, 1),
           fmtCount(finiteOrNull(t.maxAgents) ?? Infinity),
           t.oneDown.capacityRps <= 0 ? 'no spare node' : t.oneDown.ok ? `ok (${fmtPct(t.oneDown.headroom, 1)} headroom)` : `over capacity (${fmtPct(t.oneDown.headroom, 1)})`,
+        ]),
+      ),
+      '',
+    );
+  }
+  const faults = r.faults ?? [];
+  if (faults.length > 0) {
+    out.push(`### Faults`, '');
+    out.push(
+      mdTable(
+        ['At', 'Fault', 'Ran at', 'Outcome', 'Clients saw errors'],
+        ['r', 'l', 'r', 'l', 'l'],
+        faults.map((f) => [
+          `${f.at} s (stage ${f.stage})`,
+          mdEsc(faultText(f)),
+          f.firedAtSec === null ? '–' : `${f.firedAtSec} s`,
+          f.outcome === 'failed' ? `failed: ${mdEsc(f.error)}` : f.outcome,
+          f.errorsSec === null ? '–' : f.errorsSec === 0 ? 'none' : `${f.errorsSec} s (${fmtCount(f.errors ?? 0)} failed)`,
         ]),
       ),
       '',

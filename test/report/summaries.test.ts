@@ -221,6 +221,35 @@ describe('chart data', () => {
     expect(d.queue.map((s) => s.label)).toEqual(['web-agent', 'web-user', 'app', 'db (db queries)']);
     expect(d.generator.map((g) => g.label)).toEqual(['#0 step 2000 agents', '#1 step 4000 agents', '#2 step 8000 agents', '#3 bisect 6000 agents', '#4 bisect 7000 agents', '#5 bisect 6500 agents']);
     expect(d.bands[0]).toEqual({ label: 'step 2000 agents', fromSec: 10, toSec: 40, ok: true });
+    expect(d.faults).toEqual([]);
+  });
+
+  it('marks each fault that ran on the time charts; a failed or skipped one is not drawn', () => {
+    const r = structuredClone(search);
+    const base = { stage: 1, forSec: null, bySec: null, fraction: null, error: null, errorsSec: 0, errors: 0, dropped: null } as const;
+    r.faults = [
+      { ...base, at: 10, action: 'kill', node: 'web-agent-1', firedAtSec: 12.5, outcome: 'done' },
+      { ...base, at: 20, action: 'slow', node: 'db', bySec: 0.2, forSec: 30, firedAtSec: 22.5, outcome: 'done' },
+      { ...base, at: 30, action: 'disconnect', node: null, fraction: 0.1, firedAtSec: 32.5, outcome: 'done', dropped: 100 },
+      { ...base, at: 40, action: 'restart', node: 'relay-9', firedAtSec: 42.5, outcome: 'failed', error: 'no such node', errorsSec: null, errors: null },
+      { ...base, at: 50, action: 'stop', node: 'db', forSec: 5, firedAtSec: null, outcome: 'skipped', errorsSec: null, errors: null },
+    ];
+    expect(chartData(r).faults).toEqual([
+      { label: 'kill web-agent-1', atSec: 12.5 },
+      { label: 'slow db +200 ms 30 s', atSec: 22.5 },
+      { label: 'disconnect 10%', atSec: 32.5 },
+    ]);
+    // summary.md lists every fault, with its outcome and how long clients saw errors.
+    const md = renderMarkdown(r);
+    expect(md).toContain('| 10 s (stage 1) | kill web-agent-1 | 12.5 s | done | none |');
+    expect(md).toContain('| 20 s (stage 1) | slow db +200 ms for 30 s | 22.5 s | done | none |');
+    expect(md).toContain('| 30 s (stage 1) | disconnect 10% (100 tunnels) | 32.5 s | done | none |');
+    expect(md).toContain('| 40 s (stage 1) | restart relay-9 | 42.5 s | failed: no such node | – |');
+    expect(md).toContain('| 50 s (stage 1) | stop db for 5 s | – | skipped | – |');
+    // A result written before faults existed has none.
+    delete (r as Partial<typeof r>).faults;
+    expect(chartData(r).faults).toEqual([]);
+    expect(renderMarkdown(r)).not.toContain('### Faults');
   });
 
   it('draws the USL curve only over the axis it was fitted on: rate on a rate axis, and a note otherwise', () => {
