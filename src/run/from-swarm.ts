@@ -1,4 +1,5 @@
 import type { SwarmResult } from '../swarm/result.js';
+import { round } from '../core/units.js';
 import type { ClientStats, GeneratorHealth, OpStats } from './result-types.js';
 
 /** A window's client-side figures and generator health, as result.json keeps them, from its swarm's result. */
@@ -12,7 +13,7 @@ export function clientFromSwarm(r: SwarmResult): ClientStats {
   return {
     agents: r.config.agents,
     offeredRatePerSec: r.summary.targetRatePerSec,
-    attemptedRatePerSec: Math.round((r.summary.attempted / Math.max(0.001, r.config.durationMs / 1000)) * 10) / 10,
+    attemptedRatePerSec: round(r.summary.attempted / Math.max(0.001, r.config.durationMs / 1000), 1),
     achievedRatePerSec: r.summary.achievedRatePerSec,
     count: r.summary.attempted,
     completed: r.summary.completed,
