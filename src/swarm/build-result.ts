@@ -1,9 +1,8 @@
 import type { HostFacts } from '../core/host.js';
 import { round } from '../core/units.js';
-import { describeCheckin } from '../core/units.js';
 import { toolVersion } from '../core/version.js';
 import { createLatencyHistogram, encodeHistogram, summarize, type LatencyHistogram, type LatencySummary } from '../metrics/histogram.js';
-import type { SwarmConfig } from './config.js';
+import { describeWorkload, type SwarmConfig } from './config.js';
 import type { IntervalMerger } from './interval-merge.js';
 import { decideVerdict, SWARM_RESULT_SCHEMA, type OpResult, type RigVerdict, type SwarmResult, type WorkerSummary } from './result.js';
 import type { Sizing } from './sizing.js';
@@ -117,7 +116,7 @@ function rigVerdict(a: BuildSwarmResultInput, workers: WorkerSummary[], hostCpu:
     lateThresholdMs: cfg.lateThresholdMs,
     maxErrorRate: cfg.maxErrorRate,
     interrupted: a.interrupted,
-    closedLoop: cfg.closedLoop,
+    closedLoop: cfg.workload.kind === 'closed',
     intended: m.totals.target,
     timeoutMs: cfg.timeoutMs,
     measuredSec,
@@ -129,11 +128,11 @@ function configOf(cfg: SwarmConfig, sizing: Sizing): SwarmResult['config'] {
   return {
     targets: cfg.targets,
     agents: cfg.agents,
-    checkin: describeCheckin(cfg.checkin),
+    checkin: describeWorkload(cfg.workload),
     arrival: cfg.arrival,
     mode: cfg.mode,
     connection: cfg.connection,
-    closedLoop: cfg.closedLoop,
+    closedLoop: cfg.workload.kind === 'closed',
     durationMs: cfg.durationMs,
     warmupMs: cfg.warmupMs,
     stages: cfg.stages.map((s) => ({ durationMs: s.durationMs, agents: s.agents })),

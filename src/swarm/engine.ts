@@ -10,6 +10,7 @@ import type { WorkerHealth, WorkerMessage, WorkerPlan } from './ipc.js';
 import { agentsAt, nextPoissonMs, PeriodicSchedule } from './schedule.js';
 import type { HttpTransport } from './transports/http.js';
 import { compactHeap, mayCompactAt } from './compact.js';
+import { ClosedLoop } from './closed-loop.js';
 import { localAgents, type LocalAgents } from './local-agents.js';
 import { parseReconnectPolicy } from './reconnect.js';
 import { TunnelFleet } from './transports/ws-tunnels.js';
@@ -18,9 +19,13 @@ import { TunnelFleet } from './transports/ws-tunnels.js';
  * One worker's share of the fleet, and its run loop. Agents with global index
  * g ≡ workerIndex (mod workerCount) live here; the schedule is the same whatever the worker count.
  *
- * Between check-ins an agent costs about 32 bytes in typed arrays (the schedule's phase, cycle and
- * next fire, a heap slot, its sequence number): no socket, no timer, no closure. One timer per
- * worker wakes at the earliest due fire.
+ * The workload kind (config.ts `Workload`) is chosen once, in start(): an open workload runs the
+ * send loop below over schedule.ts (a PeriodicSchedule, or Poisson arrivals); a closed one hands
+ * the sends to closed-loop.ts. Both share the transports, the recorder, the intervals and finish().
+ *
+ * Between check-ins an agent of an open workload costs about 32 bytes in typed arrays (the
+ * schedule's phase, cycle and next fire, a heap slot, its sequence number): no socket, no timer, no
+ * closure. One timer per worker wakes at the earliest due fire.
  */
 
 /**
@@ -50,8 +55,10 @@ export class SwarmEngine {
   private rec: SwarmRecorder;
   private readonly rng: Rng;
   private readonly seq: Uint32Array;
-  /** Periodic arrivals: built in start(). */
+  /** Open workload, periodic arrivals: built in start(). */
   private periodic: PeriodicSchedule | null = null;
+  /** Closed workload: built in start(). */
+  private closed: ClosedLoop | null = null;
   private readonly payloads: PayloadFactory;
   private readonly mixWeights: number[];
   private http: HttpTransport | null = null;
@@ -102,8 +109,8 @@ export class SwarmEngine {
       this.http = new HttpTransport({
         baseUrl: cfg.targets[0],
         connection: cfg.connection,
-        // A closed loop's connections are shared among the workers (sizeRun).
-        poolConnections: cfg.closedLoop ? this.plan.maxInflight : cfg.poolConnections,
+        // A closed workload's connections are shared among the workers (sizeRun).
+        poolConnections: cfg.workload.kind === 'closed' ? this.plan.maxInflight : cfg.poolConnections,
         localAddresses: this.plan.localAddresses,
         timeoutMs: cfg.timeoutMs,
         tls: { ca: this.plan.caPem ? Buffer.from(this.plan.caPem) : undefined, insecure: cfg.insecure },
@@ -117,8 +124,9 @@ export class SwarmEngine {
     }
     this.eld?.enable();
     this.armInterval();
-    if (cfg.closedLoop) {
-      this.startClosedLoop();
+    if (cfg.workload.kind === 'closed') {
+      this.closed = this.closedLoop();
+      this.closed.start();
       return;
     }
     this.seedSchedule();
@@ -154,33 +162,23 @@ export class SwarmEngine {
     if (mayCompactAt(this.now(), this.plan.config.warmupMs)) setImmediate(compactHeap);
   }
 
-  /**
-   * Maximum-throughput mode: each pool connection keeps exactly one request in flight, agents taking
-   * turns. Starts at t = 0, stops sending at the profile's end.
-   */
-  private startClosedLoop(): void {
-    const endMs = this.plan.config.profile.durationMs;
-    let next = 0;
-    const sendNext = (): void => {
-      if (this.stopped) return;
-      const now = this.now();
-      if (now >= endMs) {
-        void this.finish();
-        return;
-      }
-      const s = next++ % this.agents.count;
-      this.rec.scheduled();
-      const agent = this.agents.at(s);
-      this.http!.send(s, agent, 'checkin', this.payloads.body('checkin', agent, ++this.seq[s], this.rng), now, undefined, sendNext);
-    };
-    const begin = (): void => {
-      for (let i = 0; i < this.plan.maxInflight; i++) sendNext();
-    };
-    const wait = -this.now();
-    if (wait > 0) setTimeout(begin, wait);
-    else begin();
-    // Ends even if every connection hangs.
-    this.loopTimer = setTimeout(() => void this.finish(), endMs - this.now());
+  /** The closed workload over the HTTP pool: one check-in in flight per connection, agents taking turns. */
+  private closedLoop(): ClosedLoop {
+    const http = this.http!;
+    return new ClosedLoop({
+      connections: this.plan.maxInflight,
+      agentCount: this.agents.count,
+      endMs: this.plan.config.profile.durationMs,
+      now: this.now,
+      send: (s, atMs, next) => {
+        this.rec.scheduled();
+        const agent = this.agents.at(s);
+        http.send(s, agent, 'checkin', this.payloads.body('checkin', agent, ++this.seq[s], this.rng), atMs, undefined, next);
+      },
+      end: () => void this.finish(),
+      setTimer: (fn, ms) => setTimeout(fn, ms),
+      clearTimer: (t) => clearTimeout(t),
+    });
   }
 
   /** Put every local agent's first fire on the heap (periodic) or draw the first arrival (Poisson). */
@@ -334,6 +332,7 @@ export class SwarmEngine {
     if (this.stopped) return;
     this.stopped = true;
     if (this.loopTimer) clearTimeout(this.loopTimer);
+    this.closed?.stop();
     const deadline = this.now() + Math.min(DRAIN_MAX_MS, this.plan.config.timeoutMs);
     const inflight = (): number => (this.http?.inflight ?? 0) + (this.tunnels?.pending ?? 0);
     while (inflight() > 0 && this.now() < deadline) await new Promise((r) => setTimeout(r, 20));

@@ -105,6 +105,7 @@ export interface SwarmResult {
   config: {
     targets: string[];
     agents: number;
+    /** The check-in model as written (`30%/min`, `250/s`, `every 5 min`), or `max` for a closed loop. */
     checkin: string;
     arrival: string;
     mode: string;
