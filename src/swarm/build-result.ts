@@ -1,10 +1,11 @@
 import type { HostFacts } from '../core/host.js';
 import { round } from '../core/units.js';
 import { toolVersion } from '../core/version.js';
-import { createLatencyHistogram, encodeHistogram, summarize, type LatencyHistogram, type LatencySummary } from '../metrics/histogram.js';
+import { createLatencyHistogram, summarize, type LatencyHistogram, type LatencySummary } from '../metrics/histogram.js';
+import { opStats, type OpStats } from '../metrics/op-stats.js';
 import { describeWorkload, type SwarmConfig } from './config.js';
 import type { IntervalMerger } from './interval-merge.js';
-import { decideVerdict, SWARM_RESULT_SCHEMA, type OpResult, type RigVerdict, type SwarmResult, type WorkerSummary } from './result.js';
+import { decideVerdict, SWARM_RESULT_SCHEMA, type RigVerdict, type SwarmResult, type WorkerSummary } from './result.js';
 import type { Sizing } from './sizing.js';
 import type { WorkerState } from './worker-pool.js';
 
@@ -64,19 +65,12 @@ export function buildSwarmResult(a: BuildSwarmResultInput): SwarmResult {
   };
 }
 
-function opResultsOf(m: IntervalMerger): { opResults: Record<string, OpResult>; overall: LatencyHistogram; overallService: LatencyHistogram } {
-  const opResults: Record<string, OpResult> = {};
+function opResultsOf(m: IntervalMerger): { opResults: Record<string, OpStats>; overall: LatencyHistogram; overallService: LatencyHistogram } {
+  const opResults: Record<string, OpStats> = {};
   const overall = createLatencyHistogram();
   const overallService = createLatencyHistogram();
   for (const [name, acc] of m.ops) {
-    opResults[name] = {
-      count: acc.completed + acc.failed,
-      completed: acc.completed,
-      failed: acc.failed,
-      latency: summarize(acc.corrected),
-      serviceTime: summarize(acc.service),
-      histograms: { corrected: encodeHistogram(acc.corrected), service: encodeHistogram(acc.service) },
-    };
+    opResults[name] = opStats(acc);
     if (!name.startsWith('ws-connect') && !name.startsWith('ws-reconnect')) {
       overall.add(acc.corrected);
       overallService.add(acc.service);
@@ -146,7 +140,7 @@ function configOf(cfg: SwarmConfig, sizing: Sizing): SwarmResult['config'] {
   };
 }
 
-function reconnectOf(reconnectOp: OpResult | undefined, m: IntervalMerger, intervalMs: number): SwarmResult['reconnect'] {
+function reconnectOf(reconnectOp: OpStats | undefined, m: IntervalMerger, intervalMs: number): SwarmResult['reconnect'] {
   const errors = m.errors;
   if (!reconnectOp && !errors['ws:tunnel-dropped']) return null;
   return {
