@@ -357,9 +357,10 @@ export class TunnelFleet {
    * TIME_WAIT on the client's side, 60 s each, among the few ephemeral ports of each source
    * address: the next run's connects then spend seconds in the kernel hunting for a free port
    * (measured: a worker stalled 1–9 s in system time). What has not closed within the grace
-   * period is terminated.
+   * period is terminated. Resolves to how it ended: `unclosed`, the tunnels sent a close frame that
+   * were still open when the grace ran out (0: every server closed its end in time).
    */
-  async close(graceMs = CLOSE_GRACE_MS): Promise<void> {
+  async close(graceMs = CLOSE_GRACE_MS): Promise<{ unclosed: number }> {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
@@ -385,10 +386,12 @@ export class TunnelFleet {
       await Promise.race([closing, new Promise<void>((r) => (grace = setTimeout(r, graceMs)))]);
       clearTimeout(grace);
     }
+    const unclosed = this.closingCount;
     for (const ws of this.sockets) ws?.terminate();
     this.sockets.fill(null);
     this.connected = 0;
     this.closingCount = 0;
+    return { unclosed };
   }
 }
 
