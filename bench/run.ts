@@ -1,6 +1,7 @@
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { hostFacts } from '../src/core/host.js';
+import { benchCapacityModel } from './capacity-model.js';
 import { benchGateNoise } from './gate-noise.js';
 import { benchNginx } from './nginx.js';
 import { benchOpenModel } from './open-model.js';
@@ -33,6 +34,7 @@ const BENCHES: Record<string, BenchFn> = {
   'gate-noise': ({ quick }) => benchGateNoise({ runs: quick ? 3 : 9, seconds: quick ? 8 : 12 }),
   nginx: ({ quick }) => benchNginx({ rounds: quick ? 1 : 3, durationSec: quick ? 4 : 8, connections: 100 }),
   'split-lag': ({ quick }) => benchSplitLag({ rounds: quick ? 1 : 2 }),
+  'capacity-model': ({ quick }) => benchCapacityModel({ total: quick ? 1500 : 3000 }),
   tunnels: ({ quick, idleSec }) => benchTunnels({ agents: quick ? 20_000 : 100_000, shards: quick ? 2 : 6, connectRatePerSec: 5000, idleSec: idleSec ?? (quick ? 30 : 90) }),
 };
 

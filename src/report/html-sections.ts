@@ -1,4 +1,4 @@
-import type { LatencySummary } from '../metrics/histogram.js';
+import type { OpStatsRow } from '../metrics/op-stats.js';
 import type { RunResult } from '../run/result-types.js';
 import { fmtBytes, fmtCount, fmtPct, fmtRate, fmtUs, headlineWindow, STATUS_LABEL, verdictOf, finiteOrNull } from './format.js';
 
@@ -93,7 +93,7 @@ ${table(['tier', 'nodes', 'demand', 'capacity', 'headroom', 'max agents', 'one n
 export function latencySection(r: RunResult): string {
   const h = r.headline;
   if (!h) return '<section id="latency"><h2>Key latencies</h2><p class="nodata">No headline window: no latencies to show.</p></section>';
-  const row = (name: string, s: { count: number; errorRate: number; latency: LatencySummary }, svc: string): Cell[] => [
+  const row = (name: string, s: OpStatsRow, svc: string): Cell[] => [
     name,
     fmtCount(s.count),
     fmtPct(s.errorRate),

@@ -1,5 +1,5 @@
 import { round } from '../core/units.js';
-import type { LatencySummary } from '../metrics/histogram.js';
+import type { OpStatsRow } from '../metrics/op-stats.js';
 import type { RunResult } from '../run/result-types.js';
 import { finiteOrNull, fmtCount, fmtPct, fmtRate, fmtUs, headlineWindow, STATUS_LABEL, verdictOf } from './format.js';
 
@@ -22,7 +22,7 @@ function mdTable(head: string[], align: Array<'l' | 'r'>, rows: string[][]): str
   ].join('\n');
 }
 
-function latencyRow(name: string, s: { count: number; errorRate: number; latency: LatencySummary }): string[] {
+function latencyRow(name: string, s: OpStatsRow): string[] {
   const l = s.latency;
   return [name, fmtCount(s.count), fmtPct(s.errorRate), ...[l.p50Us, l.p90Us, l.p95Us, l.p99Us, l.p999Us, l.maxUs].map(fmtUs)];
 }

@@ -2,6 +2,7 @@ import type { SearchResult } from '../analysis/ceiling-search.js';
 import { planCapacity, type Plan, type TierCapacity } from '../analysis/plan.js';
 import { fitUsl } from '../analysis/usl.js';
 import { hostFacts } from '../core/host.js';
+import { round } from '../core/units.js';
 import type { Scenario } from '../scenario/types.js';
 import { calmerWindow, tierCeilings } from './diagnose.js';
 import { RUN_RESULT_SCHEMA, type NodeSecond, type RunResult, type RunSummary, type TierName, type UslResult, type WindowResult } from './result-types.js';
@@ -100,7 +101,7 @@ function summaryOf(sc: Scenario, search: SearchResult | null, windows: WindowRes
     const tiers = tierCeilings(headlineWindow.nodes, agents, limiting, firstBad.diagnosis.evidence, calmer);
     const summary: RunSummary = {
       ceilingAgents: sc.ceiling?.unit === 'agents' ? search.ceilingLoad : ceilingAgentsForRate(sc, headlineWindow.client.offeredRatePerSec),
-      ceilingRps: Math.round(headlineWindow.client.achievedRatePerSec * 10) / 10,
+      ceilingRps: round(headlineWindow.client.achievedRatePerSec, 1),
       limitingTier: limiting,
       tiers,
       trustworthy,

@@ -3,9 +3,10 @@ import { deriveAgent, userToken } from '../core/identity.js';
 import { USER_ROUTES } from '../core/protocol.js';
 import { Rng } from '../core/random.js';
 import { round } from '../core/units.js';
-import { createLatencyHistogram, encodeHistogram, recordUs, summarize, type LatencyHistogram } from '../metrics/histogram.js';
+import { createLatencyHistogram, recordUs, summarize } from '../metrics/histogram.js';
+import { newOpAccumulator, opStats, type OpAccumulator, type OpStats } from '../metrics/op-stats.js';
 import type { ScenarioBackground } from '../scenario/types.js';
-import type { ClientStats, OpStats } from './result-types.js';
+import type { ClientStats } from './result-types.js';
 
 /**
  * Background user and integration traffic beside the agents: operators' dashboard queries,
@@ -19,15 +20,12 @@ const TIMEOUT_MS = 30_000;
 
 type Stream = 'dashboard' | 'commands' | 'integration';
 
-interface OpState {
+/** An operation's live figures, and every send it intended (dropped ones included). */
+interface OpState extends OpAccumulator {
   count: number;
-  completed: number;
-  failed: number;
-  corrected: LatencyHistogram;
-  service: LatencyHistogram;
 }
 
-const newOp = (): OpState => ({ count: 0, completed: 0, failed: 0, corrected: createLatencyHistogram(), service: createLatencyHistogram() });
+const newOp = (): OpState => ({ ...newOpAccumulator(), count: 0 });
 
 export interface BackgroundOptions {
   entryUrl: string;
@@ -165,15 +163,7 @@ export class BackgroundTraffic {
       count += s.count;
       completed += s.completed;
       failed += s.failed;
-      ops[name] = {
-        count: s.count,
-        completed: s.completed,
-        failed: s.failed,
-        errorRate: s.count ? s.failed / s.count : 0,
-        latency: summarize(s.corrected),
-        serviceTime: summarize(s.service),
-        histograms: { corrected: encodeHistogram(s.corrected), service: encodeHistogram(s.service) },
-      };
+      ops[name] = opStats(s, s.count);
     }
     const s = this.o.streams;
     const offered = (s.dashboard?.ratePerSec ?? 0) + (s.commands?.ratePerSec ?? 0) + (s.integration?.ratePerSec ?? 0);

@@ -148,7 +148,7 @@ export class NodeCollector {
 
   private async scrape(n: CollectedNode): Promise<void> {
     const now = Date.now();
-    const tSec = Math.round((now - this.runStartMs) / 100) / 10;
+    const tSec = round((now - this.runStartMs) / 1000, 1);
     if (this.isExternal(n)) {
       const text = await this.get(n.metricsUrl);
       if (text === null) return;

@@ -1,18 +1,14 @@
 import type { SwarmResult } from '../swarm/result.js';
-import type { ClientStats, GeneratorHealth, OpStats } from './result-types.js';
+import { round } from '../core/units.js';
+import type { ClientStats, GeneratorHealth } from './result-types.js';
 
 /** A window's client-side figures and generator health, as result.json keeps them, from its swarm's result. */
 
 export function clientFromSwarm(r: SwarmResult): ClientStats {
-  const ops: Record<string, OpStats> = {};
-  for (const [name, o] of Object.entries(r.ops)) {
-    const n = o.completed + o.failed;
-    ops[name] = { count: o.count, completed: o.completed, failed: o.failed, errorRate: n ? o.failed / n : 0, latency: o.latency, serviceTime: o.serviceTime, histograms: o.histograms };
-  }
   return {
     agents: r.config.agents,
     offeredRatePerSec: r.summary.targetRatePerSec,
-    attemptedRatePerSec: Math.round((r.summary.attempted / Math.max(0.001, r.config.durationMs / 1000)) * 10) / 10,
+    attemptedRatePerSec: round(r.summary.attempted / Math.max(0.001, r.config.durationMs / 1000), 1),
     achievedRatePerSec: r.summary.achievedRatePerSec,
     count: r.summary.attempted,
     completed: r.summary.completed,
@@ -21,7 +17,8 @@ export function clientFromSwarm(r: SwarmResult): ClientStats {
     dropped: r.summary.dropped,
     errorRate: r.summary.errorRate,
     latency: r.summary.latency,
-    ops,
+    // The swarm's per-operation statistics are already the shape result.json keeps (OpStats).
+    ops: { ...r.ops },
     errors: r.errors,
   };
 }

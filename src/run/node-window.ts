@@ -1,5 +1,6 @@
 import { erlangC } from '../analysis/erlang-c.js';
 import type { NodeHdrSnapshot } from '../core/protocol.js';
+import { round } from '../core/units.js';
 import type { LatencySummary } from '../metrics/histogram.js';
 import type { RunningStack } from '../stack/launcher.js';
 import type { CapacityProfile } from '../stack/types.js';
@@ -46,7 +47,7 @@ export function nodeWindows(
     const dbU = nums(secs.map((s) => s.dbUtilization));
     const dbQ = nums(secs.map((s) => s.dbQueueDepth));
     const prof = profileOf.get(n.name);
-    const ratePerSec = end ? Math.round((count / windowSec) * 10) / 10 : stat(secs.map((s) => s.requestsPerSec)).mean;
+    const ratePerSec = end ? round(count / windowSec, 1) : stat(secs.map((s) => s.requestsPerSec)).mean;
     return {
       node: n.name,
       role: n.role,
@@ -54,9 +55,9 @@ export function nodeWindows(
       ratePerSec,
       routes,
       utilization: util.length ? stat(util) : null,
-      queueDepth: q.length ? { ...stat(q), growthPerSec: Math.round(slopePerSec(q) * 100) / 100 } : null,
+      queueDepth: q.length ? { ...stat(q), growthPerSec: round(slopePerSec(q), 2) } : null,
       dbUtilization: dbU.length ? stat(dbU) : null,
-      dbQueueDepth: dbQ.length ? { ...stat(dbQ), growthPerSec: Math.round(slopePerSec(dbQ) * 100) / 100 } : null,
+      dbQueueDepth: dbQ.length ? { ...stat(dbQ), growthPerSec: round(slopePerSec(dbQ), 2) } : null,
       eventLoopDelayP99MsMax: Math.max(0, ...secs.map((s) => s.eventLoopDelayP99Ms)),
       cpuCoresMean: stat(secs.map((s) => s.cpuCores)).mean,
       hostLimitedSec: secs.filter((s) => s.hostLimited).length,
@@ -66,7 +67,7 @@ export function nodeWindows(
 }
 
 const stat = (xs: number[]): { mean: number; max: number } => ({
-  mean: xs.length ? Math.round((xs.reduce((a, b) => a + b, 0) / xs.length) * 1000) / 1000 : 0,
+  mean: xs.length ? round(xs.reduce((a, b) => a + b, 0) / xs.length, 3) : 0,
   max: xs.length ? Math.max(...xs) : 0,
 });
 
@@ -81,16 +82,16 @@ function erlangCheck(p: CapacityProfile, routes: NodeWindow['routes'], windowSec
   const arrival = count / windowSec;
   const q = erlangC(arrival, p.workers, p.service.meanMs);
   const weighted = (f: (l: LatencySummary) => number): number => Object.values(routes).reduce((a, r) => a + f(r.latency) * r.count, 0) / count;
-  const finite = (x: number): number => (Number.isFinite(x) ? Math.round(x * 10) / 10 : -1);
+  const finite = (x: number): number => (Number.isFinite(x) ? round(x, 1) : -1);
   return {
     servers: p.workers,
     meanServiceMs: p.service.meanMs,
-    arrivalPerSec: Math.round(arrival * 10) / 10,
-    utilization: Math.round(q.utilization * 1000) / 1000,
+    arrivalPerSec: round(arrival, 1),
+    utilization: round(q.utilization, 3),
     predictedMeanMs: finite(q.meanResponseMs),
     predictedP99Ms: finite(q.responsePercentileMs(0.99)),
-    measuredMeanMs: Math.round(weighted((l) => l.meanUs) / 100) / 10,
-    measuredP99Ms: Math.round(Math.max(...Object.values(routes).map((r) => r.latency.p99Us)) / 100) / 10,
+    measuredMeanMs: round(weighted((l) => l.meanUs) / 1000, 1),
+    measuredP99Ms: round(Math.max(...Object.values(routes).map((r) => r.latency.p99Us)) / 1000, 1),
     note:
       p.service.dist !== 'exponential'
         ? `the model assumes exponential service; this node's is ${p.service.dist}`

@@ -2,6 +2,7 @@ import type { SloVerdict } from '../analysis/ceiling-search.js';
 import type { Plan } from '../analysis/plan.js';
 import type { HostFacts } from '../core/host.js';
 import type { LatencySummary } from '../metrics/histogram.js';
+import type { OpStats } from '../metrics/op-stats.js';
 import type { Trust } from '../swarm/generator-trust.js';
 import type { FaultRecord } from './faults.js';
 
@@ -38,18 +39,8 @@ export interface RunSummary {
   warnings: string[];
 }
 
-export interface OpStats {
-  count: number;
-  completed: number;
-  failed: number;
-  errorRate: number;
-  /** From the intended send time (coordinated omission corrected). */
-  latency: LatencySummary;
-  /** From the actual send time. */
-  serviceTime: LatencySummary;
-  /** Exact HDR histograms (compressed base64, µs). */
-  histograms: { corrected: string; service: string };
-}
+/** One operation's statistics: one shape from the swarm to result.json (metrics/op-stats.ts). */
+export type { OpStats } from '../metrics/op-stats.js';
 
 /** What the swarm saw in one measured window (or several merged). */
 export interface ClientStats {

@@ -1,11 +1,11 @@
 import type { HostFacts } from '../core/host.js';
 import { round } from '../core/units.js';
-import { describeCheckin } from '../core/units.js';
 import { toolVersion } from '../core/version.js';
-import { createLatencyHistogram, encodeHistogram, summarize, type LatencyHistogram, type LatencySummary } from '../metrics/histogram.js';
-import type { SwarmConfig } from './config.js';
+import { createLatencyHistogram, summarize, type LatencyHistogram, type LatencySummary } from '../metrics/histogram.js';
+import { opStats, type OpStats } from '../metrics/op-stats.js';
+import { describeWorkload, type SwarmConfig } from './config.js';
 import type { IntervalMerger } from './interval-merge.js';
-import { decideVerdict, SWARM_RESULT_SCHEMA, type OpResult, type RigVerdict, type SwarmResult, type WorkerSummary } from './result.js';
+import { decideVerdict, SWARM_RESULT_SCHEMA, type RigVerdict, type SwarmResult, type WorkerSummary } from './result.js';
 import type { Sizing } from './sizing.js';
 import type { WorkerState } from './worker-pool.js';
 
@@ -65,19 +65,12 @@ export function buildSwarmResult(a: BuildSwarmResultInput): SwarmResult {
   };
 }
 
-function opResultsOf(m: IntervalMerger): { opResults: Record<string, OpResult>; overall: LatencyHistogram; overallService: LatencyHistogram } {
-  const opResults: Record<string, OpResult> = {};
+function opResultsOf(m: IntervalMerger): { opResults: Record<string, OpStats>; overall: LatencyHistogram; overallService: LatencyHistogram } {
+  const opResults: Record<string, OpStats> = {};
   const overall = createLatencyHistogram();
   const overallService = createLatencyHistogram();
   for (const [name, acc] of m.ops) {
-    opResults[name] = {
-      count: acc.completed + acc.failed,
-      completed: acc.completed,
-      failed: acc.failed,
-      latency: summarize(acc.corrected),
-      serviceTime: summarize(acc.service),
-      histograms: { corrected: encodeHistogram(acc.corrected), service: encodeHistogram(acc.service) },
-    };
+    opResults[name] = opStats(acc);
     if (!name.startsWith('ws-connect') && !name.startsWith('ws-reconnect')) {
       overall.add(acc.corrected);
       overallService.add(acc.service);
@@ -117,7 +110,7 @@ function rigVerdict(a: BuildSwarmResultInput, workers: WorkerSummary[], hostCpu:
     lateThresholdMs: cfg.lateThresholdMs,
     maxErrorRate: cfg.maxErrorRate,
     interrupted: a.interrupted,
-    closedLoop: cfg.closedLoop,
+    closedLoop: cfg.workload.kind === 'closed',
     intended: m.totals.target,
     timeoutMs: cfg.timeoutMs,
     measuredSec,
@@ -129,11 +122,11 @@ function configOf(cfg: SwarmConfig, sizing: Sizing): SwarmResult['config'] {
   return {
     targets: cfg.targets,
     agents: cfg.agents,
-    checkin: describeCheckin(cfg.checkin),
+    checkin: describeWorkload(cfg.workload),
     arrival: cfg.arrival,
     mode: cfg.mode,
     connection: cfg.connection,
-    closedLoop: cfg.closedLoop,
+    closedLoop: cfg.workload.kind === 'closed',
     durationMs: cfg.durationMs,
     warmupMs: cfg.warmupMs,
     stages: cfg.stages.map((s) => ({ durationMs: s.durationMs, agents: s.agents })),
@@ -147,7 +140,7 @@ function configOf(cfg: SwarmConfig, sizing: Sizing): SwarmResult['config'] {
   };
 }
 
-function reconnectOf(reconnectOp: OpResult | undefined, m: IntervalMerger, intervalMs: number): SwarmResult['reconnect'] {
+function reconnectOf(reconnectOp: OpStats | undefined, m: IntervalMerger, intervalMs: number): SwarmResult['reconnect'] {
   const errors = m.errors;
   if (!reconnectOp && !errors['ws:tunnel-dropped']) return null;
   return {

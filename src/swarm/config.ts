@@ -3,6 +3,7 @@ import { DEFAULT_SECRET, DEFAULT_SEED } from '../core/identity.js';
 import { checkTarget, isLoopbackHost } from '../core/loopback.js';
 import { MESSAGE_KINDS, type MessageKind } from '../core/protocol.js';
 import {
+  describeCheckin,
   parseCheckinFractionPerMin,
   parseDurationMs,
   parseRatePerSec,
@@ -70,11 +71,27 @@ export interface StageSpec {
   checkin: CheckinModel | null;
 }
 
+/**
+ * What decides when a request goes out, chosen once (resolveSwarmConfig) and nowhere again.
+ * - `open` (the default): the schedule sends at the check-in model's rate whatever the target does;
+ *   latency counts from the intended send time (the profile, arrival and jitter say when).
+ * - `closed` (`--rate max`): for maximum-throughput tests. Each of `connections` (all workers
+ *   together, as wrk's -c) sends its next check-in as soon as the previous one ends; there is no
+ *   schedule, so latency is service time. HTTP pool connections only.
+ */
+export type Workload = { kind: 'open'; checkin: CheckinModel } | { kind: 'closed'; connections: number };
+
+/** The workload as the user wrote it: the check-in model (`30%/min`, `250/s`, `every 5 min`), or `max` for a closed loop. */
+export function describeWorkload(w: Workload): string {
+  return w.kind === 'open' ? describeCheckin(w.checkin) : 'max';
+}
+
 export interface SwarmConfig {
   /** Base URLs: one for HTTP; one or more relay tunnel URLs for ws (comma-separated on the CLI). */
   targets: string[];
   agents: number;
-  checkin: CheckinModel;
+  workload: Workload;
+  /** Open workload: periodic or Poisson arrivals. */
   arrival: Arrival;
   jitterMs: number;
   /** Measured window length (the profile is warmupMs longer). */
@@ -88,12 +105,7 @@ export interface SwarmConfig {
   profile: LoadProfile;
   mode: Mode;
   connection: ConnectionPolicy;
-  /**
-   * `--rate max`: a closed loop for maximum-throughput tests. Each pool connection sends its next
-   * request as soon as the previous one ends; there is no schedule, so latency is service time.
-   */
-  closedLoop: boolean;
-  /** Pool mode: connections per worker. */
+  /** Pool mode of an open workload: connections per worker (a closed one's are in `workload`). */
   poolConnections: number;
   /** null = decide from the open-file limit and the rate at run time. */
   workers: number | null;
@@ -221,13 +233,13 @@ export function resolveSwarmConfig(input: SwarmInput): SwarmConfig {
   if (closedLoop && input.connection !== undefined && input.connection !== 'pool') {
     problems.push(`--connection: --rate max needs --connection pool, got "${input.connection}"`);
   }
-  const checkin = take((): CheckinModel => {
-    if (closedLoop) return { kind: 'rate', ratePerSec: 0 };
+  const checkin = take((): CheckinModel | null => {
+    if (closedLoop) return null;
     if (input.rate !== undefined) return { kind: 'rate', ratePerSec: parseRatePerSec('--rate', input.rate) };
     if (input.checkinInterval !== undefined) return { kind: 'interval', intervalMs: parseDurationMs('--checkin-interval', input.checkinInterval) };
     return { kind: 'fraction', fractionPerMin: parseCheckinFractionPerMin('--checkin', input.checkin ?? DEFAULTS.checkin) };
   }, { kind: 'fraction', fractionPerMin: 0.3 });
-  if (checkin.kind === 'interval' && !(checkin.intervalMs > 0)) problems.push(`--checkin-interval: expected a duration above 0, got "${input.checkinInterval}"`);
+  if (checkin?.kind === 'interval' && !(checkin.intervalMs > 0)) problems.push(`--checkin-interval: expected a duration above 0, got "${input.checkinInterval}"`);
 
   const arrival = take(() => oneOf('--arrival', input.arrival ?? DEFAULTS.arrival, ARRIVALS), 'periodic' as Arrival);
   const jitterMs = take(() => parseDurationMs('--jitter', input.jitter ?? DEFAULTS.jitter), 0);
@@ -254,12 +266,15 @@ export function resolveSwarmConfig(input: SwarmInput): SwarmConfig {
   const reconnect = input.reconnect ?? DEFAULTS.reconnect;
   take(() => parseReconnectPolicy('--reconnect', reconnect), null);
   const connectRatePerSec = take(() => parseRatePerSec('--connect-rate', input.connectRate ?? DEFAULTS.connectRate), 4000);
+  if (closedLoop && mode === 'ws') problems.push('--rate: max (a closed loop) applies to --mode http only, got --mode ws');
   if (mode === 'ws' && input.connection !== undefined) problems.push(`--connection: applies to --mode http only, got "${input.connection}" with --mode ws`);
 
   if (problems.length > 0) throw new ValidationError(problems);
 
-  // The profile: a single steady stage unless stages were given.
-  const freq = perAgentFreqPerMs(checkin, agents);
+  // The profile: a single steady stage unless stages were given. A closed loop has no schedule: its
+  // profile only says for how long, and how many agents take turns.
+  const workload: Workload = checkin === null ? { kind: 'closed', connections: poolConnections } : { kind: 'open', checkin };
+  const freq = checkin === null ? 0 : perAgentFreqPerMs(checkin, agents);
   const stageTargets =
     stages.length === 0
       ? [{ durationMs, agents, freqPerMs: freq }]
@@ -277,7 +292,7 @@ export function resolveSwarmConfig(input: SwarmInput): SwarmConfig {
   return {
     targets,
     agents: maxAgents,
-    checkin,
+    workload,
     arrival,
     jitterMs,
     durationMs: profile.durationMs - warmupMs,
@@ -286,7 +301,6 @@ export function resolveSwarmConfig(input: SwarmInput): SwarmConfig {
     profile,
     mode,
     connection,
-    closedLoop,
     poolConnections,
     workers,
     seed: input.seed ?? DEFAULT_SEED,

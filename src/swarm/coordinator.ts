@@ -1,7 +1,6 @@
 import { hostFacts, openFileLimit } from '../core/host.js';
-import { describeCheckin } from '../core/units.js';
 import { buildSwarmResult } from './build-result.js';
-import type { SwarmConfig } from './config.js';
+import { describeWorkload, type SwarmConfig } from './config.js';
 import { readCa } from './engine.js';
 import { IntervalMerger, type ProgressSnapshot } from './interval-merge.js';
 import { probeTarget } from './probe-target.js';
@@ -64,7 +63,7 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
   const host = hostFacts();
   const merged = new IntervalMerger(cfg, intervalMs, opts.onProgress);
   const startedAt = new Date();
-  const hlogComment = `rmmscale swarm: ${cfg.agents} agents, ${describeCheckin(cfg.checkin)}, ${cfg.targets.join(',')}`;
+  const hlogComment = `rmmscale swarm: ${cfg.agents} agents, ${describeWorkload(cfg.workload)}, ${cfg.targets.join(',')}`;
 
   const pool = new WorkerPool({
     config: cfg,

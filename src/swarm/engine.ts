@@ -7,10 +7,10 @@ import { SCHEDULED_KINDS } from './config.js';
 import { PayloadFactory } from './payloads.js';
 import { SwarmRecorder } from './recorder.js';
 import type { WorkerHealth, WorkerMessage, WorkerPlan } from './ipc.js';
-import { agentsAt, jittered, nextPoissonMs, periodicFireMs, phaseFrom, phaseOffset } from './schedule.js';
+import { agentsAt, nextPoissonMs, PeriodicSchedule } from './schedule.js';
 import type { HttpTransport } from './transports/http.js';
 import { compactHeap, mayCompactAt } from './compact.js';
-import { MinHeap } from './min-heap.js';
+import { ClosedLoop } from './closed-loop.js';
 import { localAgents, type LocalAgents } from './local-agents.js';
 import { parseReconnectPolicy } from './reconnect.js';
 import { TunnelFleet } from './transports/ws-tunnels.js';
@@ -19,8 +19,13 @@ import { TunnelFleet } from './transports/ws-tunnels.js';
  * One worker's share of the fleet, and its run loop. Agents with global index
  * g ≡ workerIndex (mod workerCount) live here; the schedule is the same whatever the worker count.
  *
- * Between check-ins an agent costs 8 + 8 + 4 bytes in typed arrays plus one heap slot: no socket,
- * no timer, no closure. One timer per worker wakes at the earliest due fire.
+ * The workload kind (config.ts `Workload`) is chosen once, in start(): an open workload runs the
+ * send loop below over schedule.ts (a PeriodicSchedule, or Poisson arrivals); a closed one hands
+ * the sends to closed-loop.ts. Both share the transports, the recorder, the intervals and finish().
+ *
+ * Between check-ins an agent of an open workload costs about 32 bytes in typed arrays (the
+ * schedule's phase, cycle and next fire, a heap slot, its sequence number): no socket, no timer, no
+ * closure. One timer per worker wakes at the earliest due fire.
  */
 
 /**
@@ -49,11 +54,11 @@ export class SwarmEngine {
   readonly agents: LocalAgents;
   private rec: SwarmRecorder;
   private readonly rng: Rng;
-  private readonly nextAt: Float64Array;
-  private readonly cycle: Float64Array;
   private readonly seq: Uint32Array;
-  private readonly phase: Float64Array;
-  private readonly heap: MinHeap;
+  /** Open workload, periodic arrivals: built in start(). */
+  private periodic: PeriodicSchedule | null = null;
+  /** Closed workload: built in start(). */
+  private closed: ClosedLoop | null = null;
   private readonly payloads: PayloadFactory;
   private readonly mixWeights: number[];
   private http: HttpTransport | null = null;
@@ -83,12 +88,7 @@ export class SwarmEngine {
       { seed: cfg.seed, secret: cfg.secret, agents: cfg.agents, workerIndex: plan.workerIndex, workerCount: plan.workerCount, identitiesFile: cfg.identitiesFile },
       cfg.mode === 'http',
     );
-    const n = this.agents.count;
-    this.nextAt = new Float64Array(n);
-    this.cycle = new Float64Array(n);
-    this.seq = new Uint32Array(n);
-    this.phase = new Float64Array(n);
-    this.heap = new MinHeap(n, this.nextAt);
+    this.seq = new Uint32Array(this.agents.count);
     this.payloads = new PayloadFactory(cfg.seed);
     this.mixWeights = SCHEDULED_KINDS.map((k) => cfg.mix[k]);
     this.rec = new SwarmRecorder(this.now(), cfg.lateThresholdMs);
@@ -97,10 +97,6 @@ export class SwarmEngine {
 
   /** Milliseconds since the profile's t = 0 (negative before the start). */
   now = (): number => performance.now() - this.perfT0;
-
-  private globalIndex(slot: number): number {
-    return this.plan.workerIndex + slot * this.plan.workerCount;
-  }
 
   /** Start at `startAtEpochMs` (the same instant for every worker): t = 0 of the load profile. */
   async start(startAtEpochMs: number): Promise<void> {
@@ -113,8 +109,8 @@ export class SwarmEngine {
       this.http = new HttpTransport({
         baseUrl: cfg.targets[0],
         connection: cfg.connection,
-        // A closed loop's connections are shared among the workers (sizeRun).
-        poolConnections: cfg.closedLoop ? this.plan.maxInflight : cfg.poolConnections,
+        // A closed workload's connections are shared among the workers (sizeRun).
+        poolConnections: cfg.workload.kind === 'closed' ? this.plan.maxInflight : cfg.poolConnections,
         localAddresses: this.plan.localAddresses,
         timeoutMs: cfg.timeoutMs,
         tls: { ca: this.plan.caPem ? Buffer.from(this.plan.caPem) : undefined, insecure: cfg.insecure },
@@ -128,8 +124,9 @@ export class SwarmEngine {
     }
     this.eld?.enable();
     this.armInterval();
-    if (cfg.closedLoop) {
-      this.startClosedLoop();
+    if (cfg.workload.kind === 'closed') {
+      this.closed = this.closedLoop();
+      this.closed.start();
       return;
     }
     this.seedSchedule();
@@ -165,33 +162,23 @@ export class SwarmEngine {
     if (mayCompactAt(this.now(), this.plan.config.warmupMs)) setImmediate(compactHeap);
   }
 
-  /**
-   * Maximum-throughput mode: each pool connection keeps exactly one request in flight, agents taking
-   * turns. Starts at t = 0, stops sending at the profile's end.
-   */
-  private startClosedLoop(): void {
-    const endMs = this.plan.config.profile.durationMs;
-    let next = 0;
-    const sendNext = (): void => {
-      if (this.stopped) return;
-      const now = this.now();
-      if (now >= endMs) {
-        void this.finish();
-        return;
-      }
-      const s = next++ % this.agents.count;
-      this.rec.scheduled();
-      const agent = this.agents.at(s);
-      this.http!.send(s, agent, 'checkin', this.payloads.body('checkin', agent, ++this.seq[s], this.rng), now, undefined, sendNext);
-    };
-    const begin = (): void => {
-      for (let i = 0; i < this.plan.maxInflight; i++) sendNext();
-    };
-    const wait = -this.now();
-    if (wait > 0) setTimeout(begin, wait);
-    else begin();
-    // Ends even if every connection hangs.
-    this.loopTimer = setTimeout(() => void this.finish(), endMs - this.now());
+  /** The closed workload over the HTTP pool: one check-in in flight per connection, agents taking turns. */
+  private closedLoop(): ClosedLoop {
+    const http = this.http!;
+    return new ClosedLoop({
+      connections: this.plan.maxInflight,
+      agentCount: this.agents.count,
+      endMs: this.plan.config.profile.durationMs,
+      now: this.now,
+      send: (s, atMs, next) => {
+        this.rec.scheduled();
+        const agent = this.agents.at(s);
+        http.send(s, agent, 'checkin', this.payloads.body('checkin', agent, ++this.seq[s], this.rng), atMs, undefined, next);
+      },
+      end: () => void this.finish(),
+      setTimer: (fn, ms) => setTimeout(fn, ms),
+      clearTimer: (t) => clearTimeout(t),
+    });
   }
 
   /** Put every local agent's first fire on the heap (periodic) or draw the first arrival (Poisson). */
@@ -201,21 +188,16 @@ export class SwarmEngine {
       this.poissonNext = nextPoissonMs(cfg.profile, 0, this.rng, 1 / this.plan.workerCount);
       return;
     }
-    const offset = phaseOffset(cfg.seed);
-    for (let s = 0; s < this.agents.count; s++) {
-      this.phase[s] = phaseFrom(offset, this.globalIndex(s));
-      this.cycle[s] = 0;
-      const t = jittered(periodicFireMs(cfg.profile, this.phase[s], 0), cfg.jitterMs, this.rng);
-      if (t !== Infinity) {
-        this.nextAt[s] = t;
-        this.heap.push(s);
-      }
-    }
+    this.periodic = new PeriodicSchedule(cfg.profile, cfg.seed, this.agents.count, this.plan, {
+      fromMs: 0,
+      untilMs: cfg.profile.durationMs,
+      jitterMs: cfg.jitterMs,
+      rng: this.rng,
+    });
   }
 
   private nextDueMs(): number {
-    if (this.plan.config.arrival === 'poisson') return this.poissonNext;
-    return this.heap.size > 0 ? this.nextAt[this.heap.peek()] : Infinity;
+    return this.periodic ? this.periodic.nextDueMs() : this.poissonNext;
   }
 
   private armLoop(): void {
@@ -250,20 +232,7 @@ export class SwarmEngine {
         this.poissonNext = nextPoissonMs(cfg.profile, t, this.rng, 1 / this.plan.workerCount);
       }
     } else {
-      const heap = this.heap;
-      while (heap.size > 0) {
-        const s = heap.peek();
-        const t = this.nextAt[s];
-        if (t > horizon || t >= endMs) break;
-        heap.pop();
-        if (this.globalIndex(s) < Math.floor(agentsAt(cfg.profile, t) + 1e-9)) this.fire(s, t);
-        const k = ++this.cycle[s];
-        const next = jittered(periodicFireMs(cfg.profile, this.phase[s], k), cfg.jitterMs, this.rng);
-        if (next !== Infinity && next < endMs) {
-          this.nextAt[s] = next;
-          heap.push(s);
-        }
-      }
+      this.periodic!.fireDue(horizon, this.fire);
     }
     if (now >= endMs) {
       void this.finish();
@@ -282,8 +251,8 @@ export class SwarmEngine {
     return SCHEDULED_KINDS[this.rng.weighted(this.mixWeights)];
   }
 
-  /** One scheduled send for local slot s, intended at tMs. */
-  private fire(s: number, tMs: number): void {
+  /** One scheduled send for local slot s, intended at tMs (bound once: the schedule calls it per fire). */
+  private fire = (s: number, tMs: number): void => {
     this.rec.scheduled();
     if (this.tunnels) {
       this.tunnels.sendTelemetry(s, tMs);
@@ -291,7 +260,7 @@ export class SwarmEngine {
     }
     const kind = this.pickKind();
     this.sendHttp(s, kind, tMs);
-  }
+  };
 
   private sendHttp(s: number, kind: MessageKind, tMs: number, results?: CommandResult[]): void {
     const agent = this.agents.at(s);
@@ -363,6 +332,7 @@ export class SwarmEngine {
     if (this.stopped) return;
     this.stopped = true;
     if (this.loopTimer) clearTimeout(this.loopTimer);
+    this.closed?.stop();
     const deadline = this.now() + Math.min(DRAIN_MAX_MS, this.plan.config.timeoutMs);
     const inflight = (): number => (this.http?.inflight ?? 0) + (this.tunnels?.pending ?? 0);
     while (inflight() > 0 && this.now() < deadline) await new Promise((r) => setTimeout(r, 20));

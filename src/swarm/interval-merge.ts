@@ -1,6 +1,7 @@
 import { HostCpuSampler } from '../core/host.js';
 import { round } from '../core/units.js';
 import { addEncoded, createLatencyHistogram, HlogBuilder, type LatencyHistogram } from '../metrics/histogram.js';
+import { newOpAccumulator, type OpAccumulator } from '../metrics/op-stats.js';
 import type { SwarmConfig } from './config.js';
 import type { IntervalPart } from './ipc.js';
 import { ELD_LIMIT_MS, HOST_STEAL_WARN, LATE_FRACTION_LIMIT, WORKER_CPU_LIMIT, type SeriesPoint } from './result.js';
@@ -32,13 +33,6 @@ export interface ProgressSnapshot {
   dropped: number;
   generatorOk: boolean;
   generatorNote: string;
-}
-
-export interface OpAccumulator {
-  corrected: LatencyHistogram;
-  service: LatencyHistogram;
-  completed: number;
-  failed: number;
 }
 
 const COUNTS = ['target', 'attempted', 'completed', 'failed', 'late', 'dropped'] as const;
@@ -138,18 +132,18 @@ export class IntervalMerger {
       if (!warm) {
         let acc = this.ops.get(name);
         if (!acc) {
-          acc = { corrected: createLatencyHistogram(), service: createLatencyHistogram(), completed: 0, failed: 0 };
+          acc = newOpAccumulator();
           this.ops.set(name, acc);
         }
-        addEncoded(acc.corrected, o.corrected);
-        addEncoded(acc.service, o.service);
+        addEncoded(acc.corrected, o.histograms.corrected);
+        addEncoded(acc.service, o.histograms.service);
         acc.completed += o.completed;
         acc.failed += o.failed;
       }
       if (name === 'ws-connect') point.connects += o.completed;
       let h = opHists.get(name);
       if (!h) opHists.set(name, (h = createLatencyHistogram()));
-      addEncoded(h, o.corrected);
+      addEncoded(h, o.histograms.corrected);
     }
   }
 

@@ -1,4 +1,5 @@
 import { createLatencyHistogram, encodeHistogramWire, recordUs, type LatencyHistogram } from '../metrics/histogram.js';
+import { newOpAccumulator, type OpAccumulator, type OpInterval } from '../metrics/op-stats.js';
 
 /**
  * The swarm's measurement sink inside one worker process. The send path only touches counters and
@@ -11,14 +12,6 @@ import { createLatencyHistogram, encodeHistogramWire, recordUs, type LatencyHist
  *   corrected by construction, not by back-filling).
  * - `service`: done − actual send time, the uncorrected figure most tools print, kept beside it.
  */
-
-export interface OpInterval {
-  /** Base64 HdrHistogram V2 encodings (uncompressed: encodeHistogramWire), µs. */
-  corrected: string;
-  service: string;
-  completed: number;
-  failed: number;
-}
 
 export interface RecorderInterval {
   fromMs: number;
@@ -39,15 +32,8 @@ export interface RecorderInterval {
   gauges: Record<string, number>;
 }
 
-class OpHist {
-  corrected: LatencyHistogram = createLatencyHistogram();
-  service: LatencyHistogram = createLatencyHistogram();
-  completed = 0;
-  failed = 0;
-}
-
 export class SwarmRecorder {
-  private ops = new Map<string, OpHist>();
+  private ops = new Map<string, OpAccumulator>();
   private lag: LatencyHistogram = createLatencyHistogram();
   private errors = new Map<string, number>();
   private gauges = new Map<string, number>();
@@ -65,10 +51,10 @@ export class SwarmRecorder {
     this.lateThresholdMs = lateThresholdMs;
   }
 
-  private op(name: string): OpHist {
+  private op(name: string): OpAccumulator {
     let h = this.ops.get(name);
     if (!h) {
-      h = new OpHist();
+      h = newOpAccumulator();
       this.ops.set(name, h);
     }
     return h;
@@ -133,7 +119,7 @@ export class SwarmRecorder {
     const ops: Record<string, OpInterval> = {};
     for (const [name, h] of this.ops) {
       if (h.completed + h.failed === 0 && h.corrected.totalCount === 0) continue;
-      ops[name] = { corrected: encodeHistogramWire(h.corrected), service: encodeHistogramWire(h.service), completed: h.completed, failed: h.failed };
+      ops[name] = { histograms: { corrected: encodeHistogramWire(h.corrected), service: encodeHistogramWire(h.service) }, completed: h.completed, failed: h.failed };
       h.corrected.reset();
       h.service.reset();
       h.completed = 0;

@@ -1,5 +1,6 @@
 import type { HostFacts } from '../core/host.js';
 import type { LatencySummary } from '../metrics/histogram.js';
+import type { OpStats } from '../metrics/op-stats.js';
 import type { ReconnectCurve } from './reconnect.js';
 import type { StealFreeLag } from './steal-free-lag.js';
 import { HOST_CPU_SATURATED, judgeTrust, type Trust } from './generator-trust.js';
@@ -9,18 +10,6 @@ import { HOST_CPU_SATURATED, judgeTrust, type Trust } from './generator-trust.js
  * reads this, never a live swarm. Additive changes keep the version; anything else bumps it.
  */
 export const SWARM_RESULT_SCHEMA = 'rmmscale.swarm/1';
-
-export interface OpResult {
-  count: number;
-  completed: number;
-  failed: number;
-  /** Latency from the intended send time (coordinated omission corrected). */
-  latency: LatencySummary;
-  /** Latency from the actual send time (what most tools report). */
-  serviceTime: LatencySummary;
-  /** Exact HDR histograms, compressed base64, µs. */
-  histograms: { corrected: string; service: string };
-}
 
 export interface SeriesPoint {
   /** End of the interval, seconds from the profile's start (warm-up included). */
@@ -105,6 +94,7 @@ export interface SwarmResult {
   config: {
     targets: string[];
     agents: number;
+    /** The check-in model as written (`30%/min`, `250/s`, `every 5 min`), or `max` for a closed loop. */
     checkin: string;
     arrival: string;
     mode: string;
@@ -136,7 +126,8 @@ export interface SwarmResult {
     latency: LatencySummary;
     serviceTime: LatencySummary;
   };
-  ops: Record<string, OpResult>;
+  /** By operation (metrics/op-stats.ts): the same shape a run's result.json keeps per window. */
+  ops: Record<string, OpStats>;
   errors: Record<string, number>;
   series: SeriesPoint[];
   generator: {

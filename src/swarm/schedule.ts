@@ -1,8 +1,11 @@
 import { Rng } from '../core/random.js';
+import { localCount } from './local-agents.js';
+import { MinHeap } from './min-heap.js';
 
 /**
- * When every agent fires. Pure functions only: no clocks, no I/O. The worker's run loop asks
- * `nextFireMs()` and sends; everything here is table-tested to the millisecond.
+ * When every agent fires. No clocks, no I/O: the worker's send loop (engine.ts) asks a
+ * `PeriodicSchedule` for the fires due by now, or `nextPoissonMs` for the next arrival, and sends;
+ * the tests run the same code (planPeriodic drains a PeriodicSchedule) to the millisecond.
  *
  * The load is a piecewise-linear profile of (agents, per-agent frequency) over time:
  *
@@ -203,27 +206,117 @@ export function jittered(tMs: number, jitterMs: number, rng: Rng): number {
   return t < 0 ? 0 : t;
 }
 
+/** Which agents a schedule holds: slot s is fleet agent `workerIndex + s · workerCount` (local-agents.ts). */
+export interface FleetShare {
+  workerIndex: number;
+  workerCount: number;
+}
+
+export interface PeriodicScheduleOptions {
+  /** Fires before this time are skipped (an agent's first fire is its first cycle at or after it). */
+  fromMs: number;
+  /** Fires at or after this time never happen (the profile's end, for the engine). */
+  untilMs: number;
+  /** ± uniform jitter per fire (0: none; the rng is then never drawn). */
+  jitterMs: number;
+  rng: Rng;
+}
+
 /**
- * All periodic fire times in [fromMs, toMs) for agents [0, agents) — a planning helper for tests
- * and for previews (`--dry-run`); the worker computes the same times incrementally.
+ * The periodic schedule of one worker's share of the fleet, advanced fire by fire. This is the
+ * planner the engine's send loop runs, and the one planPeriodic (and so the tests) drain.
+ *
+ * Per agent it keeps the phase, the cycle index k and the next fire time in typed arrays, with a
+ * min-heap of slots by next fire time: 8 + 8 + 8 + 4 bytes an agent, no objects, and nothing
+ * allocated per fire. Each fire is `periodicFireMs(k)` computed from the start (drift-free), and an
+ * agent beyond the active count at its fire time (a ramp) skips that fire but keeps its grid.
+ */
+export class PeriodicSchedule {
+  private readonly nextAt: Float64Array;
+  private readonly cycle: Float64Array;
+  private readonly phase: Float64Array;
+  private readonly heap: MinHeap;
+  private readonly first: number;
+  private readonly stride: number;
+  private readonly untilMs: number;
+  private readonly jitterMs: number;
+  private readonly rng: Rng;
+
+  constructor(
+    private readonly profile: LoadProfile,
+    seed: string,
+    count: number,
+    share: FleetShare,
+    o: PeriodicScheduleOptions,
+  ) {
+    this.first = share.workerIndex;
+    this.stride = share.workerCount;
+    this.untilMs = o.untilMs;
+    this.jitterMs = o.jitterMs;
+    this.rng = o.rng;
+    this.nextAt = new Float64Array(count);
+    this.cycle = new Float64Array(count);
+    this.phase = new Float64Array(count);
+    this.heap = new MinHeap(count, this.nextAt);
+    const offset = phaseOffset(seed);
+    for (let s = 0; s < count; s++) {
+      const u = phaseFrom(offset, this.first + s * this.stride);
+      const k = firstCycleAtOrAfter(profile, u, o.fromMs);
+      this.phase[s] = u;
+      this.cycle[s] = k;
+      this.schedule(s, periodicFireMs(profile, u, k));
+    }
+  }
+
+  /** The earliest pending fire time, or Infinity when no agent fires again before untilMs. */
+  nextDueMs(): number {
+    return this.heap.size > 0 ? this.nextAt[this.heap.peek()] : Infinity;
+  }
+
+  /**
+   * Every fire due at or before `horizonMs`, in time order (ties by slot): `onFire(slot, tMs)` for
+   * each agent active at tMs, then its next fire goes on the heap. The callback runs before the
+   * next fire's jitter is drawn, so a caller sharing the rng sees one fixed order of draws.
+   */
+  fireDue(horizonMs: number, onFire: (slot: number, tMs: number) => void): void {
+    const heap = this.heap;
+    const p = this.profile;
+    while (heap.size > 0) {
+      const s = heap.peek();
+      const t = this.nextAt[s];
+      if (t > horizonMs) break;
+      heap.pop();
+      if (this.first + s * this.stride < Math.floor(agentsAt(p, t) + 1e-9)) onFire(s, t);
+      this.schedule(s, periodicFireMs(p, this.phase[s], ++this.cycle[s]));
+    }
+  }
+
+  private schedule(s: number, gridMs: number): void {
+    const t = jittered(gridMs, this.jitterMs, this.rng);
+    if (t !== Infinity && t < this.untilMs) {
+      this.nextAt[s] = t;
+      this.heap.push(s);
+    }
+  }
+}
+
+/**
+ * All periodic fire times in [fromMs, toMs) of one worker's share (default: the whole fleet) of
+ * `agents` agents, by time then agent: a PeriodicSchedule drained to the end, so the schedule the
+ * tests check is the one the engine runs.
  */
 export function planPeriodic(
   p: LoadProfile,
   seed: string,
-  agentIndices: Iterable<number>,
+  agents: number,
   fromMs: number,
   toMs: number,
+  share: FleetShare = { workerIndex: 0, workerCount: 1 },
+  jitter: { jitterMs: number; rng: Rng } = { jitterMs: 0, rng: new Rng(seed) },
 ): Array<{ agent: number; atMs: number }> {
-  const offset = phaseOffset(seed);
   const out: Array<{ agent: number; atMs: number }> = [];
-  for (const i of agentIndices) {
-    const u = phaseFrom(offset, i);
-    for (let k = firstCycleAtOrAfter(p, u, fromMs); ; k++) {
-      const t = periodicFireMs(p, u, k);
-      if (!(t < toMs)) break;
-      if (i < Math.floor(agentsAt(p, t) + 1e-9)) out.push({ agent: i, atMs: t });
-    }
-  }
+  const schedule = new PeriodicSchedule(p, seed, localCount(agents, share.workerIndex, share.workerCount), share, { fromMs, untilMs: toMs, ...jitter });
+  schedule.fireDue(Infinity, (s, atMs) => out.push({ agent: share.workerIndex + s * share.workerCount, atMs }));
   out.sort((a, b) => a.atMs - b.atMs || a.agent - b.agent);
   return out;
 }

@@ -47,8 +47,8 @@ export function sizeRun(cfg: SwarmConfig, fdLimit: number): Sizing {
   const workers = cfg.workers ?? Math.max(1, bySockets, byRate);
   const agentsPerWorker = Math.ceil(cfg.agents / workers);
   // Pool mode: the pool's connections are the cap, so undici never queues a send out of sight. A
-  // closed loop shares its --connections among the workers: N connections in all, as wrk's -c means.
-  const pool = cfg.closedLoop ? Math.ceil(cfg.poolConnections / workers) : cfg.poolConnections;
+  // closed workload shares its connections among the workers: N in all, as wrk's -c means.
+  const pool = cfg.workload.kind === 'closed' ? Math.ceil(cfg.workload.connections / workers) : cfg.poolConnections;
   const maxInflight = cfg.connection === 'pool' && cfg.mode === 'http' ? pool : holdsSockets ? Math.max(16, budget - agentsPerWorker) : budget;
   const totalSockets = holdsSockets ? cfg.agents : Math.min(workers * maxInflight, Math.ceil(peak * 2) + 64);
   const loopback4 = cfg.targets.every((t) => {

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { renderSummary } from '../../src/cli/swarm-cli.js';
 import { createLatencyHistogram, recordUs, summarize, type LatencySummary } from '../../src/metrics/histogram.js';
-import type { OpResult, SwarmResult } from '../../src/swarm/result.js';
+import type { OpStats } from '../../src/metrics/op-stats.js';
+import type { SwarmResult } from '../../src/swarm/result.js';
 
 /**
  * TEST INPUT: a hand-built swarm result carrying only what `renderSummary` reads. Latencies go
@@ -15,7 +16,7 @@ function latency(): LatencySummary {
 }
 
 function swarmResult(l: LatencySummary): SwarmResult {
-  const op: OpResult = { count: 1000, completed: 1000, failed: 0, latency: l, serviceTime: l, histograms: { corrected: '', service: '' } };
+  const op: OpStats = { count: 1000, completed: 1000, failed: 0, errorRate: 0, latency: l, serviceTime: l, histograms: { corrected: '', service: '' } };
   const partial = {
     config: { closedLoop: false },
     summary: { targetRatePerSec: 100, achievedRatePerSec: 100, intended: 1000, attempted: 1000, completed: 1000, failed: 0, late: 0, dropped: 0, errorRate: 0, latency: l, serviceTime: l },

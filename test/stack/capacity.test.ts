@@ -1,6 +1,8 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import { erlangC } from '../../src/analysis/erlang-c.js';
 import { Rng } from '../../src/core/random.js';
 import { CapacityLimiter, lognormalSigma, QueueFullError, serviceSampler } from '../../src/stack/capacity.js';
+import { idealFifoMeanResponseMs, poissonArrivalsMs } from '../helpers/fifo-queue.js';
 
 describe('service-time samplers: exact values for a fixed seed', () => {
   it.each([
@@ -73,6 +75,37 @@ describe('the capacity limiter', () => {
     release();
     await job;
     expect(limiter.takeUtilization(performance.now() + 1000)).toBeLessThan(0.25 * 0.1); // idle window
+  });
+
+  it('workers 4, exponential 20 ms, Poisson 150/s on a fake clock: the ideal FIFO queue to within 1%, and Erlang C to within 10%', async () => {
+    // The model's arithmetic, with no host in it: timers and performance.now() on vitest's fake
+    // clock, so every service lasts exactly its sample. (The same model on a real node process,
+    // over HTTP and real timers, is a measurement: `rmmscale run` reports it per node as `erlang`.)
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    try {
+      const service = { dist: 'exponential', meanMs: 20 } as const;
+      const arrivalsMs = poissonArrivalsMs('poisson-150', 150, 3000);
+      const seed = 'mm4-29\0gate';
+      const limiter = new CapacityLimiter({ workers: 4, queue: 10_000, service }, { seed });
+      const t0 = performance.now();
+      const responses: Array<Promise<number>> = [];
+      for (const at of arrivalsMs) {
+        await vi.advanceTimersByTimeAsync(t0 + at - performance.now());
+        const from = performance.now();
+        responses.push(limiter.run(() => performance.now() - from));
+      }
+      await vi.runAllTimersAsync();
+      const times = await Promise.all(responses);
+      const mean = times.reduce((a, b) => a + b, 0) / times.length;
+      const ideal = idealFifoMeanResponseMs(arrivalsMs, service, seed, 4);
+      const predicted = erlangC(150, 4, 20).meanResponseMs; // 30.19 ms
+      // Not to the microsecond: fake timers round each service to whole ms, and the limiter's timer
+      // debt repays that rounding, as it repays real timers' error. Deterministic: the same every run.
+      expect(Math.abs(mean - ideal) / ideal).toBeLessThan(0.01);
+      expect(Math.abs(mean - predicted) / predicted).toBeLessThan(0.1);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('rejects bad profiles at construction', () => {

@@ -18,7 +18,7 @@ function problems(input: SwarmInput): string[] {
 describe('swarm flags', () => {
   it('defaults to 30% of the fleet per minute, periodic, per-checkin HTTP, 60 s', () => {
     const c = resolveSwarmConfig({ target: T, agents: 20_000 });
-    expect(c.checkin).toEqual({ kind: 'fraction', fractionPerMin: 0.3 });
+    expect(c.workload).toEqual({ kind: 'open', checkin: { kind: 'fraction', fractionPerMin: 0.3 } });
     expect(c.arrival).toBe('periodic');
     expect(c.connection).toBe('per-checkin');
     expect(c.durationMs).toBe(60_000);
@@ -31,6 +31,16 @@ describe('swarm flags', () => {
     expect(rateAtPerSec(resolveSwarmConfig({ target: T, agents: 6000, rate: '250/s' }).profile, 1)).toBeCloseTo(250, 9);
     expect(rateAtPerSec(resolveSwarmConfig({ target: T, agents: 6000, rate: '6600/min' }).profile, 1)).toBeCloseTo(110, 9);
     expect(rateAtPerSec(resolveSwarmConfig({ target: T, agents: 6000, checkin: '50%/min' }).profile, 1)).toBeCloseTo(50, 9);
+  });
+
+  it('makes --rate max a closed workload of --connections in all, with no check-in model and no schedule', () => {
+    const c = resolveSwarmConfig({ target: T, rate: 'max', connections: 40, duration: '5s' });
+    expect(c.workload).toEqual({ kind: 'closed', connections: 40 });
+    expect(c.connection).toBe('pool');
+    expect(c.durationMs).toBe(5000);
+    expect(rateAtPerSec(c.profile, 1000)).toBe(0);
+    expect(problems({ target: T, rate: 'max', connection: 'keepalive' })).toEqual(['--connection: --rate max needs --connection pool, got "keepalive"']);
+    expect(problems({ target: 'ws://127.0.0.1:1', mode: 'ws', rate: 'max' })).toEqual(['--rate: max (a closed loop) applies to --mode http only, got --mode ws']);
   });
 
   it('builds ramps from stages, starting at 0 agents', () => {

@@ -14,8 +14,8 @@ describe('coordinated-omission correction', () => {
     rec.sent(0);
     rec.done('checkin', 200, 200, 205, true);
     const iv = rec.takeInterval(1000);
-    const corrected = decodeHistogram(iv.ops.checkin.corrected);
-    const service = decodeHistogram(iv.ops.checkin.service);
+    const corrected = decodeHistogram(iv.ops.checkin.histograms.corrected);
+    const service = decodeHistogram(iv.ops.checkin.histograms.service);
     expect(corrected.maxValue).toBeGreaterThanOrEqual(149_950);
     expect(corrected.maxValue).toBeLessThanOrEqual(150_050); // 150 ms, not the 50 ms a closed-loop tool shows
     expect(service.maxValue).toBeGreaterThanOrEqual(49_975);
@@ -38,8 +38,8 @@ describe('coordinated-omission correction', () => {
       rec.done('checkin', intended, 1000, 1001, true);
     }
     const iv = rec.takeInterval(2000);
-    const corrected = decodeHistogram(iv.ops.checkin.corrected);
-    const service = decodeHistogram(iv.ops.checkin.service);
+    const corrected = decodeHistogram(iv.ops.checkin.histograms.corrected);
+    const service = decodeHistogram(iv.ops.checkin.histograms.service);
     // Service time says every request took 1 ms; the truth is a median of ~0.5 s.
     expect(service.getValueAtPercentile(99)).toBe(1000);
     expect(corrected.getValueAtPercentile(50)).toBeGreaterThanOrEqual(500_000);

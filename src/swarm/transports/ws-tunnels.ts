@@ -350,16 +350,6 @@ export class TunnelFleet {
   }
 
   /**
-   * Stop. Frames still unacknowledged now count as failed (`unacked-at-end`), never vanish.
-   *
-   * Open tunnels end with a close frame (1001, going away), so the server ends the TCP connection
-   * first and the TIME_WAIT is its own. Had the client closed first, every tunnel would leave a
-   * TIME_WAIT on the client's side, 60 s each, among the few ephemeral ports of each source
-   * address: the next run's connects then spend seconds in the kernel hunting for a free port
-   * (measured: a worker stalled 1–9 s in system time). What has not closed within the grace
-   * period is terminated.
-   */
-  /**
    * A `disconnect` fault: that share of the open tunnels (drawn at random) drop at once, as when a
    * network path fails; each agent then reconnects by its policy like after any other drop.
    * Returns how many were dropped.
@@ -377,7 +367,18 @@ export class TunnelFleet {
     return n;
   }
 
-  async close(graceMs = CLOSE_GRACE_MS): Promise<void> {
+  /**
+   * Stop. Frames still unacknowledged now count as failed (`unacked-at-end`), never vanish.
+   *
+   * Open tunnels end with a close frame (1001, going away), so the server ends the TCP connection
+   * first and the TIME_WAIT is its own. Had the client closed first, every tunnel would leave a
+   * TIME_WAIT on the client's side, 60 s each, among the few ephemeral ports of each source
+   * address: the next run's connects then spend seconds in the kernel hunting for a free port
+   * (measured: a worker stalled 1–9 s in system time). What has not closed within the grace
+   * period is terminated. Resolves to how it ended: `unclosed`, the tunnels sent a close frame that
+   * were still open when the grace ran out (0: every server closed its end in time).
+   */
+  async close(graceMs = CLOSE_GRACE_MS): Promise<{ unclosed: number }> {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
@@ -403,10 +404,12 @@ export class TunnelFleet {
       await Promise.race([closing, new Promise<void>((r) => (grace = setTimeout(r, graceMs)))]);
       clearTimeout(grace);
     }
+    const unclosed = this.closingCount;
     for (const ws of this.sockets) ws?.terminate();
     this.sockets.fill(null);
     this.connected = 0;
     this.closingCount = 0;
+    return { unclosed };
   }
 }
 
