@@ -10,6 +10,7 @@ import { decodeHistogram } from '../../src/metrics/histogram.js';
 import type { NodeReadyMessage, NodeSpec } from '../../src/stack/types.js';
 import { ECHO_ROLE, alive, forkNode, stopNode, type ForkedNode } from '../helpers/fork-node.js';
 import { idealFifoMeanResponseMs, poissonArrivalsMs } from '../helpers/fifo-queue.js';
+import { deriveKey } from '../../src/core/identity.js';
 
 const nodes: ForkedNode[] = [];
 const dirs: string[] = [];
@@ -17,6 +18,9 @@ afterEach(async () => {
   await Promise.all(nodes.splice(0).map(stopNode));
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
+
+/** The admin key of the secret `spec` gives every node. */
+const ADMIN = { headers: { authorization: `Bearer ${deriveKey('s', 'admin')}` } };
 
 function spec(over: Partial<NodeSpec> = {}): NodeSpec {
   return { name: 'echo-1', role: 'web', tier: 'web-agent', host: '127.0.0.1', port: 0, secret: 's', ...over };
@@ -44,7 +48,7 @@ describe('a node process (node-main + runtime) with a test role', () => {
     expect(ready.metricsUrl).toBe(`${ready.url}/metrics`);
     for (let i = 0; i < 5; i++) expect((await fetch(`${ready.url}/work`)).status).toBe(200);
     expect((await fetch(`${ready.url}/other`)).status).toBe(404);
-    expect((await fetch(`${ready.url}/admin/nothing`)).status).toBe(404); // admin space never reaches the role
+    expect((await fetch(`${ready.url}/admin/nothing`, ADMIN)).status).toBe(404); // admin space never reaches the role
 
     const health = (await (await fetch(`${ready.url}/healthz`)).json()) as Record<string, unknown>;
     expect(health).toMatchObject({ ok: true, node: 'echo-1', role: 'web', tier: 'web-agent', pid: node.proc.pid, inflight: 0, busyWorkers: null, hostLimited: false });
@@ -63,7 +67,7 @@ describe('a node process (node-main + runtime) with a test role', () => {
     expect(sample(text, 'process_resident_memory_bytes')).toBeGreaterThan(1e6);
     expect(text).not.toContain('rmmscale_busy_workers'); // no profile, no limiter metrics
 
-    const hdr = (await (await fetch(`${ready.url}/admin/hdr`)).json()) as NodeHdrSnapshot;
+    const hdr = (await (await fetch(`${ready.url}/admin/hdr`, ADMIN)).json()) as NodeHdrSnapshot;
     expect(hdr.node).toBe('echo-1');
     expect(decodeHistogram(hdr.histograms.work).totalCount).toBe(5);
     expect(decodeHistogram(hdr.histograms['op:echo-op']).totalCount).toBe(6);
@@ -92,7 +96,7 @@ describe('a node process (node-main + runtime) with a test role', () => {
     expect(sample(after, 'rmmscale_requests_total', 'route="work",status="200"')).toBe(2);
     expect(sample(after, 'rmmscale_worker_slots')).toBe(1);
     // Server-side latency includes the queueing: the second request waited for the first.
-    const hdr = (await (await fetch(`${ready.url}/admin/hdr`)).json()) as NodeHdrSnapshot;
+    const hdr = (await (await fetch(`${ready.url}/admin/hdr`, ADMIN)).json()) as NodeHdrSnapshot;
     expect(decodeHistogram(hdr.histograms.work).maxValue).toBeGreaterThan(1_000_000);
   });
 
@@ -212,7 +216,7 @@ describe('the capacity model on a real node process', () => {
       await Promise.all(sends);
       expect(latenciesMs).toHaveLength(total);
       // The node's own measure (arrival to response end, queueing included) is what M/M/c predicts.
-      const hdr = (await (await fetch(`${ready.url}/admin/hdr`)).json()) as NodeHdrSnapshot;
+      const hdr = (await (await fetch(`${ready.url}/admin/hdr`, ADMIN)).json()) as NodeHdrSnapshot;
       const h = decodeHistogram(hdr.histograms.work);
       expect(h.totalCount).toBe(total);
       const nodeMeanMs = h.mean / 1000;

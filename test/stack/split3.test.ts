@@ -59,7 +59,7 @@ describe('split3: proxy → 2 agent web + 1 user web, app, db — each its own p
     expect(m).not.toContain('node="web-agent-1"');
     const h = (await (await fetch(`${stack.entryUrl}/healthz`)).json()) as { node: string };
     expect(h.node).toBe('proxy');
-    expect((await fetch(`${stack.entryUrl}/admin/hdr`)).status).toBe(200);
+    expect((await fetch(`${stack.entryUrl}/admin/hdr`, { headers: { authorization: `Bearer ${stack.adminKey}` } })).status).toBe(200);
     expect((await fetch(`${stack.entryUrl}/other`)).status).toBe(404);
   });
 
