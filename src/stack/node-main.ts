@@ -26,7 +26,8 @@ function readSpec(): NodeSpec {
   try {
     return JSON.parse(raw) as NodeSpec;
   } catch {
-    throw new RmmscaleError('ERR_NODE_SPEC', `RMMSCALE_NODE_SPEC is not valid JSON: ${raw.slice(0, 80)}`, 3);
+    // Not echoed: the spec carries the stack secret.
+    throw new RmmscaleError('ERR_NODE_SPEC', `RMMSCALE_NODE_SPEC is not valid JSON (${raw.length} characters)`, 3);
   }
 }
 
