@@ -70,9 +70,9 @@ export class NodeServer {
     this.spec = spec;
     this.role = role;
     this.metrics = metrics;
-    // The seed keeps the class's old name: a new seed would change every sampled service time.
     this.adminKey = deriveKey(spec.secret, 'admin');
     this.metricsOpen = isLoopbackHost(spec.host);
+    // The seed keeps the class's old name: a new seed would change every sampled service time.
     this.limiter = spec.profile ? new CapacityLimiter(spec.profile, { seed: `${spec.name}\0gate` }) : null;
     metrics.limiter = this.limiter;
     const headersTimeout = spec.limits?.headersTimeoutMs ?? DEFAULT_LIMITS.headersTimeoutMs;
@@ -174,11 +174,6 @@ export class NodeServer {
       this.logError(route, err);
       res.writeHead(500, { 'content-type': 'application/json' }).end('{"error":"internal"}');
     });
-  }
-
-  /** Requests still being answered. */
-  get inflight(): number {
-    return this.metrics.inflight;
   }
 
   close(graceMs = CLOSE_GRACE_MS): Promise<void> {
