@@ -202,15 +202,18 @@ async function waitHealthy(url: string, timeoutMs: number, caFile?: string): Pro
   const deadline = Date.now() + timeoutMs;
   // A TLS relay is checked against its own certificate (the topology's tls.certFile).
   const dispatcher = url.startsWith('https:') ? new UndiciAgent({ connect: { ca: caFile ? readFileSync(caFile) : undefined } }) : undefined;
+  let lastError = '';
   try {
     for (;;) {
       try {
         const r = await undiciRequest(`${url}/healthz`, { dispatcher, headersTimeout: 2000, bodyTimeout: 2000 });
         await r.body.dump();
         if (r.statusCode === 200) return;
-      } catch {
-        // not yet
+      } catch (err) {
+        lastError = (err as { code?: string }).code ?? '';
       }
+      // A certificate that does not verify (e.g. one that does not name 127.0.0.1) is named.
+      if (/CERT|SELF_SIGNED|ALTNAME|UNABLE_TO/.test(lastError)) throw new StackError(`${url}: its TLS certificate does not verify against its tls.certFile (${lastError}); it must name 127.0.0.1 (subjectAltName IP:127.0.0.1)`);
       if (Date.now() > deadline) throw new StackError(`${url}/healthz did not answer within ${timeoutMs} ms`);
       await new Promise((r) => setTimeout(r, 50));
     }

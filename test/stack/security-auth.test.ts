@@ -218,6 +218,26 @@ describe('TLS siblings are verified before the operator token is sent', () => {
     }
   });
 
+  it('stack up refuses a relay whose certificate does not name 127.0.0.1, in one line naming why', async () => {
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=relay.example', '-keyout', join(dir, 'nosan.key'), '-out', join(dir, 'nosan.pem')], { stdio: 'ignore' });
+    const topology: Topology = {
+      name: 'tls-nosan',
+      nodes: [
+        { name: 'db', role: 'db', tier: 'db' },
+        { name: 'app', role: 'app', tier: 'app' },
+        { name: 'relay-1', role: 'relay', tier: 'relay', tls: { certFile: join(dir, 'nosan.pem'), keyFile: join(dir, 'nosan.key') } },
+      ],
+    };
+    const data = mkdtempSync(join(tmpdir(), 'rmmscale-nosan-'));
+    try {
+      await expect(startStack(topology, { secret: SECRET, dataDir: data, stopGraceMs: 3000, startTimeoutMs: 20_000 })).rejects.toThrow(
+        /^https:\/\/127\.0\.0\.1:\d+: its TLS certificate does not verify against its tls\.certFile \(ERR_TLS_CERT_ALTNAME_INVALID\); it must name 127\.0\.0\.1/,
+      );
+    } finally {
+      rmSync(data, { recursive: true, force: true });
+    }
+  }, 30_000);
+
   it("the sibling's own certificate: forwarded, with the siblings key and the operator's token", async () => {
     seen = [];
     const r = await forwardWith([join(dir, 'sibling.pem')]);
