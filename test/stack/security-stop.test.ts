@@ -88,6 +88,48 @@ describe('a node closing', () => {
   });
 });
 
+describe('a relay closing', () => {
+  it('sends the final acks while its tunnels are still open: every frame sent before the close is acked and in the database', async () => {
+    const { SqliteStore } = await import('../../src/stack/store/sqlite.js');
+    const { loadRole } = await import('../../src/stack/roles/index.js');
+    const { NodeMetrics } = await import('../../src/stack/runtime/node-metrics.js');
+    const { NodeServer } = await import('../../src/stack/runtime/node-server.js');
+    const { deriveAgent } = await import('../../src/core/identity.js');
+    const { WebSocket } = await import('ws');
+    const path = join(dir, 'relay-close.sqlite');
+    const store = new SqliteStore(path);
+    await store.init();
+    const spec: NodeSpec = { name: 'relay-1', role: 'relay', tier: 'relay', host: '127.0.0.1', port: 0, secret: 'close-secret', relay: { siblings: [] } };
+    const metrics = new NodeMetrics(spec);
+    const server = new NodeServer(spec, await (await loadRole('relay'))({ spec, store, metrics, log: () => undefined }), metrics);
+    const { url } = await server.listen();
+    const a = deriveAgent('close', 'close-secret', 0);
+    const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/agent/v1/tunnel`, { headers: { authorization: `Bearer ${a.token}`, 'x-agent-id': a.id } });
+    const acks: number[] = [];
+    ws.on('message', (d) => {
+      const f = JSON.parse(d.toString()) as { t: string; seq?: number };
+      if (f.t === 'ack') acks.push(f.seq!);
+    });
+    await new Promise<void>((r, j) => {
+      ws.once('open', () => r());
+      ws.once('error', j);
+    });
+    // 20 frames, then the close at once: they sit in the 250 ms batch window when it starts.
+    for (let seq = 1; seq <= 20; seq++) ws.send(JSON.stringify({ t: 'tel', seq, cpuPct: 1, memPct: 2 }));
+    await new Promise((r) => setTimeout(r, 20));
+    const closedWs = new Promise<void>((r) => ws.once('close', () => r()));
+    await server.close();
+    await closedWs;
+    await store.close();
+    const Database = (await import('better-sqlite3')).default;
+    const db = new Database(path, { readonly: true });
+    const rows = Number((db.prepare('SELECT COUNT(*) AS n FROM telemetry').get() as { n: number }).n);
+    db.close();
+    expect(acks).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    expect(rows).toBe(20);
+  });
+});
+
 describe('stack up, stopped by its whole process group or killed', () => {
   async function upSplit2(): Promise<{ run: ReturnType<typeof launch>; nodes: Node[] }> {
     const run = launch(['stack', 'up', 'split2', '--json']);
