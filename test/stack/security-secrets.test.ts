@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,7 +9,7 @@ import { loadScenario } from '../../src/scenario/load.js';
 import { startStack } from '../../src/stack/launcher.js';
 import { NodeMetrics } from '../../src/stack/runtime/node-metrics.js';
 import { NodeServer } from '../../src/stack/runtime/node-server.js';
-import { stackServing } from '../../src/stack/state-file.js';
+import { findSecret, resolveSecret, stackServing, writeStackState } from '../../src/stack/state-file.js';
 import { namedTopology } from '../../src/stack/topology.js';
 import type { NodeSpec, RoleHandler } from '../../src/stack/types.js';
 import { alive } from '../helpers/fork-node.js';
@@ -122,6 +122,28 @@ describe('secrets', () => {
     const result = JSON.parse(readFileSync(join(outDir, 'result.json'), 'utf8')) as { scenario: { definition: { fleet: { secret: string } } } };
     expect(result.scenario.definition.fleet.secret).toBe('(redacted)');
   }, 90_000);
+});
+
+describe('the state file', () => {
+  it('is found by the URL a tool loads, only while its launcher runs and only if nobody else can read it', () => {
+    const env = { RMMSCALE_STATE_DIR: join(dir, 'lookup') };
+    const mine = writeStackState({ pid: process.pid, topology: 'single', entry: 'http://127.0.0.1:41001', urls: ['http://127.0.0.1:41001', 'http://127.0.0.1:41002'], secret: 's-live', startedAt: new Date().toISOString() }, env);
+    // A launcher that died without cleaning up (its PID no longer exists).
+    writeFileSync(join(env.RMMSCALE_STATE_DIR, 'stack-2147483646.json'), JSON.stringify({ format: 'rmmscale.stack/1', pid: 2147483646, topology: 'x', entry: 'http://127.0.0.1:41003', urls: ['http://127.0.0.1:41003'], secret: 's-dead', startedAt: '' }), { mode: 0o600 });
+    expect(findSecret('--secret', undefined, ['http://127.0.0.1:41002/agent/v1/checkin'], env)).toBe('s-live');
+    expect(findSecret('--secret', undefined, ['ws://127.0.0.1:41001/agent/v1/tunnel'], env)).toBe('s-live');
+    expect(findSecret('--secret', undefined, ['http://127.0.0.1:41003'], env)).toBeNull();
+    expect(findSecret('--secret', undefined, ['http://127.0.0.1:9'], env)).toBeNull();
+    expect(findSecret('--secret', 'given', ['http://127.0.0.1:41001'], env)).toBe('given');
+    expect(findSecret('--secret', undefined, ['http://127.0.0.1:41001'], { ...env, RMMSCALE_SECRET: 'from-env' })).toBe('from-env');
+    expect(() => resolveSecret('fleet.secret', undefined, ['http://127.0.0.1:9'], env)).toThrow(
+      /^fleet\.secret: expected the stack's secret \(or env RMMSCALE_SECRET\): none was given and no running `rmmscale stack up` serves http:\/\/127\.0\.0\.1:9/,
+    );
+    // Readable by others: not trusted.
+    chmodSync(mine, 0o644);
+    expect(findSecret('--secret', undefined, ['http://127.0.0.1:41001'], env)).toBeNull();
+    rmSync(mine);
+  });
 });
 
 describe('500s', () => {
