@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { Pool } from 'undici';
 import { erlangC } from '../src/analysis/erlang-c.js';
 import type { NodeHdrSnapshot } from '../src/core/protocol.js';
+import { deriveKey } from '../src/core/identity.js';
 import { Rng } from '../src/core/random.js';
 import { round } from '../src/core/units.js';
 import { decodeHistogram } from '../src/metrics/histogram.js';
@@ -65,7 +66,7 @@ export async function benchCapacityModel(opts: { total: number }): Promise<Bench
     } finally {
       await client.close();
     }
-    const hdr = (await (await fetch(`${m.url}/admin/hdr`)).json()) as NodeHdrSnapshot;
+    const hdr = (await (await fetch(`${m.url}/admin/hdr`, { headers: { authorization: `Bearer ${deriveKey('s', 'admin')}` } })).json()) as NodeHdrSnapshot;
     const h = decodeHistogram(hdr.histograms.work);
     const nodeMeanMs = h.mean / 1000;
     const clientMeanMs = latenciesMs.reduce((a, b) => a + b, 0) / Math.max(1, latenciesMs.length);

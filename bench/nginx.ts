@@ -4,10 +4,13 @@ import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
-import { deriveAgent, DEFAULT_SECRET, DEFAULT_SEED } from '../src/core/identity.js';
+import { deriveAgent, generateSecret, DEFAULT_SEED } from '../src/core/identity.js';
 import { Rng } from '../src/core/random.js';
 import { PayloadFactory } from '../src/swarm/payloads.js';
 import { median, runSwarmCli, type BenchRow } from './lib.js';
+
+/** The stack's secret for this bench (no default secret exists). */
+const SECRET = generateSecret();
 
 /**
  * Closed-loop throughput against a fast third-party server: nginx (one worker, `return 200`), the
@@ -83,7 +86,7 @@ type Tool = 'wrk' | 'autocannon' | 'rmmscale-1' | 'rmmscale-2';
 
 export async function benchNginx(opts: { rounds: number; durationSec: number; connections: number }): Promise<BenchRow[]> {
   if (!NGINX || spawnSync('wrk', ['--version']).error) throw new Error('nginx: needs wrk and nginx (apt-get install wrk nginx-light)');
-  const agent = deriveAgent(DEFAULT_SEED, DEFAULT_SECRET, 0);
+  const agent = deriveAgent(DEFAULT_SEED, SECRET, 0);
   const body = new PayloadFactory(DEFAULT_SEED).body('checkin', agent, 1, new Rng('bench'));
   const headers = { 'content-type': 'application/json', authorization: `Bearer ${agent.token}`, 'x-agent-id': agent.id };
   const dir = mkdtempSync(join(tmpdir(), 'rmmscale-nginx-'));

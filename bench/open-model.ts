@@ -1,10 +1,13 @@
 import autocannon from 'autocannon';
-import { deriveAgent, DEFAULT_SECRET, DEFAULT_SEED } from '../src/core/identity.js';
+import { deriveAgent, generateSecret, DEFAULT_SEED } from '../src/core/identity.js';
 import { Rng } from '../src/core/random.js';
 import { round } from '../src/core/units.js';
 import { PayloadFactory } from '../src/swarm/payloads.js';
 import { fmtPct } from '../src/report/format.js';
 import { runSwarmCli, startMinimalServer, type BenchRow } from './lib.js';
+
+/** The stack's secret for this bench (no default secret exists). */
+const SECRET = generateSecret();
 
 /**
  * Open-model accuracy at a fixed arrival rate: does the generator deliver the rate it promised, on
@@ -15,7 +18,7 @@ import { runSwarmCli, startMinimalServer, type BenchRow } from './lib.js';
 const WARMUP_SEC = 5;
 
 export async function benchOpenModel(opts: { ratePerSec: number; durationSec: number; connections: number }): Promise<BenchRow[]> {
-  const agent = deriveAgent(DEFAULT_SEED, DEFAULT_SECRET, 0);
+  const agent = deriveAgent(DEFAULT_SEED, SECRET, 0);
   const body = new PayloadFactory(DEFAULT_SEED).body('checkin', agent, 1, new Rng('bench'));
   const headers = { 'content-type': 'application/json', authorization: `Bearer ${agent.token}`, 'x-agent-id': agent.id };
 

@@ -2,13 +2,16 @@ import { fork } from 'node:child_process';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
-import { deriveAgent, DEFAULT_SECRET, DEFAULT_SEED } from '../src/core/identity.js';
+import { deriveAgent, generateSecret, DEFAULT_SEED } from '../src/core/identity.js';
 import { Rng } from '../src/core/random.js';
 import { round } from '../src/core/units.js';
 import { startHaproxy } from '../src/stack/proxy/haproxy.js';
 import type { NodeReadyMessage, NodeSpec } from '../src/stack/types.js';
 import { PayloadFactory } from '../src/swarm/payloads.js';
 import { argNum, median, runIfMain, startMinimalServer, type BenchRow } from './lib.js';
+
+/** The stack's secret for this bench (no default secret exists). */
+const SECRET = generateSecret();
 
 /**
  * Proxy overhead: requests/s through the built-in proxy (its own process, the real node runtime)
@@ -28,7 +31,7 @@ async function startBuiltinProxy(backendUrl: string): Promise<{ url: string; sto
     tier: 'proxy',
     host: '127.0.0.1',
     port: 0,
-    secret: DEFAULT_SECRET,
+    secret: SECRET,
     proxy: { agentPool: [backendUrl], userPool: [], names: { [backendUrl]: 'web-agent-1' } },
   };
   const proc = fork(NODE_MAIN, [], { env: { ...process.env, RMMSCALE_NODE_SPEC: JSON.stringify(spec) }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
@@ -50,7 +53,7 @@ async function startBuiltinProxy(backendUrl: string): Promise<{ url: string; sto
 type Path = 'direct' | 'builtin' | 'haproxy';
 
 export async function benchProxy(opts: { rounds: number; durationSec: number; connections: number }): Promise<BenchRow[]> {
-  const agent = deriveAgent(DEFAULT_SEED, DEFAULT_SECRET, 0);
+  const agent = deriveAgent(DEFAULT_SEED, SECRET, 0);
   const body = new PayloadFactory(DEFAULT_SEED).body('checkin', agent, 1, new Rng('bench'));
   const headers = { 'content-type': 'application/json', authorization: `Bearer ${agent.token}`, 'x-agent-id': agent.id };
   const withHaproxy = spawnSync(process.env.RMMSCALE_HAPROXY ?? 'haproxy', ['-v']).status === 0;

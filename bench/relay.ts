@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
-import { deriveAgent, DEFAULT_SECRET } from '../src/core/identity.js';
+import { deriveAgent, generateSecret } from '../src/core/identity.js';
 import { round } from '../src/core/units.js';
 import { startStack } from '../src/stack/launcher.js';
 import { RELAY_BATCH_ENV } from '../src/stack/roles/relay.js';
@@ -37,7 +37,7 @@ async function measure(variant: Variant, tunnels: number, durationSec: number): 
   const dataDir = mkdtempSync(join(tmpdir(), 'rmmscale-bench-relay-'));
   const before = process.env[RELAY_BATCH_ENV];
   process.env[RELAY_BATCH_ENV] = POLICY[variant];
-  const secret = DEFAULT_SECRET;
+  const secret = generateSecret();
   let stack: Awaited<ReturnType<typeof startStack>> | null = null;
   const sockets: WebSocket[] = [];
   try {

@@ -14,6 +14,7 @@ import { RemoteStore } from '../src/stack/store/remote.js';
 import { SqliteStore } from '../src/stack/store/sqlite.js';
 import type { Store } from '../src/stack/types.js';
 import type { BenchRow } from './lib.js';
+import { deriveKey } from '../src/core/identity.js';
 
 /**
  * Check-in throughput of the stores (upsert agent + insert check-in + hand out commands, durable
@@ -74,9 +75,9 @@ export async function measureStores(total: number, concurrency: number): Promise
       const backing = new SqliteStore(join(dir, 'remote.sqlite'));
       await backing.init();
       const spec = { name: 'db', role: 'db' as const, tier: 'db', host: '127.0.0.1', port: 0, secret: 'x' };
-      const server = new NodeServer(spec, new DbHandler(backing), new NodeMetrics(spec));
+      const server = new NodeServer(spec, new DbHandler(backing, spec.secret), new NodeMetrics(spec));
       const { url } = await server.listen();
-      const remote = new RemoteStore(url, { connections: 32 });
+      const remote = new RemoteStore(url, { connections: 32, key: deriveKey(spec.secret, 'db-rpc') });
       const rate = await drive(remote, total, concurrency);
       rows.push(['remote → db node (sqlite), one process', 'group commit, same turn', rate, (backing.commitStats.writes / backing.commitStats.commits).toFixed(1)]);
       await remote.close();

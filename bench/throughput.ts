@@ -1,9 +1,12 @@
 import autocannon from 'autocannon';
-import { deriveAgent, DEFAULT_SECRET, DEFAULT_SEED } from '../src/core/identity.js';
+import { deriveAgent, generateSecret, DEFAULT_SEED } from '../src/core/identity.js';
 import { Rng } from '../src/core/random.js';
 import { round } from '../src/core/units.js';
 import { PayloadFactory } from '../src/swarm/payloads.js';
 import { median, runSwarmCli, startMinimalServer, type BenchRow } from './lib.js';
+
+/** The stack's secret for this bench (no default secret exists). */
+const SECRET = generateSecret();
 
 /**
  * Maximum throughput: `rmmscale swarm --rate max` against autocannon, same minimal server, same
@@ -11,7 +14,7 @@ import { median, runSwarmCli, startMinimalServer, type BenchRow } from './lib.js
  * the server's own request count, so neither tool grades itself. Rounds alternate to share noise.
  */
 export async function benchThroughput(opts: { rounds: number; durationSec: number; connections: number }): Promise<BenchRow[]> {
-  const agent = deriveAgent(DEFAULT_SEED, DEFAULT_SECRET, 0);
+  const agent = deriveAgent(DEFAULT_SEED, SECRET, 0);
   const body = new PayloadFactory(DEFAULT_SEED).body('checkin', agent, 1, new Rng('bench'));
   const headers = { 'content-type': 'application/json', authorization: `Bearer ${agent.token}`, 'x-agent-id': agent.id };
   const ours: number[] = [];

@@ -20,9 +20,10 @@ import { printWorkerErrors } from './run-events.js';
 export async function runDemo(o: { agents: string; duration: string; profile: string; json?: string }): Promise<ExitCode> {
   const profile = PROFILES[o.profile];
   if (!profile) throw new InvalidArgumentError('--profile', o.profile, Object.keys(PROFILES).join(' or '));
-  const secret = 'rmmscale-demo';
   process.stderr.write(`starting the single stack (profile ${profile.name}, embedded SQLite)…\n`);
-  const stack = await startStack(namedTopology('single'), { secret, profile });
+  // A secret of its own (generated): the demo's swarm gets it from the stack, nobody else needs it.
+  const stack = await startStack(namedTopology('single'), { profile });
+  const secret = stack.secret;
   const controller = new AbortController();
   const onSignal = (): void => controller.abort();
   process.once('SIGINT', onSignal);
@@ -35,7 +36,7 @@ export async function runDemo(o: { agents: string; duration: string; profile: st
     printer.end();
     if (o.json) writeFileAtomic(o.json, JSON.stringify(result, null, 2) + '\n');
     const node = stack.nodes[0];
-    const snap = (await (await fetch(`${node.url}/admin/hdr`)).json()) as NodeHdrSnapshot;
+    const snap = (await (await fetch(`${node.url}/admin/hdr`, { headers: { authorization: `Bearer ${stack.adminKey}` } })).json()) as NodeHdrSnapshot;
     const health = (await (await fetch(`${node.url}/healthz`)).json()) as { utilization: number | null; hostLimited: boolean };
     const serverCheckins = snap.histograms.checkin ? summarize(decodeHistogram(snap.histograms.checkin)) : null;
     process.stdout.write(renderSummary(result));

@@ -1,9 +1,10 @@
 import { InvalidArgumentError } from '../core/errors.js';
 import { EXIT, type ExitCode } from '../core/exit-codes.js';
-import { DEFAULT_SECRET, DEFAULT_SEED, deriveFleet } from '../core/identity.js';
+import { DEFAULT_SEED, deriveFleet, parseSessionScope, userToken } from '../core/identity.js';
 import { isLoopbackHost } from '../core/loopback.js';
 import { DB_KINDS, PROXY_KINDS, startStack, type StackEvent, type StackOptions } from '../stack/launcher.js';
 import { resolveProfileSet } from '../stack/profiles.js';
+import { checkSecret, removeStackState, runningStacks, SECRET_ENV, stateDir, writeStackState } from '../stack/state-file.js';
 import { loadTopology, TOPOLOGY_NAMES } from '../stack/topology.js';
 
 /** `rmmscale stack …` input as flags give it (strings where the user types numbers). */
@@ -17,6 +18,8 @@ export interface StackCliInput {
   secret?: string;
   seed?: string;
   agents?: string;
+  user?: string;
+  scope?: string;
   json?: boolean;
 }
 
@@ -60,17 +63,29 @@ export function stackOptionsFromInput(topologyArg: string | undefined, input: St
   const dbUrl = db === 'postgres' ? postgresUrl(input.dbUrl ?? (env.DATABASE_URL || undefined)) : undefined;
   if (db !== 'postgres' && input.dbUrl !== undefined) throw new InvalidArgumentError('--db', input.db, 'postgres when --db-url is given');
   const portBase = input.portBase === undefined ? undefined : wholeNumber('--port-base', input.portBase, 1024, 65_535 - topology.nodes.length);
-  const options: StackOptions = { secret: input.secret ?? DEFAULT_SECRET, profile, proxy, db, dbUrl, portBase, dataDir: input.dataDir };
+  // No --secret (nor $RMMSCALE_SECRET): the stack generates one.
+  const given = input.secret ?? (env[SECRET_ENV] || undefined);
+  const secret = given === undefined ? undefined : checkSecret(input.secret !== undefined ? '--secret' : SECRET_ENV, given);
+  const options: StackOptions = { secret, profile, proxy, db, dbUrl, portBase, dataDir: input.dataDir };
   return { topology, options };
 }
 
 export async function runStackCli(action: string, topologyArg: string | undefined, input: StackCliInput): Promise<ExitCode> {
   oneOf('ACTION', action, ACTIONS, 'up');
-  const secret = input.secret ?? DEFAULT_SECRET;
   const json = input.json === true;
   if (action === 'tokens') {
+    if (input.scope !== undefined && input.user === undefined) throw new InvalidArgumentError('--scope', input.scope, 'a scope together with --user NAME');
+    if (input.user !== undefined) {
+      if (!/^[A-Za-z0-9_-]{1,64}$/.test(input.user)) throw new InvalidArgumentError('--user', input.user, 'a user name of 1-64 letters, digits, _ or -');
+      if (input.scope !== undefined) parseSessionScope('--scope', input.scope);
+      const secret = tokensSecret(input.secret);
+      const token = userToken(secret, input.user, input.scope);
+      process.stdout.write(json ? JSON.stringify({ user: input.user, scope: input.scope ?? null, token }) + '\n' : `${token}\n`);
+      return EXIT.ok;
+    }
     const agents = input.agents === undefined ? 10 : wholeNumber('--agents', input.agents, 1, 1_000_000);
     const seed = input.seed ?? DEFAULT_SEED;
+    const secret = tokensSecret(input.secret);
     const lines: string[] = [];
     for (const a of deriveFleet(seed, secret, agents)) {
       lines.push(json ? JSON.stringify({ index: a.index, id: a.id, token: a.token, hostname: a.hostname, os: a.os, client: a.client }) : `${a.id} ${a.token}`);
@@ -98,16 +113,40 @@ export async function runStackCli(action: string, topologyArg: string | undefine
     if (json) process.stdout.write(JSON.stringify(e) + '\n');
     else if (e.event === 'node-exit') process.stderr.write(`rmmscale: node ${e.node} (pid ${e.pid}) exited (${e.signal ?? `code ${e.code}`})\n`);
   };
+  let stateFile: string;
+  try {
+    // The secret, for `rmmscale swarm`, `stack tokens` and `run` on this host (0600; removed on stop).
+    stateFile = writeStackState({ pid: process.pid, topology: topology.name, entry: stack.entryUrl, urls: stack.nodes.map((n) => n.url), secret: stack.secret, startedAt: new Date().toISOString() });
+  } catch (err) {
+    await stack.stop();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    throw err;
+  }
   stack.on('event', print);
-  print({ event: 'ready', entry: stack.entryUrl, nodes: stack.nodes });
+  print({ event: 'ready', entry: stack.entryUrl, nodes: stack.nodes, stateFile });
   if (!json) {
     process.stdout.write(`stack ${topology.name} (profile ${options.profile!.name}, db ${options.db}, proxy ${options.proxy}) is up; entry ${stack.entryUrl}\n`);
     for (const n of stack.nodes) process.stdout.write(`  ${n.name.padEnd(14)} ${n.role.padEnd(6)} ${n.url.padEnd(24)} metrics ${n.metricsUrl}  pid ${n.pid}\n`);
+    // Printed this once, and only when generated; `rmmscale swarm` and `stack tokens` read it from the state file.
+    if (stack.secretGenerated) process.stdout.write(`secret: ${stack.secret} (generated; shown once)\n`);
+    process.stdout.write(`state: ${stateFile} (mode 0600: the secret, for rmmscale swarm / stack tokens on this host)\n`);
     process.stdout.write('Ctrl-C stops every node.\n');
   }
   await stopRequested;
   await stack.stop();
+  removeStackState(stateFile);
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
   return EXIT.interrupted;
+}
+
+/** `stack tokens`: --secret, $RMMSCALE_SECRET, or the one stack `stack up` runs on this host. */
+function tokensSecret(flag: string | undefined): string {
+  const given = flag ?? (process.env[SECRET_ENV] || undefined);
+  if (given !== undefined) return checkSecret(flag !== undefined ? '--secret' : SECRET_ENV, given);
+  const running = runningStacks();
+  if (running.length === 1) return running[0].secret;
+  const why = running.length === 0 ? `no \`rmmscale stack up\` is running (state files in ${stateDir()})` : `${running.length} stacks are running (entries ${running.map((s) => s.entry).join(', ')})`;
+  throw new InvalidArgumentError('--secret', flag, `the stack's secret (or env ${SECRET_ENV}): ${why}`);
 }

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { writeFileAtomic } from '../core/atomic-write.js';
 import { EXIT, type ExitCode } from '../core/exit-codes.js';
 import { deriveFleet, readIdentityFile, writeIdentityFile } from '../core/identity.js';
+import { findSecret, SECRET_ENV } from '../stack/state-file.js';
 import { resolveSwarmConfig, type SwarmConfig, type SwarmInput } from '../swarm/config.js';
 import { runSwarm } from '../swarm/coordinator.js';
 import { HOST_STEAL_WARN, type SwarmResult } from '../swarm/result.js';
@@ -15,6 +16,13 @@ import { printWorkerErrors } from './run-events.js';
  */
 export async function runSwarmCli(input: SwarmInput): Promise<ExitCode> {
   let cfg = resolveSwarmConfig(input);
+  // The secret: --secret, $RMMSCALE_SECRET, or that of the `rmmscale stack up` serving the target.
+  // None (a target that is not an rmmscale stack): the config's random one, said once.
+  const secret = findSecret('--secret', input.secret, cfg.targets);
+  if (secret !== null) cfg = { ...cfg, secret };
+  else if (!(cfg.identitiesFile && existsSync(cfg.identitiesFile))) {
+    process.stderr.write(`rmmscale: no --secret, no ${SECRET_ENV} and no running \`rmmscale stack up\` serves ${cfg.targets.join(', ')}: agent tokens are under a random secret (a stack that checks them answers 401)\n`);
+  }
   cfg = prepareIdentities(cfg);
 
   const controller = new AbortController();

@@ -88,9 +88,11 @@ export class NodeCollector {
   private readonly ticking = new Set<string>();
   private readonly dispatcher = new Agent({ connections: 4, headersTimeout: 900, bodyTimeout: 900, connect: { rejectUnauthorized: false } });
 
+  /** `adminKey`: the stack's admin key, which /admin/hdr asks for (`authorization: Bearer`). */
   constructor(
     readonly nodes: CollectedNode[],
     private readonly runStartMs: number,
+    private readonly adminKey?: string,
   ) {
     for (const n of nodes) this.timeline.set(n.name, []);
   }
@@ -128,7 +130,8 @@ export class NodeCollector {
 
   private async get(url: string): Promise<string | null> {
     try {
-      const r = await request(url, { dispatcher: this.dispatcher });
+      const headers = this.adminKey ? { authorization: `Bearer ${this.adminKey}` } : undefined;
+      const r = await request(url, { dispatcher: this.dispatcher, headers });
       const text = await r.body.text();
       return r.statusCode === 200 ? text : null;
     } catch {

@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import type { SearchResult } from '../analysis/ceiling-search.js';
 import { writeFileAtomic } from '../core/atomic-write.js';
 import { RmmscaleError } from '../core/errors.js';
-import { DEFAULT_SECRET } from '../core/identity.js';
+import { generateSecret } from '../core/identity.js';
+import { resolveSecret } from '../stack/state-file.js';
 import { toolVersion } from '../core/version.js';
 import type { Scenario } from '../scenario/types.js';
 import type { ProgressSnapshot } from '../swarm/interval-merge.js';
@@ -69,7 +70,7 @@ export async function runScenario(o: RunOptions): Promise<RunOutput> {
     sc,
     outDir: o.outDir,
     allowRemote: o.allowRemote,
-    secret: sc.fleet.secret ?? DEFAULT_SECRET,
+    secret: runSecret(sc),
     runStartMs,
     signal: abort.signal,
     emit: o.onEvent ?? ((): void => undefined),
@@ -114,6 +115,18 @@ export async function runScenario(o: RunOptions): Promise<RunOutput> {
   const result = await buildResult(ctx, startedAt, end, search);
   writeFileAtomic(resultFile, JSON.stringify(result, null, 2) + '\n');
   return { result, resultFile };
+}
+
+/**
+ * The fleet's secret: the scenario's `fleet.secret`; else, for a stack the run starts, a fresh
+ * random one the run gives that stack and its own agents (held in memory only, never written);
+ * else, for an external `target:`, $RMMSCALE_SECRET or the secret of the `rmmscale stack up` that
+ * serves the target (its state file).
+ */
+function runSecret(sc: Scenario): string {
+  if (sc.fleet.secret !== null) return sc.fleet.secret;
+  if (!sc.stack.target) return generateSecret();
+  return resolveSecret('fleet.secret', undefined, sc.stack.target.split(',').map((t) => t.trim()));
 }
 
 /** Ctrl-C and the scenario's time limit both abort the current window; `end` records which. */

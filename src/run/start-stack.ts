@@ -37,7 +37,7 @@ export async function startRunStack(ctx: RunContext, scrapeSchedule: ScrapeSched
     ctx.fail(`node ${e.node} exited during the run (${how}) and no fault named it; nothing measured after that is claimed`);
   });
   const collected: CollectedNode[] = stack.nodes.map((n) => ({ name: n.name, role: n.role, tier: asTier(n.tier), url: n.url, metricsUrl: n.metricsUrl }));
-  ctx.collector = new NodeCollector(collected, ctx.runStartMs);
+  ctx.collector = new NodeCollector(collected, ctx.runStartMs, stack.adminKey);
   ctx.collector.start(scrapeSchedule);
   ctx.emit({ type: 'stack-healthy', nodes: stack.nodes.map((n) => ({ name: n.name, url: n.url, pid: n.pid })) });
 }

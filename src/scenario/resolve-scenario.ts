@@ -171,8 +171,15 @@ export function resolveScenario(data: unknown, p: Problems, file: string): Scena
     thresholds: Array.isArray(raw.thresholds) ? raw.thresholds.filter((t): t is string => typeof t === 'string') : [],
     timeLimitMs,
     plan: raw.plan === undefined ? null : resolvePlan(map(raw.plan), p),
-    definition: data,
+    definition: withoutSecret(data),
   };
+}
+
+/** The scenario as written, minus `fleet.secret`: the definition is copied into result.json. */
+function withoutSecret(data: unknown): unknown {
+  const fleet = map(map(data).fleet);
+  if (fleet.secret === undefined) return data;
+  return { ...map(data), fleet: { ...fleet, secret: '(redacted)' } };
 }
 
 /**

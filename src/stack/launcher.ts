@@ -1,24 +1,31 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startHaproxy } from './proxy/haproxy.js';
 import { Agent as UndiciAgent, request as undiciRequest } from 'undici';
 import { StackError } from '../core/errors.js';
-import { DEFAULT_SECRET } from '../core/identity.js';
+import { deriveKey, generateSecret } from '../core/identity.js';
 import { runnableModulePath } from '../core/module-path.js';
 import { PROFILES, type ProfileSet } from './profiles.js';
 import { startPhase, type Topology, type TopologyNode } from './topology.js';
-import type { DbSpec, NodeFailedMessage, NodeReadyMessage, NodeSiblingsMessage, NodeSiblingsSetMessage, NodeSlowMessage, NodeSlowSetMessage, NodeSpec } from './types.js';
+import type { DbSpec, NodeFailedMessage, RoleName, NodeReadyMessage, NodeSiblingsMessage, NodeSiblingsSetMessage, NodeSlowMessage, NodeSlowSetMessage, NodeSpec } from './types.js';
 
 /**
  * Starts a topology: one OS process per node (dist/src/stack/node-main.js), each on its own port
  * with its own /metrics, in dependency order: the db node, then app/web/relay/single nodes (in
  * parallel), then the proxy (it needs the backends' URLs). Waits until every node answers
  * /healthz. stop() ends every process it started, by PID (SIGTERM, then SIGKILL after a grace
- * period), including after a node crashed; nodes also exit by themselves if the launcher dies
- * (their IPC channel closes), so a crashed launcher leaves no orphans.
+ * period), in the reverse order: the entry (proxy) first, then app/web/relay/single, the db node
+ * last, each phase after the previous one has exited; also after a node crashed.
+ *
+ * Nodes run detached, each in its own process group, so the Ctrl-C a terminal sends to its
+ * foreground group reaches only the launcher, which then stops them in that order. Nodes exit by
+ * themselves if the launcher dies (their IPC channel closes, or their parent changes), so a
+ * SIGKILLed launcher leaves no orphans.
+ *
+ * Without opts.secret the stack generates a random secret (RunningStack.secret).
  */
 
 export const DB_KINDS = ['sqlite', 'postgres'] as const;
@@ -59,7 +66,7 @@ type Relaunch = (name: string) => Promise<{ proc: ChildProcess; pid: number }>;
 
 /** One line each with --json; every event carries the entry URL and the nodes it concerns. */
 export type StackEvent =
-  | { event: 'ready'; entry: string; nodes: NodeInfo[] }
+  | { event: 'ready'; entry: string; nodes: NodeInfo[]; stateFile?: string }
   | { event: 'node-exit'; entry: string; nodes: NodeInfo[]; node: string; pid: number; code: number | null; signal: string | null }
   | { event: 'stopped'; entry: string; nodes: NodeInfo[] };
 
@@ -69,16 +76,30 @@ const STOP_GRACE_MS = 5000;
 export class RunningStack extends EventEmitter {
   readonly entryUrl: string;
   readonly nodes: NodeInfo[];
+  /** The stack's secret: agent and user tokens and every control-plane key derive from it. */
+  readonly secret: string;
+  /** True when the stack generated its secret (no opts.secret). */
+  readonly secretGenerated: boolean;
   private readonly procs: Map<string, ChildProcess>;
   private readonly cleanup: () => Promise<void>;
   private readonly graceMs: number;
   private readonly relaunch: Relaunch | null;
   private stopping: Promise<void> | null = null;
 
-  constructor(entryUrl: string, nodes: NodeInfo[], procs: Map<string, ChildProcess>, cleanup: () => Promise<void>, graceMs: number, relaunch: Relaunch | null = null) {
+  constructor(
+    entryUrl: string,
+    nodes: NodeInfo[],
+    procs: Map<string, ChildProcess>,
+    cleanup: () => Promise<void>,
+    graceMs: number,
+    secret: { value: string; generated: boolean },
+    relaunch: Relaunch | null = null,
+  ) {
     super();
     this.entryUrl = entryUrl;
     this.nodes = nodes;
+    this.secret = secret.value;
+    this.secretGenerated = secret.generated;
     this.procs = procs;
     this.cleanup = cleanup;
     this.graceMs = graceMs;
@@ -154,13 +175,19 @@ export class RunningStack extends EventEmitter {
     p.kill(signal);
   }
 
+  /** The key `/admin/*` asks for (`authorization: Bearer <key>`). */
+  get adminKey(): string {
+    return deriveKey(this.secret, 'admin');
+  }
+
   stop(): Promise<void> {
-    // The database goes last, so the nodes writing to it can finish acknowledged work on shutdown.
-    const isDb = (name: string): boolean => this.nodes.some((n) => n.name === name && n.role === 'db');
-    const front = [...this.procs].filter(([name]) => !isDb(name)).map(([, p]) => p);
-    const db = [...this.procs].filter(([name]) => isDb(name)).map(([, p]) => p);
-    this.stopping ??= stopAll(front, this.graceMs)
-      .then(() => stopAll(db, this.graceMs))
+    // Reverse start order: the entry first (no new work comes in), then the nodes doing the work,
+    // the database last, so the nodes writing to it can finish acknowledged work on shutdown.
+    const roleOf = (name: string): RoleName | undefined => this.nodes.find((n) => n.name === name)?.role as RoleName | undefined;
+    const phase = (k: 0 | 1 | 2): ChildProcess[] => [...this.procs].filter(([name]) => startPhase(roleOf(name) ?? 'web') === k).map(([, p]) => p);
+    this.stopping ??= stopAll(phase(2), this.graceMs)
+      .then(() => stopAll(phase(1), this.graceMs))
+      .then(() => stopAll(phase(0), this.graceMs))
       .then(() => this.cleanup())
       .then(() => {
         this.emit('event', { event: 'stopped', entry: this.entryUrl, nodes: this.nodes } satisfies StackEvent);
@@ -188,9 +215,12 @@ export async function stopAll(procs: ChildProcess[], graceMs = STOP_GRACE_MS): P
 }
 
 function startNode(spec: NodeSpec, timeoutMs: number, started: Map<string, ChildProcess>): Promise<NodeReadyMessage> {
+  // Detached: its own process group, out of reach of the terminal's Ctrl-C (the launcher stops
+  // it, in order). The spec (with the secret) goes by environment, which only this user can read.
   const proc = fork(NODE_MAIN, [], {
     env: { ...process.env, RMMSCALE_NODE_SPEC: JSON.stringify(spec) },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    detached: true,
   });
   started.set(spec.name, proc); // tracked at once, so a failed start still stops it
   return new Promise((resolve, reject) => {
@@ -232,20 +262,22 @@ function sendSiblings(name: string, proc: ChildProcess, urls: string[], timeoutM
   });
 }
 
-async function waitHealthy(url: string, timeoutMs: number): Promise<void> {
+async function waitHealthy(url: string, timeoutMs: number, caFile?: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  // A TLS relay may carry a self-signed certificate: this only asks our own child process
-  // whether it is up, so the certificate is not what is being checked here.
-  const dispatcher = url.startsWith('https:') ? new UndiciAgent({ connect: { rejectUnauthorized: false } }) : undefined;
+  // A TLS relay is checked against its own certificate (the topology's tls.certFile).
+  const dispatcher = url.startsWith('https:') ? new UndiciAgent({ connect: { ca: caFile ? readFileSync(caFile) : undefined } }) : undefined;
+  let lastError = '';
   try {
     for (;;) {
       try {
         const r = await undiciRequest(`${url}/healthz`, { dispatcher, headersTimeout: 2000, bodyTimeout: 2000 });
         await r.body.dump();
         if (r.statusCode === 200) return;
-      } catch {
-        // not yet
+      } catch (err) {
+        lastError = (err as { code?: string }).code ?? '';
       }
+      // A certificate that does not verify (e.g. one that does not name 127.0.0.1) is named.
+      if (/CERT|SELF_SIGNED|ALTNAME|UNABLE_TO/.test(lastError)) throw new StackError(`${url}: its TLS certificate does not verify against its tls.certFile (${lastError}); it must name 127.0.0.1 (subjectAltName IP:127.0.0.1)`);
       if (Date.now() > deadline) throw new StackError(`${url}/healthz did not answer within ${timeoutMs} ms`);
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -272,7 +304,8 @@ function storageFor(n: TopologyNode, dbNodeUrl: string | null, primary: DbSpec):
 }
 
 export async function startStack(topology: Topology, opts: StackOptions = {}): Promise<RunningStack> {
-  const secret = opts.secret ?? DEFAULT_SECRET;
+  const secretGenerated = opts.secret === undefined;
+  const secret = opts.secret ?? generateSecret();
   const set = opts.profile ?? PROFILES.none;
   const timeoutMs = opts.startTimeoutMs ?? 30_000;
   const usePostgres = opts.db === 'postgres';
@@ -294,6 +327,9 @@ export async function startStack(topology: Topology, opts: StackOptions = {}): P
   const ports = new Map<string, number>();
   for (const [i, n] of topology.nodes.entries()) ports.set(n.name, opts.portBase ? opts.portBase + i : 0);
 
+  // Relays verify their TLS siblings against the siblings' own certificates.
+  const siblingCaFiles = [...new Set(topology.nodes.flatMap((n) => (n.role === 'relay' && n.tls ? [n.tls.certFile] : [])))];
+
   const specFor = (n: TopologyNode): NodeSpec => {
     const dbUrl = hasDbNode ? (byName.get(topology.nodes.find((x) => x.role === 'db')!.name)?.url ?? null) : null;
     // The database's model lives in one process: the db node, or else the single node.
@@ -312,14 +348,14 @@ export async function startStack(topology: Topology, opts: StackOptions = {}): P
       web: n.role === 'web' ? { serves: n.serves ?? 'both' } : undefined,
       app: opts.loopScale && (n.role === 'app' || n.role === 'single') ? { loopScale: opts.loopScale } : undefined,
       proxy: n.role === 'proxy' ? proxyPools([...byName.values()]) : undefined,
-      relay: n.role === 'relay' ? { siblings: [], tls: n.tls } : undefined,
+      relay: n.role === 'relay' ? { siblings: [], tls: n.tls, siblingCaFiles: siblingCaFiles.length ? siblingCaFiles : undefined } : undefined,
       limits: opts.limits,
     };
   };
 
   const launch = async (n: TopologyNode): Promise<void> => {
     const ready = await startNode(specFor(n), timeoutMs, procs);
-    await waitHealthy(ready.url, timeoutMs);
+    await waitHealthy(ready.url, timeoutMs, n.tls?.certFile);
     byName.set(n.name, { name: n.name, role: n.role, tier: n.tier, url: ready.url, metricsUrl: ready.metricsUrl, pid: ready.pid });
   };
 
@@ -360,7 +396,7 @@ export async function startStack(topology: Topology, opts: StackOptions = {}): P
     }
     return { proc, pid: ready.pid };
   };
-  return new RunningStack(entry.url, nodes, procs, cleanup, opts.stopGraceMs ?? STOP_GRACE_MS, relaunch);
+  return new RunningStack(entry.url, nodes, procs, cleanup, opts.stopGraceMs ?? STOP_GRACE_MS, { value: secret, generated: secretGenerated }, relaunch);
 }
 
 /** --proxy haproxy: render haproxy.cfg for the started web nodes and run the system's haproxy. */

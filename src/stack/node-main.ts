@@ -27,14 +27,25 @@ function readSpec(): NodeSpec {
   try {
     return JSON.parse(raw) as NodeSpec;
   } catch {
-    throw new RmmscaleError('ERR_NODE_SPEC', `RMMSCALE_NODE_SPEC is not valid JSON: ${raw.slice(0, 80)}`, 3);
+    // Not echoed: the spec carries the stack secret.
+    throw new RmmscaleError('ERR_NODE_SPEC', `RMMSCALE_NODE_SPEC is not valid JSON (${raw.length} characters)`, 3);
   }
 }
+
+/** How often a node checks that its launcher is still its parent. */
+const PARENT_CHECK_MS = 500;
+/**
+ * A db node whose launcher died waits this long before it closes, so the other nodes (which
+ * notice the same death) can finish their acknowledged writes first: db last, as in stop().
+ */
+const ORPHAN_DB_DELAY_MS = 1500;
 
 /**
  * A stack node process. The launcher forks it with its NodeSpec in RMMSCALE_NODE_SPEC; it opens
  * its store, starts its role behind the node runtime, and reports `ready` (or `failed`) over IPC.
- * It exits on SIGTERM/SIGINT after closing everything, and by itself if its launcher disappears.
+ * It exits on SIGTERM/SIGINT after closing everything (requests in flight finish first, up to the
+ * runtime's grace), and by itself if its launcher disappears: its IPC channel closes, or its
+ * parent PID changes (checked every 0.5 s), whichever it notices first.
  */
 async function main(): Promise<void> {
   let spec: NodeSpec;
@@ -56,10 +67,23 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => void shutdown(0));
   process.on('SIGINT', () => void shutdown(0));
-  process.on('disconnect', () => void shutdown(0));
+  const parent = process.ppid;
+  let orphaned = false;
+  const onOrphaned = (): void => {
+    if (orphaned) return;
+    orphaned = true;
+    clearInterval(parentWatch);
+    if (spec.role === 'db') setTimeout(() => void shutdown(0), ORPHAN_DB_DELAY_MS);
+    else void shutdown(0);
+  };
+  const parentWatch = setInterval(() => {
+    if (process.ppid !== parent) onOrphaned();
+  }, PARENT_CHECK_MS);
+  parentWatch.unref();
+  if (process.send) process.on('disconnect', onOrphaned);
   try {
     if (spec.db) {
-      store = await openStore(spec.db);
+      store = await openStore(spec.db, spec.secret);
       await store.init();
     }
     const metrics = new NodeMetrics(spec);

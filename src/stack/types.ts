@@ -51,7 +51,10 @@ export interface NodeSpec {
   host: string;
   /** 0 picks a free port; the runtime reports the real one when ready. */
   port: number;
-  /** Agent tokens and user tokens are HMACs under this secret. */
+  /**
+   * Agent tokens, user tokens and the control-plane keys (core/identity.ts deriveKey: /admin/*,
+   * the db RPC, sibling forwarding) are HMACs under this secret.
+   */
   secret: string;
   /** Storage the node works against (absent for the proxy). For the db role: the backing store. */
   db?: DbSpec;
@@ -61,7 +64,11 @@ export interface NodeSpec {
   dbProfile?: CapacityProfile;
   web?: { serves: WebServes };
   proxy?: { agentPool: string[]; userPool: string[]; names: Record<string, string> };
-  relay?: { siblings: string[]; tls?: { certFile: string; keyFile: string } };
+  /**
+   * siblingCaFiles: the certificates (PEM files) a relay trusts when it forwards to a TLS sibling;
+   * without them it forwards only over http.
+   */
+  relay?: { siblings: string[]; tls?: { certFile: string; keyFile: string }; siblingCaFiles?: string[] };
   app?: { loopScale?: number };
   /** HTTP limits enforced by the node runtime (defaults: 10 s headers, 30 s request, 1 MiB body). */
   limits?: { headersTimeoutMs?: number; requestTimeoutMs?: number; maxBodyBytes?: number };
@@ -178,6 +185,25 @@ export interface TelemetrySample {
   memPct: number;
 }
 
+/**
+ * One operator session in the audit stream. Written with outcome 'open' (endedMs null) before
+ * the command goes down the tunnel, and again with the same id when it ends.
+ */
+export interface SessionAuditRecord {
+  id: string;
+  user: string;
+  agentId: string;
+  protocol: string;
+  /** The relay that decided (brokered or refused) the session. */
+  relay: string;
+  startedMs: number;
+  endedMs: number | null;
+  /** open, answered, timeout, tunnel-closed, refused-scope, not-connected, agent-busy, relay-full, sibling-unreachable… */
+  outcome: string;
+  /** The HTTP status the operator got (null while open). */
+  status: number | null;
+}
+
 export interface Store {
   readonly kind: DbSpec['kind'];
   /** Create the schema if missing. Idempotent; safe for several nodes at once. */
@@ -212,5 +238,9 @@ export interface Store {
   approvePatches(atMs: number): Promise<number>;
   detectOffline(offlineAfterMs: number, atMs: number): Promise<number>;
   queueEmail(atMs: number): Promise<number>;
+  /** Write (or complete, by id) an operator session's audit record. */
+  auditSession(record: SessionAuditRecord): Promise<void>;
+  /** The groups an agent belongs to: its client and its dynamic group (empty: unknown agent). */
+  agentGroups(agentId: string): Promise<string[]>;
   close(): Promise<void>;
 }

@@ -1,5 +1,5 @@
 import { InvalidArgumentError, ValidationError, RmmscaleError } from '../core/errors.js';
-import { DEFAULT_SECRET, DEFAULT_SEED } from '../core/identity.js';
+import { DEFAULT_SEED, generateSecret } from '../core/identity.js';
 import { checkTarget, isLoopbackHost } from '../core/loopback.js';
 import { MESSAGE_KINDS, type MessageKind } from '../core/protocol.js';
 import {
@@ -304,7 +304,9 @@ export function resolveSwarmConfig(input: SwarmInput): SwarmConfig {
     poolConnections,
     workers,
     seed: input.seed ?? DEFAULT_SEED,
-    secret: input.secret ?? DEFAULT_SECRET,
+    // No well-known default: without a secret (the CLI looks it up first) the agents' tokens are
+    // under a random one, which no stack accepts.
+    secret: input.secret ?? generateSecret(),
     mix,
     commandDelayMs,
     timeoutMs,

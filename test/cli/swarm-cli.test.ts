@@ -8,6 +8,9 @@ import { startAgentServer, type TestAgentServer } from '../helpers/agent-server.
 import { expectTrustedUnlessStolen } from '../helpers/host-trust.js';
 import { runCli } from '../helpers/spawn-cli.js';
 
+/** The agent server's secret: the swarm gets it with --secret (there is no default secret). */
+const SECRET = 'swarm-cli-test-secret';
+
 let server: TestAgentServer | null = null;
 let dir = '';
 
@@ -22,10 +25,10 @@ afterEach(async () => {
 
 describe('rmmscale swarm (the real binary)', () => {
   it('runs, prints achieved beside target, writes a versioned result and an .hlog, exits 0', async () => {
-    server = await startAgentServer('rmmscale-dev-secret');
+    server = await startAgentServer(SECRET);
     const json = join(dir, 'r.json');
     const hlog = join(dir, 'r.hlog');
-    const r = await runCli(['swarm', '--target', server.url, '--agents', '6000', '--duration', '3s', '--json', json, '--hlog', hlog]);
+    const r = await runCli(['swarm', '--target', server.url, '--secret', SECRET, '--agents', '6000', '--duration', '3s', '--json', json, '--hlog', hlog]);
     expect(r.stderr).not.toContain('internal error');
     expect(r.stdout).toMatch(/rate\s+achieved [\d.]+\/s\s+target 30\/s/);
     const result = JSON.parse(readFileSync(json, 'utf8')) as SwarmResult;
@@ -52,9 +55,9 @@ describe('rmmscale swarm (the real binary)', () => {
   });
 
   it('--rate max: a closed loop is saturated by design; it says the target served at least that rate and exits 0', async () => {
-    server = await startAgentServer('rmmscale-dev-secret');
+    server = await startAgentServer(SECRET);
     const json = join(dir, 'r.json');
-    const r = await runCli(['swarm', '--target', server.url, '--rate', 'max', '--connections', '8', '--duration', '2s', '--json', json]);
+    const r = await runCli(['swarm', '--target', server.url, '--secret', SECRET, '--rate', 'max', '--connections', '8', '--duration', '2s', '--json', json]);
     const result = JSON.parse(readFileSync(json, 'utf8')) as SwarmResult;
     expect(r.code).toBe(0);
     expect(result.verdict.trust?.judgedAs).toBe('closed-loop');
@@ -82,18 +85,18 @@ describe('rmmscale swarm (the real binary)', () => {
   });
 
   it('a generator-bound run says so and exits 4, not 0 and not 3', async () => {
-    server = await startAgentServer('rmmscale-dev-secret', { delayMs: 100 });
+    server = await startAgentServer(SECRET, { delayMs: 100 });
     const json = join(dir, 'gb.json');
-    const r = await runCli(['swarm', '--target', server.url, '--agents', '200', '--rate', '200/s', '--duration', '2s', '--connection', 'pool', '--connections', '2', '--json', json]);
+    const r = await runCli(['swarm', '--target', server.url, '--secret', SECRET, '--agents', '200', '--rate', '200/s', '--duration', '2s', '--connection', 'pool', '--connections', '2', '--json', json]);
     expect(r.code).toBe(4);
     expect(r.stdout).toContain('NOT TRUSTWORTHY (generator-bound)');
     expect((JSON.parse(readFileSync(json, 'utf8')) as SwarmResult).verdict.generatorBound).toBe(true);
   });
 
   it('Ctrl-C stops cleanly, writes the partial result atomically and exits 130', async () => {
-    server = await startAgentServer('rmmscale-dev-secret');
+    server = await startAgentServer(SECRET);
     const json = join(dir, 'partial.json');
-    const r = await runCli(['swarm', '--target', server.url, '--agents', '3000', '--rate', '100/s', '--duration', '60s', '--json', json], {
+    const r = await runCli(['swarm', '--target', server.url, '--secret', SECRET, '--agents', '3000', '--rate', '100/s', '--duration', '60s', '--json', json], {
       onStart: (child) => setTimeout(() => child.kill('SIGINT'), 2500),
     });
     expect(r.code).toBe(130);

@@ -10,6 +10,7 @@ import type { NodeSpec, RoleContext, RoleHandler } from '../../src/stack/types.j
 import { forkNode, stopNode, type ForkedNode } from '../helpers/fork-node.js';
 import { startRole } from './role-harness.js';
 import { SECRET, agent, asAgent, asUser, call, checkinOf } from './web-fixture.js';
+import { deriveKey } from '../../src/core/identity.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -56,15 +57,15 @@ describe('app role: the DBAgent singleton', () => {
     );
     expect(err).toBeInstanceOf(DbAgentLeaseError);
     const lease = await store.leaseHolder(LEASE_NAME);
-    expect(lease?.holder).toBe(`app-1:${process.pid}`);
+    expect(lease?.holder).toMatch(new RegExp(`^app-1:${process.pid}#[A-Za-z0-9_-]{16}$`));
     expect((err as DbAgentLeaseError).code).toBe('ERR_DBAGENT_LEASE');
     expect((err as Error).message).toBe(
-      `another DBAgent is running (lease held by ${lease!.holder} until ${new Date(lease!.untilMs).toISOString()}); only one may run per stack`,
+      `another DBAgent is running (lease held by app-1:${process.pid} until ${new Date(lease!.untilMs).toISOString()}); only one may run per stack`,
     );
     await first.close();
     expect(await store.leaseHolder(LEASE_NAME)).toBeNull();
     const second = await create(ctxFor('app-2', store));
-    expect((await store.leaseHolder(LEASE_NAME))?.holder).toBe(`app-2:${process.pid}`);
+    expect((await store.leaseHolder(LEASE_NAME))?.holder).toMatch(new RegExp(`^app-2:${process.pid}#`));
     await second.close();
   });
 
@@ -97,7 +98,7 @@ describe('app role: the DBAgent singleton', () => {
       return ['rebuild-groups', 'approve-patches', 'detect-offline', 'queue-email'].every((l) => t.includes(`event="loop:${l}"`)) ? t : null;
     });
     expect(text).toMatch(/rmmscale_events_total\{[^}]*event="loop:detect-offline:rows"[^}]*\} 1\n/);
-    const hdr = (await (await fetch(`${node.url}/admin/hdr`)).json()) as { histograms: Record<string, string> };
+    const hdr = (await (await fetch(`${node.url}/admin/hdr`, { headers: { authorization: `Bearer ${deriveKey(SECRET, 'admin')}` } })).json()) as { histograms: Record<string, string> };
     expect(Object.keys(hdr.histograms)).toEqual(expect.arrayContaining(['op:loop:rebuild-groups', 'op:loop:detect-offline']));
     expect((await call(node.url, 'GET', '/api/v1/agents', undefined, asUser())).status).toBe(404);
   });
@@ -112,7 +113,7 @@ describe('app role: the DBAgent singleton', () => {
       return r.agents[0]?.groupName ?? null;
     });
     expect(groups).toBe(`${agent.client}/${agent.os}`);
-    expect((await store.leaseHolder(LEASE_NAME))?.holder).toBe(`single:${process.pid}`);
+    expect((await store.leaseHolder(LEASE_NAME))?.holder).toMatch(new RegExp(`^single:${process.pid}#`));
   });
 });
 

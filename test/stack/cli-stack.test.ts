@@ -67,7 +67,9 @@ describe('rmmscale stack up (the real binary)', () => {
         }),
     });
     expect(r.code).toBe(130);
-    expect(r.stdout).toMatch(/^stack single \(profile none, db sqlite, proxy builtin\) is up; entry http:\/\/127\.0\.0\.1:\d+\n {2}single {9}single http:\/\/127\.0\.0\.1:\d+ +metrics http:\/\/127\.0\.0\.1:\d+\/metrics {2}pid \d+\nCtrl-C stops every node\.\n$/);
+    expect(r.stdout).toMatch(
+      /^stack single \(profile none, db sqlite, proxy builtin\) is up; entry http:\/\/127\.0\.0\.1:\d+\n {2}single {9}single http:\/\/127\.0\.0\.1:\d+ +metrics http:\/\/127\.0\.0\.1:\d+\/metrics {2}pid \d+\nsecret: [A-Za-z0-9_-]{43} \(generated; shown once\)\nstate: \S+\/stack-\d+\.json \(mode 0600: the secret, for rmmscale swarm \/ stack tokens on this host\)\nCtrl-C stops every node\.\n$/,
+    );
   }, 60_000);
 
   it.each([

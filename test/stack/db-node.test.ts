@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Pool } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
-import { deriveFleet } from '../../src/core/identity.js';
+import { deriveFleet, deriveKey } from '../../src/core/identity.js';
 import type { CapacityProfile, DbSpec, NodeReadyMessage, NodeSpec } from '../../src/stack/types.js';
 import { forkNode, stopNode, type ForkedNode } from '../helpers/fork-node.js';
 import { PG_URL, freshPgSchema, pgAvailability } from './role-harness.js';
@@ -80,9 +80,11 @@ describe('db node: the database tier as a process', () => {
     expect(count(path, 'checkins')).toBe(40);
     const text = await (await fetch(s.db.metricsUrl)).text();
     expect(text).toMatch(/rmmscale_requests_total\{[^}]*route="db:checkin"[^}]*status="200"[^}]*\} 40\n/);
-    // The RPC is internal: an unknown operation is a 404, and so is any GET.
-    expect((await fetch(`${s.db.url}/db/v1/dropEverything`, { method: 'POST', body: '[]' })).status).toBe(404);
-    expect((await fetch(`${s.db.url}/db/v1/countCheckins`)).status).toBe(404);
+    // The RPC is internal: without the db key, 401; with it, an unknown operation is a 404, and so is any GET.
+    expect((await fetch(`${s.db.url}/db/v1/countCheckins`, { method: 'POST', body: '[]' })).status).toBe(401);
+    const key = { authorization: `Bearer ${deriveKey(SECRET, 'db-rpc')}` };
+    expect((await fetch(`${s.db.url}/db/v1/dropEverything`, { method: 'POST', body: '[]', headers: key })).status).toBe(404);
+    expect((await fetch(`${s.db.url}/db/v1/countCheckins`, { headers: key })).status).toBe(404);
   });
 
   it('every check-in acknowledged before the db node is killed with SIGKILL is in the database; then web answers 503', async () => {

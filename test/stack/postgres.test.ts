@@ -1,3 +1,4 @@
+import { deriveKey } from '../../src/core/identity.js';
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PostgresStore, redactUrl } from '../../src/stack/store/postgres.js';
@@ -55,10 +56,10 @@ storeContract(
     const backing = new PostgresStore(schema.url, { connections: 4 });
     await backing.init();
     const node = await startRole({ role: 'db', name: 'db' }, backing);
-    const store = new RemoteStore(node.url, { connections: 8 });
+    const store = new RemoteStore(node.url, { connections: 8, key: deriveKey('test-secret', 'db-rpc') });
     return {
       store,
-      another: async () => new RemoteStore(node.url, { connections: 2 }),
+      another: async () => new RemoteStore(node.url, { connections: 2, key: deriveKey('test-secret', 'db-rpc') }),
       scalar: pgScalar(schema.url),
       close: async () => {
         await store.close();

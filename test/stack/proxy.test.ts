@@ -83,7 +83,9 @@ describe('built-in proxy: routing and headers (fixture backends in their own pro
     expect(m.servedBy).toBe('');
     expect(m.text).toContain('node="proxy"');
     expect((await get('/healthz')).text).toContain('"node":"proxy"');
-    expect((await get('/admin/whatever')).status).toBe(404);
+    const admin = await get('/admin/whatever');
+    expect(admin.status).toBe(401); // the proxy's own admin surface (admin key), never forwarded
+    expect(admin.servedBy).toBe('');
     const other = await get('/agentx/echo');
     expect(other.status).toBe(404);
     expect(other.servedBy).toBe('');

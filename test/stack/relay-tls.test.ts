@@ -104,7 +104,7 @@ describe('relay over TLS', () => {
     const r = await request(`${ready.url}/api/v1/sessions`, {
       method: 'POST',
       dispatcher,
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${userToken(SECRET, 'ops')}` },
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${userToken(SECRET, 'ops', '*')}` },
       body: JSON.stringify({ agentId: a.id, protocol: 'shell', command: 'date' }),
     });
     expect(r.statusCode).toBe(200);
@@ -177,7 +177,7 @@ describe('relay over TLS', () => {
         const r = await request(`${relays[0].url}/api/v1/sessions`, {
           method: 'POST',
           dispatcher,
-          headers: { 'content-type': 'application/json', authorization: `Bearer ${userToken(SECRET, 'ops')}` },
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${userToken(SECRET, 'ops', '*')}` },
           body: JSON.stringify({ agentId: a.id, protocol: 'shell', command: 'hostname' }),
         });
         body = await r.body.json();

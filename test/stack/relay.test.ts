@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { deriveAgent, userToken, type AgentIdentity } from '../../src/core/identity.js';
+import { deriveAgent, deriveKey, userToken, type AgentIdentity } from '../../src/core/identity.js';
 import type { TunnelFrame } from '../../src/core/protocol.js';
 import { startStack, type NodeInfo, type RunningStack } from '../../src/stack/launcher.js';
 import { namedTopology } from '../../src/stack/topology.js';
@@ -20,7 +20,7 @@ import { relayFor } from '../../src/swarm/transports/ws-tunnels.js';
 
 const SECRET = 'relay-secret';
 const SEED = 'relay-test';
-const USER = `Bearer ${userToken(SECRET, 'ops')}`;
+const USER = `Bearer ${userToken(SECRET, 'ops', '*')}`;
 let stack: RunningStack;
 let dataDir = '';
 let open: WebSocket[] = [];
@@ -54,7 +54,7 @@ function telemetryRows(agentId?: string): number {
 }
 
 async function dbCall<T>(method: string, args: unknown[]): Promise<T> {
-  const r = await fetch(`${node('db').url}/db/v1/${method}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(args) });
+  const r = await fetch(`${node('db').url}/db/v1/${method}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${deriveKey(SECRET, 'db-rpc')}` }, body: JSON.stringify(args) });
   expect(r.status).toBe(200);
   return ((await r.json()) as { result: T }).result;
 }
@@ -145,7 +145,7 @@ describe('relay: tunnels', () => {
     expect(await eventually(async () => (await dbCall<string | null>('getPresence', [a.id])) === 'relay-1', 3000)).toBe(true);
     t.ws.close();
     expect(await eventually(async () => (await dbCall<string | null>('getPresence', [a.id])) === null, 3000)).toBe(true);
-    const hdr = (await (await fetch(`${node('relay-1').url}/admin/hdr`)).json()) as { histograms: Record<string, string> };
+    const hdr = (await (await fetch(`${node('relay-1').url}/admin/hdr`, { headers: { authorization: `Bearer ${stack.adminKey}` } })).json()) as { histograms: Record<string, string> };
     expect(Object.keys(hdr.histograms)).toContain('op:telemetry-commit');
   });
 

@@ -8,6 +8,7 @@ import { decodeHistogram } from '../../src/metrics/histogram.js';
 import type { NodeReadyMessage, NodeSpec } from '../../src/stack/types.js';
 import { ECHO_ROLE, alive, forkNode, stopNode, type ForkedNode } from '../helpers/fork-node.js';
 import { until } from './proxy-backends.js';
+import { deriveKey } from '../../src/core/identity.js';
 
 const nodes: ForkedNode[] = [];
 const dirs: string[] = [];
@@ -15,6 +16,9 @@ afterEach(async () => {
   await Promise.all(nodes.splice(0).map(stopNode));
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
+
+/** The admin key of the secret `spec` gives every node. */
+const ADMIN = { headers: { authorization: `Bearer ${deriveKey('s', 'admin')}` } };
 
 function spec(over: Partial<NodeSpec> = {}): NodeSpec {
   return { name: 'echo-1', role: 'web', tier: 'web-agent', host: '127.0.0.1', port: 0, secret: 's', ...over };
@@ -42,7 +46,7 @@ describe('a node process (node-main + runtime) with a test role', () => {
     expect(ready.metricsUrl).toBe(`${ready.url}/metrics`);
     for (let i = 0; i < 5; i++) expect((await fetch(`${ready.url}/work`)).status).toBe(200);
     expect((await fetch(`${ready.url}/other`)).status).toBe(404);
-    expect((await fetch(`${ready.url}/admin/nothing`)).status).toBe(404); // admin space never reaches the role
+    expect((await fetch(`${ready.url}/admin/nothing`, ADMIN)).status).toBe(404); // admin space never reaches the role
 
     const health = (await (await fetch(`${ready.url}/healthz`)).json()) as Record<string, unknown>;
     expect(health).toMatchObject({ ok: true, node: 'echo-1', role: 'web', tier: 'web-agent', pid: node.proc.pid, inflight: 0, busyWorkers: null, hostLimited: false });
@@ -61,7 +65,7 @@ describe('a node process (node-main + runtime) with a test role', () => {
     expect(sample(text, 'process_resident_memory_bytes')).toBeGreaterThan(1e6);
     expect(text).not.toContain('rmmscale_busy_workers'); // no profile, no limiter metrics
 
-    const hdr = (await (await fetch(`${ready.url}/admin/hdr`)).json()) as NodeHdrSnapshot;
+    const hdr = (await (await fetch(`${ready.url}/admin/hdr`, ADMIN)).json()) as NodeHdrSnapshot;
     expect(hdr.node).toBe('echo-1');
     expect(decodeHistogram(hdr.histograms.work).totalCount).toBe(5);
     expect(decodeHistogram(hdr.histograms['op:echo-op']).totalCount).toBe(6);
@@ -98,7 +102,7 @@ describe('a node process (node-main + runtime) with a test role', () => {
     // The node measured all three: the two it served and the one it refused (that a served one's
     // latency includes its queueing is the limiter's arithmetic, checked on a fake clock in
     // capacity.test.ts).
-    const hdr = (await (await fetch(`${ready.url}/admin/hdr`)).json()) as NodeHdrSnapshot;
+    const hdr = (await (await fetch(`${ready.url}/admin/hdr`, ADMIN)).json()) as NodeHdrSnapshot;
     expect(decodeHistogram(hdr.histograms.work).totalCount).toBe(3);
   });
 

@@ -124,8 +124,8 @@ describe('a single-server node: agent API, user API, and bad input', () => {
     expect(m).toMatch(/rmmscale_requests_total\{node="single",role="single",tier="single",route="checkin",status="200"\} \d+/);
     expect(m).toContain('rmmscale_request_duration_seconds_bucket');
     expect(m).toContain('process_resident_memory_bytes');
-    expect((await fetch(`${stack.entryUrl}/admin/nope`)).status).toBe(404);
-    const hdr = (await (await fetch(`${stack.entryUrl}/admin/hdr`)).json()) as { histograms: Record<string, string> };
+    expect((await fetch(`${stack.entryUrl}/admin/nope`, { headers: { authorization: `Bearer ${stack.adminKey}` } })).status).toBe(404);
+    const hdr = (await (await fetch(`${stack.entryUrl}/admin/hdr`, { headers: { authorization: `Bearer ${stack.adminKey}` } })).json()) as { histograms: Record<string, string> };
     expect(Object.keys(hdr.histograms)).toContain('checkin');
   });
 });

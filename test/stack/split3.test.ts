@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { deriveAgent, userToken } from '../../src/core/identity.js';
+import { deriveAgent, deriveKey, userToken } from '../../src/core/identity.js';
 import { resolveSwarmConfig } from '../../src/swarm/config.js';
 import { runSwarm } from '../../src/swarm/coordinator.js';
 import { startStack, type RunningStack } from '../../src/stack/launcher.js';
@@ -28,7 +28,7 @@ async function checkin(i: number): Promise<Response> {
 }
 
 async function dbCheckins(): Promise<number> {
-  const r = await fetch(`${node('db').url}/db/v1/countCheckins`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '[]' });
+  const r = await fetch(`${node('db').url}/db/v1/countCheckins`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${deriveKey(SECRET, 'db-rpc')}` }, body: '[]' });
   return ((await r.json()) as { result: number }).result;
 }
 
@@ -59,7 +59,7 @@ describe('split3: proxy → 2 agent web + 1 user web, app, db — each its own p
     expect(m).not.toContain('node="web-agent-1"');
     const h = (await (await fetch(`${stack.entryUrl}/healthz`)).json()) as { node: string };
     expect(h.node).toBe('proxy');
-    expect((await fetch(`${stack.entryUrl}/admin/hdr`)).status).toBe(200);
+    expect((await fetch(`${stack.entryUrl}/admin/hdr`, { headers: { authorization: `Bearer ${stack.adminKey}` } })).status).toBe(200);
     expect((await fetch(`${stack.entryUrl}/other`)).status).toBe(404);
   });
 

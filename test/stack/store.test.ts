@@ -1,3 +1,4 @@
+import { deriveKey } from '../../src/core/identity.js';
 import Database from 'better-sqlite3';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -52,10 +53,10 @@ storeContract('remote store → db node (SQLite)', async (): Promise<StoreBacken
   const backing = new SqliteStore(path);
   await backing.init();
   const node = await startRole({ role: 'db', name: 'db' }, backing);
-  const store = new RemoteStore(node.url, { connections: 8 });
+  const store = new RemoteStore(node.url, { connections: 8, key: deriveKey('test-secret', 'db-rpc') });
   return {
     store,
-    another: async () => new RemoteStore(node.url, { connections: 2 }),
+    another: async () => new RemoteStore(node.url, { connections: 2, key: deriveKey('test-secret', 'db-rpc') }),
     scalar: sqliteScalar(path),
     close: async () => {
       await store.close();

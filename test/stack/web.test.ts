@@ -5,6 +5,7 @@ import { limitStore } from '../../src/stack/store/limited.js';
 import { RemoteStore } from '../../src/stack/store/remote.js';
 import { startRole, type InProcessNode } from './role-harness.js';
 import { SECRET, agent, asAgent, asUser, call, checkinOf, other, tempStore } from './web-fixture.js';
+import { deriveKey } from '../../src/core/identity.js';
 
 describe('web role: agent and user APIs on a real socket', () => {
   let db: Awaited<ReturnType<typeof tempStore>>;
@@ -106,7 +107,7 @@ describe('web role: agent and user APIs on a real socket', () => {
     expect([a.status, b.status].sort()).toEqual([200, 503]);
     expect((a.status === 503 ? a : b).headers.get('retry-after')).toBe('1');
     // Gone: the db node's port is closed.
-    const dead = new RemoteStore('http://127.0.0.1:9', { connections: 1 });
+    const dead = new RemoteStore('http://127.0.0.1:9', { connections: 1, key: deriveKey(SECRET, 'db-rpc') });
     extra.push(dead);
     const orphan = await startRole({ role: 'web', name: 'web-orphan', secret: SECRET }, dead);
     extra.push(orphan);

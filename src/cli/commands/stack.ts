@@ -14,9 +14,11 @@ export const STACK_FLAGS: Record<string, FlagSpec> = {
   'db-url': { key: 'dbUrl', type: 'string', describe: 'up: PostgreSQL URL for --db postgres [default: env DATABASE_URL]' },
   'port-base': { key: 'portBase', type: 'string', describe: 'up: first port; nodes take consecutive ports in topology order [default: free ports]' },
   'data-dir': { key: 'dataDir', type: 'string', describe: 'up: where the SQLite database lives [default: a temporary folder, removed on stop]' },
-  secret: { key: 'secret', type: 'string', describe: 'stack secret that agent and user tokens derive from' },
+  secret: { key: 'secret', type: 'string', describe: 'stack secret that agent and user tokens derive from [up: generated; tokens: the running stack\'s; env RMMSCALE_SECRET]' },
   seed: { key: 'seed', type: 'string', describe: 'tokens: fleet seed (the swarm\'s --seed)' },
   agents: { key: 'agents', type: 'string', describe: 'tokens: how many agents [default 10]' },
+  user: { key: 'user', type: 'string', describe: 'tokens: print a user token for this user instead of agent tokens' },
+  scope: { key: 'scope', type: 'string', describe: 'tokens --user: the sessions it may open: * | agents:ID,… | group:NAME, optionally @PROTOCOL,…' },
   json: { key: 'json', type: 'boolean', describe: 'one JSON object per line' },
 };
 

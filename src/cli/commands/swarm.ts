@@ -24,7 +24,7 @@ export const SWARM_FLAGS: Record<string, FlagSpec> = {
   connections: { key: 'connections', type: 'string', describe: `pool mode: connections per worker [default ${DEFAULTS.connections}]` },
   workers: { key: 'workers', type: 'string', describe: 'worker processes, or auto (from the open-file limit and the rate) [default auto]' },
   seed: { key: 'seed', type: 'string', describe: 'fleet seed: same seed, same agents and schedule' },
-  secret: { key: 'secret', type: 'string', describe: 'stack secret the agent tokens are derived with' },
+  secret: { key: 'secret', type: 'string', describe: 'stack secret the agent tokens are derived with [default: env RMMSCALE_SECRET, else the `rmmscale stack up` serving --target]' },
   mix: { key: 'mix', type: 'string', describe: `message mix, e.g. checkin=90,inventory=5,heartbeat=5 [default ${DEFAULTS.mix}]` },
   'command-delay': { key: 'commandDelay', type: 'string', describe: `mean simulated command execution time [default ${DEFAULTS.commandDelay}]` },
   timeout: { key: 'timeout', type: 'string', describe: `per-request timeout [default ${DEFAULTS.timeout}]` },

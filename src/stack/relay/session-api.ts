@@ -1,12 +1,14 @@
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { WebSocket } from 'ws';
+import { deriveKey, parseSessionScope, sameCredential, verifyUserTokenScope, type SessionScope } from '../../core/identity.js';
 import { AGENT_ROUTES, HEADER_SERVED_BY, USER_ROUTES } from '../../core/protocol.js';
-import { authenticateUser } from '../auth.js';
+import { bearerToken } from '../auth.js';
 import { readJson, sendJson } from '../http-body.js';
 import { refuse, refuseError } from '../http-errors.js';
-import type { NodeMetricsApi } from '../types.js';
+import type { NodeMetricsApi, SessionAuditRecord, Store } from '../types.js';
 import { SessionBroker, type SessionOutcome } from './sessions.js';
-import { HEADER_RELAY_HOP, type SiblingForwarder } from './sibling-forward.js';
+import { HEADER_RELAY_HOP, HEADER_RELAY_KEY, type SiblingForwarder } from './sibling-forward.js';
 
 /**
  * The relay's operator side: `POST /api/v1/sessions` with a user token and
@@ -19,6 +21,19 @@ import { HEADER_RELAY_HOP, type SiblingForwarder } from './sibling-forward.js';
  * or the db is unavailable, 504 no answer within timeoutMs (default 10 s, at most 60 s). Pending
  * sessions live only in this process's memory (sessions.ts): a relay that restarts loses those and
  * nothing else.
+ *
+ * Scope: a session reaches one agent with one protocol, and the user token must carry a scope
+ * (core/identity.ts SessionScope) that covers both: the agent by id, or by group (its client or
+ * dynamic group in the database); else 403. A token without a scope opens no session.
+ *
+ * Audit: every session from an authenticated user with a well-formed body, allowed or refused,
+ * is one row in the database's session_audit (user, agent, protocol, relay, start, end, outcome,
+ * status). An allowed session's row is written before its command goes down the tunnel (no
+ * database, no session: 503) and completed when it ends. A session forwarded to a sibling is
+ * audited by the sibling, which decides it; the entry relay audits only what it refuses itself.
+ *
+ * A request marked as forwarded (x-rmmscale-relay-hop) must carry the siblings' key
+ * (x-rmmscale-relay-key, derived from the stack secret for 'relay-forward'), else 401.
  */
 
 const MAX_SESSION_BODY_BYTES = 64 * 1024;
@@ -55,16 +70,32 @@ export interface SessionApiOptions {
   name: string;
   secret: string;
   metrics: NodeMetricsApi;
+  /** Where audit records go and group membership comes from. */
+  store: Store;
+  /** At most one line a second (the relay's error log). */
+  logError: (message: string) => void;
   /** The agent's open tunnel on this relay, if any. */
   tunnelOf: (agentId: string) => WebSocket | undefined;
   forwarder: SiblingForwarder;
 }
 
+/** Whether a token's scope lets its user open `s` (the agent's groups asked only for a group scope). */
+async function inScope(scope: SessionScope, s: SessionRequest, groupsOf: (agentId: string) => Promise<string[]>): Promise<boolean> {
+  if (scope.protocols && !scope.protocols.has(s.protocol)) return false;
+  if (scope.agents === 'all') return true;
+  if (scope.agents instanceof Set) return scope.agents.has(s.agentId);
+  const { group } = scope.agents as { group: string };
+  return (await groupsOf(s.agentId)).includes(group);
+}
+
 export class SessionApi {
   /** Sessions pending on this relay; the tunnel side delivers their answers. */
   readonly sessions = new SessionBroker(MAX_PENDING_SESSIONS, MAX_SESSIONS_PER_AGENT);
+  private readonly forwardKey: string;
 
-  constructor(private readonly o: SessionApiOptions) {}
+  constructor(private readonly o: SessionApiOptions) {
+    this.forwardKey = deriveKey(o.secret, 'relay-forward');
+  }
 
   routeOf(method: string, path: string): string {
     return path === USER_ROUTES.sessions ? (method === 'POST' ? 'session' : 'session-bad-method') : 'not-found';
@@ -75,27 +106,76 @@ export class SessionApi {
     const path = (req.url ?? '/').split('?')[0];
     if (path !== USER_ROUTES.sessions) return refuse(req, res, 404, `not found: a relay serves ${USER_ROUTES.sessions} (operators) and ${AGENT_ROUTES.tunnel} (agents)`);
     if (req.method !== 'POST') return refuse(req, res, 405, 'POST only', { allow: 'POST' });
-    const user = authenticateUser(req, this.o.secret);
-    if (!user) return refuse(req, res, 401, 'user token required');
+    const token = bearerToken(req);
+    const who = token ? verifyUserTokenScope(this.o.secret, token) : null;
+    if (!who) return refuse(req, res, 401, 'user token required');
+    const hop = req.headers[HEADER_RELAY_HOP];
+    if (hop !== undefined && !sameCredential(req.headers[HEADER_RELAY_KEY] as string | undefined, this.forwardKey)) {
+      this.o.metrics.count('session-refused-forward-key');
+      return refuse(req, res, 401, `${HEADER_RELAY_HOP} needs the siblings' key (${HEADER_RELAY_KEY})`);
+    }
     try {
       const parsed = parseSessionRequest(await readJson(req, MAX_SESSION_BODY_BYTES));
       if (typeof parsed === 'string') return refuse(req, res, 400, parsed);
-      const ws = this.o.tunnelOf(parsed.agentId);
-      if (ws) return await this.broker(res, ws, parsed);
-      const hop = req.headers[HEADER_RELAY_HOP];
-      if (typeof hop === 'string') return refuse(req, res, 404, `agent ${JSON.stringify(parsed.agentId)} has no tunnel on ${this.o.name} (forwarded by ${hop})`);
-      return await this.o.forwarder.forward(req, res, parsed);
+      const audit = this.auditor(who.user, parsed);
+      let scope: SessionScope | null = null;
+      try {
+        scope = who.scope === null ? null : parseSessionScope('scope', who.scope);
+      } catch {
+        scope = null; // minted with the secret but malformed: reaches nothing
+      }
+      if (!scope || !(await inScope(scope, parsed, (id) => this.o.store.agentGroups(id)))) {
+        this.o.metrics.count('session-refused-scope');
+        await audit.end('refused-scope', 403);
+        const why = scope ? `does not cover agent ${JSON.stringify(parsed.agentId)} with protocol ${JSON.stringify(parsed.protocol)}` : 'carries no session scope';
+        return refuse(req, res, 403, `user ${JSON.stringify(who.user)}: the token ${why}`);
+      }
+      if (this.o.tunnelOf(parsed.agentId)) return await this.broker(res, parsed, audit);
+      if (typeof hop === 'string') {
+        await audit.end('not-connected', 404);
+        return refuse(req, res, 404, `agent ${JSON.stringify(parsed.agentId)} has no tunnel on ${this.o.name} (forwarded by ${hop})`);
+      }
+      const f = await this.o.forwarder.forward(req, res, parsed);
+      // A sibling that answered audited the session itself; what never reached one is audited here.
+      if (!f.reachedSibling) await audit.end(f.outcome, f.status);
     } catch (err) {
       refuseError(req, res, err);
     }
   }
 
-  private async broker(res: ServerResponse, ws: WebSocket, s: SessionRequest): Promise<void> {
+  /** One audit record for one session: `open` writes it (and fails the session when it cannot), `end` completes it. */
+  private auditor(user: string, s: SessionRequest): { open(): Promise<void>; end(outcome: string, status: number): Promise<void> } {
+    const rec: SessionAuditRecord = { id: randomUUID(), user, agentId: s.agentId, protocol: s.protocol, relay: this.o.name, startedMs: Date.now(), endedMs: null, outcome: 'open', status: null };
+    return {
+      open: () => this.o.store.auditSession(rec),
+      end: async (outcome, status) => {
+        try {
+          await this.o.store.auditSession({ ...rec, endedMs: Date.now(), outcome, status });
+        } catch (err) {
+          this.o.metrics.count('session-audit-failed');
+          this.o.logError(`session audit ${rec.id} (${user} → ${s.agentId}, ${outcome}) not written: ${(err as Error).message}`);
+        }
+      },
+    };
+  }
+
+  private async broker(res: ServerResponse, s: SessionRequest, audit: { open(): Promise<void>; end(outcome: string, status: number): Promise<void> }): Promise<void> {
     const { name, metrics } = this.o;
+    // No audit record, no session: a database that cannot take it fails the session (503).
+    await audit.open();
+    const ws: WebSocket | undefined = this.o.tunnelOf(s.agentId);
+    if (!ws) {
+      await audit.end('tunnel-closed', 502);
+      return sendJson(res, 502, { error: `agent ${JSON.stringify(s.agentId)}'s tunnel to ${name} closed before the session started; retry once it reconnects` });
+    }
     const opened = this.sessions.open(s.agentId, s.protocol, { ...s.args, command: s.command }, s.timeoutMs, (frame) => ws.send(frame));
     if (!(opened instanceof Promise)) {
       metrics.count(`session-refused-${opened.kind}`);
-      if (opened.kind === 'agent-busy') return sendJson(res, 429, { error: `agent ${JSON.stringify(s.agentId)} already has ${opened.maxPerAgent} sessions pending on ${name}; retry when one ends` });
+      if (opened.kind === 'agent-busy') {
+        await audit.end('agent-busy', 429);
+        return sendJson(res, 429, { error: `agent ${JSON.stringify(s.agentId)} already has ${opened.maxPerAgent} sessions pending on ${name}; retry when one ends` });
+      }
+      await audit.end('relay-full', 503);
       res.setHeader('retry-after', '1');
       return sendJson(res, 503, { error: `${name} has ${opened.maxPending} sessions pending, its limit; retry shortly` });
     }
@@ -105,10 +185,13 @@ export class SessionApi {
     metrics.count(`session-${outcome.kind}`);
     switch (outcome.kind) {
       case 'answered':
+        await audit.end('answered', 200);
         return sendJson(res, 200, { sessionId: outcome.sessionId, agentId: s.agentId, relay: name, exitCode: outcome.exitCode, output: outcome.output });
       case 'timeout':
+        await audit.end('timeout', 504);
         return sendJson(res, 504, { error: `agent ${JSON.stringify(s.agentId)} did not answer session ${outcome.sessionId} within ${outcome.timeoutMs} ms`, sessionId: outcome.sessionId });
       default:
+        await audit.end('tunnel-closed', 502);
         return sendJson(res, 502, { error: `agent ${JSON.stringify(s.agentId)}'s tunnel to ${name} closed before it answered session ${outcome.sessionId}; retry once it reconnects`, sessionId: outcome.sessionId });
     }
   }

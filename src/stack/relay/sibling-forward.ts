@@ -1,6 +1,8 @@
+import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Agent, request } from 'undici';
 import { StackError } from '../../core/errors.js';
+import { deriveKey } from '../../core/identity.js';
 import { isLoopbackHost } from '../../core/loopback.js';
 import { USER_ROUTES } from '../../core/protocol.js';
 import { refuse } from '../http-errors.js';
@@ -16,9 +18,23 @@ import type { SessionRequest } from './session-api.js';
  *
  * Siblings are configured by URL and found by node name from their /healthz, asked again at most
  * once a second after a miss.
+ *
+ * The forward carries the operator's own token (the sibling authenticates the user and checks
+ * the scope again) and the siblings' key (x-rmmscale-relay-key), without which a sibling refuses
+ * a request marked as forwarded (401). TLS siblings are verified: against the relays'
+ * certificates the launcher names (spec.relay.siblingCaFiles), else the system's CAs; a
+ * certificate that does not verify is an unreachable sibling (502), never a silent forward.
  */
 
 export const HEADER_RELAY_HOP = 'x-rmmscale-relay-hop';
+export const HEADER_RELAY_KEY = 'x-rmmscale-relay-key';
+
+/** What became of a forward: whether a sibling answered (and so audited it), and what the operator got. */
+export interface ForwardResult {
+  reachedSibling: boolean;
+  status: number;
+  outcome: string;
+}
 
 /** Time a forward gets on top of the session's own timeout. */
 const FORWARD_SLACK_MS = 2000;
@@ -45,15 +61,26 @@ export class SiblingForwarder {
   private readonly siblingByName = new Map<string, string>();
   private siblingProbeAtMs = 0;
   private dispatcher: Agent | null = null;
+  private readonly key: string;
+  private readonly ca: Buffer[] | undefined;
 
-  /** Throws a StackError for a sibling URL that is not http(s) on loopback. */
+  /** Throws a StackError for a sibling URL that is not http(s) on loopback, or an unreadable CA file. */
   constructor(
     private readonly name: string,
     siblings: readonly string[],
     private readonly store: Store,
     private readonly metrics: NodeMetricsApi,
+    opts: { secret: string; caFiles?: readonly string[] },
   ) {
     this.siblings = checkSiblings(name, siblings);
+    this.key = deriveKey(opts.secret, 'relay-forward');
+    this.ca = opts.caFiles?.map((f, i) => {
+      try {
+        return readFileSync(f);
+      } catch (err) {
+        throw new StackError(`${name}: relay.siblingCaFiles[${i}]: cannot read ${JSON.stringify(f)} (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`);
+      }
+    });
   }
 
   setSiblings(urls: string[]): void {
@@ -63,35 +90,41 @@ export class SiblingForwarder {
   }
 
   /** Not here: ask the database which relay holds the agent and hand the request to it, once. */
-  async forward(req: IncomingMessage, res: ServerResponse, s: SessionRequest): Promise<void> {
+  async forward(req: IncomingMessage, res: ServerResponse, s: SessionRequest): Promise<ForwardResult> {
     const holder = await this.store.getPresence(s.agentId);
     if (holder === null || holder === this.name) {
-      return refuse(req, res, 404, `agent ${JSON.stringify(s.agentId)} is not connected: no relay holds its tunnel (asked ${this.name})`);
+      refuse(req, res, 404, `agent ${JSON.stringify(s.agentId)} is not connected: no relay holds its tunnel (asked ${this.name})`);
+      return { reachedSibling: false, status: 404, outcome: 'not-connected' };
     }
     const url = await this.siblingUrl(holder);
-    if (!url) return refuse(req, res, 404, `agent ${JSON.stringify(s.agentId)} is held by ${holder}, which is not a sibling of ${this.name}`);
+    if (!url) {
+      refuse(req, res, 404, `agent ${JSON.stringify(s.agentId)} is held by ${holder}, which is not a sibling of ${this.name}`);
+      return { reachedSibling: false, status: 404, outcome: 'not-connected' };
+    }
     this.metrics.count('session-forwarded');
     const budgetMs = s.timeoutMs + FORWARD_SLACK_MS;
     try {
       const r = await request(`${url}${USER_ROUTES.sessions}`, {
         method: 'POST',
         dispatcher: this.agent(),
-        headers: { 'content-type': 'application/json', authorization: req.headers.authorization ?? '', [HEADER_RELAY_HOP]: this.name },
+        headers: { 'content-type': 'application/json', authorization: req.headers.authorization ?? '', [HEADER_RELAY_HOP]: this.name, [HEADER_RELAY_KEY]: this.key },
         body: JSON.stringify({ agentId: s.agentId, protocol: s.protocol, command: s.command, args: s.args, timeoutMs: s.timeoutMs }),
         headersTimeout: budgetMs,
         bodyTimeout: budgetMs,
       });
       const text = await r.body.text();
       res.writeHead(r.statusCode, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
+      return { reachedSibling: true, status: r.statusCode, outcome: 'forwarded' };
     } catch (err) {
       const why = (err as { code?: string }).code ?? (err as Error).message;
-      return refuse(req, res, 502, `agent ${JSON.stringify(s.agentId)} is held by ${holder} (${url}), which is unreachable (${why}); its agents fail over to a sibling, retry shortly`);
+      refuse(req, res, 502, `agent ${JSON.stringify(s.agentId)} is held by ${holder} (${url}), which is unreachable (${why}); its agents fail over to a sibling, retry shortly`);
+      return { reachedSibling: false, status: 502, outcome: 'sibling-unreachable' };
     }
   }
 
-  /** One keep-alive pool for the siblings, made on first use. */
+  /** One keep-alive pool for the siblings, made on first use; TLS siblings' certificates are verified. */
   private agent(): Agent {
-    this.dispatcher ??= new Agent({ connections: 16, keepAliveTimeout: 10_000, connect: { rejectUnauthorized: false } });
+    this.dispatcher ??= new Agent({ connections: 16, keepAliveTimeout: 10_000, connect: this.ca ? { ca: this.ca } : {} });
     return this.dispatcher;
   }
 

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { InvalidArgumentError, RmmscaleError } from '../../core/errors.js';
 import { EXIT } from '../../core/exit-codes.js';
@@ -16,6 +17,9 @@ import type { RoleContext, RoleFactory, RoleHandler, Store } from '../types.js';
  *     └── every renewMs: acquire again (a renewal); leaseUntil moves on only when it succeeds,
  *         so a DBAgent cut off from its database stops its loops before another may take over.
  *   stop ── release (a clean shutdown frees the lease at once; a crash frees it after ttl)
+ *
+ * The holder is `<node>:<pid>#<random>`: only this instance knows the part after `#` (the db node
+ * never returns it, and messages leave it out), so no other process can release or renew its lease.
  *
  * Each loop run is counted and timed through ctx.metrics (`loop:<name>`, `loop:<name>:rows`,
  * `loop:<name>:errors`). Runs of one loop never overlap: the next is scheduled after one ends.
@@ -42,6 +46,12 @@ export interface DbAgentOptions {
 export const DEFAULT_LEASE_TTL_MS = 15_000;
 export const DEFAULT_LEASE_RENEW_MS = 5_000;
 
+/** A lease holder as messages and the db RPC show it: without its private part. */
+export function publicHolder(holder: string): string {
+  const i = holder.indexOf('#');
+  return i < 0 ? holder : holder.slice(0, i);
+}
+
 export class DbAgentLeaseError extends RmmscaleError {
   constructor(
     readonly holder: string,
@@ -49,7 +59,7 @@ export class DbAgentLeaseError extends RmmscaleError {
   ) {
     super(
       'ERR_DBAGENT_LEASE',
-      `another DBAgent is running (lease held by ${holder} until ${new Date(untilMs).toISOString()}); only one may run per stack`,
+      `another DBAgent is running (lease held by ${publicHolder(holder)} until ${new Date(untilMs).toISOString()}); only one may run per stack`,
       EXIT.sutFailed,
     );
   }
@@ -71,7 +81,7 @@ export class DbAgent {
     private readonly store: Store,
     opts: DbAgentOptions = {},
   ) {
-    this.holder = `${ctx.spec.name}:${process.pid}`;
+    this.holder = `${ctx.spec.name}:${process.pid}#${randomBytes(12).toString('base64url')}`;
     this.ttlMs = opts.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS;
     this.renewMs = opts.renewMs ?? DEFAULT_LEASE_RENEW_MS;
     this.scale = opts.loopScale ?? ctx.spec.app?.loopScale ?? 1;

@@ -49,8 +49,9 @@ export class RelayHandler implements RoleHandler {
     const { name, secret } = ctx.spec;
     this.metrics = ctx.metrics;
     this.log = ctx.log;
-    this.forwarder = new SiblingForwarder(name, ctx.spec.relay?.siblings ?? [], ctx.store, ctx.metrics);
-    this.api = new SessionApi({ name, secret, metrics: ctx.metrics, tunnelOf: (agentId) => this.tunnels.openTunnel(agentId), forwarder: this.forwarder });
+    this.forwarder = new SiblingForwarder(name, ctx.spec.relay?.siblings ?? [], ctx.store, ctx.metrics, { secret, caFiles: ctx.spec.relay?.siblingCaFiles });
+    const store = ctx.store;
+    this.api = new SessionApi({ name, secret, metrics: ctx.metrics, store, logError: (m) => this.logError(m), tunnelOf: (agentId) => this.tunnels.openTunnel(agentId), forwarder: this.forwarder });
     this.tunnels = new TunnelServer({ name, secret, store: ctx.store, metrics: ctx.metrics, batch, sessions: this.api.sessions, logError: (m) => this.logError(m) });
     this.gaugeTimer = setInterval(() => this.gauges(), 1000);
     this.gaugeTimer.unref();

@@ -3,6 +3,9 @@ import { createServer, type IncomingMessage, type Server, type ServerOptions, ty
 import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { StackError } from '../../core/errors.js';
+import { deriveKey, sameCredential } from '../../core/identity.js';
+import { isLoopbackHost } from '../../core/loopback.js';
+import { bearerToken } from '../auth.js';
 import { CapacityLimiter, QueueFullError } from '../capacity.js';
 import type { RoleHandler, NodeSpec } from '../types.js';
 import { NodeMetrics } from './node-metrics.js';
@@ -11,9 +14,23 @@ import { NodeMetrics } from './node-metrics.js';
  * One stack node's HTTP server. Admin paths (/healthz, /metrics, /admin/hdr) are answered here and
  * never reach the role; every other request goes through the capacity limiter (when the node has a
  * profile) to the role, and is measured from arrival to the end of the response.
+ *
+ * Who may ask: /healthz is open (liveness: the launcher, the proxy's health checks, HAProxy);
+ * /metrics is open while the node listens on loopback, as Prometheus expects, and otherwise needs
+ * the admin key; /admin/* always needs the admin key (`authorization: Bearer <key>`, the key
+ * derived from the stack secret for 'admin'), else 401 whatever the path.
+ *
+ * A request that fails inside the role is answered 500 `{"error":"internal"}`: the message goes
+ * to the node's stderr (at most one line a second), never to the caller.
+ *
+ * close(): stop accepting, let requests in flight finish (up to `graceMs`), close the role (a
+ * relay sends its final acks while its tunnels are still open), then destroy what is left.
  */
 
 export const DEFAULT_LIMITS = { headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, maxBodyBytes: 1024 * 1024 } as const;
+
+/** How long close() lets requests in flight finish before their sockets are destroyed. */
+export const CLOSE_GRACE_MS = 2000;
 
 function readPem(node: string, field: string, path: string): Buffer {
   try {
@@ -42,11 +59,19 @@ export class NodeServer {
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
   private readonly tls: boolean;
+  private readonly adminKey: string;
+  private readonly metricsOpen: boolean;
+  private closing = false;
+  private closed: Promise<void> | null = null;
+  private drained: (() => void) | null = null;
+  private lastErrorLogMs = 0;
 
   constructor(spec: NodeSpec, role: RoleHandler, metrics: NodeMetrics) {
     this.spec = spec;
     this.role = role;
     this.metrics = metrics;
+    this.adminKey = deriveKey(spec.secret, 'admin');
+    this.metricsOpen = isLoopbackHost(spec.host);
     // The seed keeps the class's old name: a new seed would change every sampled service time.
     this.limiter = spec.profile ? new CapacityLimiter(spec.profile, { seed: `${spec.name}\0gate` }) : null;
     metrics.limiter = this.limiter;
@@ -83,7 +108,14 @@ export class NodeServer {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(this.metrics.health()));
       return true;
     }
-    if (path === '/metrics') {
+    const isMetrics = path === '/metrics';
+    if (!isMetrics && !path.startsWith('/admin/')) return false;
+    if (!(isMetrics && this.metricsOpen) && !sameCredential(bearerToken(req), this.adminKey)) {
+      req.resume();
+      res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer realm="rmmscale-admin"' }).end('{"error":"admin key required"}');
+      return true;
+    }
+    if (isMetrics) {
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(this.metrics.prometheus());
       return true;
     }
@@ -91,12 +123,17 @@ export class NodeServer {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(this.metrics.snapshot()));
       return true;
     }
-    if (path.startsWith('/admin/')) {
-      res.writeHead(404).end();
-      return true;
-    }
-    void req;
-    return false;
+    res.writeHead(404).end();
+    return true;
+  }
+
+  /** One line a second at most: an error storm cannot flood stderr. */
+  private logError(route: string, err: unknown): void {
+    const now = Date.now();
+    if (now - this.lastErrorLogMs < 1000) return;
+    this.lastErrorLogMs = now;
+    const msg = ((err as Error)?.message ?? String(err)).split('\n')[0].slice(0, 300);
+    process.stderr.write(`[${this.spec.name}] internal error on ${route}: ${msg}\n`);
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
@@ -108,11 +145,16 @@ export class NodeServer {
     const route = this.role.routeOf(method, path);
     this.metrics.inflight++;
     let counted = false;
+    if (this.closing) res.setHeader('connection', 'close');
     const done = (): void => {
       if (counted) return;
       counted = true;
       this.metrics.inflight--;
       this.metrics.request(route, res.statusCode, Number(process.hrtime.bigint() - startNs) / 1000);
+      if (this.closing) {
+        this.server.closeIdleConnections();
+        if (this.metrics.inflight === 0) this.drained?.();
+      }
     };
     res.once('finish', done);
     res.once('close', done);
@@ -129,16 +171,36 @@ export class NodeServer {
         res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1' }).end('{"error":"overloaded"}');
         return;
       }
-      res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'internal', message: (err as Error)?.message ?? String(err) }));
+      this.logError(route, err);
+      res.writeHead(500, { 'content-type': 'application/json' }).end('{"error":"internal"}');
     });
   }
 
-  async close(): Promise<void> {
-    await new Promise<void>((resolve) => {
-      this.server.close(() => resolve());
+  close(graceMs = CLOSE_GRACE_MS): Promise<void> {
+    this.closed ??= this.shutdown(graceMs);
+    return this.closed;
+  }
+
+  private async shutdown(graceMs: number): Promise<void> {
+    this.closing = true;
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeIdleConnections();
+    if (this.metrics.inflight > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, graceMs);
+        this.drained = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    // The role closes while its upgraded sockets (a relay's tunnels) are still open.
+    try {
+      await this.role.close();
+    } finally {
       for (const s of this.sockets) s.destroy();
-    });
-    await this.role.close();
-    this.metrics.close();
+      await closed;
+      this.metrics.close();
+    }
   }
 }

@@ -1,10 +1,12 @@
+import { deriveKey } from '../../core/identity.js';
 import type { DbSpec, Store } from '../types.js';
 
 /**
  * Open the store a node's spec names. Drivers load only in the process that uses them, so a web
- * node talking to the db node never loads better-sqlite3 or pg.
+ * node talking to the db node never loads better-sqlite3 or pg. `secret`: the stack secret, from
+ * which the db node's key derives (remote only).
  */
-export async function openStore(db: DbSpec): Promise<Store> {
+export async function openStore(db: DbSpec, secret: string): Promise<Store> {
   switch (db.kind) {
     case 'sqlite': {
       const { SqliteStore } = await import('./sqlite.js');
@@ -16,7 +18,7 @@ export async function openStore(db: DbSpec): Promise<Store> {
     }
     case 'remote': {
       const { RemoteStore } = await import('./remote.js');
-      return new RemoteStore(db.url);
+      return new RemoteStore(db.url, { key: deriveKey(secret, 'db-rpc') });
     }
   }
 }

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { StackError } from '../../core/errors.js';
 import type { CheckinRequest, CommandResult, PendingCommand } from '../../core/protocol.js';
-import type { AgentFilter, AgentRow, Store, TelemetrySample } from '../types.js';
+import type { AgentFilter, AgentRow, SessionAuditRecord, Store, TelemetrySample } from '../types.js';
 import { DEFAULT_GROUP_COMMIT, GroupCommit, lockOrder, type GroupCommitOptions, type WriteJob } from './group-commit.js';
 import { MAX_COMMANDS_PER_CHECKIN, MAX_RESULT_OUTPUT_CHARS, OFFLINE_AFTER_MS, SCHEMA_STATEMENTS, toAgentRow, toPending, type AgentDbRow } from './schema.js';
 import { SQL, listAgentsSql, numberPlaceholders, statsBySql, type SqlName } from './schema-sql.js';
@@ -262,6 +262,15 @@ export class PostgresStore implements Store {
       await this.q(c, 'queueEmail', [`${n} new alerts`, atMs]);
       return 1;
     });
+  }
+
+  auditSession(r: SessionAuditRecord): Promise<void> {
+    return this.write(async (c) => void (await this.q(c, 'auditSession', [r.id, r.user, r.agentId, r.protocol, r.relay, r.startedMs, r.endedMs, r.outcome, r.status])), r.agentId);
+  }
+
+  async agentGroups(agentId: string): Promise<string[]> {
+    const r = (await this.q(this.pool, 'agentGroups', [agentId])).rows[0] as { client: string; group_name: string | null } | undefined;
+    return r ? [r.client, ...(r.group_name ? [r.group_name] : [])] : [];
   }
 
   async close(): Promise<void> {

@@ -1,6 +1,6 @@
 import { Pool } from 'undici';
 import type { CheckinRequest, CommandResult, PendingCommand } from '../../core/protocol.js';
-import type { AgentFilter, AgentRow, Store, TelemetrySample } from '../types.js';
+import type { AgentFilter, AgentRow, SessionAuditRecord, Store, TelemetrySample } from '../types.js';
 import { StoreUnavailableError } from './errors.js';
 
 /**
@@ -8,6 +8,8 @@ import { StoreUnavailableError } from './errors.js';
  * method's arguments, answered `200 {"result": …}`. The db node owns the real store, so the db
  * tier is its own process with its own /metrics, capacity model and failure. The undici pool's
  * connection count plays the application's database connection pool (bounded).
+ *
+ * Every call carries the stack's db key (deriveKey(secret, 'db-rpc')) as a bearer token.
  *
  * Failures: a 503 from the db node (its query queue is full) or a connection failure becomes
  * StoreUnavailableError (web nodes answer 503 + retry-after); any other non-200 is an Error
@@ -37,11 +39,15 @@ export const DB_METHODS = [
   'approvePatches',
   'detectOffline',
   'queueEmail',
+  'auditSession',
+  'agentGroups',
 ] as const satisfies ReadonlyArray<keyof Store>;
 
 export type DbMethod = (typeof DB_METHODS)[number];
 
 export interface RemoteStoreOptions {
+  /** The db key the db node asks for (deriveKey(secret, 'db-rpc')). */
+  key: string;
   /** Connections to the db node (the app's DB pool size). */
   connections?: number;
   /** Per-call limit for headers and body, ms. */
@@ -51,11 +57,13 @@ export interface RemoteStoreOptions {
 export class RemoteStore implements Store {
   readonly kind = 'remote' as const;
   private readonly pool: Pool;
+  private readonly headers: Record<string, string>;
 
   constructor(
     readonly url: string,
-    opts: RemoteStoreOptions = {},
+    opts: RemoteStoreOptions,
   ) {
+    this.headers = { 'content-type': 'application/json', authorization: `Bearer ${opts.key}` };
     const timeoutMs = opts.timeoutMs ?? 30_000;
     this.pool = new Pool(url, { connections: opts.connections ?? 32, pipelining: 1, keepAliveTimeout: 60_000, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
   }
@@ -64,7 +72,7 @@ export class RemoteStore implements Store {
     let status: number;
     let text: string;
     try {
-      const res = await this.pool.request({ method: 'POST', path: DB_RPC_PREFIX + method, headers: { 'content-type': 'application/json' }, body: JSON.stringify(args) });
+      const res = await this.pool.request({ method: 'POST', path: DB_RPC_PREFIX + method, headers: this.headers, body: JSON.stringify(args) });
       status = res.statusCode;
       text = await res.body.text();
     } catch (err) {
@@ -72,7 +80,8 @@ export class RemoteStore implements Store {
       throw new StoreUnavailableError(`db node ${this.url}: ${e.code ?? e.message ?? String(err)}`);
     }
     if (status === 503) throw new StoreUnavailableError(`db node ${this.url} is overloaded (503)`);
-    if (status !== 200) throw new Error(`db node ${this.url} answered ${status} to ${method}: ${text.slice(0, 200)}`);
+    if (status === 401) throw new Error(`db node ${this.url} refused ${method}: wrong db key (is this node's stack secret the db node's?)`);
+    if (status !== 200) throw new Error(`db node ${this.url} answered ${status} to ${method}`);
     return (JSON.parse(text) as { result: Awaited<ReturnType<Store[M]>> }).result;
   }
 
@@ -135,6 +144,12 @@ export class RemoteStore implements Store {
   }
   queueEmail(atMs: number): Promise<number> {
     return this.call('queueEmail', [atMs]);
+  }
+  auditSession(record: SessionAuditRecord): Promise<void> {
+    return this.call('auditSession', [record]);
+  }
+  agentGroups(agentId: string): Promise<string[]> {
+    return this.call('agentGroups', [agentId]);
   }
   async close(): Promise<void> {
     await this.pool.close();

@@ -53,6 +53,11 @@ export const SQL = {
   markOffline: `UPDATE agents SET offline_alerted = 1 WHERE last_seen_ms < ? AND offline_alerted = 0`,
   recentAlerts: `SELECT COUNT(*) AS n FROM alerts WHERE at_ms > ?`,
   queueEmail: `INSERT INTO emails (kind, body, queued_ms) VALUES ('alert-digest', ?, ?)`,
+  /** One record per operator session: written when it opens, completed (same id) when it ends. */
+  auditSession: `INSERT INTO session_audit (id, user_name, agent_id, protocol, relay, started_ms, ended_ms, outcome, status)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT (id) DO UPDATE SET ended_ms = excluded.ended_ms, outcome = excluded.outcome, status = excluded.status`,
+  agentGroups: `SELECT client, group_name FROM agents WHERE id = ?`,
 } as const;
 
 export type SqlName = keyof typeof SQL;

@@ -31,6 +31,11 @@ export const SCHEMA_STATEMENTS: readonly string[] = [
   `CREATE TABLE IF NOT EXISTS emails (kind TEXT NOT NULL, body TEXT NOT NULL, queued_ms BIGINT NOT NULL)`,
   `CREATE TABLE IF NOT EXISTS patches (id TEXT PRIMARY KEY, client TEXT NOT NULL, approved_ms BIGINT)`,
   `CREATE TABLE IF NOT EXISTS agent_groups (name TEXT PRIMARY KEY, agents BIGINT NOT NULL, rebuilt_ms BIGINT NOT NULL)`,
+  /** The operator session audit stream: every session, allowed or refused (outcome), one row each. */
+  `CREATE TABLE IF NOT EXISTS session_audit (
+     id TEXT PRIMARY KEY, user_name TEXT NOT NULL, agent_id TEXT NOT NULL, protocol TEXT NOT NULL, relay TEXT NOT NULL,
+     started_ms BIGINT NOT NULL, ended_ms BIGINT, outcome TEXT NOT NULL, status INTEGER)`,
+  `CREATE INDEX IF NOT EXISTS session_audit_user ON session_audit (user_name, started_ms)`,
 ];
 
 /** An agent is offline when it has not checked in for this long (3 missed 5-minute check-ins). */

@@ -1,7 +1,7 @@
 import Database, { type Database as Db, type Statement } from 'better-sqlite3';
 import { randomUUID } from 'node:crypto';
 import type { CheckinRequest, CommandResult, PendingCommand } from '../../core/protocol.js';
-import type { AgentFilter, AgentRow, Store, TelemetrySample } from '../types.js';
+import type { AgentFilter, AgentRow, SessionAuditRecord, Store, TelemetrySample } from '../types.js';
 import { DEFAULT_GROUP_COMMIT, GroupCommit, type GroupCommitOptions, type WriteJob } from './group-commit.js';
 import { MAX_RESULT_OUTPUT_CHARS, OFFLINE_AFTER_MS, SCHEMA_STATEMENTS, toAgentRow, toPending, type AgentDbRow } from './schema.js';
 import { SQL, listAgentsSql, statsBySql, type SqlName } from './schema-sql.js';
@@ -200,6 +200,15 @@ export class SqliteStore implements Store {
       this.st('queueEmail').run(`${n} new alerts`, atMs);
       return 1;
     });
+  }
+
+  auditSession(r: SessionAuditRecord): Promise<void> {
+    return this.write(() => void this.st('auditSession').run(r.id, r.user, r.agentId, r.protocol, r.relay, r.startedMs, r.endedMs, r.outcome, r.status));
+  }
+
+  async agentGroups(agentId: string): Promise<string[]> {
+    const r = this.st('agentGroups').get(agentId) as { client: string; group_name: string | null } | undefined;
+    return r ? [r.client, ...(r.group_name ? [r.group_name] : [])] : [];
   }
 
   async close(): Promise<void> {
