@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { QueueFullError } from './capacity.js';
 import { BodyError, sendError } from './http-body.js';
-import { StoreUnavailableError } from './store/errors.js';
+import { LeaseFencedError, StoreUnavailableError } from './store/errors.js';
 
 /**
  * How the web and relay roles answer errors. One mapping from the errors a handler may throw to
@@ -11,6 +11,7 @@ import { StoreUnavailableError } from './store/errors.js';
  *   StoreUnavailableError, QueueFullError    503 + retry-after: 1 (the database is down or
  *                                            overloaded, so agents back off instead of counting
  *                                            a server error)
+ *   LeaseFencedError                         409 (a DBAgent write under a lease term that is over)
  *   anything else                            rethrown: the runtime answers 500
  */
 
@@ -33,5 +34,6 @@ export function refuseError(req: IncomingMessage, res: ServerResponse, err: unkn
   if (res.headersSent) throw err;
   if (err instanceof BodyError) return refuse(req, res, err.status, err.message);
   if (err instanceof StoreUnavailableError || err instanceof QueueFullError) return refuse(req, res, 503, err.message, { 'retry-after': '1' });
+  if (err instanceof LeaseFencedError) return refuse(req, res, 409, err.message);
   throw err;
 }

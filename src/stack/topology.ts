@@ -99,7 +99,7 @@ function semanticProblems(t: Topology, source: string): string[] {
     for (const i of idx.slice(1)) out.push(`${source}: nodes[${i}].role: at most one ${role} node (${why}), nodes[${idx[0]}] is one already`);
   };
   singleton('db', 'it owns the database');
-  singleton('app', 'the DBAgent is a singleton');
+  // Several app nodes are allowed: the DBAgent lease makes one the leader, the others stand by.
   singleton('proxy', 'one entry point');
   const proxy = t.nodes.findIndex((n) => n.role === 'proxy');
   if (proxy >= 0 && !t.nodes.some((n) => n.role === 'web' && n.tier === 'web-agent')) {

@@ -69,7 +69,8 @@ export interface NodeSpec {
    * without them it forwards only over http.
    */
   relay?: { siblings: string[]; tls?: { certFile: string; keyFile: string }; siblingCaFiles?: string[] };
-  app?: { loopScale?: number };
+  /** Test hooks: scale the DBAgent's loop periods; shorten its lease (defaults 15 s, renewed every 5 s). */
+  app?: { loopScale?: number; leaseTtlMs?: number; renewMs?: number };
   /** HTTP limits enforced by the node runtime (defaults: 10 s headers, 30 s request, 1 MiB body). */
   limits?: { headersTimeoutMs?: number; requestTimeoutMs?: number; maxBodyBytes?: number };
 }
@@ -204,6 +205,15 @@ export interface SessionAuditRecord {
   status: number | null;
 }
 
+/**
+ * A DBAgent write's lease term: the store commits it only while `token` is still the lease's term
+ * (LeaseFencedError otherwise), checked in the write's own transaction.
+ */
+export interface LeaseFence {
+  name: string;
+  token: number;
+}
+
 export interface Store {
   readonly kind: DbSpec['kind'];
   /** Create the schema if missing. Idempotent; safe for several nodes at once. */
@@ -228,16 +238,20 @@ export interface Store {
   /** Which relay holds an agent's tunnel (null: none). */
   setPresence(agentId: string, relay: string | null, atMs: number): Promise<void>;
   getPresence(agentId: string): Promise<string | null>;
-  /** DBAgent singleton lease: true when `holder` now holds `name` until atMs + ttlMs. */
-  acquireLease(name: string, holder: string, ttlMs: number, atMs: number): Promise<boolean>;
+  /**
+   * DBAgent singleton lease: the lease's term (fencing token) when `holder` now holds `name` until
+   * atMs + ttlMs, null when another holds it. A renewal keeps the term; a new holder gets the next.
+   * Release expires the lease without forgetting its term.
+   */
+  acquireLease(name: string, holder: string, ttlMs: number, atMs: number): Promise<number | null>;
   releaseLease(name: string, holder: string): Promise<void>;
   /** Who holds a lease and until when (for a clear refusal message). */
   leaseHolder(name: string): Promise<{ holder: string; untilMs: number } | null>;
   /** DBAgent loops; each returns the rows it touched. */
-  rebuildGroups(atMs: number): Promise<number>;
-  approvePatches(atMs: number): Promise<number>;
-  detectOffline(offlineAfterMs: number, atMs: number): Promise<number>;
-  queueEmail(atMs: number): Promise<number>;
+  rebuildGroups(atMs: number, fence: LeaseFence): Promise<number>;
+  approvePatches(atMs: number, fence: LeaseFence): Promise<number>;
+  detectOffline(offlineAfterMs: number, atMs: number, fence: LeaseFence): Promise<number>;
+  queueEmail(atMs: number, fence: LeaseFence): Promise<number>;
   /** Write (or complete, by id) an operator session's audit record. */
   auditSession(record: SessionAuditRecord): Promise<void>;
   /** The groups an agent belongs to: its client and its dynamic group (empty: unknown agent). */

@@ -3,10 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadRole } from '../../src/stack/roles/index.js';
-import { DbAgent, DbAgentLeaseError, LEASE_NAME } from '../../src/stack/roles/app.js';
+import { DbAgent, LEASE_NAME } from '../../src/stack/roles/app.js';
 import { NodeMetrics } from '../../src/stack/runtime/node-metrics.js';
 import { SqliteStore } from '../../src/stack/store/sqlite.js';
-import type { NodeSpec, RoleContext, RoleHandler } from '../../src/stack/types.js';
+import type { NodeReadyMessage, NodeSpec, RoleContext, Store } from '../../src/stack/types.js';
 import { forkNode, stopNode, type ForkedNode } from '../helpers/fork-node.js';
 import { startRole } from './role-harness.js';
 import { SECRET, agent, asAgent, asUser, call, checkinOf } from './web-fixture.js';
@@ -47,44 +47,111 @@ describe('app role: the DBAgent singleton', () => {
     return { spec, store, metrics, log: () => undefined };
   }
 
-  it('a second instance refuses to start, naming the holder and until when; after a clean stop one may start', async () => {
+  /** Metrics that remember counts and gauges, to read in the test. */
+  function recording(): RoleContext['metrics'] & { counts: Map<string, number>; gauges: Map<string, number> } {
+    const counts = new Map<string, number>();
+    const gauges = new Map<string, number>();
+    return {
+      counts,
+      gauges,
+      count: (name, by = 1) => void counts.set(name, (counts.get(name) ?? 0) + by),
+      gauge: (name, v) => void gauges.set(name, v),
+      observeUs: () => undefined,
+      request: () => undefined,
+    };
+  }
+
+  /**
+   * A store whose calls can be held, as if the process were paused (SIGSTOP) or cut off: held calls
+   * wait, then go on when released, late, with what they carried when they started.
+   */
+  function pausable(store: Store): { store: Store; pause: () => void; resume: () => void } {
+    let gate: Promise<void> | null = null;
+    let open: () => void = () => undefined;
+    const wrapped = new Proxy(store, {
+      get(target, prop, receiver) {
+        const v = Reflect.get(target, prop, receiver) as unknown;
+        if (typeof v !== 'function') return v;
+        return async (...args: unknown[]) => {
+          if (gate) await gate;
+          return (v as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    return {
+      store: wrapped,
+      pause: () => void (gate = new Promise<void>((r) => (open = r))),
+      resume: () => {
+        gate = null;
+        open();
+      },
+    };
+  }
+
+  it('a second instance stands by instead of failing, and leads once the first stops cleanly', async () => {
     const { store } = await sqlite();
-    const create = await loadRole('app');
-    const first: RoleHandler = await create(ctxFor('app-1', store));
-    const err = await create(ctxFor('app-2', store)).then(
-      () => null,
-      (e: unknown) => e,
-    );
-    expect(err).toBeInstanceOf(DbAgentLeaseError);
+    const first = new DbAgent(ctxFor('app-1', store), store, { leaseTtlMs: 600, renewMs: 100 });
+    await first.start();
+    cleanups.push(() => first.stop());
+    const log: string[] = [];
+    const secondCtx = { ...ctxFor('app-2', store), log: (m: string) => void log.push(m) };
+    const second = new DbAgent(secondCtx, store, { leaseTtlMs: 600, renewMs: 100 });
+    await second.start();
+    cleanups.push(() => second.stop());
+    expect([first.state, second.state]).toEqual(['leader', 'standby']);
     const lease = await store.leaseHolder(LEASE_NAME);
     expect(lease?.holder).toMatch(new RegExp(`^app-1:${process.pid}#[A-Za-z0-9_-]{16}$`));
-    expect((err as DbAgentLeaseError).code).toBe('ERR_DBAGENT_LEASE');
-    expect((err as Error).message).toBe(
-      `another DBAgent is running (lease held by app-1:${process.pid} until ${new Date(lease!.untilMs).toISOString()}); only one may run per stack`,
-    );
-    await first.close();
-    expect(await store.leaseHolder(LEASE_NAME)).toBeNull();
-    const second = await create(ctxFor('app-2', store));
+    expect(log[0]).toBe(`standby: the DBAgent lease is held by app-1:${process.pid} until ${new Date(lease!.untilMs).toISOString()}; taking over when it lapses`);
+    await first.stop();
+    await until('the standby to lead', async () => second.leader);
+    expect(second.leaseTerm).toBe(first.leaseTerm + 1);
     expect((await store.leaseHolder(LEASE_NAME))?.holder).toMatch(new RegExp(`^app-2:${process.pid}#`));
-    await second.close();
   });
 
-  it('a crashed holder (no renewals, no release) is taken over once its lease expires, not before', async () => {
+  it('a crashed holder (no renewals, no release) is taken over once its lease expires, not before, under the next term', async () => {
     const { store, path } = await sqlite();
     // The crashed instance: its own connection, which then dies (renewals fail, nothing is released).
     const crashedStore = new SqliteStore(path);
     const crashed = new DbAgent(ctxFor('app-crashed', crashedStore), crashedStore, { leaseTtlMs: 600, renewMs: 100 });
     await crashed.start();
     cleanups.push(() => crashed.stop());
+    const untilMs = (await store.leaseHolder(LEASE_NAME))!.untilMs;
     await crashedStore.close();
-    const t0 = Date.now();
     const next = new DbAgent(ctxFor('app-next', store), store, { leaseTtlMs: 600, renewMs: 100 });
     cleanups.push(() => next.stop());
-    await expect(next.start()).rejects.toBeInstanceOf(DbAgentLeaseError);
-    const tookOver = await until('the takeover', async () => next.start().then(() => Date.now(), () => null));
-    expect(tookOver - t0).toBeGreaterThanOrEqual(400);
+    await next.start();
+    expect(next.state).toBe('standby');
+    const tookOverAt = await until('the takeover', async () => (next.leader ? Date.now() : null));
+    expect(tookOverAt).toBeGreaterThan(untilMs);
     expect(crashed.leader).toBe(false);
-    expect(next.leader).toBe(true);
+    expect(next.leaseTerm).toBe(crashed.leaseTerm + 1);
+  });
+
+  it('fencing: a leader paused past its TTL cannot write when it wakes; it stands by, and the new leader keeps writing', async () => {
+    const { store, path } = await sqlite();
+    const aStore = pausable(new SqliteStore(path));
+    cleanups.push(() => aStore.store.close());
+    const aMetrics = recording();
+    const a = new DbAgent({ ...ctxFor('app-a', store, 0.001), metrics: aMetrics }, aStore.store, { leaseTtlMs: 600, renewMs: 100 });
+    await a.start();
+    cleanups.push(() => a.stop());
+    const b = new DbAgent(ctxFor('app-b', store, 0.001), store, { leaseTtlMs: 600, renewMs: 100 });
+    await b.start();
+    cleanups.push(() => b.stop());
+    await until('a loop of A to run', async () => (aMetrics.counts.get('loop:detect-offline') ?? 0) > 0);
+    // A pauses: its renewals and the loop runs it starts from now on wait, with A's term.
+    aStore.pause();
+    await until('B to take over', async () => b.leader);
+    expect(b.leaseTerm).toBe(a.leaseTerm + 1);
+    const aRowsBefore = [...aMetrics.counts].filter(([k]) => k.endsWith(':rows')).reduce((t, [, n]) => t + n, 0);
+    aStore.resume();
+    await until('A to stand by', async () => a.state === 'standby');
+    // What A started while paused reached the store late, under its old term: refused.
+    expect(aMetrics.counts.get('dbagent:fenced') ?? 0).toBeGreaterThan(0);
+    expect([...aMetrics.counts].filter(([k]) => k.endsWith(':rows')).reduce((t, [, n]) => t + n, 0)).toBe(aRowsBefore);
+    expect(aMetrics.gauges.get('dbagent:leader')).toBe(0);
+    expect(aMetrics.gauges.get('dbagent:standby')).toBe(1);
+    expect(b.leader).toBe(true);
   });
 
   it('loops run at loopScale, touch the database, and report counts and timings through the node metrics', async () => {
@@ -125,18 +192,34 @@ describe('app role in real node processes', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('a second app process on the same database exits with one line: ERR_DBAGENT_LEASE', async () => {
+  it('a second app process on the same database is a standby: ready, not leading, and leads once the first is killed', async () => {
     dir = mkdtempSync(join(tmpdir(), 'rmmscale-app-proc-'));
-    const spec = (name: string): NodeSpec => ({ name, role: 'app', tier: 'app', host: '127.0.0.1', port: 0, secret: SECRET, db: { kind: 'sqlite', path: join(dir, 'db.sqlite') } });
+    const spec = (name: string): NodeSpec => ({
+      name,
+      role: 'app',
+      tier: 'app',
+      host: '127.0.0.1',
+      port: 0,
+      secret: SECRET,
+      db: { kind: 'sqlite', path: join(dir, 'db.sqlite') },
+      app: { leaseTtlMs: 1000, renewMs: 200 },
+    });
+    const gauge = async (url: string, name: string): Promise<number | null> => {
+      const m = new RegExp(`rmmscale_role_gauge\\{[^}]*gauge="${name}"\\} (\\d+)`).exec(await (await fetch(url)).text());
+      return m ? Number(m[1]) : null;
+    };
     const first = forkNode(spec('app-1'));
     nodes.push(first);
-    expect((await first.first).type).toBe('ready');
+    const r1 = (await first.first) as NodeReadyMessage;
+    expect(r1.type).toBe('ready');
     const second = forkNode(spec('app-2'));
     nodes.push(second);
-    const msg = await second.first;
-    expect(msg).toMatchObject({ type: 'failed', name: 'app-2', code: 'ERR_DBAGENT_LEASE' });
-    expect((msg as { error: string }).error).toMatch(/^another DBAgent is running \(lease held by app-1:\d+ until \d{4}-\d\d-\d\dT[\d:.]+Z\); only one may run per stack$/);
-    expect((await second.exited).code).toBe(3);
-    expect(second.stderr().trim().split('\n')).toHaveLength(1);
+    const r2 = (await second.first) as NodeReadyMessage;
+    expect(r2.type).toBe('ready');
+    expect([await gauge(r1.metricsUrl, 'dbagent:leader'), await gauge(r2.metricsUrl, 'dbagent:leader'), await gauge(r2.metricsUrl, 'dbagent:standby')]).toEqual([1, 0, 1]);
+    first.proc.kill('SIGKILL');
+    await until('the standby process to lead', async () => (await gauge(r2.metricsUrl, 'dbagent:leader')) === 1);
+    expect(await gauge(r2.metricsUrl, 'dbagent:term')).toBe(2);
+    expect(second.stderr()).toMatch(/standby: the DBAgent lease is held by app-1:\d+ until/);
   });
 });

@@ -123,8 +123,8 @@ describe('the db RPC', () => {
     expect(before.holder).toMatch(/^app:\d+$/); // without its private part
     expect((await rpc('releaseLease', ['dbagent', before.holder], key)).status).toBe(200);
     expect((await rpc('releaseLease', ['dbagent', `${before.holder}#guess`], key)).status).toBe(200);
-    const taken = ((await (await rpc('acquireLease', ['dbagent', 'intruder', 600_000, Date.now()], key)).json()) as { result: boolean }).result;
-    expect(taken).toBe(false);
+    const taken = ((await (await rpc('acquireLease', ['dbagent', 'intruder', 600_000, Date.now()], key)).json()) as { result: number | null }).result;
+    expect(taken).toBeNull();
     const after = ((await (await rpc('leaseHolder', ['dbagent'], key)).json()) as { result: { holder: string; untilMs: number } }).result;
     expect(after.holder).toBe(before.holder);
     expect(after.untilMs).toBeGreaterThanOrEqual(before.untilMs);

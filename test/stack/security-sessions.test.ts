@@ -187,7 +187,7 @@ describe.each([
     await check('gus', `group:${A.client}`, ask(A), 200);
     await check('gus', `group:${A.client}@rdp`, ask(A), 403);
     await check('hal', 'group:client-none', ask(A), 403);
-    await backend.store.rebuildGroups(Date.now());
+    await backend.store.rebuildGroups(Date.now(), { name: 'groups-test', token: (await backend.store.acquireLease('groups-test', 'test', 60_000, Date.now()))! });
     await check('ida', `group:${A.client}/${A.os}`, ask(A), 200);
     // Not sessions: no identity (401) or no agent and protocol (400): counted, never audited.
     expect(await session(r1, null, ask(A))).toBe(401);

@@ -92,16 +92,18 @@ describe('a single-server node: agent API, user API, and bad input', () => {
     expect((await fetch(`${stack.entryUrl}/api/v1/stats/by-os`, { headers: asUser })).status).toBe(200);
   });
 
-  it('delivers a command created on the user API with the next check-in, once, and stores its result', async () => {
+  it('delivers a command created on the user API with each check-in until its result is stored', async () => {
     const created = await post(`/api/v1/agents/${agent.id}/commands`, JSON.stringify({ kind: 'script', args: { name: 'patch-scan' } }), asUser);
     expect(created.status).toBe(201);
     const { commandId } = created.json as { commandId: string };
     const c1 = await post('/agent/v1/checkin', checkinBody(agent, 2), asAgent());
     expect((c1.json as { commands: Array<{ id: string; kind: string }> }).commands).toEqual([{ id: commandId, kind: 'script', args: { name: 'patch-scan' } }]);
     const c2 = await post('/agent/v1/checkin', checkinBody(agent, 3), asAgent());
-    expect((c2.json as { commands: unknown[] }).commands).toEqual([]);
+    expect((c2.json as { commands: Array<{ id: string }> }).commands.map((c) => c.id)).toEqual([commandId]);
     const res = await post('/agent/v1/command-results', JSON.stringify({ agentId: agent.id, results: [{ commandId, exitCode: 0, output: 'ok', durationMs: 5 }] }), asAgent());
     expect(res.status).toBe(200);
+    const c3 = await post('/agent/v1/checkin', checkinBody(agent, 4), asAgent());
+    expect((c3.json as { commands: unknown[] }).commands).toEqual([]);
     expect((await post(`/api/v1/agents/agt-0000000000000000/commands`, JSON.stringify({ kind: 'x' }), asUser)).status).toBe(404);
   });
 
@@ -131,13 +133,18 @@ describe('a single-server node: agent API, user API, and bad input', () => {
 });
 
 describe('the DBAgent singleton and the launcher', () => {
-  it('refuses a second DBAgent on the same database, naming the holder', async () => {
+  it('a second DBAgent on the same database starts as a standby and does not lead', async () => {
     const dir = (await import('node:fs')).mkdtempSync((await import('node:path')).join((await import('node:os')).tmpdir(), 'rmmscale-lease-'));
     const first = await startStack(namedTopology('single'), { secret: SECRET, dataDir: dir });
     try {
-      await expect(startStack({ name: 'app-only', nodes: [{ name: 'app-2', role: 'app', tier: 'app' }] }, { secret: SECRET, dataDir: dir })).rejects.toThrow(
-        /node app-2 failed to start: another DBAgent is running \(lease held by single:\d+ until .*\); only one may run per stack/,
-      );
+      const second = await startStack({ name: 'app-only', nodes: [{ name: 'app-2', role: 'app', tier: 'app' }] }, { secret: SECRET, dataDir: dir });
+      try {
+        const m = await (await fetch(second.nodes[0]!.metricsUrl)).text();
+        expect(m).toMatch(/rmmscale_role_gauge\{[^}]*gauge="dbagent:standby"\} 1\n/);
+        expect(m).toMatch(/rmmscale_role_gauge\{[^}]*gauge="dbagent:leader"\} 0\n/);
+      } finally {
+        await second.stop();
+      }
     } finally {
       await first.stop();
     }

@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { CheckinRequest } from '../../src/core/protocol.js';
+import { LeaseFencedError } from '../../src/stack/store/errors.js';
 import { OFFLINE_AFTER_MS } from '../../src/stack/store/schema.js';
 import type { Store, TelemetrySample } from '../../src/stack/types.js';
 
@@ -173,18 +174,40 @@ export function storeContract(name: string, open: () => Promise<StoreBackend>, o
       expect(await b.store.getPresence(idOf(0))).toBeNull();
     });
 
-    it('lease: one holder at a time, renewable, taken over only after it expires, released by its holder only', async () => {
+    it('lease: one holder at a time, renewable, taken over only after it expires, released by its holder only; each holder a new term', async () => {
       const s = b.store;
-      expect(await s.acquireLease('dbagent', 'A', 10_000, 1_000)).toBe(true);
-      expect(await s.acquireLease('dbagent', 'B', 10_000, 5_000)).toBe(false);
+      expect(await s.acquireLease('dbagent', 'A', 10_000, 1_000)).toBe(1);
+      expect(await s.acquireLease('dbagent', 'B', 10_000, 5_000)).toBeNull();
       expect(await s.leaseHolder('dbagent')).toEqual({ holder: 'A', untilMs: 11_000 });
-      expect(await s.acquireLease('dbagent', 'A', 10_000, 9_000)).toBe(true);
-      expect(await s.acquireLease('dbagent', 'B', 10_000, 18_000)).toBe(false);
-      expect(await s.acquireLease('dbagent', 'B', 10_000, 19_001)).toBe(true);
+      expect(await s.acquireLease('dbagent', 'A', 10_000, 9_000)).toBe(1); // a renewal keeps the term
+      expect(await s.acquireLease('dbagent', 'B', 10_000, 18_000)).toBeNull();
+      expect(await s.acquireLease('dbagent', 'B', 10_000, 19_001)).toBe(2); // a takeover: the next term
       await s.releaseLease('dbagent', 'A');
       expect(await s.leaseHolder('dbagent')).toEqual({ holder: 'B', untilMs: 29_001 });
       await s.releaseLease('dbagent', 'B');
       expect(await s.leaseHolder('dbagent')).toBeNull();
+      // A released lease is free at once, and a term is never handed out twice.
+      expect(await s.acquireLease('dbagent', 'A', 10_000, 20_000)).toBe(3);
+    });
+
+    it('lease fencing: a loop write under a term that is over is refused and changes nothing', async () => {
+      const s = b.store;
+      const now = Date.now();
+      await seedFleet(s, now);
+      const old = await s.acquireLease('dbagent', 'A', 1_000, now - 5_000); // A's lease lapsed 4 s ago
+      const current = await s.acquireLease('dbagent', 'B', 10_000, now);
+      expect(current).toBe(old! + 1);
+      // A wakes up (a SIGSTOP, a long GC) and runs its loops under its old term.
+      const stale = { name: 'dbagent', token: old! };
+      await expect(s.rebuildGroups(now, stale)).rejects.toBeInstanceOf(LeaseFencedError);
+      await expect(s.approvePatches(now, stale)).rejects.toThrow(`lease dbagent: term ${old} is over (the lease is now at term ${current})`);
+      await expect(s.detectOffline(OFFLINE_AFTER_MS, now, stale)).rejects.toBeInstanceOf(LeaseFencedError);
+      await expect(s.queueEmail(now, stale)).rejects.toBeInstanceOf(LeaseFencedError);
+      expect(await b.scalar('SELECT COUNT(*) AS n FROM agent_groups')).toBe(0);
+      expect(await b.scalar('SELECT COUNT(*) AS n FROM alerts')).toBe(0);
+      expect(await b.scalar('SELECT COUNT(*) AS n FROM patches WHERE approved_ms IS NOT NULL')).toBe(0);
+      // The current term writes.
+      expect(await s.rebuildGroups(now, { name: 'dbagent', token: current! })).toBe(4);
     });
 
     it('lease: two stores racing for it on one database, exactly one wins', async () => {
@@ -199,17 +222,18 @@ export function storeContract(name: string, open: () => Promise<StoreBackend>, o
     it('DBAgent loops: groups, patches, offline alerts and email, each touching the expected rows', async () => {
       const now = Date.now();
       await seedFleet(b.store, now);
-      expect(await b.store.rebuildGroups(now)).toBe(4);
+      const fence = { name: 'dbagent', token: (await b.store.acquireLease('dbagent', 'A', 60_000, now))! };
+      expect(await b.store.rebuildGroups(now, fence)).toBe(4);
       expect((await b.store.listAgents({ limit: 1 }, now))[0].groupName).toBe('c1/windows');
-      expect(await b.store.approvePatches(now)).toBe(2);
-      expect(await b.store.approvePatches(now)).toBe(0);
-      expect(await b.store.detectOffline(OFFLINE_AFTER_MS, now)).toBe(2);
-      expect(await b.store.detectOffline(OFFLINE_AFTER_MS, now)).toBe(0);
+      expect(await b.store.approvePatches(now, fence)).toBe(2);
+      expect(await b.store.approvePatches(now, fence)).toBe(0);
+      expect(await b.store.detectOffline(OFFLINE_AFTER_MS, now, fence)).toBe(2);
+      expect(await b.store.detectOffline(OFFLINE_AFTER_MS, now, fence)).toBe(0);
       await b.store.checkin(agentReq(2, { os: 'linux' }), now);
-      expect(await b.store.detectOffline(OFFLINE_AFTER_MS, now)).toBe(0);
+      expect(await b.store.detectOffline(OFFLINE_AFTER_MS, now, fence)).toBe(0);
       expect(await b.scalar('SELECT COUNT(*) AS n FROM alerts')).toBe(2);
-      expect(await b.store.queueEmail(now)).toBe(1);
-      expect(await b.store.queueEmail(now + 2 * MIN)).toBe(0);
+      expect(await b.store.queueEmail(now, fence)).toBe(1);
+      expect(await b.store.queueEmail(now + 2 * MIN, fence)).toBe(0);
       expect(await b.scalar('SELECT COUNT(*) AS n FROM emails')).toBe(1);
     });
 

@@ -107,7 +107,6 @@ nodes:
       't.yaml: nodes[4].tls: only for role relay, got role "web"',
       't.yaml: nodes[5].dbProfile: only for role db or single, got role "web"',
       't.yaml: nodes[1].role: at most one db node (it owns the database), nodes[0] is one already',
-      't.yaml: nodes[3].role: at most one app node (the DBAgent is a singleton), nodes[2] is one already',
       't.yaml: nodes[6]: a proxy needs at least one web node in tier web-agent (its agent pool)',
     ]);
   });

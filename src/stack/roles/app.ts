@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { InvalidArgumentError, RmmscaleError } from '../../core/errors.js';
-import { EXIT } from '../../core/exit-codes.js';
+import { InvalidArgumentError } from '../../core/errors.js';
 import { sendError } from '../http-body.js';
+import { LeaseFencedError } from '../store/errors.js';
 import { OFFLINE_AFTER_MS } from '../store/schema.js';
 import type { RoleContext, RoleFactory, RoleHandler, Store } from '../types.js';
 
@@ -10,19 +10,26 @@ import type { RoleContext, RoleFactory, RoleHandler, Store } from '../types.js';
  * The application server: the DBAgent, a single-instance service whose periodic loops work
  * against the database (rebuild groups, approve patches, detect offline agents and raise alerts,
  * queue email), as Automate's DBAgent does. A lease row in the database makes it a singleton
- * across processes and hosts:
+ * across processes and hosts, and a standby waits on it:
  *
- *   start ── acquire(ttl) ── ok ──► loops run while now < leaseUntil
- *     │                      └─ held by another ──► DbAgentLeaseError (one line: holder, until)
- *     └── every renewMs: acquire again (a renewal); leaseUntil moves on only when it succeeds,
- *         so a DBAgent cut off from its database stops its loops before another may take over.
+ *   start ── acquire(ttl) ── term T ──► leader: loops run while now < leaseUntil, each write fenced by T
+ *     │                    └─ held by another ──► standby: try again every ttl/10
+ *     └── leader, every renewMs: acquire again (a renewal keeps T); leaseUntil moves on only when it
+ *         succeeds, so a DBAgent cut off from its database stops its loops before another may take
+ *         over; a renewal refused (another holds it) demotes it to standby.
  *   stop ── release (a clean shutdown frees the lease at once; a crash frees it after ttl)
+ *
+ * Fencing: each lease holder gets a term (the store's fencing token, a new one for each new holder),
+ * and every loop write carries it; the store refuses a write whose term is over (LeaseFencedError).
+ * So a leader paused past its TTL (SIGSTOP, a long GC) cannot write after it wakes, even if a loop
+ * run was already under way: the old leader's writes and the new one's never interleave.
  *
  * The holder is `<node>:<pid>#<random>`: only this instance knows the part after `#` (the db node
  * never returns it, and messages leave it out), so no other process can release or renew its lease.
  *
  * Each loop run is counted and timed through ctx.metrics (`loop:<name>`, `loop:<name>:rows`,
- * `loop:<name>:errors`). Runs of one loop never overlap: the next is scheduled after one ends.
+ * `loop:<name>:errors`; `dbagent:fenced` for a refused write). Runs of one loop never overlap: the
+ * next is scheduled after one ends. Gauges `dbagent:leader` and `dbagent:standby` say which it is.
  */
 
 export const LEASE_NAME = 'dbagent';
@@ -52,27 +59,20 @@ export function publicHolder(holder: string): string {
   return i < 0 ? holder : holder.slice(0, i);
 }
 
-export class DbAgentLeaseError extends RmmscaleError {
-  constructor(
-    readonly holder: string,
-    readonly untilMs: number,
-  ) {
-    super(
-      'ERR_DBAGENT_LEASE',
-      `another DBAgent is running (lease held by ${publicHolder(holder)} until ${new Date(untilMs).toISOString()}); only one may run per stack`,
-      EXIT.sutFailed,
-    );
-  }
-}
+export type DbAgentState = 'standby' | 'leader' | 'stopped';
 
 export class DbAgent {
   readonly holder: string;
-  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly loopTimers = new Set<NodeJS.Timeout>();
+  private leaseTimer: NodeJS.Timeout | null = null;
   private readonly ttlMs: number;
   private readonly renewMs: number;
+  private readonly standbyPollMs: number;
   private readonly scale: number;
   private leaseUntilMs = 0;
-  private stopped = false;
+  /** The lease term this instance leads in (its fencing token); 0 when it leads in none. */
+  private term = 0;
+  private state_: DbAgentState = 'standby';
   private running = 0;
   private idle: (() => void) | null = null;
 
@@ -84,6 +84,7 @@ export class DbAgent {
     this.holder = `${ctx.spec.name}:${process.pid}#${randomBytes(12).toString('base64url')}`;
     this.ttlMs = opts.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS;
     this.renewMs = opts.renewMs ?? DEFAULT_LEASE_RENEW_MS;
+    this.standbyPollMs = Math.max(10, Math.floor(this.ttlMs / 10));
     this.scale = opts.loopScale ?? ctx.spec.app?.loopScale ?? 1;
     if (!(this.scale > 0) || !Number.isFinite(this.scale)) throw new InvalidArgumentError(`${ctx.spec.name}.app.loopScale`, this.scale, 'a number above 0');
     if (!(this.renewMs < this.ttlMs)) throw new InvalidArgumentError('renewMs', this.renewMs, `less than the lease TTL (${this.ttlMs} ms)`);
@@ -91,34 +92,83 @@ export class DbAgent {
 
   /** True while this instance holds an unexpired lease. */
   get leader(): boolean {
-    return !this.stopped && Date.now() < this.leaseUntilMs;
+    return this.state_ === 'leader' && Date.now() < this.leaseUntilMs;
   }
 
+  get state(): DbAgentState {
+    return this.state_;
+  }
+
+  /** The lease term it leads in (0: none). */
+  get leaseTerm(): number {
+    return this.term;
+  }
+
+  /** Lead if the lease is free, else stand by and take over when it lapses. Never throws for a held lease. */
   async start(): Promise<void> {
-    const atMs = Date.now();
-    if (!(await this.store.acquireLease(LEASE_NAME, this.holder, this.ttlMs, atMs))) {
+    this.ctx.metrics.gauge('dbagent:leader', 0);
+    if (!(await this.tryLead())) {
       const h = await this.store.leaseHolder(LEASE_NAME);
-      throw new DbAgentLeaseError(h?.holder ?? 'another instance', h?.untilMs ?? atMs);
+      this.ctx.log(`standby: the DBAgent lease is held by ${publicHolder(h?.holder ?? 'another instance')}${h ? ` until ${new Date(h.untilMs).toISOString()}` : ''}; taking over when it lapses`);
+      this.standBy();
     }
-    this.leaseUntilMs = atMs + this.ttlMs;
-    this.ctx.metrics.gauge('dbagent:leader', 1);
-    this.every(this.renewMs, () => this.renew());
-    for (const name of Object.keys(LOOPS) as LoopName[]) this.every(LOOPS[name] * this.scale, async () => void (await this.runLoop(name)));
   }
 
-  /** Run `fn` every `ms`, never overlapping itself, until stop(). */
+  /** Try the lease once; on success become the leader. */
+  private async tryLead(): Promise<boolean> {
+    const atMs = Date.now();
+    const term = await this.store.acquireLease(LEASE_NAME, this.holder, this.ttlMs, atMs);
+    if (term === null || this.state_ === 'stopped') return false;
+    this.leaseUntilMs = atMs + this.ttlMs;
+    this.term = term;
+    this.state_ = 'leader';
+    this.ctx.metrics.gauge('dbagent:leader', 1);
+    this.ctx.metrics.gauge('dbagent:standby', 0);
+    this.ctx.metrics.gauge('dbagent:term', term);
+    this.ctx.log(`DBAgent leading (lease term ${term})`);
+    this.armLease(this.renewMs, () => this.renew());
+    for (const name of Object.keys(LOOPS) as LoopName[]) this.every(LOOPS[name] * this.scale, async () => void (await this.runLoop(name)));
+    return true;
+  }
+
+  private standBy(): void {
+    this.state_ = 'standby';
+    this.term = 0;
+    this.ctx.metrics.gauge('dbagent:leader', 0);
+    this.ctx.metrics.gauge('dbagent:standby', 1);
+    this.armLease(this.standbyPollMs, async () => {
+      try {
+        if (await this.tryLead()) return;
+      } catch (err) {
+        this.ctx.metrics.count('dbagent:renew-errors');
+        this.ctx.log(`DBAgent standby could not reach the lease: ${(err as Error).message}`);
+      }
+      if (this.state_ === 'standby') this.standBy();
+    });
+  }
+
+  /** The one lease timer: a leader's renewal or a standby's poll. */
+  private armLease(ms: number, fn: () => Promise<void>): void {
+    if (this.leaseTimer) clearTimeout(this.leaseTimer);
+    this.leaseTimer = setTimeout(() => {
+      this.leaseTimer = null;
+      if (this.state_ !== 'stopped') void fn();
+    }, ms);
+  }
+
+  /** Run `fn` every `ms`, never overlapping itself, until demoted or stopped. */
   private every(ms: number, fn: () => Promise<void>): void {
     const tick = (): void => {
       const t = setTimeout(() => {
-        this.timers.delete(t);
-        if (this.stopped) return;
+        this.loopTimers.delete(t);
+        if (this.state_ !== 'leader') return;
         this.running++;
         void fn().finally(() => {
           if (--this.running === 0) this.idle?.();
-          if (!this.stopped) tick();
+          if (this.state_ === 'leader') tick();
         });
       }, ms);
-      this.timers.add(t);
+      this.loopTimers.add(t);
     };
     tick();
   }
@@ -126,19 +176,30 @@ export class DbAgent {
   private async renew(): Promise<void> {
     const atMs = Date.now();
     try {
-      if (await this.store.acquireLease(LEASE_NAME, this.holder, this.ttlMs, atMs)) {
+      const term = await this.store.acquireLease(LEASE_NAME, this.holder, this.ttlMs, atMs);
+      if (this.state_ !== 'leader') return;
+      if (term === this.term) {
         this.leaseUntilMs = atMs + this.ttlMs;
+        this.armLease(this.renewMs, () => this.renew());
         return;
       }
-      this.ctx.log(`lost the DBAgent lease to another instance: stopping loops`);
+      // Held by another (null), or ours again under a new term after it lapsed: either way this
+      // term is over. Stand down; a standby takes the lease again with its own term.
+      this.ctx.log(term === null ? 'lost the DBAgent lease to another instance: standing by' : `the DBAgent lease lapsed (term ${this.term} over): standing by`);
       this.ctx.metrics.count('dbagent:lease-lost');
-      this.ctx.metrics.gauge('dbagent:leader', 0);
-      this.stopLoops();
+      this.demote();
     } catch (err) {
       // Keep trying; the loops pause on their own once leaseUntilMs passes.
       this.ctx.metrics.count('dbagent:renew-errors');
       this.ctx.log(`DBAgent lease renewal failed: ${(err as Error).message}`);
+      if (this.state_ === 'leader') this.armLease(this.renewMs, () => this.renew());
     }
+  }
+
+  private demote(): void {
+    this.stopLoops();
+    this.leaseUntilMs = 0;
+    this.standBy();
   }
 
   /** One run of a loop; returns the rows it touched (null when it did not run). */
@@ -146,20 +207,27 @@ export class DbAgent {
     if (!this.leader) return null;
     const t0 = performance.now();
     const now = Date.now();
+    const fence = { name: LEASE_NAME, token: this.term };
     try {
       const rows =
         name === 'rebuild-groups'
-          ? await this.store.rebuildGroups(now)
+          ? await this.store.rebuildGroups(now, fence)
           : name === 'approve-patches'
-            ? await this.store.approvePatches(now)
+            ? await this.store.approvePatches(now, fence)
             : name === 'detect-offline'
-              ? await this.store.detectOffline(OFFLINE_AFTER_MS, now)
-              : await this.store.queueEmail(now);
+              ? await this.store.detectOffline(OFFLINE_AFTER_MS, now, fence)
+              : await this.store.queueEmail(now, fence);
       this.ctx.metrics.count(`loop:${name}`);
       this.ctx.metrics.count(`loop:${name}:rows`, rows);
       this.ctx.metrics.observeUs(`loop:${name}`, (performance.now() - t0) * 1000);
       return rows;
     } catch (err) {
+      if (err instanceof LeaseFencedError) {
+        this.ctx.metrics.count('dbagent:fenced');
+        this.ctx.log(`DBAgent loop ${name} refused: ${err.message}; standing by`);
+        if (this.state_ === 'leader' && this.term === fence.token) this.demote();
+        return null;
+      }
       this.ctx.metrics.count(`loop:${name}:errors`);
       this.ctx.log(`DBAgent loop ${name} failed: ${(err as Error).message}`);
       return null;
@@ -167,19 +235,23 @@ export class DbAgent {
   }
 
   private stopLoops(): void {
-    this.stopped = true;
-    for (const t of this.timers) clearTimeout(t);
-    this.timers.clear();
+    for (const t of this.loopTimers) clearTimeout(t);
+    this.loopTimers.clear();
   }
 
-  /** Stop the loops, wait for a running one, and release the lease. */
+  /** Stop the loops, wait for a running one, and release the lease (when leading). */
   async stop(): Promise<void> {
-    if (this.stopped && this.leaseUntilMs === 0) return;
+    if (this.state_ === 'stopped') return;
+    const wasLeader = this.state_ === 'leader';
+    this.state_ = 'stopped';
+    if (this.leaseTimer) clearTimeout(this.leaseTimer);
+    this.leaseTimer = null;
     this.stopLoops();
     if (this.running > 0) await new Promise<void>((r) => (this.idle = r));
     this.leaseUntilMs = 0;
     this.ctx.metrics.gauge('dbagent:leader', 0);
-    await this.store.releaseLease(LEASE_NAME, this.holder).catch((err: unknown) => this.ctx.log(`DBAgent lease release failed: ${(err as Error).message}`));
+    this.ctx.metrics.gauge('dbagent:standby', 0);
+    if (wasLeader) await this.store.releaseLease(LEASE_NAME, this.holder).catch((err: unknown) => this.ctx.log(`DBAgent lease release failed: ${(err as Error).message}`));
   }
 }
 
@@ -198,7 +270,7 @@ class AppHandler implements RoleHandler {
 
 export const createRole: RoleFactory = async (ctx) => {
   if (!ctx.store) throw new Error('the app role needs a store');
-  const agent = new DbAgent(ctx, ctx.store);
+  const agent = new DbAgent(ctx, ctx.store, { leaseTtlMs: ctx.spec.app?.leaseTtlMs, renewMs: ctx.spec.app?.renewMs });
   await agent.start();
   return new AppHandler(agent);
 };

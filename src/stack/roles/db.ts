@@ -3,6 +3,7 @@ import { deriveKey, sameCredential } from '../../core/identity.js';
 import { bearerToken } from '../auth.js';
 import { bodyOrReply, readJson, sendError, sendJson } from '../http-body.js';
 import { refuse } from '../http-errors.js';
+import { LeaseFencedError } from '../store/errors.js';
 import { DB_METHODS, DB_RPC_PREFIX, type DbMethod } from '../store/remote.js';
 import type { RoleFactory, RoleHandler, Store } from '../types.js';
 import { publicHolder } from './app.js';
@@ -54,8 +55,15 @@ export class DbHandler implements RoleHandler {
     if (args === undefined) return;
     if (!Array.isArray(args)) return sendError(req, res, 400, 'expected a JSON array of arguments');
     const fn = this.store[method] as (...a: unknown[]) => Promise<unknown>;
-    // A QueueFullError from the dbProfile limiter propagates: the runtime answers 503.
-    let result = await fn.apply(this.store, args);
+    // A QueueFullError from the dbProfile limiter propagates: the runtime answers 503. A fenced
+    // DBAgent write is a 409 the caller's RemoteStore turns back into a LeaseFencedError.
+    let result: unknown;
+    try {
+      result = await fn.apply(this.store, args);
+    } catch (err) {
+      if (err instanceof LeaseFencedError) return sendJson(res, 409, { error: err.message, lease: err.lease, token: err.token, current: err.current });
+      throw err;
+    }
     // A lease's holder goes out without its private part: knowing who holds it is no way to release it.
     if (method === 'leaseHolder' && result) result = { ...(result as { holder: string; untilMs: number }), holder: publicHolder((result as { holder: string }).holder) };
     sendJson(res, 200, { result: result === undefined ? null : result });

@@ -10,6 +10,22 @@ export class StoreUnavailableError extends Error {
   }
 }
 
+/**
+ * A DBAgent write carried a lease term (its fencing token) that is no longer the lease's: another
+ * instance has taken the lease since, so this one's write is refused. A leader paused past its TTL
+ * (SIGSTOP, a long GC) cannot write after it wakes. Over the db RPC this is a 409.
+ */
+export class LeaseFencedError extends Error {
+  constructor(
+    readonly lease: string,
+    readonly token: number,
+    readonly current: number | null,
+  ) {
+    super(`lease ${lease}: term ${token} is over (the lease is now at term ${current ?? 'none'}); the write was refused`);
+    this.name = 'LeaseFencedError';
+  }
+}
+
 export class StoreClosedError extends Error {
   constructor() {
     super('the store is closed');

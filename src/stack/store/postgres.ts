@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { StackError } from '../../core/errors.js';
 import type { CheckinRequest, CommandResult, PendingCommand } from '../../core/protocol.js';
-import type { AgentFilter, AgentRow, SessionAuditRecord, Store, TelemetrySample } from '../types.js';
+import type { AgentFilter, AgentRow, LeaseFence, SessionAuditRecord, Store, TelemetrySample } from '../types.js';
+import { LeaseFencedError } from './errors.js';
 import { DEFAULT_GROUP_COMMIT, GroupCommit, lockOrder, type GroupCommitOptions, type WriteJob } from './group-commit.js';
 import { MAX_COMMANDS_PER_CHECKIN, MAX_RESULT_OUTPUT_CHARS, OFFLINE_AFTER_MS, SCHEMA_STATEMENTS, toAgentRow, toPending, type AgentDbRow } from './schema.js';
 import { SQL, listAgentsSql, numberPlaceholders, statsBySql, type SqlName } from './schema-sql.js';
@@ -219,8 +220,18 @@ export class PostgresStore implements Store {
     return ((await this.q(this.pool, 'getPresence', [agentId])).rows[0] as { relay: string } | undefined)?.relay ?? null;
   }
 
-  acquireLease(name: string, holder: string, ttlMs: number, atMs: number): Promise<boolean> {
-    return this.write(async (c) => (await this.q(c, 'acquireLease', [name, holder, atMs + ttlMs, atMs])).rowCount === 1);
+  acquireLease(name: string, holder: string, ttlMs: number, atMs: number): Promise<number | null> {
+    return this.write(async (c) => {
+      const r = (await this.q(c, 'acquireLease', [name, holder, atMs + ttlMs, atMs])).rows[0] as { token: string | number } | undefined;
+      return r ? Number(r.token) : null;
+    });
+  }
+
+  /** Inside a write: lock the lease row and refuse the write unless `fence` is still its term. */
+  private async fenced(c: Client, fence: LeaseFence): Promise<void> {
+    const r = (await c.query(`${PG_SQL.leaseToken} FOR UPDATE`, [fence.name])).rows[0] as { token: string | number } | undefined;
+    const current = r ? Number(r.token) : null;
+    if (current !== fence.token) throw new LeaseFencedError(fence.name, fence.token, current);
   }
 
   releaseLease(name: string, holder: string): Promise<void> {
@@ -232,31 +243,35 @@ export class PostgresStore implements Store {
     return r ? { holder: r.holder, untilMs: Number(r.until_ms) } : null;
   }
 
-  rebuildGroups(atMs: number): Promise<number> {
+  rebuildGroups(atMs: number, fence: LeaseFence): Promise<number> {
     return this.write(async (c) => {
+      await this.fenced(c, fence);
       await this.q(c, 'regroupAgents', []);
       await this.q(c, 'clearGroups', []);
       return (await this.q(c, 'fillGroups', [atMs])).rowCount ?? 0;
     });
   }
 
-  approvePatches(atMs: number): Promise<number> {
+  approvePatches(atMs: number, fence: LeaseFence): Promise<number> {
     return this.write(async (c) => {
+      await this.fenced(c, fence);
       await this.q(c, 'offerPatches', [String(Math.floor(atMs / 60_000))]);
       return (await this.q(c, 'approvePatches', [atMs])).rowCount ?? 0;
     });
   }
 
-  detectOffline(offlineAfterMs: number, atMs: number): Promise<number> {
+  detectOffline(offlineAfterMs: number, atMs: number, fence: LeaseFence): Promise<number> {
     const cutoff = atMs - offlineAfterMs;
     return this.write(async (c) => {
+      await this.fenced(c, fence);
       await this.q(c, 'raiseOfflineAlerts', [atMs, cutoff]);
       return (await this.q(c, 'markOffline', [cutoff])).rowCount ?? 0;
     });
   }
 
-  queueEmail(atMs: number): Promise<number> {
+  queueEmail(atMs: number, fence: LeaseFence): Promise<number> {
     return this.write(async (c) => {
+      await this.fenced(c, fence);
       const n = Number((await this.q(c, 'recentAlerts', [atMs - 60_000])).rows[0].n);
       if (n === 0) return 0;
       await this.q(c, 'queueEmail', [`${n} new alerts`, atMs]);

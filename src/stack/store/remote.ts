@@ -1,7 +1,7 @@
 import { Pool } from 'undici';
 import type { CheckinRequest, CommandResult, PendingCommand } from '../../core/protocol.js';
-import type { AgentFilter, AgentRow, SessionAuditRecord, Store, TelemetrySample } from '../types.js';
-import { StoreUnavailableError } from './errors.js';
+import type { AgentFilter, AgentRow, LeaseFence, SessionAuditRecord, Store, TelemetrySample } from '../types.js';
+import { LeaseFencedError, StoreUnavailableError } from './errors.js';
 
 /**
  * The Store as a small JSON RPC to the `db` node: `POST /db/v1/<method>` with a JSON array of the
@@ -54,6 +54,19 @@ export interface RemoteStoreOptions {
   timeoutMs?: number;
 }
 
+/** A 409 from the db node: the fenced write's lease and term (the call's own last argument), and the lease's term now. */
+function fencedFrom(args: readonly unknown[], body: string): [string, number, number | null] {
+  const f = args[args.length - 1] as Partial<LeaseFence> | undefined;
+  let current: number | null = null;
+  try {
+    const c = (JSON.parse(body) as { current?: unknown }).current;
+    current = typeof c === 'number' ? c : null;
+  } catch {
+    // not JSON: the term now is unknown
+  }
+  return [String(f?.name ?? 'unknown'), Number(f?.token ?? -1), current];
+}
+
 export class RemoteStore implements Store {
   readonly kind = 'remote' as const;
   private readonly pool: Pool;
@@ -80,6 +93,7 @@ export class RemoteStore implements Store {
       throw new StoreUnavailableError(`db node ${this.url}: ${e.code ?? e.message ?? String(err)}`);
     }
     if (status === 503) throw new StoreUnavailableError(`db node ${this.url} is overloaded (503)`);
+    if (status === 409) throw new LeaseFencedError(...fencedFrom(args, text));
     if (status === 401) throw new Error(`db node ${this.url} refused ${method}: wrong db key (is this node's stack secret the db node's?)`);
     if (status !== 200) throw new Error(`db node ${this.url} answered ${status} to ${method}`);
     return (JSON.parse(text) as { result: Awaited<ReturnType<Store[M]>> }).result;
@@ -124,7 +138,7 @@ export class RemoteStore implements Store {
   getPresence(agentId: string): Promise<string | null> {
     return this.call('getPresence', [agentId]);
   }
-  acquireLease(name: string, holder: string, ttlMs: number, atMs: number): Promise<boolean> {
+  acquireLease(name: string, holder: string, ttlMs: number, atMs: number): Promise<number | null> {
     return this.call('acquireLease', [name, holder, ttlMs, atMs]);
   }
   releaseLease(name: string, holder: string): Promise<void> {
@@ -133,17 +147,17 @@ export class RemoteStore implements Store {
   leaseHolder(name: string): Promise<{ holder: string; untilMs: number } | null> {
     return this.call('leaseHolder', [name]);
   }
-  rebuildGroups(atMs: number): Promise<number> {
-    return this.call('rebuildGroups', [atMs]);
+  rebuildGroups(atMs: number, fence: LeaseFence): Promise<number> {
+    return this.call('rebuildGroups', [atMs, fence]);
   }
-  approvePatches(atMs: number): Promise<number> {
-    return this.call('approvePatches', [atMs]);
+  approvePatches(atMs: number, fence: LeaseFence): Promise<number> {
+    return this.call('approvePatches', [atMs, fence]);
   }
-  detectOffline(offlineAfterMs: number, atMs: number): Promise<number> {
-    return this.call('detectOffline', [offlineAfterMs, atMs]);
+  detectOffline(offlineAfterMs: number, atMs: number, fence: LeaseFence): Promise<number> {
+    return this.call('detectOffline', [offlineAfterMs, atMs, fence]);
   }
-  queueEmail(atMs: number): Promise<number> {
-    return this.call('queueEmail', [atMs]);
+  queueEmail(atMs: number, fence: LeaseFence): Promise<number> {
+    return this.call('queueEmail', [atMs, fence]);
   }
   auditSession(record: SessionAuditRecord): Promise<void> {
     return this.call('auditSession', [record]);

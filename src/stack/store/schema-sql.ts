@@ -35,11 +35,21 @@ export const SQL = {
   deletePresence: `DELETE FROM presence WHERE agent_id = ?`,
   getPresence: `SELECT relay FROM presence WHERE agent_id = ?`,
   /** Takes the lease when it is free, expired, or already ours (a renewal); 1 row changed = held. */
-  acquireLease: `INSERT INTO leases (name, holder, until_ms) VALUES (?, ?, ?)
-     ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until_ms = excluded.until_ms
-     WHERE leases.holder = excluded.holder OR leases.until_ms < ?`,
-  releaseLease: `DELETE FROM leases WHERE name = ? AND holder = ?`,
-  leaseHolder: `SELECT holder, until_ms FROM leases WHERE name = ?`,
+  /**
+   * Takes the lease when it is free, expired, or already ours (a renewal); a row back = held, with
+   * its term (the fencing token): a renewal keeps the term, a new holder gets the next one. Release
+   * only expires the row, so a term is never handed out twice.
+   */
+  acquireLease: `INSERT INTO leases (name, holder, until_ms, token) VALUES (?, ?, ?, 1)
+     ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until_ms = excluded.until_ms,
+       token = CASE WHEN leases.holder = excluded.holder THEN leases.token ELSE leases.token + 1 END
+     WHERE leases.holder = excluded.holder OR leases.until_ms < ?
+     RETURNING token`,
+  releaseLease: `UPDATE leases SET until_ms = 0 WHERE name = ? AND holder = ?`,
+  /** The lease's current term, read inside a fenced write's transaction. */
+  leaseToken: `SELECT token FROM leases WHERE name = ?`,
+  /** Who holds it (a released lease, until_ms 0, has no holder). */
+  leaseHolder: `SELECT holder, until_ms FROM leases WHERE name = ? AND until_ms > 0`,
   /** Dynamic groups, one per client × OS, as RMM search groups are. */
   regroupAgents: `UPDATE agents SET group_name = client || '/' || os WHERE group_name IS NULL OR group_name <> client || '/' || os`,
   clearGroups: `DELETE FROM agent_groups`,

@@ -26,7 +26,7 @@ export const SCHEMA_STATEMENTS: readonly string[] = [
   `CREATE INDEX IF NOT EXISTS commands_pending ON commands (agent_id, delivered_ms)`,
   `CREATE TABLE IF NOT EXISTS telemetry (agent_id TEXT NOT NULL, relay TEXT NOT NULL, at_ms BIGINT NOT NULL, cpu_pct INTEGER, mem_pct INTEGER)`,
   `CREATE TABLE IF NOT EXISTS presence (agent_id TEXT PRIMARY KEY, relay TEXT NOT NULL, at_ms BIGINT NOT NULL)`,
-  `CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, until_ms BIGINT NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, until_ms BIGINT NOT NULL, token BIGINT NOT NULL DEFAULT 1)`,
   `CREATE TABLE IF NOT EXISTS alerts (agent_id TEXT NOT NULL, kind TEXT NOT NULL, at_ms BIGINT NOT NULL)`,
   `CREATE TABLE IF NOT EXISTS emails (kind TEXT NOT NULL, body TEXT NOT NULL, queued_ms BIGINT NOT NULL)`,
   `CREATE TABLE IF NOT EXISTS patches (id TEXT PRIMARY KEY, client TEXT NOT NULL, approved_ms BIGINT)`,

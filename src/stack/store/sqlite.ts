@@ -1,7 +1,8 @@
 import Database, { type Database as Db, type Statement } from 'better-sqlite3';
 import { randomUUID } from 'node:crypto';
 import type { CheckinRequest, CommandResult, PendingCommand } from '../../core/protocol.js';
-import type { AgentFilter, AgentRow, SessionAuditRecord, Store, TelemetrySample } from '../types.js';
+import type { AgentFilter, AgentRow, LeaseFence, SessionAuditRecord, Store, TelemetrySample } from '../types.js';
+import { LeaseFencedError } from './errors.js';
 import { DEFAULT_GROUP_COMMIT, GroupCommit, type GroupCommitOptions, type WriteJob } from './group-commit.js';
 import { MAX_RESULT_OUTPUT_CHARS, OFFLINE_AFTER_MS, SCHEMA_STATEMENTS, toAgentRow, toPending, type AgentDbRow } from './schema.js';
 import { SQL, listAgentsSql, statsBySql, type SqlName } from './schema-sql.js';
@@ -157,8 +158,18 @@ export class SqliteStore implements Store {
     return (this.st('getPresence').get(agentId) as { relay: string } | undefined)?.relay ?? null;
   }
 
-  acquireLease(name: string, holder: string, ttlMs: number, atMs: number): Promise<boolean> {
-    return this.write(() => this.st('acquireLease').run(name, holder, atMs + ttlMs, atMs).changes === 1);
+  acquireLease(name: string, holder: string, ttlMs: number, atMs: number): Promise<number | null> {
+    return this.write(() => {
+      const r = this.st('acquireLease').get(name, holder, atMs + ttlMs, atMs) as { token: number | bigint } | undefined;
+      return r ? Number(r.token) : null;
+    });
+  }
+
+  /** Inside a write: refuse it unless `fence` is still the lease's term. */
+  private fenced(fence: LeaseFence): void {
+    const r = this.st('leaseToken').get(fence.name) as { token: number | bigint } | undefined;
+    const current = r ? Number(r.token) : null;
+    if (current !== fence.token) throw new LeaseFencedError(fence.name, fence.token, current);
   }
 
   releaseLease(name: string, holder: string): Promise<void> {
@@ -170,31 +181,35 @@ export class SqliteStore implements Store {
     return r ? { holder: r.holder, untilMs: Number(r.until_ms) } : null;
   }
 
-  rebuildGroups(atMs: number): Promise<number> {
+  rebuildGroups(atMs: number, fence: LeaseFence): Promise<number> {
     return this.write(() => {
+      this.fenced(fence);
       this.st('regroupAgents').run();
       this.st('clearGroups').run();
       return this.st('fillGroups').run(atMs).changes;
     });
   }
 
-  approvePatches(atMs: number): Promise<number> {
+  approvePatches(atMs: number, fence: LeaseFence): Promise<number> {
     return this.write(() => {
+      this.fenced(fence);
       this.st('offerPatches').run(String(Math.floor(atMs / 60_000)));
       return this.st('approvePatches').run(atMs).changes;
     });
   }
 
-  detectOffline(offlineAfterMs: number, atMs: number): Promise<number> {
+  detectOffline(offlineAfterMs: number, atMs: number, fence: LeaseFence): Promise<number> {
     const cutoff = atMs - offlineAfterMs;
     return this.write(() => {
+      this.fenced(fence);
       this.st('raiseOfflineAlerts').run(atMs, cutoff);
       return this.st('markOffline').run(cutoff).changes;
     });
   }
 
-  queueEmail(atMs: number): Promise<number> {
+  queueEmail(atMs: number, fence: LeaseFence): Promise<number> {
     return this.write(() => {
+      this.fenced(fence);
       const n = Number((this.st('recentAlerts').get(atMs - 60_000) as { n: number }).n);
       if (n === 0) return 0;
       this.st('queueEmail').run(`${n} new alerts`, atMs);
