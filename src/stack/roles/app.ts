@@ -13,7 +13,7 @@ import type { RoleContext, RoleFactory, RoleHandler, Store } from '../types.js';
  * across processes and hosts, and a standby waits on it:
  *
  *   start ── acquire(ttl) ── term T ──► leader: loops run while now < leaseUntil, each write fenced by T
- *     │                    └─ held by another ──► standby: try again every ttl/10
+ *     │                    └─ held by another ──► standby: try again every ttl/30
  *     └── leader, every renewMs: acquire again (a renewal keeps T); leaseUntil moves on only when it
  *         succeeds, so a DBAgent cut off from its database stops its loops before another may take
  *         over; a renewal refused (another holds it) demotes it to standby.
@@ -84,7 +84,7 @@ export class DbAgent {
     this.holder = `${ctx.spec.name}:${process.pid}#${randomBytes(12).toString('base64url')}`;
     this.ttlMs = opts.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS;
     this.renewMs = opts.renewMs ?? DEFAULT_LEASE_RENEW_MS;
-    this.standbyPollMs = Math.max(10, Math.floor(this.ttlMs / 10));
+    this.standbyPollMs = Math.max(10, Math.floor(this.ttlMs / 30));
     this.scale = opts.loopScale ?? ctx.spec.app?.loopScale ?? 1;
     if (!(this.scale > 0) || !Number.isFinite(this.scale)) throw new InvalidArgumentError(`${ctx.spec.name}.app.loopScale`, this.scale, 'a number above 0');
     if (!(this.renewMs < this.ttlMs)) throw new InvalidArgumentError('renewMs', this.renewMs, `less than the lease TTL (${this.ttlMs} ms)`);
