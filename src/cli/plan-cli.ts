@@ -1,10 +1,11 @@
-import { readFileSync } from 'node:fs';
 import { modelTierCapacities } from '../analysis/plan-model.js';
 import { planCapacity, type Plan, type TierCapacity } from '../analysis/plan.js';
+import { checkinsPerAgentPerSec, tierCapacities } from '../analysis/tier-sizing.js';
 import { InvalidArgumentError } from '../core/errors.js';
 import { EXIT, type ExitCode } from '../core/exit-codes.js';
 import { parseCheckinFractionPerMin, parseDurationMs } from '../core/units.js';
-import { RUN_RESULT_SCHEMA, type RunResult } from '../run/result-types.js';
+import { readResultFile } from '../run/result-file.js';
+import type { RunResult } from '../run/result-types.js';
 import { PROFILES } from '../stack/profiles.js';
 
 export interface PlanCliInput {
@@ -34,49 +35,22 @@ function wholeAgents(v: string): number {
   return n;
 }
 
-function readResult(file: string): RunResult {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new InvalidArgumentError('--from', file, `a readable result.json (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`);
-  }
-  let r: RunResult;
-  try {
-    r = JSON.parse(text) as RunResult;
-  } catch {
-    throw new InvalidArgumentError('--from', file, 'a result.json written by rmmscale run (this is not JSON)');
-  }
-  if (r?.schema !== RUN_RESULT_SCHEMA) throw new InvalidArgumentError('--from', file, `a result.json with schema ${RUN_RESULT_SCHEMA}, got ${JSON.stringify(r?.schema ?? null)}`);
-  return r;
-}
-
-/** The check-in model a result was measured at (its scenario's fleet), as check-ins per agent per second. */
-function resultCheckinPerAgentPerSec(r: RunResult): number {
-  const def = r.scenario.definition as { fleet?: { checkin?: unknown } } | null;
-  const text = typeof def?.fleet?.checkin === 'string' ? def.fleet.checkin : '30%/min';
-  return parseCheckinFractionPerMin('fleet.checkin', text) / 60;
-}
-
-/** Per-node ceilings measured by a run, as the planner takes them. */
-export function tiersFromResult(r: RunResult, checkinsPerAgentPerSec: number): { tiers: TierCapacity[]; notes: string[] } {
+/**
+ * Per-node ceilings measured by a run, as the planner takes them (analysis/tier-sizing.ts, as the
+ * run's own plan). A tier's demand per agent follows the check-in model: the result counts agents
+ * at its own (`load.checkin`: a share per minute, or a fixed rate spread over the headline's
+ * fleet), the plan at `planCheckinsPerAgentPerSec`.
+ */
+export function tiersFromResult(r: RunResult, file: string, planCheckinsPerAgentPerSec: number): { tiers: TierCapacity[]; notes: string[] } {
   const notes: string[] = [];
-  if (r.summary.ceilingAgents === null) throw new InvalidArgumentError('--from', r.scenario.name, 'a result with a measured ceiling (a ceiling search that found one)');
+  if (r.summary.ceilingAgents === null) throw new InvalidArgumentError('--from', file, 'a result with a measured ceiling (a ceiling search that found one)');
   if (!r.summary.trustworthy) notes.push('the result is marked NOT trustworthy: ' + r.summary.warnings.join('; '));
-  const scale = checkinsPerAgentPerSec / resultCheckinPerAgentPerSec(r);
-  if (Math.abs(scale - 1) > 1e-9) notes.push(`demand scaled ×${scale.toFixed(3)} from the run's check-in rate to the plan's`);
-  const single = new Set(['app', 'db', 'single']);
-  const tiers: TierCapacity[] = [];
-  for (const t of r.summary.tiers) {
-    if (t.ceilingRps === null || t.ceilingAgents === null || t.ceilingAgents <= 0) {
-      notes.push(`${t.tier}: no ceiling (${t.limitedBy}), left out`);
-      continue;
-    }
-    const nodes = Math.max(1, r.stack.nodes.filter((n) => n.tier === t.tier).length);
-    tiers.push({ tier: t.tier, perNodeCeilingRps: t.ceilingRps / nodes, demandPerAgentRps: (t.ceilingRps / t.ceilingAgents) * scale, scalable: !single.has(t.tier) });
-    if (t.limitedBy.startsWith('estimated')) notes.push(`${t.tier}: ceiling ${t.limitedBy}`);
-  }
-  return { tiers, notes };
+  const measured = checkinsPerAgentPerSec(r.load.checkin, r.headline?.client.agents ?? null);
+  if (measured === null || !(measured > 0)) throw new InvalidArgumentError('--from', file, `a result whose check-in rate per agent is known (load.checkin ${r.load.checkin.text} with no agents at the headline)`);
+  const scale = planCheckinsPerAgentPerSec / measured;
+  if (Math.abs(scale - 1) > 1e-9) notes.push(`demand scaled ×${scale.toFixed(3)} from the run's check-in rate (${r.load.checkin.text}) to the plan's`);
+  const sized = tierCapacities(r.summary.tiers, r.stack.tiers, scale);
+  return { tiers: sized.tiers, notes: [...notes, ...sized.notes] };
 }
 
 const pct = (x: number): string => (x < 0 ? 'over' : `${Math.round(x * 100)}%`);
@@ -131,11 +105,11 @@ export function runPlanCli(input: PlanCliInput): ExitCode {
   let tiers: TierCapacity[];
   let notes: string[];
   if (input.from) {
-    const r = readResult(input.from);
+    const r = readResultFile(input.from);
     if (input.slo !== undefined && parseSlo(input.slo) !== r.slo.p99Ms) {
       throw new InvalidArgumentError('--slo', input.slo, `absent with --from, or the run's own SLO (p99<${r.slo.p99Ms}ms): ceilings measured at one SLO do not hold at another`);
     }
-    ({ tiers, notes } = tiersFromResult(r, perAgent));
+    ({ tiers, notes } = tiersFromResult(r, input.from, perAgent));
     source = `measured ceilings in ${input.from} (${r.scenario.name}, p99 < ${r.slo.p99Ms} ms)`;
   } else {
     const slo = input.slo === undefined ? 1000 : parseSlo(input.slo);

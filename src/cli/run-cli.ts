@@ -7,6 +7,7 @@ import { DEFAULT_GATE, gateText, loadRun, runGate, summaryLine, type GateReport 
 import { gateJunit } from '../gate/junit.js';
 import { gateMarkdown } from '../gate/markdown.js';
 import { parseThreshold, ThresholdError } from '../gate/grammar.js';
+import { readResultFile } from '../run/result-file.js';
 import type { RunResult } from '../run/result-types.js';
 import { runScenario } from '../run/run.js';
 import { headlineWindow } from '../report/format.js';
@@ -90,7 +91,7 @@ export function runExitCode(r: RunResult, gate: GateReport | RmmscaleError | nul
  */
 export function gateRunResult(resultFile: string): GateReport | RmmscaleError | null {
   try {
-    const run = loadRun(resultFile, 'result.json');
+    const run = loadRun(resultFile);
     if (run.result.thresholds.length === 0) return null;
     return runGate({ current: [run], baseline: [], thresholds: [], ...DEFAULT_GATE });
   } catch (err) {
@@ -163,8 +164,7 @@ export async function runRunCli(input: RunCliInput): Promise<ExitCode> {
     (printer as ProgressPrinter | null)?.end();
     // Everything after the run reads result.json as written, as `rmmscale report` and `gate` will:
     // a value that does not survive JSON (Infinity in a plan) must not make the first report differ.
-    const { readRunResult } = await import('../report/index.js');
-    const result = await readRunResult(resultFile);
+    const result = readResultFile(resultFile);
     // The scenario's thresholds, judged from result.json as written (exactly as `rmmscale gate` would).
     const gate = gateRunResult(resultFile);
     const outcome = runOutcome(result, gate);
