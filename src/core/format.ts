@@ -7,19 +7,21 @@ export function finiteOrNull(x: number | null | undefined): number | null {
   return typeof x === 'number' && Number.isFinite(x) ? x : null;
 }
 
-const INT = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
+/** Made on first use: building a number format costs milliseconds the CLI's start-up need not pay. */
+let int: Intl.NumberFormat | null = null;
+const INT = (): Intl.NumberFormat => (int ??= new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 }));
 
 /** `12,500`; `–` for null/NaN, `∞` for Infinity. */
 export function fmtCount(x: number | null | undefined): string {
   if (x === null || x === undefined || Number.isNaN(x)) return '–';
   if (!Number.isFinite(x)) return '∞';
-  return INT.format(x);
+  return INT().format(x);
 }
 
 /** `1,234 req/s`, or one decimal under 100. */
 export function fmtRate(x: number | null | undefined): string {
   if (x === null || x === undefined || !Number.isFinite(x)) return '–';
-  return `${x < 100 ? x.toFixed(1) : INT.format(x)} req/s`;
+  return `${x < 100 ? x.toFixed(1) : INT().format(x)} req/s`;
 }
 
 /** A latency in µs as `850 µs`, `12.3 ms` or `2.10 s`. */

@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { gateRunResult, runExitCode } from '../../src/cli/run-cli.js';
+import { gateRunResult, runExitCode } from '../../src/cli/commands/run.js';
 import { readResultFile } from '../../src/run/result-file.js';
 import { alive } from '../helpers/fork-node.js';
 import { runCli } from '../helpers/spawn-cli.js';
@@ -32,7 +32,7 @@ describe('rmmscale run (the real binary)', () => {
     const out = join(dir, 'staged');
     const r = await runCli(['run', scenario('staged', 4), '--out', out], { timeoutMs: 120_000 });
     const result = readResultFile(join(out, 'result.json'));
-    expect(r.code, r.stderr).toBe(runExitCode(result, gateRunResult(join(out, 'result.json'))));
+    expect(r.code, r.stderr).toBe(runExitCode(result, await gateRunResult(join(out, 'result.json'))));
     // 3 when the last stage (the headline, as the report judges) breached the SLO (p99 500 ms; a
     // short stage also ends with requests in flight, so achieved can fall under 97% of offered), 4
     // only when this host was too busy to trust the numbers.
@@ -85,7 +85,7 @@ describe('rmmscale run (the real binary)', () => {
     const r = await runCli(['run', p, '--out', out, '--no-report'], { timeoutMs: 120_000 });
     const result = readResultFile(join(out, 'result.json'));
     expect(result.error, r.stderr).toBeNull();
-    expect(r.code, r.stderr).toBe(runExitCode(result, gateRunResult(join(out, 'result.json'))));
+    expect(r.code, r.stderr).toBe(runExitCode(result, await gateRunResult(join(out, 'result.json'))));
     expect(result.complete).toBe(true);
     // 400 agents at 120%/min: 8 telemetry frames/s once the ramp is done.
     expect(result.windows[1].client.offeredRatePerSec).toBeCloseTo(8, 0);
