@@ -248,7 +248,8 @@ export interface RunResult {
    * run is judged by: the last stage of a staged run (a ramp before it is how the load got there);
    * the ceiling window of a search (the highest load that met the SLO). A search that claims no
    * ceiling points at its last window that met the SLO, or else its last window, for reports only.
-   * Null when no window was measured.
+   * Null when no window was measured. `windowIndex` is always set by rmmscale run; readers also
+   * take a null one (no single headline window) without failing.
    */
   headline: { windowIndex: number | null; client: ClientStats; nodes: NodeWindow[] } | null;
   search: {
