@@ -98,7 +98,7 @@ describe('rmmscale run (the real binary)', () => {
   }, 150_000);
 
   it('a tier a topology file names itself keeps its name end to end: nodes, windows, tiers, reports', async () => {
-    const topology = join(dir, 'boxed.yaml');
+    const topology = join(dir, 'boxed-topology.yaml');
     writeFileSync(topology, ['name: boxed', 'nodes:', '  - { name: box-1, role: single, tier: box }'].join('\n'));
     const out = join(dir, 'boxed');
     const p = writeScenario('boxed', [`stack: { topology: ${topology} }`, 'fleet: { checkin: 100%/min, seed: boxed }', 'stages:', '  - { duration: 3s, agents: 600 }', 'slo: { p99: 5s, minAchieved: 50% }', 'timeLimit: 1m']);
