@@ -134,6 +134,7 @@ function describe(e: ErrorObject): string {
  *   search by rate could not set one before `load` existed, so its fleet had the default, 30%/min;
  * - `stack.tiers`: from the nodes, as the run lays them out (analysis/tier-sizing.ts);
  * - a window's `client.attemptedRatePerSec`: its sends (`count`) over its measured seconds;
+ * - `faults`: none (faults came with them);
  * - a search by rate counted its tiers' `ceilingAgents` at its fixed fleet's size, not at the
  *   check-in model as `summary.ceilingAgents` did: they are recounted alike (× ceilingAgents ÷ the
  *   headline's agents), or dropped when the search found no ceiling to recount them by.
@@ -152,7 +153,7 @@ function withTypedFacts(file: string, r: RunResult): RunResult {
     const ratio = r.summary.ceilingAgents !== null && agents > 0 ? r.summary.ceilingAgents / agents : null;
     summary = { ...r.summary, tiers: r.summary.tiers.map((t) => ({ ...t, ceilingAgents: t.ceilingAgents === null || ratio === null ? null : Math.round(t.ceilingAgents * ratio) })) };
   }
-  return { ...r, summary, load, stack: { ...r.stack, tiers }, windows, headline };
+  return { ...r, summary, load, stack: { ...r.stack, tiers }, windows, headline, faults: stored.faults ?? [] };
 }
 
 const DEFAULT_CHECKIN: CheckinSpec = { kind: 'fraction', fractionPerMin: 0.3, text: '30%/min' };

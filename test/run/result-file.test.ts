@@ -62,7 +62,7 @@ describe('schemas/result.schema.json: every result rmmscale writes is valid', ()
   it('a result assembled by the run, with its plan and fit, as written to the file', () => {
     const sc = rateSearch('schema', 'split3', 'automate', { start: 2000, max: 10_000, p99Ms: 200 });
     const fixture = buildResult();
-    const r = assemble({ sc: { ...sc, ceiling: { ...sc.ceiling!, unit: 'agents' } }, startedAt: fixture.startedAt, complete: true, interrupted: false, error: null, windows: fixture.windows, search: { outcome: 'found', ceilingLoad: 6500, lastGood: 6500, firstBad: 7000, steps: [] }, timeline: fixture.timeline, hlogFiles: [], warnings: [], nodes: fixture.stack.nodes, versions: fixture.versions });
+    const r = assemble({ sc: { ...sc, ceiling: { ...sc.ceiling!, unit: 'agents' } }, startedAt: fixture.startedAt, complete: true, interrupted: false, error: null, windows: fixture.windows, search: { outcome: 'found', ceilingLoad: 6500, lastGood: 6500, firstBad: 7000, steps: [] }, timeline: fixture.timeline, hlogFiles: [], faults: [], warnings: [], nodes: fixture.stack.nodes, versions: fixture.versions });
     expect(r.plan).not.toBeNull();
     expect(r.fits.usl).not.toBeNull();
     expect(resultProblems(JSON.parse(JSON.stringify(r)))).toEqual([]);
@@ -165,7 +165,7 @@ describe('docs/result.md matches schemas/result.schema.json', () => {
   /** …and the fields that have a section of their own (`## \`summary\``). */
   const documented = new Set([...names(doc), ...[...doc.matchAll(/^#+ `([^`]+)`/gm)].map((m) => m[1])]);
 
-  it('documents every top-level field and every field of summary, load, a stack tier and a window', () => {
+  it('documents every top-level field and every field of summary, load, a stack tier, a window, a latency summary and a fault', () => {
     const want = [
       ...Object.keys(schema.properties),
       ...Object.keys(schema.properties.summary.properties!),
@@ -173,6 +173,7 @@ describe('docs/result.md matches schemas/result.schema.json', () => {
       ...Object.keys(schema.definitions.stackTier.properties!),
       ...Object.keys(schema.definitions.window.properties!),
       ...Object.keys(schema.definitions.latency.properties!),
+      ...Object.keys(schema.definitions.fault.properties!),
     ];
     const missing = want.filter((k) => !documented.has(k));
     expect(missing).toEqual([]);
