@@ -78,6 +78,9 @@ export const swarmCommand: CommandModule<object, Record<string, unknown>> = {
  * result and the .hlog atomically (also after Ctrl-C), and choose the exit code.
  */
 export async function runSwarmCli(input: SwarmInput): Promise<ExitCode> {
+  // Loaded before the signal handlers go on: a Ctrl-C must find the swarm started, not its import.
+  const { runSwarm } = await import('../../swarm/coordinator.js');
+  const { printWorkerErrors } = await import('../run-events.js');
   let cfg = resolveSwarmConfig(input);
   // The secret: --secret, $RMMSCALE_SECRET, or that of the `rmmscale stack up` serving the target.
   // None (a target that is not an rmmscale stack): the config's random one, said once.
@@ -106,8 +109,6 @@ export async function runSwarmCli(input: SwarmInput): Promise<ExitCode> {
       `(${cfg.mode}${cfg.mode === 'http' ? `/${cfg.connection}` : ''}, ${cfg.arrival})\n`,
   );
   try {
-    const { runSwarm } = await import('../../swarm/coordinator.js');
-    const { printWorkerErrors } = await import('../run-events.js');
     const { result, hlog } = await runSwarm({ config: cfg, signal: controller.signal, onProgress: (p) => printer.update(p), onEvent: printWorkerErrors });
     printer.end();
     if (cfg.jsonFile) writeFileAtomic(cfg.jsonFile, JSON.stringify(result, null, 2) + '\n');
