@@ -60,8 +60,9 @@ export interface TierCeiling {
 }
 
 /**
- * Per-node capacities for the planner. A tier's ceiling is shared by its nodes (layout; a tier the
- * layout does not list counts as one node that scales out); its demand per agent is what it
+ * Per-node capacities for the planner. A tier's ceiling is shared by its nodes when it scales out;
+ * a single-instance tier's is one node's, whatever stands by beside it (a tier the layout does not
+ * list counts as one node that scales out); its demand per agent is what it
  * carried per agent at the ceiling (ceilingRps ÷ ceilingAgents), times `demandScale` (the plan's
  * check-ins per agent ÷ the run's). Tiers without a ceiling are left out, with a note.
  */
@@ -74,7 +75,8 @@ export function tierCapacities(ceilings: readonly TierCeiling[], layout: readonl
       continue;
     }
     const l = layout.find((x) => x.tier === t.tier);
-    const nodes = Math.max(1, l?.nodes.length ?? 1);
+    // A tier that cannot scale out works on one node: the others of it (a standby DBAgent) wait.
+    const nodes = l && l.scalable ? Math.max(1, l.nodes.length) : 1;
     tiers.push({ tier: t.tier, perNodeCeilingRps: t.ceilingRps / nodes, demandPerAgentRps: (t.ceilingRps / t.ceilingAgents) * demandScale, scalable: l?.scalable ?? true });
     if (t.limitedBy.startsWith('estimated')) notes.push(`${t.tier}: ceiling ${t.limitedBy}`);
   }

@@ -48,6 +48,16 @@ describe('tierCapacities: measured ceilings to per-node capacities', () => {
     { name: 'w1', role: 'web', tier: 'edge' },
     { name: 'w2', role: 'web', tier: 'edge' },
   ]);
+  it('a single-instance tier works on one node: a standby DBAgent beside the leader does not halve its ceiling', () => {
+    const withStandby = tierLayout([
+      { name: 'app-1', role: 'app', tier: 'app' },
+      { name: 'app-2', role: 'app', tier: 'app' },
+    ]);
+    expect(withStandby).toEqual([{ tier: 'app', nodes: ['app-1', 'app-2'], scalable: false }]);
+    const { tiers } = tierCapacities([{ tier: 'app', ceilingRps: 400, ceilingAgents: 80_000, limitedBy: 'limiting: utilization 0.95' }], withStandby);
+    expect(tiers).toEqual([{ tier: 'app', perNodeCeilingRps: 400, demandPerAgentRps: 0.005, scalable: false }]);
+  });
+
   it("shares a tier's ceiling among its nodes, scales demand, and leaves out a tier without a ceiling", () => {
     const { tiers, notes } = tierCapacities(
       [
