@@ -109,7 +109,7 @@ export async function benchGateNoise(opts: { runs: number; seconds: number; repl
   if (opts.replayDir) {
     for (const v of VARIANTS) {
       const dirs = readdirSync(opts.replayDir).filter((d) => d.startsWith(`${v}-`)).sort((a, b) => Number(a.split('-')[1]) - Number(b.split('-')[1]));
-      for (const d of dirs) keep(v, loadRun(join(opts.replayDir, d, 'result.json'), '--replay'));
+      for (const d of dirs) keep(v, loadRun(join(opts.replayDir, d, 'result.json')));
     }
     process.stderr.write(`gate-noise: replaying ${runs.baseline.length} + ${runs.unchanged.length} + ${runs.slower.length} runs from ${opts.replayDir}\n`);
   } else {

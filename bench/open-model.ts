@@ -3,7 +3,7 @@ import { deriveAgent, generateSecret, DEFAULT_SEED } from '../src/core/identity.
 import { Rng } from '../src/core/random.js';
 import { round } from '../src/core/units.js';
 import { PayloadFactory } from '../src/swarm/payloads.js';
-import { fmtPct } from '../src/report/format.js';
+import { fmtPct } from '../src/core/format.js';
 import { runSwarmCli, startMinimalServer, type BenchRow } from './lib.js';
 
 /** The stack's secret for this bench (no default secret exists). */

@@ -2,7 +2,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { HostCpuSampler } from '../src/core/host.js';
 import { round } from '../src/core/units.js';
-import { fmtPct } from '../src/report/format.js';
+import { fmtPct } from '../src/core/format.js';
 import { runSwarmCli, type BenchRow } from './lib.js';
 
 /**

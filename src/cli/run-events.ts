@@ -1,4 +1,4 @@
-import { fmtPct } from '../report/format.js';
+import { fmtPct } from '../core/format.js';
 import { sloLatency } from '../run/judge-window.js';
 import { isRamp } from '../run/plan-window.js';
 import type { RunEvent } from '../run/run-event.js';

@@ -15,7 +15,7 @@
  *
  * `rmmscale run` returns the first that applies: 130 interrupted > 3 incomplete > 4 untrustworthy
  * (never judged) > 5 a threshold failed > 3 the last stage breached the SLO > 0 (`runOutcome` in
- * src/cli/run-cli.ts). A ceiling search is not failed by the steps that broke the SLO: that is how
+ * src/cli/commands/run.ts). A ceiling search is not failed by the steps that broke the SLO: that is how
  * it finds the ceiling.
  */
 export const EXIT = {

@@ -1,11 +1,14 @@
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { InvalidArgumentError, RmmscaleError } from '../core/errors.js';
 import { EXIT, type ExitCode } from '../core/exit-codes.js';
-import { RUN_RESULT_SCHEMA, type RunResult } from '../run/result-types.js';
+import { readResultFile } from '../run/result-file.js';
+import type { RunResult } from '../run/result-types.js';
 import { decideAbsolute, decideRelative, DEFAULT_DECIDE, mean, median, type DecideOptions, type RelativeDecision } from './decide.js';
 import { formatMetricValue, parseThreshold, ThresholdError, type Threshold } from './grammar.js';
 import { resolveMetric } from './resolve-metric.js';
+
+export { gateText, summaryLine } from './gate-text.js';
 
 /**
  * `rmmscale gate`: result.json files in, one verdict per threshold and an exit code out. Reads only
@@ -65,7 +68,7 @@ export interface GateReport {
   checks: CheckResult[];
 }
 
-/** A result file that cannot be used. Exit 2. */
+/** Gate input that cannot be used (no current run, a baseline of another scenario…). Exit 2. */
 export class GateInputError extends RmmscaleError {
   constructor(message: string) {
     super('ERR_GATE_INPUT', message, EXIT.badInput);
@@ -100,31 +103,9 @@ export function expandRunPaths(paths: readonly string[], flag: string): string[]
   return out;
 }
 
-export function loadRun(file: string, flag: string): LoadedRun {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new InvalidArgumentError(flag, file, `a readable result.json (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`);
-  }
-  let doc: unknown;
-  try {
-    doc = JSON.parse(text);
-  } catch (err) {
-    throw new GateInputError(`${file}: not valid JSON (${(err as Error).message})`);
-  }
-  const d = doc as Record<string, unknown> | null;
-  if (typeof d !== 'object' || d === null || Array.isArray(d)) throw new GateInputError(`${file}: expected a result.json object, got ${Array.isArray(d) ? 'an array' : typeof d}`);
-  if (d.schema !== RUN_RESULT_SCHEMA) throw new GateInputError(`${file}: expected schema ${JSON.stringify(RUN_RESULT_SCHEMA)} (a result.json of rmmscale run), got ${d.schema === undefined ? 'no schema' : JSON.stringify(d.schema)}`);
-  const summary = d.summary as Record<string, unknown> | undefined;
-  const problems: string[] = [];
-  if (typeof summary !== 'object' || summary === null || typeof summary.trustworthy !== 'boolean' || !Array.isArray(summary.tiers)) problems.push('summary');
-  if (typeof d.complete !== 'boolean') problems.push('complete');
-  if (!Array.isArray(d.thresholds) || !d.thresholds.every((x) => typeof x === 'string')) problems.push('thresholds');
-  if (!Array.isArray(d.windows)) problems.push('windows');
-  if (d.headline !== null && (typeof d.headline !== 'object' || typeof (d.headline as Record<string, unknown>).client !== 'object')) problems.push('headline');
-  if (problems.length) throw new GateInputError(`${file}: missing or malformed ${problems.join(', ')} (expected a complete ${RUN_RESULT_SCHEMA} document)`);
-  return { file, result: doc as RunResult };
+/** A result file, read and checked by the one reader (src/run/result-file.ts): a bad one is one line, exit 2. */
+export function loadRun(file: string): LoadedRun {
+  return { file, result: readResultFile(file) };
 }
 
 function key(t: Threshold): string {
@@ -276,23 +257,3 @@ export function runGate(o: GateOptions): GateReport {
 }
 
 export const DEFAULT_GATE: Pick<GateOptions, 'decide' | 'inconclusive' | 'scenarioThresholds'> = { decide: DEFAULT_DECIDE, inconclusive: 'pass', scenarioThresholds: true };
-
-/**
- * The report for a terminal: a headline, then one line per threshold. `heading` (e.g. `thresholds`
- * in `rmmscale run`, whose exit code is its own) replaces `rmmscale gate` and the gate's exit code.
- */
-export function gateText(r: GateReport, heading?: string): string {
-  const lines = [heading === undefined ? `rmmscale gate: ${r.outcome.toUpperCase()} (exit ${r.exitCode}): ${summaryLine(r)}` : `${heading}: ${r.outcome.toUpperCase()}: ${summaryLine(r)}`];
-  for (const p of r.invalid) lines.push(`  invalid measurement: ${p}`);
-  for (const w of r.warnings) lines.push(`  warning: ${w}`);
-  const width = Math.max(...r.checks.map((c) => c.threshold.text.length));
-  for (const c of r.checks) lines.push(`  ${c.verdict.padEnd(12)}  ${c.threshold.text.padEnd(width)}  ${c.message}`);
-  return lines.join('\n') + '\n';
-}
-
-export function summaryLine(r: GateReport): string {
-  const n = r.checks.length;
-  const parts = (['pass', 'fail', 'inconclusive', 'invalid'] as const).filter((k) => r.counts[k] > 0).map((k) => `${r.counts[k]} ${k === 'pass' ? 'passed' : k === 'fail' ? 'failed' : k}`);
-  const runs = `${r.current.length} current run${r.current.length === 1 ? '' : 's'}${r.baseline.length ? ` vs ${r.baseline.length} baseline run${r.baseline.length === 1 ? '' : 's'}` : ''}`;
-  return `${n} threshold${n === 1 ? '' : 's'}: ${parts.join(', ')} (${runs})`;
-}

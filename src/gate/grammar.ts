@@ -1,6 +1,9 @@
 import { EXIT } from '../core/exit-codes.js';
 import { RmmscaleError } from '../core/errors.js';
 import { TIER_NAMES, type TierName } from '../run/result-types.js';
+
+/** A tier's name as a topology file may give it (schemas/topology.schema.json). */
+const TIER_NAME_RE = /^[a-z][a-z0-9-]{0,40}$/;
 import { editDistance } from '../core/edit-distance.js';
 
 /**
@@ -164,7 +167,8 @@ function parseMetric(name: string, fail: (detail: string) => never): Metric {
     const field = name.slice(close + 1);
     if (label === '' || label.includes('[')) fail(`expected a ${head === 'tier' ? 'tier' : 'node'} name inside ${head}[…], got ${label === '' ? 'nothing' : JSON.stringify(label)}`);
     if (head === 'tier') {
-      if (!(TIER_NAMES as readonly string[]).includes(label)) fail(`unknown tier ${JSON.stringify(label)}; tiers: ${TIER_NAMES.join(', ')}`);
+      // Any tier a topology can name: whether the run has it is for the result to say (resolve-metric.ts).
+      if (!TIER_NAME_RE.test(label)) fail(`expected a tier name inside tier[…] (lowercase letters, digits and "-", like ${TIER_NAMES.join(', ')} or a topology file's own), got ${JSON.stringify(label)}`);
       if (field === '.ceiling.agents' || field === '.ceiling.rps') {
         const f = field === '.ceiling.agents' ? 'agents' : 'rps';
         return { name, ref: { kind: 'tier-ceiling', tier: label as TierName, field: f }, valueKind: f === 'agents' ? 'count' : 'rate' };

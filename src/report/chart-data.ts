@@ -2,7 +2,8 @@ import { uslThroughput } from '../analysis/usl.js';
 import { round } from '../core/units.js';
 import { decodeHistogram, mergeEncoded, type LatencyHistogram } from '../metrics/histogram.js';
 import { TIER_NAMES, type NodeSecond, type NodeWindow, type RunResult } from '../run/result-types.js';
-import { finiteOrNull, headlineWindow } from './format.js';
+import { finiteOrNull } from '../core/format.js';
+import { headlineWindow } from './format.js';
 
 /**
  * The numbers behind the HTML report's charts, derived from a RunResult once, on the Node side, and

@@ -1,6 +1,7 @@
+import { finiteOrNull, fmtBytes, fmtCount, fmtPct, fmtRate, fmtUs } from '../core/format.js';
 import type { OpStatsRow } from '../metrics/op-stats.js';
 import type { RunResult } from '../run/result-types.js';
-import { fmtBytes, fmtCount, fmtPct, fmtRate, fmtUs, headlineWindow, STATUS_LABEL, verdictOf, finiteOrNull } from './format.js';
+import { headlineWindow, STATUS_LABEL, verdictOf } from './format.js';
 
 /**
  * The HTML report's text parts: the summary it opens with, the tables and the run's metadata.

@@ -1,7 +1,8 @@
+import { finiteOrNull, fmtCount, fmtPct, fmtRate, fmtUs } from '../core/format.js';
 import { round } from '../core/units.js';
 import type { OpStatsRow } from '../metrics/op-stats.js';
 import type { RunResult } from '../run/result-types.js';
-import { finiteOrNull, fmtCount, fmtPct, fmtRate, fmtUs, headlineWindow, STATUS_LABEL, verdictOf } from './format.js';
+import { headlineWindow, STATUS_LABEL, verdictOf } from './format.js';
 
 /**
  * The Markdown summary, for a CI step summary (`$GITHUB_STEP_SUMMARY`) or a PR comment: the

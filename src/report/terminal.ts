@@ -1,5 +1,6 @@
+import { fmtCount, fmtPct, fmtRate, fmtUs } from '../core/format.js';
 import type { RunResult } from '../run/result-types.js';
-import { fmtCount, fmtPct, fmtRate, fmtUs, headlineWindow, STATUS_LABEL, verdictOf } from './format.js';
+import { headlineWindow, STATUS_LABEL, verdictOf } from './format.js';
 
 /**
  * The compact summary printed at the end of `rmmscale run` and by `rmmscale report`: the verdict,

@@ -1,11 +1,12 @@
 import type { SearchResult } from '../analysis/ceiling-search.js';
-import { planCapacity, type Plan, type TierCapacity } from '../analysis/plan.js';
+import { planCapacity, type Plan } from '../analysis/plan.js';
+import { tierCapacities, tierLayout, type TierLayout } from '../analysis/tier-sizing.js';
 import { fitUsl } from '../analysis/usl.js';
 import { hostFacts } from '../core/host.js';
 import { round } from '../core/units.js';
 import type { Scenario } from '../scenario/types.js';
 import { calmerWindow, tierCeilings } from './diagnose.js';
-import { RUN_RESULT_SCHEMA, type NodeSecond, type RunResult, type RunSummary, type TierName, type UslResult, type WindowResult } from './result-types.js';
+import { RUN_RESULT_SCHEMA, type NodeSecond, type RunResult, type RunSummary, type UslResult, type WindowResult } from './result-types.js';
 
 /** Everything after the measurements: summary, ceilings, fits, plan. Pure over the windows. */
 
@@ -42,15 +43,17 @@ export function assemble(a: AssembleInput): RunResult {
   const headlineWindow = headlineIndex === null ? null : a.windows[headlineIndex];
   const summary = summaryOf(sc, search, windows, headlineWindow, untrusted.length === 0 && a.complete, warnings);
   const { usl, uslError } = uslOf(sc, windows);
+  const tiers = tierLayout(a.nodes);
 
   // A plan answers the scenario's question (plan.agents); planning for the ceiling itself would
   // only restate it with headroom taken off.
-  const plan = sc.plan && summary.ceilingAgents !== null && headlineWindow ? planFromSummary(summary, headlineWindow, sc) : null;
+  const plan = sc.plan && summary.ceilingAgents !== null ? planFromSummary(summary, tiers, sc) : null;
 
   return {
     schema: RUN_RESULT_SCHEMA,
     summary,
     scenario: { name: sc.name, file: sc.file, description: sc.description, seed: sc.fleet.seed, definition: sc.definition },
+    load: { unit: loadUnit(sc), checkin: sc.fleet.checkin },
     versions: a.versions,
     host: hostFacts(),
     startedAt: a.startedAt,
@@ -58,7 +61,7 @@ export function assemble(a: AssembleInput): RunResult {
     complete: a.complete,
     interrupted: a.interrupted,
     error: a.error,
-    stack: { topology: sc.stack.topology ?? 'external', profile: sc.stack.target ? 'n/a' : sc.stack.profile, proxy: sc.stack.proxy, db: sc.stack.db, target: sc.stack.target, nodes: a.nodes },
+    stack: { topology: sc.stack.topology ?? 'external', profile: sc.stack.target ? 'n/a' : sc.stack.profile, proxy: sc.stack.proxy, db: sc.stack.db, target: sc.stack.target, nodes: a.nodes, tiers },
     slo: { p99Ms: sc.slo.p99Ms, errorRate: sc.slo.errorRate, minAchievedRatio: sc.slo.minAchievedRatio },
     thresholds: sc.thresholds,
     windows: a.windows,
@@ -74,7 +77,18 @@ export function assemble(a: AssembleInput): RunResult {
   };
 }
 
-/** The headline: the ceiling window of a search, or the stages merged (the last stage here). `windows`: those not superseded. */
+const loadUnit = (sc: Scenario): 'agents' | 'rate' => sc.ceiling?.unit ?? 'agents';
+
+/**
+ * The load of a window in agents at the fleet's check-in model: its agents, or for a search by
+ * rate its offered rate as agents at the fleet's fraction (the fleet of a search by rate is a fixed
+ * size; its agents say nothing about the rate). Tier ceilings and the summary count agents alike.
+ */
+function agentsAtModel(sc: Scenario, w: WindowResult): number {
+  return loadUnit(sc) === 'rate' ? (ceilingAgentsForRate(sc, w.client.offeredRatePerSec) ?? w.agents) : w.agents;
+}
+
+/** The headline: the ceiling window of a search, or the last stage of a staged run. `windows`: those not superseded. */
 function headlineIndexOf(sc: Scenario, search: SearchResult | null, windows: WindowResult[]): number | null {
   if (search) {
     const good = search.ceilingLoad;
@@ -92,9 +106,9 @@ function summaryOf(sc: Scenario, search: SearchResult | null, windows: WindowRes
   if (search && search.outcome === 'found' && headlineWindow) {
     const firstBad = windows.find((w) => !w.verdict.ok && (sc.ceiling?.unit === 'agents' ? w.agents === search.firstBad : true)) ?? windows.find((w) => !w.verdict.ok)!;
     const limiting = firstBad.diagnosis.limitingTier;
-    const agents = headlineWindow.agents;
+    const agents = agentsAtModel(sc, headlineWindow);
     const calmer = calmerWindow(
-      windows.filter((w) => w.generator.trustworthy).map((w) => ({ nodes: w.nodes, agents: w.agents, ok: w.verdict.ok })),
+      windows.filter((w) => w.generator.trustworthy).map((w) => ({ nodes: w.nodes, agents: agentsAtModel(sc, w), ok: w.verdict.ok })),
       limiting,
       agents,
     );
@@ -120,7 +134,7 @@ function summaryOf(sc: Scenario, search: SearchResult | null, windows: WindowRes
     };
     warnings.push(`no ceiling: ${why[search.outcome]}`);
   }
-  const tiers = headlineWindow ? tierCeilings(headlineWindow.nodes, headlineWindow.agents, null, []) : [];
+  const tiers = headlineWindow ? tierCeilings(headlineWindow.nodes, agentsAtModel(sc, headlineWindow), null, []) : [];
   return { ceilingAgents: null, ceilingRps: null, limitingTier: null, tiers, trustworthy: trustworthy && (!search || search.outcome !== 'untrustworthy'), warnings };
 }
 
@@ -149,17 +163,10 @@ function ceilingAgentsForRate(sc: Scenario, ratePerSec: number): number | null {
   return c.kind === 'fraction' ? Math.round(ratePerSec / (c.fractionPerMin / 60)) : null;
 }
 
-/** Tiers that cannot scale out: one DBAgent, one database; the single server is one box. */
-const SINGLE_INSTANCE = new Set<TierName>(['app', 'db', 'single']);
-
-export function planFromSummary(summary: RunSummary, at: WindowResult, sc: Scenario): Plan | null {
-  const tiers: TierCapacity[] = [];
-  for (const t of summary.tiers) {
-    if (t.ceilingRps === null || t.ceilingAgents === null || t.ceilingAgents <= 0) continue;
-    const nodes = Math.max(1, at.nodes.filter((n) => n.tier === t.tier).length);
-    tiers.push({ tier: t.tier, perNodeCeilingRps: t.ceilingRps / nodes, demandPerAgentRps: t.ceilingRps / t.ceilingAgents, scalable: !SINGLE_INSTANCE.has(t.tier) });
-  }
-  if (tiers.length === 0) return null;
-  const agents = sc.plan?.agents[0] ?? summary.ceilingAgents ?? at.agents;
+/** The scenario's plan from the measured tier ceilings, sized as `rmmscale plan --from` sizes them (analysis/tier-sizing.ts). */
+export function planFromSummary(summary: RunSummary, layout: readonly TierLayout[], sc: Scenario): Plan | null {
+  const { tiers } = tierCapacities(summary.tiers, layout);
+  const agents = sc.plan?.agents[0] ?? summary.ceilingAgents;
+  if (tiers.length === 0 || agents === null) return null;
   return planCapacity(tiers, { agents, maxUtilization: sc.plan?.maxUtilization ?? 0.8, redundancy: sc.plan?.redundancy ?? 'n+1' });
 }

@@ -15,7 +15,8 @@ import type { Diagnosis, NodeWindow, TierName, TierSummary } from './result-type
  * no tier is named, and the evidence says so.
  *
  * The database's model lives in the db node; in the `single` topology it lives in the single
- * node, and its gauges name the `db` tier all the same.
+ * node, and its gauges name the `db` tier all the same. A tier a topology file named itself keeps
+ * its name; its depth is that of its nodes' role (a web node's is web-agent's).
  */
 
 export const UTILIZATION_SATURATED = 0.9;
@@ -23,9 +24,13 @@ export const QUEUE_GROWTH_PER_SEC = 0.5;
 export const ERROR_SHARE = 0.005;
 export const P99_RISE = 2;
 const DEPTH: readonly TierName[] = ['db', 'app', 'relay', 'web-agent', 'web-user', 'single', 'proxy'];
+/** Where a tier of each role sits in DEPTH when its name is not one of the reference tiers. */
+const ROLE_DEPTH_TIER: Readonly<Record<string, TierName>> = { db: 'db', app: 'app', relay: 'relay', web: 'web-agent', single: 'single', proxy: 'proxy' };
 
 export interface TierSignals {
   tier: TierName;
+  /** The role of its nodes (`db` for the single node's embedded database). */
+  role: string;
   nodes: string[];
   /** Busiest node's mean utilisation (db: the database model's), null without a model. */
   utilization: number | null;
@@ -44,13 +49,13 @@ const f2 = (x: number): string => x.toFixed(2);
 /** Per-tier signals of one window, the embedded database (single) split out as `db`. */
 export function tierSignals(nodes: readonly NodeWindow[]): TierSignals[] {
   const byTier = new Map<TierName, TierSignals>();
-  const get = (tier: TierName): TierSignals => {
+  const get = (tier: TierName, role: string): TierSignals => {
     let t = byTier.get(tier);
-    if (!t) byTier.set(tier, (t = { tier, nodes: [], utilization: null, perNode: [], queueGrowthPerSec: 0, queueMean: 0, requests: 0, errors: 0, ratePerSec: 0, p99Us: 0, cpuCoresMax: 0 }));
+    if (!t) byTier.set(tier, (t = { tier, role, nodes: [], utilization: null, perNode: [], queueGrowthPerSec: 0, queueMean: 0, requests: 0, errors: 0, ratePerSec: 0, p99Us: 0, cpuCoresMax: 0 }));
     return t;
   };
   for (const n of nodes) {
-    const t = get(n.tier);
+    const t = get(n.tier, n.role);
     t.nodes.push(n.node);
     const routes = Object.values(n.routes);
     t.requests += routes.reduce((a, r) => a + r.count, 0);
@@ -59,17 +64,17 @@ export function tierSignals(nodes: readonly NodeWindow[]): TierSignals[] {
     t.p99Us = Math.max(t.p99Us, ...routes.map((r) => r.latency.p99Us), 0);
     t.cpuCoresMax = Math.max(t.cpuCoresMax, n.cpuCoresMean);
     // A db node has no request gate: its model is the database's.
-    const own = n.tier === 'db' ? (n.dbUtilization?.mean ?? null) : (n.utilization?.mean ?? null);
-    const ownQ = n.tier === 'db' ? n.dbQueueDepth : n.queueDepth;
+    const own = n.role === 'db' ? (n.dbUtilization?.mean ?? null) : (n.utilization?.mean ?? null);
+    const ownQ = n.role === 'db' ? n.dbQueueDepth : n.queueDepth;
     t.perNode.push({ node: n.node, utilization: own });
     if (own !== null) t.utilization = Math.max(t.utilization ?? 0, own);
     if (ownQ) {
       t.queueGrowthPerSec = Math.max(t.queueGrowthPerSec, ownQ.growthPerSec);
       t.queueMean = Math.max(t.queueMean, ownQ.mean);
     }
-    if (n.tier !== 'db' && n.dbUtilization) {
+    if (n.role !== 'db' && n.dbUtilization) {
       // The embedded database of a single node.
-      const db = get('db');
+      const db = get('db', 'db');
       db.nodes.push(n.node);
       db.perNode.push({ node: n.node, utilization: n.dbUtilization.mean });
       db.utilization = Math.max(db.utilization ?? 0, n.dbUtilization.mean);
@@ -93,11 +98,17 @@ function saturation(t: TierSignals): string[] {
   return why;
 }
 
-const depth = (t: TierName): number => DEPTH.indexOf(t);
+/** A tier's place in DEPTH (0: deepest); a tier named by a topology file takes its role's place. */
+export function tierDepth(t: { tier: TierName; role: string }): number {
+  const own = DEPTH.indexOf(t.tier);
+  if (own >= 0) return own;
+  const byRole = DEPTH.indexOf(ROLE_DEPTH_TIER[t.role] ?? '');
+  return byRole >= 0 ? byRole : DEPTH.length;
+}
 
 /** Name the limiting tier of a window (usually the first that broke the SLO). */
 export function diagnose(nodes: readonly NodeWindow[], previousGood: readonly NodeWindow[] | null): Diagnosis {
-  const tiers = tierSignals(nodes).sort((a, b) => depth(a.tier) - depth(b.tier));
+  const tiers = tierSignals(nodes).sort((a, b) => tierDepth(a) - tierDepth(b));
   const evidence: string[] = [];
   const saturated = tiers.map((t) => ({ t, why: saturation(t) })).filter((x) => x.why.length > 0);
   for (const s of saturated) evidence.push(`${s.t.tier}: ${s.why.join(', ')}`);
@@ -174,10 +185,11 @@ export function tierCeilings(atCeiling: readonly NodeWindow[], agents: number, l
   const calmTiers = calmer ? tierSignals(calmer.nodes) : [];
   const calmLimU = calmTiers.find((t) => t.tier === limiting)?.utilization ?? null;
   const out: TierSummary[] = [];
-  for (const t of tiers.sort((a, b) => depth(a.tier) - depth(b.tier))) {
+  const limDepth = lim ? tierDepth(lim) : limiting ? tierDepth({ tier: limiting, role: '' }) : -1;
+  for (const t of tiers.sort((a, b) => tierDepth(a) - tierDepth(b))) {
     const perAgent = agents > 0 ? t.ratePerSec / agents : 0;
     const agentsFor = (rps: number | null): number | null => (rps === null || perAgent <= 0 ? null : Math.round(rps / perAgent));
-    const calm = calmer && limiting && depth(t.tier) > depth(limiting) ? calmTiers.find((c) => c.tier === t.tier) : undefined;
+    const calm = calmer && limiting && tierDepth(t) > limDepth ? calmTiers.find((c) => c.tier === t.tier) : undefined;
     if (calm && calmer && calm.utilization !== null && calm.utilization >= 0.02 && calm.ratePerSec > 0) {
       const rps = round((calm.ratePerSec * uRef) / calm.utilization, 1);
       const calmPerAgent = calm.ratePerSec / calmer.agents;

@@ -1,6 +1,6 @@
 import { searchCeiling, type SearchResult, type StepMeasurement } from '../analysis/ceiling-search.js';
 import { HostCpuSampler } from '../core/host.js';
-import { fmtPct } from '../report/format.js';
+import { fmtPct } from '../core/format.js';
 import { sloLatency } from './judge-window.js';
 import { measureWindow } from './measure-window.js';
 import { STAGE_WARMUP_MS, windowWarmupMs } from './plan-window.js';

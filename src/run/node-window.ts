@@ -4,7 +4,6 @@ import { round } from '../core/units.js';
 import type { LatencySummary } from '../metrics/histogram.js';
 import type { RunningStack } from '../stack/launcher.js';
 import type { CapacityProfile } from '../stack/types.js';
-import { asTier } from './as-tier.js';
 import { routeStatsForWindow, type CounterSnapshot, type NodeCollector } from './collector.js';
 import { slopePerSec } from './diagnose.js';
 import type { ErlangCheck, NodeWindow } from './result-types.js';
@@ -51,7 +50,7 @@ export function nodeWindows(
     return {
       node: n.name,
       role: n.role,
-      tier: asTier(n.tier),
+      tier: n.tier,
       ratePerSec,
       routes,
       utilization: util.length ? stat(util) : null,

@@ -1,21 +1,46 @@
 import type { SloVerdict } from '../analysis/ceiling-search.js';
 import type { Plan } from '../analysis/plan.js';
+import type { TierLayout } from '../analysis/tier-sizing.js';
 import type { HostFacts } from '../core/host.js';
 import type { LatencySummary } from '../metrics/histogram.js';
 import type { OpStats } from '../metrics/op-stats.js';
+import type { CheckinSpec } from '../scenario/types.js';
 import type { Trust } from '../swarm/generator-trust.js';
 import type { FaultRecord } from './faults.js';
 
 /**
  * `result.json` of `rmmscale run`: the contract between a run and everything after it (report,
- * gate, plan). Those read this file only, never a live stack. Additive changes keep the version;
- * anything else bumps it. Documented field by field in docs/result.md.
+ * gate, plan). Those read this file only, never a live stack, and only through
+ * src/run/result-file.ts, which checks it against schemas/result.schema.json. Additive changes keep
+ * the version; anything else bumps it. Documented field by field in docs/result.md.
  */
 export const RUN_RESULT_SCHEMA = 'rmmscale.run/1';
 
-/** Stable tier names. */
+/**
+ * The tiers of the reference stacks, deepest first is diagnose.ts's business; this is their
+ * display order. A topology file may name its own tiers (`[a-z][a-z0-9-]*`), which keep their
+ * names everywhere: a tier is any such name.
+ */
 export const TIER_NAMES = ['single', 'proxy', 'web-agent', 'web-user', 'app', 'db', 'relay'] as const;
-export type TierName = (typeof TIER_NAMES)[number];
+export type TierName = string;
+
+/** What the run's load axis counts, and the check-in model its agent figures are counted at. */
+export interface RunLoad {
+  /**
+   * `agents`: stages, or a search by agents (each window a fleet at the check-in model);
+   * `rate`: a search by offered check-ins/s (each window a fixed rate, `windows[].checkin`).
+   */
+  unit: 'agents' | 'rate';
+  /**
+   * The fleet's check-in model, resolved: a share of the fleet per minute (`30%/min`) or a fixed
+   * aggregate rate (`250/s`). Every agent figure (summary.ceilingAgents, tiers[].ceilingAgents,
+   * the plan) counts agents at this model; a search by rate counts its rates as agents at it.
+   */
+  checkin: CheckinSpec;
+}
+
+/** One tier of the stack: the nodes that serve it and whether it can scale out. */
+export type StackTier = TierLayout;
 
 export interface TierSummary {
   tier: TierName;
@@ -42,7 +67,7 @@ export interface RunSummary {
 /** One operation's statistics: one shape from the swarm to result.json (metrics/op-stats.ts). */
 export type { OpStats } from '../metrics/op-stats.js';
 
-/** What the swarm saw in one measured window (or several merged). */
+/** What the swarm saw in one measured window. */
 export interface ClientStats {
   agents: number;
   /** The schedule's target rate over the measured window. */
@@ -192,7 +217,9 @@ export interface UslResult {
 export interface RunResult {
   schema: typeof RUN_RESULT_SCHEMA;
   summary: RunSummary;
+  /** `definition` is the scenario as written, for the record: nothing after the run reads it (the typed facts are `load` and `stack.tiers`). */
   scenario: { name: string; file: string | null; description: string; seed: string; definition: unknown };
+  load: RunLoad;
   versions: { rmmscale: string; node: string; libraries: Record<string, string> };
   host: HostFacts;
   startedAt: string;
@@ -209,14 +236,20 @@ export interface RunResult {
     /** An external target: no nodes are started or scraped. */
     target: string | null;
     nodes: Array<{ name: string; role: string; tier: TierName; url: string; pid: number }>;
+    /** Every tier of the stack, in the stack's order (the single node's embedded database is tier `db`). */
+    tiers: StackTier[];
   };
   slo: { p99Ms: number; errorRate: number; minAchievedRatio: number };
   thresholds: string[];
   /** Every window, in order: stages of a staged run, or the steps and bisections of a search. */
   windows: WindowResult[];
   /**
-   * The headline window: the merged stages of a staged run, or the ceiling step of a search (the
-   * highest load that met the SLO). What `checkin.p99`, `errors.rate` and `node[…]` refer to.
+   * The headline window, what `checkin.p99`, `errors.rate` and `node[…]` refer to and what a staged
+   * run is judged by: the last stage of a staged run (a ramp before it is how the load got there);
+   * the ceiling window of a search (the highest load that met the SLO). A search that claims no
+   * ceiling points at its last window that met the SLO, or else its last window, for reports only.
+   * Null when no window was measured. `windowIndex` is always set by rmmscale run; readers also
+   * take a null one (no single headline window) without failing.
    */
   headline: { windowIndex: number | null; client: ClientStats; nodes: NodeWindow[] } | null;
   search: {

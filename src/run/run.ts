@@ -8,7 +8,6 @@ import { resolveSecret } from '../stack/state-file.js';
 import { toolVersion } from '../core/version.js';
 import type { Scenario } from '../scenario/types.js';
 import type { ProgressSnapshot } from '../swarm/interval-merge.js';
-import { asTier } from './as-tier.js';
 import { assemble } from './assemble.js';
 import { BackgroundTraffic } from './background.js';
 import type { ScrapeSchedule } from './collector.js';
@@ -175,7 +174,7 @@ async function stopAll(ctx: RunContext): Promise<void> {
 async function buildResult(ctx: RunContext, startedAt: string, end: RunEnd, search: SearchResult | null): Promise<RunResult> {
   const timeline: Record<string, NodeSecond[]> = {};
   if (ctx.collector) for (const [k, v] of ctx.collector.timeline) timeline[k] = v;
-  const nodes = ctx.stack ? ctx.stack.nodes.map((n) => ({ name: n.name, role: n.role, tier: asTier(n.tier), url: n.url, pid: n.pid })) : [];
+  const nodes = ctx.stack ? ctx.stack.nodes.map((n) => ({ name: n.name, role: n.role, tier: n.tier, url: n.url, pid: n.pid })) : [];
   return assemble({
     sc: ctx.sc,
     startedAt,

@@ -2,7 +2,6 @@ import { AGENT_ROUTES } from '../core/protocol.js';
 import { startStack } from '../stack/launcher.js';
 import { resolveProfileSet } from '../stack/profiles.js';
 import { loadTopology } from '../stack/topology.js';
-import { asTier } from './as-tier.js';
 import { NodeCollector, type CollectedNode, type ScrapeSchedule } from './collector.js';
 import type { RunContext } from './run-context.js';
 
@@ -36,7 +35,7 @@ export async function startRunStack(ctx: RunContext, scrapeSchedule: ScrapeSched
     if (ctx.faults?.expectsExit(e.node)) return;
     ctx.fail(`node ${e.node} exited during the run (${how}) and no fault named it; nothing measured after that is claimed`);
   });
-  const collected: CollectedNode[] = stack.nodes.map((n) => ({ name: n.name, role: n.role, tier: asTier(n.tier), url: n.url, metricsUrl: n.metricsUrl }));
+  const collected: CollectedNode[] = stack.nodes.map((n) => ({ name: n.name, role: n.role, tier: n.tier, url: n.url, metricsUrl: n.metricsUrl }));
   ctx.collector = new NodeCollector(collected, ctx.runStartMs, stack.adminKey);
   ctx.collector.start(scrapeSchedule);
   ctx.emit({ type: 'stack-healthy', nodes: stack.nodes.map((n) => ({ name: n.name, url: n.url, pid: n.pid })) });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { runOutcome } from '../../src/cli/run-cli.js';
+import { runOutcome } from '../../src/cli/commands/run.js';
 import { EXIT } from '../../src/core/exit-codes.js';
 import { DEFAULT_GATE, runGate, type GateReport } from '../../src/gate/gate.js';
 import { ThresholdError } from '../../src/gate/grammar.js';

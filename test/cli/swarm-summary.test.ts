@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { renderSummary } from '../../src/cli/swarm-cli.js';
+import { renderSummary } from '../../src/cli/commands/swarm.js';
 import { createLatencyHistogram, recordUs, summarize, type LatencySummary } from '../../src/metrics/histogram.js';
 import type { OpStats } from '../../src/metrics/op-stats.js';
 import type { SwarmResult } from '../../src/swarm/result.js';

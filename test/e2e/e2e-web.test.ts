@@ -1,10 +1,11 @@
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { formatRunEvent } from '../../src/cli/run-events.js';
 import { runScenario } from '../../src/run/run.js';
-import { RUN_RESULT_SCHEMA, type RunResult } from '../../src/run/result-types.js';
+import { readResultFile } from '../../src/run/result-file.js';
+import { RUN_RESULT_SCHEMA } from '../../src/run/result-types.js';
 import { alive } from '../helpers/fork-node.js';
 import { profileFile, rateSearch } from './e2e-scenario.js';
 
@@ -25,9 +26,13 @@ describe('rmmscale run: ceiling search on an emulated stack limited by its agent
     const out = mkdtempSync(join(tmpdir(), 'rmmscale-run-'));
     const lines: string[] = [];
     const { result, resultFile } = await runScenario({ scenario: rateSearch('e2e-web', 'split2', profile, { start: 20, max: 400, p99Ms: 400 }), outDir: out, allowRemote: false, onEvent: (e) => lines.push(formatRunEvent(e)) });
-    const onDisk = JSON.parse(readFileSync(resultFile, 'utf8')) as RunResult;
+    // The file as written, through the one reader (valid against schemas/result.schema.json).
+    const onDisk = readResultFile(resultFile);
     expect(onDisk.schema).toBe(RUN_RESULT_SCHEMA);
     expect(onDisk.summary).toEqual(result.summary);
+    // A search by rate: its typed load, and every tier's agents counted at the check-in model, as
+    // the summary counts them (not at the search's fixed fleet of 2,000).
+    expect(onDisk.load).toEqual({ unit: 'rate', checkin: { kind: 'fraction', fractionPerMin: 0.3, text: '30%/min' } });
     expect(result.error, lines.join('\n')).toBeNull();
     expect(result.complete).toBe(true);
     expect(result.search?.outcome, lines.join('\n')).toBe('found');
@@ -37,6 +42,7 @@ describe('rmmscale run: ceiling search on an emulated stack limited by its agent
     expect(result.summary.ceilingRps!).toBeLessThan(105);
     const webTier = result.summary.tiers.find((t) => t.tier === 'web-agent')!;
     expect(webTier.limitedBy).toMatch(/^limiting: /);
+    expect(Math.abs(webTier.ceilingAgents! - result.summary.ceilingAgents!) / result.summary.ceilingAgents!).toBeLessThan(0.01);
     // The database was far from its limit: its estimated ceiling is well above the web tier's.
     const db = result.summary.tiers.find((t) => t.tier === 'db')!;
     expect(db.ceilingRps === null || db.ceilingRps > 2 * webTier.ceilingRps!).toBe(true);

@@ -2,11 +2,12 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { gateRunResult, runExitCode } from '../../src/cli/run-cli.js';
-import type { RunResult } from '../../src/run/result-types.js';
+import { gateRunResult, runExitCode } from '../../src/cli/commands/run.js';
+import { readResultFile } from '../../src/run/result-file.js';
 import { alive } from '../helpers/fork-node.js';
 import { runCli } from '../helpers/spawn-cli.js';
 
+// Every result here is read through the one reader, which checks it against schemas/result.schema.json.
 const dir = mkdtempSync(join(tmpdir(), 'rmmscale-run-e2e-'));
 /** A scenario file of these YAML lines in the test's folder; its path. */
 const writeScenario = (name: string, lines: string[]): string => {
@@ -30,8 +31,8 @@ describe('rmmscale run (the real binary)', () => {
   it('a staged run writes result.json, one .hlog per window, report.html and summary.md, prints the table, and stops every node', async () => {
     const out = join(dir, 'staged');
     const r = await runCli(['run', scenario('staged', 4), '--out', out], { timeoutMs: 120_000 });
-    const result = JSON.parse(readFileSync(join(out, 'result.json'), 'utf8')) as RunResult;
-    expect(r.code, r.stderr).toBe(runExitCode(result, gateRunResult(join(out, 'result.json'))));
+    const result = readResultFile(join(out, 'result.json'));
+    expect(r.code, r.stderr).toBe(runExitCode(result, await gateRunResult(join(out, 'result.json'))));
     // 3 when the last stage (the headline, as the report judges) breached the SLO (p99 500 ms; a
     // short stage also ends with requests in flight, so achieved can fall under 97% of offered), 4
     // only when this host was too busy to trust the numbers.
@@ -82,9 +83,9 @@ describe('rmmscale run (the real binary)', () => {
     );
     const out = join(dir, 'relays');
     const r = await runCli(['run', p, '--out', out, '--no-report'], { timeoutMs: 120_000 });
-    const result = JSON.parse(readFileSync(join(out, 'result.json'), 'utf8')) as RunResult;
+    const result = readResultFile(join(out, 'result.json'));
     expect(result.error, r.stderr).toBeNull();
-    expect(r.code, r.stderr).toBe(runExitCode(result, gateRunResult(join(out, 'result.json'))));
+    expect(r.code, r.stderr).toBe(runExitCode(result, await gateRunResult(join(out, 'result.json'))));
     expect(result.complete).toBe(true);
     // 400 agents at 120%/min: 8 telemetry frames/s once the ramp is done.
     expect(result.windows[1].client.offeredRatePerSec).toBeCloseTo(8, 0);
@@ -95,6 +96,28 @@ describe('rmmscale run (the real binary)', () => {
     expect(relays.map((n) => n.node).sort()).toEqual(['relay-1', 'relay-2']);
     for (const n of result.stack.nodes) expect(alive(n.pid)).toBe(false);
   }, 150_000);
+
+  it('a tier a topology file names itself keeps its name end to end: nodes, windows, tiers, reports', async () => {
+    const topology = join(dir, 'boxed-topology.yaml');
+    writeFileSync(topology, ['name: boxed', 'nodes:', '  - { name: box-1, role: single, tier: box }'].join('\n'));
+    const out = join(dir, 'boxed');
+    const p = writeScenario('boxed', [`stack: { topology: ${topology} }`, 'fleet: { checkin: 100%/min, seed: boxed }', 'stages:', '  - { duration: 3s, agents: 600 }', 'slo: { p99: 5s, minAchieved: 50% }', 'timeLimit: 1m']);
+    const r = await runCli(['run', p, '--out', out], { timeoutMs: 60_000 });
+    const result = readResultFile(join(out, 'result.json'));
+    expect(result.complete, r.stderr).toBe(true);
+    expect(result.stack.nodes.map((n) => [n.name, n.role, n.tier])).toEqual([['box-1', 'single', 'box']]);
+    // A single node carries the embedded database: tier db, one instance, like the box itself.
+    expect(result.stack.tiers).toEqual([
+      { tier: 'box', nodes: ['box-1'], scalable: false },
+      { tier: 'db', nodes: ['box-1'], scalable: false },
+    ]);
+    expect(result.windows[0].nodes.map((n) => n.tier)).toEqual(['box']);
+    expect(result.headline!.nodes.map((n) => n.tier)).toEqual(['box']);
+    expect(result.summary.tiers.map((t) => t.tier)).toContain('box');
+    expect(JSON.stringify(result)).not.toContain('"tier":"single"');
+    expect(readFileSync(join(out, 'summary.md'), 'utf8')).toMatch(/\bbox\b/);
+    for (const n of result.stack.nodes) expect(alive(n.pid)).toBe(false);
+  }, 90_000);
 
   it('Ctrl-C mid-window stops the stack, writes the partial result and exits 130', async () => {
     const out = join(dir, 'interrupted');
@@ -111,7 +134,7 @@ describe('rmmscale run (the real binary)', () => {
       },
     });
     expect(r.code, r.stderr).toBe(130);
-    const result = JSON.parse(readFileSync(join(out, 'result.json'), 'utf8')) as RunResult;
+    const result = readResultFile(join(out, 'result.json'));
     expect(result.interrupted).toBe(true);
     expect(result.complete).toBe(false);
     expect(result.error).toBe('interrupted (Ctrl-C)');
@@ -143,7 +166,7 @@ describe('rmmscale run judges the scenario thresholds, as rmmscale gate does', (
     const md = join(dir, 'thr-fail-reports/gate.md');
     const r = await runCli(['run', short('thr-fail', ['errors.rate < 50%', 'checkin.p99 < 1us']), '--out', out, '--no-report', '--junit', junit, '--md', md], { timeoutMs: 60_000 });
     const file = join(out, 'result.json');
-    const result = JSON.parse(readFileSync(file, 'utf8')) as RunResult;
+    const result = readResultFile(file);
     expect(result.complete, r.stderr).toBe(true);
     // 4 only when this host was too busy to trust the numbers: then nothing is judged.
     expect(r.code, r.stderr).toBe(result.summary.trustworthy ? 5 : 4);
@@ -163,7 +186,7 @@ describe('rmmscale run judges the scenario thresholds, as rmmscale gate does', (
   it('exit 0 when every threshold passes', async () => {
     const out = join(dir, 'thr-pass');
     const r = await runCli(['run', short('thr-pass', ['checkin.p99 < 5s', 'errors.rate < 50%']), '--out', out, '--no-report'], { timeoutMs: 60_000 });
-    const result = JSON.parse(readFileSync(join(out, 'result.json'), 'utf8')) as RunResult;
+    const result = readResultFile(join(out, 'result.json'));
     expect(r.code, r.stderr).toBe(result.summary.trustworthy ? 0 : 4);
     if (result.summary.trustworthy) {
       expect(r.stdout).toMatch(/^thresholds: PASS: 2 thresholds: 2 passed \(1 current run\)$/m);
@@ -174,7 +197,7 @@ describe('rmmscale run judges the scenario thresholds, as rmmscale gate does', (
   it('exit 3 when the (last) stage breaches the SLO, even with every threshold passed', async () => {
     const out = join(dir, 'slo-breach');
     const r = await runCli(['run', short('slo-breach', ['errors.rate < 50%'], '{ p99: 1ms }'), '--out', out, '--no-report'], { timeoutMs: 60_000 });
-    const result = JSON.parse(readFileSync(join(out, 'result.json'), 'utf8')) as RunResult;
+    const result = readResultFile(join(out, 'result.json'));
     expect(result.windows[0].verdict.ok).toBe(false);
     expect(r.code, r.stderr).toBe(result.summary.trustworthy ? 3 : 4);
     if (result.summary.trustworthy) {

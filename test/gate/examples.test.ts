@@ -27,7 +27,7 @@ describe('shipped gate expressions parse', () => {
   it('baselines/ci-gate: three trustworthy, complete runs of scenarios/ci-gate.yaml that the gate reads as one baseline', () => {
     const files = expandRunPaths([`${root}baselines/ci-gate`], '--baseline');
     expect(files).toHaveLength(3);
-    const runs = files.map((f) => loadRun(f, '--baseline'));
+    const runs = files.map((f) => loadRun(f));
     for (const r of runs) {
       expect(r.result.scenario.name).toBe('ci-gate');
       expect(r.result.complete).toBe(true);

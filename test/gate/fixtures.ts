@@ -6,6 +6,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { createLatencyHistogram, encodeHistogram, recordUs, summarize, type LatencySummary } from '../../src/metrics/histogram.js';
+import { tierLayout } from '../../src/analysis/tier-sizing.js';
 import { RUN_RESULT_SCHEMA, type ClientStats, type NodeWindow, type OpStats, type RunResult, type TierName, type WindowResult } from '../../src/run/result-types.js';
 
 /** 100 latencies whose p99 is `p99Ms`: 99 evenly up to it, one outlier at 1.5×. */
@@ -157,6 +158,7 @@ export function runResult(f: RunFixture = {}): RunResult {
       warnings: f.warnings ?? [],
     },
     scenario: { name: f.scenario ?? 'ci-gate', file: null, description: 'gate test fixture', seed: 'fixture', definition: {} },
+    load: { unit: s?.unit ?? 'agents', checkin: { kind: 'fraction', fractionPerMin: 0.3, text: '30%/min' } },
     versions: { rmmscale: '0.1.0', node: 'v20.20.0', libraries: {} },
     host: { hostname: 'fixture', platform: 'linux', kernel: '6.0', cpuModel: f.cpuModel ?? 'Fixture CPU', cpus: 2, memBytes: 4e9, node: 'v20.20.0', openFilesSoft: 1024, openFilesHard: 4096, ephemeralPorts: [32768, 60999] },
     startedAt: '2025-01-01T00:00:00.000Z',
@@ -164,7 +166,7 @@ export function runResult(f: RunFixture = {}): RunResult {
     complete: f.complete ?? true,
     interrupted: false,
     error: f.error ?? null,
-    stack: { topology: 'single', profile: 'automate', proxy: 'builtin', db: 'sqlite', target: null, nodes: nodes.map((n, i) => ({ name: n.node, role: n.role, tier: n.tier, url: `http://127.0.0.1:${18080 + i}`, pid: 1000 + i })) },
+    stack: { topology: 'single', profile: 'automate', proxy: 'builtin', db: 'sqlite', target: null, nodes: nodes.map((n, i) => ({ name: n.node, role: n.role, tier: n.tier, url: `http://127.0.0.1:${18080 + i}`, pid: 1000 + i })), tiers: tierLayout(nodes.map((n) => ({ name: n.node, role: n.role, tier: n.tier }))) },
     slo: { p99Ms: 500, errorRate: 0.01, minAchievedRatio: 0.95 },
     thresholds: f.thresholds ?? [],
     windows: [window],

@@ -95,12 +95,13 @@ describe('rmmscale gate: exit codes from the real binary', () => {
     const swarm = file('swarm.json', { schema: 'rmmscale.swarm/1' });
     const r1 = await runCli(['gate', swarm, '--threshold', 'errors.count == 0']);
     expect(r1.code).toBe(2);
-    expect(r1.stderr).toBe(`rmmscale: ${swarm}: expected schema "rmmscale.run/1" (a result.json of rmmscale run), got "rmmscale.swarm/1"\n`);
+    // The one reader's message (src/run/result-file.ts), as `rmmscale report` and `plan --from` say it.
+    expect(r1.stderr).toBe(`rmmscale: ${swarm}: schema: expected "rmmscale.run/1" (the result.json of rmmscale run), got "rmmscale.swarm/1"\n`);
     const broken = join(dir, 'broken.json');
     writeFileSync(broken, '{"schema": ');
     const r2 = await runCli(['gate', broken, '--threshold', 'errors.count == 0']);
     expect(r2.code).toBe(2);
-    expect(r2.stderr).toMatch(new RegExp(`^rmmscale: ${broken.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: not valid JSON \\(.+\\)\\n$`));
+    expect(r2.stderr).toMatch(new RegExp(`^rmmscale: ${broken.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: not JSON \\(.+\\); expected the result.json of rmmscale run\\n$`));
     const junit = join(dir, 'missing-junit.xml');
     const r3 = await runCli(['gate', join(dir, 'missing.json'), '--threshold', 'errors.count == 0', '--junit', junit]);
     expect(r3.code).toBe(2);

@@ -40,7 +40,7 @@ describe('runGate: thresholds from the scenario and from flags', () => {
   });
 
   it('a baseline written before p95 was recorded: context only for an absolute p95 rule, bad input for a relative one', () => {
-    const old = loadRun('baselines/ci-gate/run-1/result.json', '--baseline');
+    const old = loadRun('baselines/ci-gate/run-1/result.json');
     const abs = gate({ current: [run('cur.json')], baseline: [old], thresholds: ['checkin.p95 < 1s'] });
     expect(abs.checks.map((c) => [c.verdict, c.baseline])).toEqual([['pass', null]]);
     expect(() => gate({ current: [run('cur.json')], baseline: [old], thresholds: ['checkin.p(95) <= +10%'] })).toThrow(

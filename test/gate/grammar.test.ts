@@ -27,6 +27,8 @@ describe('threshold grammar: valid expressions', () => {
     ['ceiling.rps > 1200/s', { kind: 'ceiling', field: 'rps' }, 'rate', '>', { kind: 'absolute', value: 1200 }],
     ['tier[web-agent].ceiling.agents >= 20000', { kind: 'tier-ceiling', tier: 'web-agent', field: 'agents' }, 'count', '>=', { kind: 'absolute', value: 20000 }],
     ['tier[db].ceiling.rps >= 900', { kind: 'tier-ceiling', tier: 'db', field: 'rps' }, 'rate', '>=', { kind: 'absolute', value: 900 }],
+    // A tier a topology file named itself: whether the run has it, the result says.
+    ['tier[edge-web].ceiling.rps >= 900', { kind: 'tier-ceiling', tier: 'edge-web', field: 'rps' }, 'rate', '>=', { kind: 'absolute', value: 900 }],
     ['node[web-1].utilization < 0.8', { kind: 'node', node: 'web-1', field: 'utilization' }, 'ratio', '<', { kind: 'absolute', value: 0.8 }],
     ['node[web-1].utilization < 80%', { kind: 'node', node: 'web-1', field: 'utilization' }, 'ratio', '<', { kind: 'absolute', value: 0.8 }],
     ['node[db-1].queue <= 5', { kind: 'node', node: 'db-1', field: 'queue' }, 'count', '<=', { kind: 'absolute', value: 5 }],
@@ -111,7 +113,7 @@ describe('threshold grammar: malformed expressions get one exact line', () => {
     ['cpu < 2', `unknown metric "cpu"; known: ${KNOWN}`],
     ['latency.p99.ms < 5ms', 'unknown metric "latency.p99.ms"; did you mean "latency.p99.9"?'],
     ['latency.p99.ms.x < 5ms', `unknown metric "latency.p99.ms.x"; known: ${KNOWN}`],
-    ['tier[web].ceiling.agents >= 100', 'unknown tier "web"; tiers: single, proxy, web-agent, web-user, app, db, relay'],
+    ['tier[Web-Agent].ceiling.agents >= 100', 'expected a tier name inside tier[…] (lowercase letters, digits and "-", like single, proxy, web-agent, web-user, app, db, relay or a topology file\'s own), got "Web-Agent"'],
     ['node[].utilization < 0.8', 'expected a node name inside node[…], got nothing'],
     ['node[web-1.utilization < 0.8', 'expected "]" to close "node[" in "node[web-1.utilization"'],
     ['errors.rate < 5', 'expected a fraction from 0 to 1 or a percentage like 0.1% after "<", got "5"'],

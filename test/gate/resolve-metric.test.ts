@@ -128,7 +128,7 @@ describe('resolveMetric: what a run did not measure', () => {
 
 describe('resolveMetric: a result.json written before p95 was recorded', () => {
   // The committed CI baseline predates p95: its latency summaries have no p95Us.
-  const old = loadRun('baselines/ci-gate/run-1/result.json', '--baseline');
+  const old = loadRun('baselines/ci-gate/run-1/result.json');
   const file = 'baselines/ci-gate/run-1/result.json';
   const resolveOld = (text: string) => resolveMetric(old.result, file, parseThreshold(text, '--threshold'));
 

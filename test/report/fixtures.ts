@@ -1,5 +1,6 @@
 import { judgeStep } from '../../src/analysis/ceiling-search.js';
 import { planCapacity } from '../../src/analysis/plan.js';
+import { tierLayout } from '../../src/analysis/tier-sizing.js';
 import { fitUsl } from '../../src/analysis/usl.js';
 import { Rng } from '../../src/core/random.js';
 import { createLatencyHistogram, encodeHistogram, mergeEncoded, recordUs, summarize, type LatencySummary } from '../../src/metrics/histogram.js';
@@ -170,7 +171,7 @@ function simulateWindow(rng: Rng, index: number, kind: WindowResult['kind'], age
     kind,
     label: (kind === 'stage' ? `stage ${index + 1}: ${agents} agents` : `${kind} ${agents} agents`) + hot,
     agents,
-    checkin: '3%/min',
+    checkin: '300%/min',
     startSec,
     warmupSec: WARMUP_SEC,
     measuredSec: MEASURED_SEC,
@@ -252,8 +253,10 @@ export function buildResult(opts: Partial<FixtureOptions> = {}): RunResult {
       file: 'scenarios/split3-ceiling.yaml',
       description: o.hostileText ? 'ends the script early: </script><script>alert(2)</script>' : 'Find the agent ceiling of the split3 stack under the automate profile.',
       seed: 'fixture-seed-1',
-      definition: { stack: { topology: 'split3', profile: 'automate' }, fleet: { agents: 2000, checkin: '3%/min', mix: OPS }, ceiling: { start: 2000, max: 64000, stepFactor: 2, precision: 0.1 }, slo: SLO },
+      definition: { stack: { topology: 'split3', profile: 'automate' }, fleet: { agents: 2000, checkin: '300%/min', mix: OPS }, ceiling: { start: 2000, max: 64000, stepFactor: 2, precision: 0.1 }, slo: SLO },
     },
+    // PER_AGENT_RPS (0.05/s) is 300%/min.
+    load: { unit: 'agents', checkin: { kind: 'fraction', fractionPerMin: PER_AGENT_RPS * 60, text: '300%/min' } },
     versions: { rmmscale: '0.1.0', node: 'v20.20.0', libraries: { 'hdr-histogram-js': '3.0.1', undici: '7.16.0', ws: '8.18.3' } },
     host: { hostname: 'ci-runner-1', platform: 'linux-x64', kernel: '6.1.0-18-amd64', cpuModel: 'AMD EPYC 7B13', cpus: 2, memBytes: 8 * 1024 ** 3, node: 'v20.20.0', openFilesSoft: 1_048_576, openFilesHard: 1_048_576, ephemeralPorts: [32768, 60999] },
     startedAt: '2026-11-23T10:00:00.000Z',
@@ -268,6 +271,7 @@ export function buildResult(opts: Partial<FixtureOptions> = {}): RunResult {
       db: 'sqlite',
       target: o.nodes ? null : 'http://127.0.0.1:8080',
       nodes: o.nodes ? NODES.map((n, i) => ({ name: n.name, role: n.role, tier: n.tier, url: `http://127.0.0.1:${41000 + i}`, pid: 5000 + i })) : [],
+      tiers: o.nodes ? tierLayout(NODES) : [],
     },
     slo: SLO,
     thresholds: ['checkin.p99 < 200ms', 'errors.rate < 1%'],

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createLatencyHistogram, decodeHistogram, recordUs } from '../../src/metrics/histogram.js';
 import { chartData, spectrumPoints } from '../../src/report/chart-data.js';
-import { fmtUs } from '../../src/report/format.js';
+import { fmtUs } from '../../src/core/format.js';
 import { latencySection } from '../../src/report/html-sections.js';
 import { renderMarkdown, terminalSummary, verdictOf } from '../../src/report/index.js';
 import { buildResult, withoutP95 } from './fixtures.js';

@@ -58,3 +58,35 @@ describe('assemble: the scaling fit names the axis it was fitted on', () => {
     expect(byRate.fits.usl?.points.map((p) => p.load)).toEqual([...windows.filter((w) => w.generator.trustworthy).map((w) => w.client.offeredRatePerSec)].sort((a, b) => a - b));
   });
 });
+
+describe('assemble: the tiers a result names', () => {
+  it('a custom tier keeps its name in the summary, the stack tiers and the plan', () => {
+    // The fixture's agent web tier, as a topology file would name it: `edge`.
+    const rename = <T extends { tier: string }>(x: T): T => (x.tier === 'web-agent' ? { ...x, tier: 'edge' } : x);
+    const windows = structuredClone(buildResult().windows).map((w) => ({
+      ...w,
+      nodes: w.nodes.map(rename),
+      diagnosis: { ...w.diagnosis, limitingTier: w.diagnosis.limitingTier === 'web-agent' ? 'edge' : w.diagnosis.limitingTier },
+    }));
+    const nodes = buildResult().stack.nodes.map(rename);
+    const r = assemble({ ...input(windows), nodes, sc: { ...sc, plan: { agents: [20_000], redundancy: 'n+1', maxUtilization: 0.8 } } });
+    expect(r.summary.limitingTier).toBe('edge');
+    expect(r.summary.tiers.map((t) => t.tier)).toContain('edge');
+    expect(r.summary.tiers.map((t) => t.tier)).not.toContain('single');
+    expect(r.stack.tiers.find((t) => t.tier === 'edge')).toEqual({ tier: 'edge', nodes: ['web-agent-1', 'web-agent-2'], scalable: true });
+    expect(r.plan!.tiers.find((t) => t.tier === 'edge')!.nodes).toBeGreaterThan(1);
+  });
+
+  it('a search by rate counts every tier ceiling in agents at the check-in model, as summary.ceilingAgents', () => {
+    // The fixture's windows as a search by rate offers them: a fixed fleet, the rate rising.
+    const windows = structuredClone(buildResult().windows).map((w) => ({ ...w, agents: 2000 }));
+    const byRate = assemble({ ...input(windows), sc: { ...sc, ceiling: { ...sc.ceiling!, unit: 'rate' } }, search: { ...search, ceilingLoad: windows[5].client.offeredRatePerSec } });
+    expect(byRate.load).toEqual({ unit: 'rate', checkin: { kind: 'fraction', fractionPerMin: 0.3, text: '30%/min' } });
+    // 30%/min is 0.005 check-ins/s per agent: the ceiling rate in agents.
+    expect(byRate.summary.ceilingAgents).toBe(Math.round(windows[5].client.offeredRatePerSec / 0.005));
+    const web = byRate.summary.tiers.find((t) => t.tier === 'web-agent')!;
+    expect(web.limitedBy).toMatch(/^limiting: /);
+    // Equal but for the rounding of the tier's rate to 0.1/s (before: 2,000, the fleet's size).
+    expect(Math.abs(web.ceilingAgents! - byRate.summary.ceilingAgents!) / byRate.summary.ceilingAgents!).toBeLessThan(1e-3);
+  });
+});

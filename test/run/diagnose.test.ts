@@ -132,3 +132,25 @@ describe('slopePerSec', () => {
     expect(slopePerSec([10, 8, 6, 4, 2])).toBe(-2);
   });
 });
+
+describe('a tier a topology file names itself keeps its name', () => {
+  /** A node of a custom tier: the role says what it is, the tier is the topology's own name. */
+  const custom = (name: string, tier: string, role: string, o: Parameters<typeof node>[2]): NodeWindow => ({ ...node(name, 'web-agent', o), role, tier });
+
+  it('a saturated custom web tier is named by its own name, with the depth of a web tier', () => {
+    const d = diagnose([node('proxy', 'proxy', { util: 0.95 }), custom('edge-1', 'edge', 'web', { util: 0.97 }), node('db', 'db', { dbUtil: 0.4 })], null);
+    // edge sits where web-agent does: deeper than the proxy, so it, not the proxy, is the cause.
+    expect(d.limitingTier).toBe('edge');
+    expect(d.evidence).toEqual(['edge: utilization 0.97', 'proxy: utilization 0.95', 'edge is the deepest saturated tier: proxy wait on it']);
+  });
+
+  it('a custom database tier is judged by its database model, and is deeper than any web tier', () => {
+    const d = diagnose([custom('web-1', 'front', 'web', { util: 0.99 }), custom('store', 'storage', 'db', { dbUtil: 0.98 })], null);
+    expect(d.limitingTier).toBe('storage');
+    const c = tierCeilings([custom('web-1', 'front', 'web', { util: 0.5 }), custom('store', 'storage', 'db', { dbUtil: 0.9 })], 1000, 'storage', ['storage: utilization 0.90']);
+    expect(c.map((t) => [t.tier, t.limitedBy.split(':')[0]])).toEqual([
+      ['storage', 'limiting'],
+      ['front', 'estimated'],
+    ]);
+  });
+});

@@ -41,8 +41,8 @@ export const gateCommand: CommandModule<object, Record<string, unknown>> = {
       if (argv[flag] !== undefined && (typeof argv[flag] !== 'string' || argv[flag] === '')) throw new InvalidArgumentError(`--${flag}`, argv[flag], 'a file path');
     }
     const { expandRunPaths, loadRun, runGate, gateText, DEFAULT_GATE } = await import('../../gate/gate.js');
-    const current = expandRunPaths(list(argv.current), 'CURRENT').map((f) => loadRun(f, 'CURRENT'));
-    const baseline = expandRunPaths(list(argv.baseline), '--baseline').map((f) => loadRun(f, '--baseline'));
+    const current = expandRunPaths(list(argv.current), 'CURRENT').map((f) => loadRun(f));
+    const baseline = expandRunPaths(list(argv.baseline), '--baseline').map((f) => loadRun(f));
     const report = runGate({
       current,
       baseline,

@@ -8,5 +8,5 @@ import { reportCommand } from './report.js';
 import { runCommand } from './run.js';
 import { planCommand } from './plan.js';
 
-/** Every CLI command, keyed by what the user types. Heavy modules load inside each handler. */
+/** Every CLI command, one file each (its flags, its handler and its I/O), keyed by what the user types. Heavy modules load inside each handler. */
 export const commands: ReadonlyArray<CommandModule<object, object>> = [runCommand, planCommand, demoCommand, swarmCommand, stackCommand, fitCommand, reportCommand, gateCommand];

@@ -28,8 +28,9 @@ export const reportCommand: CommandModule<object, Record<string, unknown>> = {
       html = join(dirname(file), 'report.html');
       md = join(dirname(file), 'summary.md');
     }
+    const { readResultFile } = await import('../../run/result-file.js');
     const report = await import('../../report/index.js');
-    const result = await report.readRunResult(file);
+    const result = readResultFile(file);
     const written = await report.writeReports(result, { htmlFile: html, mdFile: md === '-' ? undefined : md });
     if (md === '-') {
       process.stdout.write(report.renderMarkdown(result));

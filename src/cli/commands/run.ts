@@ -1,10 +1,21 @@
+import { join, resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
-import { InvalidArgumentError } from '../../core/errors.js';
+import { writeFileAtomic } from '../../core/atomic-write.js';
+import { InvalidArgumentError, RmmscaleError } from '../../core/errors.js';
+import { EXIT, type ExitCode } from '../../core/exit-codes.js';
+import { checkTarget } from '../../core/loopback.js';
+import type { GateReport } from '../../gate/gate.js';
+import { gateText, summaryLine } from '../../gate/gate-text.js';
+import { parseThreshold, ThresholdError } from '../../gate/grammar.js';
+import { headlineWindow } from '../../report/format.js';
+import type { RunResult } from '../../run/result-types.js';
+import type { ProgressPrinter } from '../progress.js';
 
 /**
  * `rmmscale run SCENARIO [--out DIR] [--junit FILE] [--md FILE]`: the main job. Exits 0 ok, 3 the run
  * did not complete or a stage breached the SLO, 4 untrustworthy, 5 a scenario threshold failed,
- * 130 interrupted (runOutcome in src/cli/run-cli.ts has the order).
+ * 130 interrupted (runOutcome below has the order). The run itself, the scenario loader and the
+ * reports load when the command runs, so that `--help` stays fast.
  */
 export const runCommand: CommandModule<object, Record<string, unknown>> = {
   command: 'run <scenario>',
@@ -22,7 +33,6 @@ export const runCommand: CommandModule<object, Record<string, unknown>> = {
     for (const flag of ['junit', 'md'] as const) {
       if (argv[flag] !== undefined && (typeof argv[flag] !== 'string' || argv[flag] === '')) throw new InvalidArgumentError(`--${flag}`, argv[flag], 'a file path');
     }
-    const { runRunCli } = await import('../run-cli.js');
     process.exitCode = await runRunCli({
       scenario: String(argv.scenario),
       out: argv.out as string | undefined,
@@ -33,3 +43,197 @@ export const runCommand: CommandModule<object, Record<string, unknown>> = {
     });
   },
 };
+
+export interface RunCliInput {
+  scenario: string;
+  out?: string;
+  allowRemote?: boolean;
+  report?: boolean;
+  /** Write the threshold verdicts as JUnit XML here (as `rmmscale gate --junit`). */
+  junit?: string;
+  /** Write them as Markdown here (as `rmmscale gate --md`). */
+  md?: string;
+}
+
+/** reports/<scenario>-<timestamp>/ unless --out says otherwise. */
+export function defaultOutDir(root: string, scenario: string, at: Date): string {
+  const stamp = at.toISOString().replace(/\.\d+Z$/, 'Z').replace(/[:]/g, '-');
+  return join(root, 'reports', `${scenario}-${stamp}`);
+}
+
+export interface RunOutcome {
+  exitCode: ExitCode;
+  /** One line: why this exit code. */
+  reason: string;
+}
+
+/**
+ * What a finished run exits with, and why: the first row that matches wins.
+ *
+ *   | when                                                         | exit | EXIT.*        |
+ *   | ------------------------------------------------------------ | ---- | ------------- |
+ *   | interrupted (Ctrl-C, SIGTERM)                                | 130  | interrupted   |
+ *   | did not complete (result.error: the stack failed, time limit) | 3    | sutFailed     |
+ *   | not trustworthy (summary.trustworthy false): never judged     | 4    | untrustworthy |
+ *   | a scenario threshold cannot apply to this run (gate error)   | 2    | badInput      |
+ *   | a scenario threshold failed (the gate's outcome "fail")      | 5    | gateFailed    |
+ *   | a threshold metric has no value (the gate's outcome "invalid") | 4  | untrustworthy |
+ *   | a staged run: a stage window breached the SLO                | 3    | sutFailed     |
+ *   | otherwise                                                    | 0    | ok            |
+ *
+ * `gate` is what `rmmscale gate result.json` made of the run (null: the scenario has no thresholds;
+ * an RmmscaleError: the gate refused a threshold). A ceiling search is not failed by its breaching
+ * windows: breaking the SLO is how it finds the ceiling. Pure: the table test is test/cli/run-exit-code.test.ts.
+ */
+export function runOutcome(r: RunResult, gate: GateReport | RmmscaleError | null): RunOutcome {
+  if (r.interrupted) return { exitCode: EXIT.interrupted, reason: `interrupted: the partial result was written${r.error ? ` (${r.error})` : ''}` };
+  if (r.error !== null || !r.complete) return { exitCode: EXIT.sutFailed, reason: `the run did not complete: ${r.error ?? 'incomplete'}` };
+  if (!r.summary.trustworthy) {
+    const why = r.summary.warnings.slice(0, 2).join('; ');
+    return { exitCode: EXIT.untrustworthy, reason: `the measurement is not trustworthy, so it is not judged${why ? ` (${why})` : ''}` };
+  }
+  if (gate instanceof RmmscaleError) return { exitCode: gate.exitCode, reason: gate.message };
+  if (gate && gate.outcome === 'fail') return { exitCode: EXIT.gateFailed, reason: `thresholds failed: ${summaryLine(gate)}` };
+  if (gate && gate.outcome === 'invalid') {
+    const c = gate.checks.find((x) => x.verdict === 'invalid');
+    return { exitCode: EXIT.untrustworthy, reason: `a threshold could not be judged: ${c ? `${c.threshold.text}: ${c.message}` : gate.invalid.join('; ')}` };
+  }
+  // A staged run is judged as its report judges it: by the headline window (the last stage; a
+  // ramp before it is how the load got there, not the load being judged).
+  if (r.search === null) {
+    const w = headlineWindow(r);
+    if (w && !w.verdict.ok) return { exitCode: EXIT.sutFailed, reason: `the system under test breached the SLO in ${w.label}: ${w.verdict.breaches.join('; ') || 'breached'}` };
+  }
+  return { exitCode: EXIT.ok, reason: gate ? `passed: ${summaryLine(gate)}` : 'passed' };
+}
+
+/** The exit code a finished run deserves (see runOutcome). */
+export function runExitCode(r: RunResult, gate: GateReport | RmmscaleError | null): ExitCode {
+  return runOutcome(r, gate).exitCode;
+}
+
+/**
+ * The scenario's thresholds, judged as `rmmscale gate RESULT` judges them: the result file read back
+ * through the gate's own loader, the gate's defaults. Null when there are none; a known error (a
+ * threshold that cannot apply to this run) is returned, not thrown, so the run's own outcome can
+ * still take precedence.
+ */
+export async function gateRunResult(resultFile: string): Promise<GateReport | RmmscaleError | null> {
+  const { DEFAULT_GATE, loadRun, runGate } = await import('../../gate/gate.js');
+  try {
+    const run = loadRun(resultFile);
+    if (run.result.thresholds.length === 0) return null;
+    return runGate({ current: [run], baseline: [], thresholds: [], ...DEFAULT_GATE });
+  } catch (err) {
+    if (err instanceof RmmscaleError) return err;
+    throw err;
+  }
+}
+
+/**
+ * Checked before anything starts, so a typo does not cost a run: every threshold parses, and none
+ * is baseline-relative (`run` has no baseline; `rmmscale gate --baseline` checks those).
+ */
+export function checkScenarioThresholds(thresholds: readonly string[], file: string, reports: { junit?: string; md?: string }): void {
+  thresholds.forEach((text, i) => {
+    const source = `${file}: thresholds[${i}]`;
+    const t = parseThreshold(text, source);
+    if (t.value.kind === 'relative') {
+      throw new ThresholdError(source, text, `a baseline-relative value (${t.value.text}) cannot be checked by rmmscale run, which has no baseline; check it with rmmscale gate RESULT --baseline BASE.json --threshold ${JSON.stringify(text)}`);
+    }
+  });
+  for (const flag of ['junit', 'md'] as const) {
+    const v = reports[flag];
+    if (v === undefined) continue;
+    if (v === '') throw new InvalidArgumentError(`--${flag}`, v, 'a file path');
+    if (thresholds.length === 0) throw new InvalidArgumentError(`--${flag}`, v, `a scenario with thresholds: to report on (${file} has none)`);
+  }
+}
+
+export async function runRunCli(input: RunCliInput): Promise<ExitCode> {
+  const { loadScenario } = await import('../../scenario/load.js');
+  const { runScenario } = await import('../../run/run.js');
+  const { readResultFile } = await import('../../run/result-file.js');
+  const { ProgressPrinter } = await import('../progress.js');
+  const { formatRunEvent, printWorkerErrors } = await import('../run-events.js');
+  const scenario = loadScenario(input.scenario);
+  checkScenarioThresholds(scenario.thresholds, input.scenario, { junit: input.junit, md: input.md });
+  // Loopback only, unless the user says otherwise: checked before anything starts.
+  // (a ws fleet may name several relays, comma-separated: each is checked)
+  for (const t of scenario.stack.target?.split(',') ?? []) checkTarget('stack.target', t.trim(), ['http:', 'https:', 'ws:', 'wss:'], input.allowRemote === true);
+  const outDir = resolve(input.out ?? defaultOutDir(process.cwd(), scenario.name, new Date()));
+  const controller = new AbortController();
+  let signals = 0;
+  const onSignal = (): void => {
+    signals++;
+    if (signals === 1) process.stderr.write('\nstopping: finishing the window, stopping the stack and writing what was measured (Ctrl-C again does not cut this short)…\n');
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let printer: ProgressPrinter | null = null;
+  let current = '';
+  const log = (line: string): void => {
+    printer?.end();
+    process.stderr.write(`${line}\n`);
+  };
+  try {
+    process.stderr.write(`rmmscale run ${scenario.name}${scenario.description ? `: ${scenario.description}` : ''}\n`);
+    const { resultFile } = await runScenario({
+      scenario,
+      outDir,
+      allowRemote: input.allowRemote === true,
+      signal: controller.signal,
+      // A worker's error is written beside the progress line, as the swarm always wrote it;
+      // every other event ends the progress line first.
+      onEvent: (e) => (e.type === 'worker-error' ? printWorkerErrors(e) : log(formatRunEvent(e))),
+      onProgress: (p) => {
+        if (p.window !== current || !printer) {
+          printer?.end();
+          printer = new ProgressPrinter(process.stderr);
+          current = p.window;
+        }
+        printer.update(p);
+      },
+    });
+    (printer as ProgressPrinter | null)?.end();
+    // Everything after the run reads result.json as written, as `rmmscale report` and `gate` will:
+    // a value that does not survive JSON (Infinity in a plan) must not make the first report differ.
+    const result = readResultFile(resultFile);
+    // The scenario's thresholds, judged from result.json as written (exactly as `rmmscale gate` would).
+    const gate = await gateRunResult(resultFile);
+    const outcome = runOutcome(result, gate);
+    const files = [`result: ${resultFile}`];
+    if (input.report !== false) {
+      const { writeReports, terminalSummary } = await import('../../report/index.js');
+      const html = join(outDir, 'report.html');
+      const md = join(outDir, 'summary.md');
+      await writeReports(result, { htmlFile: html, mdFile: md });
+      process.stdout.write(terminalSummary(result));
+      files.push(`report: ${html}`, `summary: ${md}`);
+    }
+    if (gate instanceof RmmscaleError) {
+      // The outcome's reason when it decides the exit code (2); said here when the run's own outcome wins.
+      if (outcome.exitCode !== gate.exitCode) process.stderr.write(`thresholds not checked: ${gate.message}\n`);
+    } else if (gate) {
+      process.stdout.write(`\n${gateText(gate, 'thresholds')}`);
+      if (input.junit) {
+        const { gateJunit } = await import('../../gate/junit.js');
+        writeFileAtomic(input.junit, gateJunit(gate));
+        files.push(`junit: ${input.junit}`);
+      }
+      if (input.md) {
+        const { gateMarkdown } = await import('../../gate/markdown.js');
+        writeFileAtomic(input.md, gateMarkdown(gate));
+        files.push(`markdown: ${input.md}`);
+      }
+    }
+    process.stdout.write(`${input.report !== false ? '\n' : ''}${files.join('\n')}\n`);
+    if (input.report !== false && result.summary.ceilingAgents !== null) process.stdout.write(`size a fleet from these ceilings: rmmscale plan --from ${resultFile} --agents 20000 40000 50000\n`);
+    process.stderr.write(`rmmscale run: ${outcome.exitCode === EXIT.ok ? 'ok' : `exit ${outcome.exitCode}`}: ${outcome.reason}\n`);
+    return outcome.exitCode;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}

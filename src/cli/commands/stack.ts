@@ -1,9 +1,15 @@
 import type { Argv, CommandModule, Options } from 'yargs';
-import type { StackCliInput } from '../stack-cli.js';
+import { InvalidArgumentError } from '../../core/errors.js';
+import { EXIT, type ExitCode } from '../../core/exit-codes.js';
+import { DEFAULT_SEED, deriveFleet, parseSessionScope, userToken } from '../../core/identity.js';
+import { isLoopbackHost } from '../../core/loopback.js';
+import type { StackEvent, StackOptions } from '../../stack/launcher.js';
+import { checkSecret, removeStackState, runningStacks, SECRET_ENV, stateDir, writeStackState } from '../../stack/state-file.js';
 
 /**
  * `rmmscale stack up TOPOLOGY|FILE …` and `rmmscale stack tokens …`. Flags are declared once,
- * keyed by StackCliInput's fields; the launcher loads inside the handler, so `--help` stays fast.
+ * keyed by StackCliInput's fields; the launcher, profiles and topologies load when the command
+ * runs, so `--help` stays fast.
  */
 type FlagSpec = Options & { key: keyof StackCliInput };
 
@@ -36,9 +42,156 @@ export const stackCommand: CommandModule<object, Record<string, unknown>> = {
     return out as Argv<Record<string, unknown>>;
   },
   handler: async (argv) => {
-    const { runStackCli } = await import('../stack-cli.js');
     const input: Record<string, unknown> = {};
     for (const [flag, spec] of Object.entries(STACK_FLAGS)) if (argv[flag] !== undefined) input[spec.key] = argv[flag];
     process.exitCode = await runStackCli(argv.action as string, argv.topology as string | undefined, input as StackCliInput);
   },
 };
+
+/** `rmmscale stack …` input as flags give it (strings where the user types numbers). */
+export interface StackCliInput {
+  profile?: string;
+  proxy?: string;
+  db?: string;
+  dbUrl?: string;
+  portBase?: string;
+  dataDir?: string;
+  secret?: string;
+  seed?: string;
+  agents?: string;
+  user?: string;
+  scope?: string;
+  json?: boolean;
+}
+
+const ACTIONS = ['up', 'tokens'] as const;
+
+function wholeNumber(flag: string, v: unknown, min: number, max: number): number {
+  const n = Number(v);
+  if (typeof v !== 'string' || v.trim() === '' || !Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(flag, v, `a whole number from ${min} to ${max}`);
+  return n;
+}
+
+function oneOf<T extends string>(flag: string, v: string | undefined, allowed: readonly T[], fallback: T): T {
+  if (v === undefined) return fallback;
+  if (!(allowed as readonly string[]).includes(v)) throw new InvalidArgumentError(flag, v, allowed.join(' or '));
+  return v as T;
+}
+
+/** PostgreSQL URL: loopback only (or a local socket), like every target rmmscale talks to. */
+function postgresUrl(v: string | undefined): string {
+  const allowed = 'a postgres://USER@127.0.0.1/DB URL (or env DATABASE_URL) with --db postgres';
+  if (!v) throw new InvalidArgumentError('--db-url', v, allowed);
+  let url: URL;
+  try {
+    url = new URL(v);
+  } catch {
+    throw new InvalidArgumentError('--db-url', v, allowed);
+  }
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') throw new InvalidArgumentError('--db-url', v, allowed);
+  if (url.hostname !== '' && !isLoopbackHost(url.hostname)) throw new InvalidArgumentError('--db-url', v, 'a loopback host (127.0.0.0/8, ::1, localhost) or a local socket');
+  return v;
+}
+
+/** Validate every `stack up` flag before anything starts. */
+export async function stackOptionsFromInput(topologyArg: string | undefined, input: StackCliInput, env: NodeJS.ProcessEnv) {
+  const { DB_KINDS, PROXY_KINDS } = await import('../../stack/launcher.js');
+  const { resolveProfileSet } = await import('../../stack/profiles.js');
+  const { loadTopology, TOPOLOGY_NAMES } = await import('../../stack/topology.js');
+  if (!topologyArg) throw new InvalidArgumentError('TOPOLOGY', topologyArg, TOPOLOGY_NAMES);
+  const topology = loadTopology(topologyArg);
+  const profile = resolveProfileSet(input.profile ?? 'none');
+  const proxy = oneOf('--proxy', input.proxy, PROXY_KINDS, 'builtin');
+  if (proxy === 'haproxy' && !topology.nodes.some((n) => n.role === 'proxy')) throw new InvalidArgumentError('--proxy', proxy, `builtin for topology ${topology.name} (haproxy needs a proxy node: split2 … split16)`);
+  const db = oneOf('--db', input.db, DB_KINDS, 'sqlite');
+  const dbUrl = db === 'postgres' ? postgresUrl(input.dbUrl ?? (env.DATABASE_URL || undefined)) : undefined;
+  if (db !== 'postgres' && input.dbUrl !== undefined) throw new InvalidArgumentError('--db', input.db, 'postgres when --db-url is given');
+  const portBase = input.portBase === undefined ? undefined : wholeNumber('--port-base', input.portBase, 1024, 65_535 - topology.nodes.length);
+  // No --secret (nor $RMMSCALE_SECRET): the stack generates one.
+  const given = input.secret ?? (env[SECRET_ENV] || undefined);
+  const secret = given === undefined ? undefined : checkSecret(input.secret !== undefined ? '--secret' : SECRET_ENV, given);
+  const options: StackOptions = { secret, profile, proxy, db, dbUrl, portBase, dataDir: input.dataDir };
+  return { topology, options };
+}
+
+export async function runStackCli(action: string, topologyArg: string | undefined, input: StackCliInput): Promise<ExitCode> {
+  oneOf('ACTION', action, ACTIONS, 'up');
+  const json = input.json === true;
+  if (action === 'tokens') {
+    if (input.scope !== undefined && input.user === undefined) throw new InvalidArgumentError('--scope', input.scope, 'a scope together with --user NAME');
+    if (input.user !== undefined) {
+      if (!/^[A-Za-z0-9_-]{1,64}$/.test(input.user)) throw new InvalidArgumentError('--user', input.user, 'a user name of 1-64 letters, digits, _ or -');
+      if (input.scope !== undefined) parseSessionScope('--scope', input.scope);
+      const secret = tokensSecret(input.secret);
+      const token = userToken(secret, input.user, input.scope);
+      process.stdout.write(json ? JSON.stringify({ user: input.user, scope: input.scope ?? null, token }) + '\n' : `${token}\n`);
+      return EXIT.ok;
+    }
+    const agents = input.agents === undefined ? 10 : wholeNumber('--agents', input.agents, 1, 1_000_000);
+    const seed = input.seed ?? DEFAULT_SEED;
+    const secret = tokensSecret(input.secret);
+    const lines: string[] = [];
+    for (const a of deriveFleet(seed, secret, agents)) {
+      lines.push(json ? JSON.stringify({ index: a.index, id: a.id, token: a.token, hostname: a.hostname, os: a.os, client: a.client }) : `${a.id} ${a.token}`);
+      if (lines.length >= 1000) process.stdout.write(lines.splice(0).join('\n') + '\n');
+    }
+    if (lines.length) process.stdout.write(lines.join('\n') + '\n');
+    return EXIT.ok;
+  }
+
+  const { topology, options } = await stackOptionsFromInput(topologyArg, input, process.env);
+  const { startStack } = await import('../../stack/launcher.js');
+  // One handler for the whole life of the command: a signal during start-up stops the stack as soon
+  // as it is up, and a second Ctrl-C while stopping is harmless instead of killing this process
+  // half-way through stopping its nodes.
+  let requestStop!: () => void;
+  const stopRequested = new Promise<void>((resolve) => (requestStop = resolve));
+  const onSignal = (): void => requestStop();
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const stack = await startStack(topology, options).catch((err: unknown) => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    throw err;
+  });
+  const print = (e: StackEvent): void => {
+    if (json) process.stdout.write(JSON.stringify(e) + '\n');
+    else if (e.event === 'node-exit') process.stderr.write(`rmmscale: node ${e.node} (pid ${e.pid}) exited (${e.signal ?? `code ${e.code}`})\n`);
+  };
+  let stateFile: string;
+  try {
+    // The secret, for `rmmscale swarm`, `stack tokens` and `run` on this host (0600; removed on stop).
+    stateFile = writeStackState({ pid: process.pid, topology: topology.name, entry: stack.entryUrl, urls: stack.nodes.map((n) => n.url), secret: stack.secret, startedAt: new Date().toISOString() });
+  } catch (err) {
+    await stack.stop();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    throw err;
+  }
+  stack.on('event', print);
+  print({ event: 'ready', entry: stack.entryUrl, nodes: stack.nodes, stateFile });
+  if (!json) {
+    process.stdout.write(`stack ${topology.name} (profile ${options.profile!.name}, db ${options.db}, proxy ${options.proxy}) is up; entry ${stack.entryUrl}\n`);
+    for (const n of stack.nodes) process.stdout.write(`  ${n.name.padEnd(14)} ${n.role.padEnd(6)} ${n.url.padEnd(24)} metrics ${n.metricsUrl}  pid ${n.pid}\n`);
+    // Printed this once, and only when generated; `rmmscale swarm` and `stack tokens` read it from the state file.
+    if (stack.secretGenerated) process.stdout.write(`secret: ${stack.secret} (generated; shown once)\n`);
+    process.stdout.write(`state: ${stateFile} (mode 0600: the secret, for rmmscale swarm / stack tokens on this host)\n`);
+    process.stdout.write('Ctrl-C stops every node.\n');
+  }
+  await stopRequested;
+  await stack.stop();
+  removeStackState(stateFile);
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+  return EXIT.interrupted;
+}
+
+/** `stack tokens`: --secret, $RMMSCALE_SECRET, or the one stack `stack up` runs on this host. */
+function tokensSecret(flag: string | undefined): string {
+  const given = flag ?? (process.env[SECRET_ENV] || undefined);
+  if (given !== undefined) return checkSecret(flag !== undefined ? '--secret' : SECRET_ENV, given);
+  const running = runningStacks();
+  if (running.length === 1) return running[0].secret;
+  const why = running.length === 0 ? `no \`rmmscale stack up\` is running (state files in ${stateDir()})` : `${running.length} stacks are running (entries ${running.map((s) => s.entry).join(', ')})`;
+  throw new InvalidArgumentError('--secret', flag, `the stack's secret (or env ${SECRET_ENV}): ${why}`);
+}
