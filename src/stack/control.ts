@@ -1,6 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { StackError } from '../core/errors.js';
+import { RmmscaleError, StackError } from '../core/errors.js';
+import { EXIT } from '../core/exit-codes.js';
 
 /**
  * `rmmscale stack fault NODE kill|stop|cont|restart` against a running `stack up`: the stack up
@@ -127,6 +128,8 @@ export async function requestFault(controlUrl: string, key: string, node: string
     throw new StackError(`the stack up at ${controlUrl} did not answer: ${(err as Error)?.message ?? String(err)}`);
   }
   const body = (await res.json().catch(() => ({}))) as Partial<FaultDone> & { error?: string };
+  // A 400 is the request's fault (an unknown node or action): bad input, exit 2, like any bad flag.
+  if (res.status === 400) throw new RmmscaleError('ERR_INVALID_ARGUMENT', body.error ?? 'the stack up refused the fault', EXIT.badInput);
   if (res.status !== 200) throw new StackError(body.error ?? `the stack up answered ${res.status}`);
   return body as FaultDone;
 }

@@ -29,6 +29,8 @@ export interface StackState {
   urls: string[];
   secret: string;
   startedAt: string;
+  /** `stack fault`: the stack up's loopback control endpoint (src/stack/control.ts); absent in older files. */
+  control?: string;
 }
 
 export function stateDir(env: NodeJS.ProcessEnv = process.env): string {

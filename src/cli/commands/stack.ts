@@ -25,16 +25,18 @@ export const STACK_FLAGS: Record<string, FlagSpec> = {
   agents: { key: 'agents', type: 'string', describe: 'tokens: how many agents [default 10]' },
   user: { key: 'user', type: 'string', describe: 'tokens: print a user token for this user instead of agent tokens' },
   scope: { key: 'scope', type: 'string', describe: 'tokens --user: the sessions it may open: * | agents:ID,… | group:NAME, optionally @PROTOCOL,…' },
+  entry: { key: 'entry', type: 'string', describe: 'fault: which running stack, by its entry URL, when several are up' },
   json: { key: 'json', type: 'boolean', describe: 'one JSON object per line' },
 };
 
 export const stackCommand: CommandModule<object, Record<string, unknown>> = {
-  command: 'stack <action> [topology]',
-  describe: 'run a reference RMM stack (up TOPOLOGY|FILE), or print the agent tokens it accepts (tokens)',
+  command: 'stack <action> [topology] [fault]',
+  describe: 'run a reference RMM stack (up TOPOLOGY|FILE), print the agent tokens it accepts (tokens), or break one of its nodes (fault NODE kill|stop|cont|restart)',
   builder: (y: Argv) => {
     let out = y
-      .positional('action', { type: 'string', describe: 'up | tokens' })
-      .positional('topology', { type: 'string', describe: 'up: single | split2 … split16 | relays1 … relays16 | a .yaml/.json topology file' });
+      .positional('action', { type: 'string', describe: 'up | tokens | fault' })
+      .positional('topology', { type: 'string', describe: 'up: single | split2 … split16 | relays1 … relays16 | a .yaml/.json topology file; fault: the NODE (or a tier: its first node)' })
+      .positional('fault', { type: 'string', describe: 'fault: kill (SIGKILL) | stop (SIGSTOP) | cont (SIGCONT) | restart (same role, port and data)' });
     for (const [flag, spec] of Object.entries(STACK_FLAGS)) {
       const { key: _key, ...opt } = spec;
       out = out.option(flag, { ...opt, requiresArg: opt.type !== 'boolean' });
@@ -44,7 +46,8 @@ export const stackCommand: CommandModule<object, Record<string, unknown>> = {
   handler: async (argv) => {
     const input: Record<string, unknown> = {};
     for (const [flag, spec] of Object.entries(STACK_FLAGS)) if (argv[flag] !== undefined) input[spec.key] = argv[flag];
-    process.exitCode = await runStackCli(argv.action as string, argv.topology as string | undefined, input as StackCliInput);
+    if (argv.action === 'fault') process.exitCode = await runStackFault(argv.topology as string | undefined, argv.fault as string | undefined, input as StackCliInput);
+    else process.exitCode = await runStackCli(argv.action as string, argv.topology as string | undefined, input as StackCliInput);
   },
 };
 
@@ -61,10 +64,11 @@ export interface StackCliInput {
   agents?: string;
   user?: string;
   scope?: string;
+  entry?: string;
   json?: boolean;
 }
 
-const ACTIONS = ['up', 'tokens'] as const;
+const ACTIONS = ['up', 'tokens', 'fault'] as const;
 
 function wholeNumber(flag: string, v: unknown, min: number, max: number): number {
   const n = Number(v);
@@ -159,10 +163,27 @@ export async function runStackCli(action: string, topologyArg: string | undefine
     else if (e.event === 'node-exit') process.stderr.write(`rmmscale: node ${e.node} (pid ${e.pid}) exited (${e.signal ?? `code ${e.code}`})\n`);
   };
   let stateFile: string;
+  let control: { url: string; close: () => Promise<void> } | null = null;
   try {
+    // `stack fault` asks this process: it alone can restart a node on its port with its spec.
+    const { startControlServer } = await import('../../stack/control.js');
+    const { deriveKey } = await import('../../core/identity.js');
+    control = await startControlServer(stack, deriveKey(stack.secret, 'control'), (f) => {
+      if (json) process.stdout.write(JSON.stringify({ event: 'fault', entry: stack.entryUrl, ...f }) + '\n');
+      else process.stderr.write(`rmmscale: fault: ${f.action} ${f.node} (pid ${f.pid})\n`);
+    });
     // The secret, for `rmmscale swarm`, `stack tokens` and `run` on this host (0600; removed on stop).
-    stateFile = writeStackState({ pid: process.pid, topology: topology.name, entry: stack.entryUrl, urls: stack.nodes.map((n) => n.url), secret: stack.secret, startedAt: new Date().toISOString() });
+    stateFile = writeStackState({
+      pid: process.pid,
+      topology: topology.name,
+      entry: stack.entryUrl,
+      urls: stack.nodes.map((n) => n.url),
+      secret: stack.secret,
+      startedAt: new Date().toISOString(),
+      control: control.url,
+    });
   } catch (err) {
+    await control?.close();
     await stack.stop();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
@@ -179,11 +200,38 @@ export async function runStackCli(action: string, topologyArg: string | undefine
     process.stdout.write('Ctrl-C stops every node.\n');
   }
   await stopRequested;
+  await control.close();
   await stack.stop();
   removeStackState(stateFile);
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
   return EXIT.interrupted;
+}
+
+/**
+ * `rmmscale stack fault NODE kill|stop|cont|restart`: ask the running `stack up` (found through its
+ * state file; `--entry URL` picks one of several) to do it, over its loopback control endpoint.
+ */
+export async function runStackFault(node: string | undefined, action: string | undefined, input: StackCliInput): Promise<ExitCode> {
+  const { FAULT_ACTIONS, requestFault } = await import('../../stack/control.js');
+  const { deriveKey } = await import('../../core/identity.js');
+  if (!node) throw new InvalidArgumentError('NODE', node, 'the node to break, as `stack up` printed it (web-agent-1, db, relay-2) or a tier name');
+  if (!action || !(FAULT_ACTIONS as readonly string[]).includes(action)) throw new InvalidArgumentError('FAULT', action, FAULT_ACTIONS.join(' | '));
+  const running = runningStacks().filter((s) => s.control);
+  const chosen = input.entry === undefined ? running : running.filter((s) => s.entry === input.entry);
+  if (chosen.length !== 1) {
+    const why =
+      running.length === 0
+        ? `no \`rmmscale stack up\` is running (state files in ${stateDir()})`
+        : chosen.length === 0
+          ? `none has entry ${input.entry}; running: ${running.map((s) => s.entry).join(', ')}`
+          : `${running.length} stacks are running (entries ${running.map((s) => s.entry).join(', ')})`;
+    throw new InvalidArgumentError('--entry', input.entry, `the entry URL of one running stack: ${why}`);
+  }
+  const s = chosen[0]!;
+  const done = await requestFault(s.control!, deriveKey(s.secret, 'control'), node, action);
+  process.stdout.write(input.json === true ? JSON.stringify(done) + '\n' : `${done.action} ${done.node}: done (pid ${done.pid})\n`);
+  return EXIT.ok;
 }
 
 /** `stack tokens`: --secret, $RMMSCALE_SECRET, or the one stack `stack up` runs on this host. */
