@@ -6,6 +6,7 @@ import type { LatencySummary } from '../metrics/histogram.js';
 import type { OpStats } from '../metrics/op-stats.js';
 import type { CheckinSpec } from '../scenario/types.js';
 import type { Trust } from '../swarm/generator-trust.js';
+import type { SendOutcomes } from '../swarm/recorder.js';
 import type { FaultRecord } from './faults.js';
 
 /**
@@ -67,8 +68,8 @@ export interface RunSummary {
 /** One operation's statistics: one shape from the swarm to result.json (metrics/op-stats.ts). */
 export type { OpStats } from '../metrics/op-stats.js';
 
-/** What the swarm saw in one measured window. */
-export interface ClientStats {
+/** What the swarm saw in one measured window (completed, failed, late, dropped: SendOutcomes). */
+export interface ClientStats extends SendOutcomes {
   agents: number;
   /** The schedule's target rate over the measured window. */
   offeredRatePerSec: number;
@@ -80,10 +81,6 @@ export interface ClientStats {
   /** Completions per second inside the measured window (a backlog drained afterwards is not in it). */
   achievedRatePerSec: number;
   count: number;
-  completed: number;
-  failed: number;
-  late: number;
-  dropped: number;
   errorRate: number;
   latency: LatencySummary;
   /** By operation: `checkin`, `heartbeat`, `inventory`, `command-result`, `telemetry`… */

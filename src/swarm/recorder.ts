@@ -13,19 +13,23 @@ import { newOpAccumulator, type OpAccumulator, type OpInterval } from '../metric
  * - `service`: done − actual send time, the uncorrected figure most tools print, kept beside it.
  */
 
-export interface RecorderInterval {
-  fromMs: number;
-  toMs: number;
-  ops: Record<string, OpInterval>;
-  /** Scheduled sends whose intended time fell in this interval. */
-  target: number;
-  attempted: number;
+/** What became of sends, in an interval, a window or a run: the same four counts everywhere. */
+export interface SendOutcomes {
   completed: number;
   failed: number;
   /** Sent, but later than the late threshold after the intended time. */
   late: number;
   /** Not sent at all: a concurrency cap or a closed tunnel. Never silently queued. */
   dropped: number;
+}
+
+export interface RecorderInterval extends SendOutcomes {
+  fromMs: number;
+  toMs: number;
+  ops: Record<string, OpInterval>;
+  /** Scheduled sends whose intended time fell in this interval. */
+  target: number;
+  attempted: number;
   errors: Record<string, number>;
   /** Scheduling lag (actual − intended dispatch), µs. */
   lag: string;

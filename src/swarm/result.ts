@@ -2,6 +2,7 @@ import type { HostFacts } from '../core/host.js';
 import type { LatencySummary } from '../metrics/histogram.js';
 import type { OpStats } from '../metrics/op-stats.js';
 import type { ReconnectCurve } from './reconnect.js';
+import type { SendOutcomes } from './recorder.js';
 import type { StealFreeLag } from './steal-free-lag.js';
 import { HOST_CPU_SATURATED, judgeTrust, type Trust } from './generator-trust.js';
 
@@ -11,7 +12,7 @@ import { HOST_CPU_SATURATED, judgeTrust, type Trust } from './generator-trust.js
  */
 export const SWARM_RESULT_SCHEMA = 'rmmscale.swarm/1';
 
-export interface SeriesPoint {
+export interface SeriesPoint extends SendOutcomes {
   /** End of the interval, seconds from the profile's start (warm-up included). */
   tSec: number;
   /** A warm-up interval: shown, but outside every total, histogram and the verdict. */
@@ -20,10 +21,6 @@ export interface SeriesPoint {
   achievedRatePerSec: number;
   target: number;
   attempted: number;
-  completed: number;
-  failed: number;
-  late: number;
-  dropped: number;
   /** Tunnels open at the end of the interval (ws mode). */
   connected: number;
   /** Tunnel connects completed in the interval, first connects and reconnects alike (ws mode). */
@@ -113,15 +110,11 @@ export interface SwarmResult {
     lateThresholdMs: number;
     maxErrorRate: number;
   };
-  summary: {
+  summary: SendOutcomes & {
     targetRatePerSec: number;
     achievedRatePerSec: number;
     intended: number;
     attempted: number;
-    completed: number;
-    failed: number;
-    late: number;
-    dropped: number;
     errorRate: number;
     latency: LatencySummary;
     serviceTime: LatencySummary;
