@@ -60,7 +60,15 @@ export interface NodeSpec {
   /** Query-level capacity model: connections × per-query time (db role, or single's embedded DB). */
   dbProfile?: CapacityProfile;
   web?: { serves: WebServes };
-  proxy?: { agentPool: string[]; userPool: string[]; names: Record<string, string> };
+  proxy?: {
+    agentPool: string[];
+    userPool: string[];
+    names: Record<string, string>;
+    /** Requests that may wait per backend beyond its connections (default 1024); then 503. */
+    queuePerBackend?: number;
+    /** Raw tunnels (Upgrade → 101): at most `max` at once (then 503), closed after `idleMs` without a byte either way. */
+    tunnels?: { max?: number; idleMs?: number };
+  };
   relay?: { siblings: string[]; tls?: { certFile: string; keyFile: string } };
   app?: { loopScale?: number };
   /** HTTP limits enforced by the node runtime (defaults: 10 s headers, 30 s request, 1 MiB body). */
