@@ -71,8 +71,11 @@ export interface NodeSpec {
   };
   relay?: { siblings: string[]; tls?: { certFile: string; keyFile: string } };
   app?: { loopScale?: number };
-  /** HTTP limits enforced by the node runtime (defaults: 10 s headers, 30 s request, 1 MiB body). */
-  limits?: { headersTimeoutMs?: number; requestTimeoutMs?: number; maxBodyBytes?: number };
+  /**
+   * HTTP limits enforced by the node runtime (defaults: 10 s headers, 30 s request, 1 MiB body;
+   * connections and in-flight requests: runtime/admission.ts).
+   */
+  limits?: { headersTimeoutMs?: number; requestTimeoutMs?: number; maxBodyBytes?: number; maxConnections?: number; maxInflight?: number };
 }
 
 /** What a node process sends its launcher over IPC once it listens. */
