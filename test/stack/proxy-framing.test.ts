@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { connect } from 'node:net';
+import { connect, createServer as createNetServer, type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHaproxy, type RunningHaproxy } from '../../src/stack/proxy/haproxy.js';
 import { startBackend, startProxy, until, type TestBackend, type TestProxy } from './proxy-backends.js';
@@ -119,6 +119,7 @@ const MALFORMED: Array<{ tag: string; request: string }> = [
   { tag: 'nul-in-header', request: `GET /agent/echo HTTP/1.1\r\n${H}X-Note: a\0b\r\n\r\n${smuggled('nul-in-header')}` },
   { tag: 'cr-in-header', request: `GET /agent/echo HTTP/1.1\r\n${H}X-Note: a\rb\r\n\r\n${smuggled('cr-in-header')}` },
   { tag: 'space-in-target', request: `GET /agent/echo /agent/x HTTP/1.1\r\n${H}\r\n${smuggled('space-in-target')}` },
+  { tag: 'te-in-http10', request: `POST /agent/echo HTTP/1.0\r\n${H}Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n${smuggled('te-in-http10')}` },
   { tag: 'cl-plus-sign', request: `POST /agent/echo HTTP/1.1\r\n${H}Content-Length: +45\r\n\r\n${smuggled('cl-plus-sign')}` },
 ];
 
@@ -249,5 +250,77 @@ describe('built-in proxy: tunnels', () => {
     const r = await raw(proxy.url, [upgrade.replace('\r\n\r\n', '\r\nContent-Length: 5\r\n\r\nhello')]);
     expect(r.statuses).toEqual([400]);
     expect(r.closed).toBe(true);
+  });
+});
+
+describe('built-in proxy: response framing from a backend', () => {
+  // A raw backend that answers each path with a crafted response (keep-alive unless it says otherwise).
+  const RESPONSES: Record<string, string> = {
+    '/agent/ok': 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok',
+    '/agent/chunked': 'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\n\r\n',
+    '/agent/continue': 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\ncontent-length: 1\r\n\r\nx',
+    '/agent/to-close': 'HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nuntil the end',
+    '/agent/cl-te': 'HTTP/1.1 200 OK\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n',
+    '/agent/cl-cl': 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\nabc',
+    '/agent/obs-fold': 'HTTP/1.1 200 OK\r\nx-a: 1\r\n 2\r\ncontent-length: 2\r\n\r\nok',
+    '/agent/bad-status': 'HTTP/1.1 2000 OK\r\ncontent-length: 2\r\n\r\nok',
+    '/agent/bad-chunk': 'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nab\r\n0\r\n\r\n',
+    '/agent/switching': 'HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n',
+  };
+  let backend: ReturnType<typeof createRawBackend>;
+  let proxy: TestProxy;
+
+  function createRawBackend() {
+    const server = createNetServer((s) => {
+      let buf = '';
+      s.on('error', () => undefined);
+      s.on('data', (d: Buffer) => {
+        buf += d.toString('latin1');
+        for (let end = buf.indexOf('\r\n\r\n'); end >= 0; end = buf.indexOf('\r\n\r\n')) {
+          const head = buf.slice(0, end);
+          buf = buf.slice(end + 4);
+          const path = head.split(' ')[1];
+          if (path === '/healthz') s.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+          else if (RESPONSES[path]) {
+            s.write(RESPONSES[path]);
+            if (path === '/agent/to-close') s.end();
+          } else s.write('HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n');
+        }
+      });
+    });
+    return server;
+  }
+
+  beforeAll(async () => {
+    backend = createRawBackend();
+    await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
+    const port = (backend.address() as AddressInfo).port;
+    proxy = await startProxy([{ name: 'raw-1', url: `http://127.0.0.1:${port}` } as TestBackend], [], LIMITS);
+  });
+  afterAll(async () => {
+    await proxy?.close();
+    await new Promise<void>((r) => backend.close(() => r()));
+  });
+
+  async function get(path: string): Promise<{ status: number; body: string }> {
+    const r = await fetch(`${proxy.url}${path}`);
+    return { status: r.status, body: await r.text() };
+  }
+
+  it('relays well-framed answers: lengths, chunks (decoded), 1xx skipped, read-to-close', async () => {
+    expect(await get('/agent/ok')).toEqual({ status: 200, body: 'ok' });
+    expect(await get('/agent/chunked')).toEqual({ status: 200, body: 'abcde' });
+    expect(await get('/agent/continue')).toEqual({ status: 201, body: 'x' });
+    expect(await get('/agent/to-close')).toEqual({ status: 200, body: 'until the end' });
+  });
+
+  it('answers 502 to a badly framed response, and drops that connection', async () => {
+    for (const p of ['/agent/cl-te', '/agent/cl-cl', '/agent/obs-fold', '/agent/bad-status', '/agent/bad-chunk', '/agent/switching']) {
+      const r = await get(p);
+      // (The head is written to the client only with the first body bytes, so a bad first chunk is a 502 too.)
+      expect([p, r.status]).toEqual([p, 502]);
+    }
+    // The proxy still works over fresh connections.
+    expect(await get('/agent/ok')).toEqual({ status: 200, body: 'ok' });
   });
 });
