@@ -265,6 +265,7 @@ describe('built-in proxy: response framing from a backend', () => {
     '/agent/obs-fold': 'HTTP/1.1 200 OK\r\nx-a: 1\r\n 2\r\ncontent-length: 2\r\n\r\nok',
     '/agent/bad-status': 'HTTP/1.1 2000 OK\r\ncontent-length: 2\r\n\r\nok',
     '/agent/bad-chunk': 'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nab\r\n0\r\n\r\n',
+    '/agent/extra': 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokHTTP/1.1 200 OK\r\ncontent-length: 7\r\n\r\nspliced',
     '/agent/switching': 'HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n',
   };
   let backend: ReturnType<typeof createRawBackend>;
@@ -322,5 +323,8 @@ describe('built-in proxy: response framing from a backend', () => {
     }
     // The proxy still works over fresh connections.
     expect(await get('/agent/ok')).toEqual({ status: 200, body: 'ok' });
+    // Bytes after a complete answer are never taken for the next request's answer.
+    expect(await get('/agent/extra')).toEqual({ status: 200, body: 'ok' });
+    for (let i = 0; i < 3; i++) expect(await get('/agent/ok')).toEqual({ status: 200, body: 'ok' });
   });
 });

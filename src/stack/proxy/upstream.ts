@@ -89,6 +89,8 @@ class UpstreamConnection {
   private noBody = false;
   lastUsedMs = 0;
   private dead = false;
+  /** The exchange completed during the current read; the connection goes back after it. */
+  private released = false;
   private readonly onDataBound = (chunk: Buffer): void => this.onData(chunk);
 
   constructor(private readonly pool: UpstreamPool) {}
@@ -180,7 +182,17 @@ class UpstreamConnection {
     try {
       this.consume(chunk);
     } catch (err) {
+      this.released = false;
       this.fail(err instanceof FramingError ? err.code : 'HPE_INTERNAL');
+      return;
+    }
+    // Back to the pool only once the whole read was consumed: bytes after a complete response
+    // (a backend answering more than was asked) fail the connection above instead of being
+    // taken for the next request's answer.
+    if (this.released) {
+      this.released = false;
+      if (!this.reusable) this.fail('');
+      else this.pool.idleAgain(this);
     }
   }
 
@@ -355,8 +367,7 @@ class UpstreamConnection {
     this.ex = null;
     const body = this.collect ? (this.collect.length === 1 ? this.collect[0] : Buffer.concat(this.collect, this.collected)) : null;
     this.collect = null;
-    if (!this.reusable) this.fail('');
-    else this.pool.idleAgain(this);
+    this.released = true; // onData hands the connection back once this read is done
     ex.onEnd(body);
   }
 }
