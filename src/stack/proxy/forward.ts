@@ -146,6 +146,7 @@ export function forwardBuffered(b: Backend, req: IncomingMessage, res: ServerRes
       },
       onEnd(body) {
         if (!res.headersSent) res.writeHead(status, headers!);
+        // Head and body leave in one writev (Node corks the socket around end()).
         if (body) res.end(body);
         else res.end();
         settle({ kind: 'relayed', status });

@@ -78,7 +78,9 @@ export function requestHead(method: string, url: string, raw: readonly string[],
   let named: Set<string> | null = null;
   for (let i = 0; i < raw.length; i += 2) {
     if (raw[i].length === 10 && raw[i].toLowerCase() === 'connection') {
-      for (const t of connectionTokens(raw[i + 1])) (named ??= new Set()).add(t);
+      const v = raw[i + 1];
+      if (v.length === 10 && v.toLowerCase() === 'keep-alive') continue; // names only a hop-by-hop header
+      for (const t of connectionTokens(v)) (named ??= new Set()).add(t);
     }
   }
   let head = `${method} ${url} HTTP/1.1\r\nhost: ${host}\r\n`;

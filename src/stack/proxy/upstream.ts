@@ -26,6 +26,7 @@ export const BUFFER_RESPONSE_BYTES = 64 * 1024;
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const BAD_VALUE = /[\r\n\0]/;
 
 /** What the forwarder hears back about one exchange. */
 export interface UpstreamExchange {
@@ -68,6 +69,21 @@ const enum Phase {
 /** Hop-by-hop response headers (RFC 9110 §7.6.1), dropped on the way to the client. */
 const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
 
+/**
+ * A response header name, validated (an RFC 9110 token) and lower-cased. Backends repeat the same
+ * few names, so the answers are cached, up to NAME_CACHE_MAX names.
+ */
+const nameCache = new Map<string, string>();
+const NAME_CACHE_MAX = 512;
+function headerName(raw: string): string {
+  const known = nameCache.get(raw);
+  if (known !== undefined) return known;
+  if (!TOKEN.test(raw)) throw new FramingError('HPE_INVALID_HEADER_TOKEN');
+  const lower = raw.toLowerCase();
+  if (nameCache.size < NAME_CACHE_MAX) nameCache.set(raw, lower);
+  return lower;
+}
+
 class FramingError extends Error {
   constructor(readonly code: string) {
     super(code);
@@ -109,8 +125,7 @@ class UpstreamConnection {
     this.collected = 0;
     this.noBody = noBody;
     if (this.socket && this.connected) {
-      ex.sent = true;
-      this.socket.setTimeout(this.pool.opts.headersMs);
+      ex.sent = true; // (the socket's timeout is already headersMs: set once at connect)
       this.socket.write(request);
       return;
     }
@@ -305,11 +320,9 @@ class UpstreamConnection {
       if (c0 === 32 || c0 === 9) throw new FramingError('HPE_INVALID_HEADER_TOKEN'); // obs-fold
       const colon = line.indexOf(':');
       if (colon <= 0) throw new FramingError('HPE_INVALID_HEADER_TOKEN');
-      const rawName = line.slice(0, colon);
-      if (!TOKEN.test(rawName)) throw new FramingError('HPE_INVALID_HEADER_TOKEN');
+      const name = headerName(line.slice(0, colon));
       const value = line.slice(colon + 1).trim();
-      if (value.includes('\r') || value.includes('\n') || value.includes('\0')) throw new FramingError('HPE_INVALID_HEADER_TOKEN');
-      const name = rawName.toLowerCase();
+      if (BAD_VALUE.test(value)) throw new FramingError('HPE_INVALID_HEADER_TOKEN');
       if (name === 'content-length') {
         if (!/^\d{1,15}$/.test(value) || (length >= 0 && length !== Number(value))) throw new FramingError('HPE_UNEXPECTED_CONTENT_LENGTH');
         length = Number(value);
@@ -322,7 +335,9 @@ class UpstreamConnection {
         continue;
       }
       if (name === 'connection') {
-        for (const t of value.toLowerCase().split(',')) {
+        const v = value.toLowerCase();
+        if (v === 'keep-alive') continue; // the common case: nothing named beyond a hop-by-hop header
+        for (const t of v.split(',')) {
           const tok = t.trim();
           if (tok === 'close') this.reusable = false;
           else if (tok) (named ??= new Set()).add(tok);

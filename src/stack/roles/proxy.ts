@@ -53,6 +53,24 @@ function refuseAndClose(req: IncomingMessage, res: ServerResponse, status: numbe
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
 }
 
+/** The request's body framing, read from the raw headers (req.headers would build an object per request). */
+interface Framing {
+  contentLength: string | undefined;
+  transferEncoding: boolean;
+}
+
+function framingOf(raw: readonly string[]): Framing {
+  let contentLength: string | undefined;
+  let transferEncoding = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    const k = raw[i];
+    // Node's parser has refused duplicate or conflicting lengths already.
+    if (k.length === 14 && k.toLowerCase() === 'content-length') contentLength = raw[i + 1];
+    else if (k.length === 17 && k.toLowerCase() === 'transfer-encoding') transferEncoding = true;
+  }
+  return { contentLength, transferEncoding };
+}
+
 function pathOf(url: string | undefined): string {
   const u = url ?? '/';
   const q = u.indexOf('?');
@@ -85,10 +103,9 @@ export class ProxyHandler implements RoleHandler {
   }
 
   /** The client's body as it will be forwarded, or undefined when it was refused (413 sent, connection closing). */
-  private async body(req: IncomingMessage, res: ServerResponse): Promise<ForwardBody | undefined> {
-    const cl = req.headers['content-length'];
-    const declared = cl === undefined ? null : Number(cl);
-    const chunked = req.headers['transfer-encoding'] !== undefined;
+  private async body(req: IncomingMessage, res: ServerResponse, f: Framing): Promise<ForwardBody | undefined> {
+    const declared = f.contentLength === undefined ? null : Number(f.contentLength);
+    const chunked = f.transferEncoding;
     if (!chunked && (declared === null || declared === 0)) return { kind: 'none' };
     if (declared !== null && declared > this.maxBodyBytes) {
       refuseAndClose(req, res, 413, `body of ${declared} bytes is over the ${this.maxBodyBytes}-byte limit`);
@@ -111,8 +128,9 @@ export class ProxyHandler implements RoleHandler {
     const kind = poolOf(path);
     if (kind === null || isAdminPath(path)) return refuse(req, res, 404, 'not found');
     if (AMBIGUOUS_PATH.test(path)) return refuseAndClose(req, res, 400, 'dot segments, encoded slashes and backslashes are not allowed in paths');
-    if (req.httpVersionMinor !== 1 && req.headers['transfer-encoding'] !== undefined) return refuseAndClose(req, res, 400, 'transfer-encoding is only allowed in HTTP/1.1');
-    const body = await this.body(req, res);
+    const framing = framingOf(req.rawHeaders);
+    if (req.httpVersionMinor !== 1 && framing.transferEncoding) return refuseAndClose(req, res, 400, 'transfer-encoding is only allowed in HTTP/1.1');
+    const body = await this.body(req, res, framing);
     if (body === undefined) return;
     // Bodies in memory go over the lean client as one buffer; streamed ones over undici.
     let headers: Record<string, string> | null = null;
