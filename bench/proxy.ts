@@ -101,7 +101,7 @@ export async function benchProxy(opts: { rounds: number; durationSec: number; co
       note: `rounds: ${path} ${rates[path].map(Math.round).join('/')}, direct ${rates.direct.map(Math.round).join('/')}; p99 ms ${path} ${median(p99[path])}, direct ${median(p99.direct)}`,
     };
   };
-  const rows = [row('builtin', '≥ 0.45× direct (2 cores shared by load, proxy and backend)', 0.45)];
+  const rows = [row('builtin', '≥ 0.5× direct (2 cores shared by load, proxy and backend)', 0.5)];
   if (withHaproxy) rows.push(row('haproxy', 'reference: HAProxy 2.6 on the same host', 0));
   return rows;
 }

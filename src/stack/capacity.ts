@@ -38,9 +38,10 @@ export function serviceSampler(s: ServiceTime, rng: Rng): () => number {
   }
 }
 
+/** A bounded queue is full: answered 503 + retry-after (the runtime, web nodes, the db node). */
 export class QueueFullError extends Error {
-  constructor(workers: number, queue: number) {
-    super(`all ${workers} workers busy and ${queue} queued`);
+  constructor(workers: number, queue: number, message?: string) {
+    super(message ?? `all ${workers} workers busy and ${queue} queued`);
     this.name = 'QueueFullError';
   }
 }

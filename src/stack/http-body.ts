@@ -12,29 +12,29 @@ export class BodyError extends Error {
 
 /**
  * Read a body of at most `maxBytes`, refusing early: a Content-Length over the limit is refused
- * before a byte is read, a chunked body as soon as it crosses the limit.
+ * before a byte is read, a chunked body as soon as it crosses the limit. After a refusal nothing
+ * more is read: the answer (bodyOrReply) closes the connection instead of draining the rest.
  */
 export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length'] ?? NaN);
-  if (declared > maxBytes) {
-    req.resume();
-    return Promise.reject(new BodyError(413, `body of ${declared} bytes is over the ${maxBytes}-byte limit`));
-  }
+  if (declared > maxBytes) return Promise.reject(new BodyError(413, `body of ${declared} bytes is over the ${maxBytes}-byte limit`));
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     let failed = false;
-    req.on('data', (c: Buffer) => {
+    const onData = (c: Buffer): void => {
       if (failed) return;
       size += c.length;
       if (size > maxBytes) {
         failed = true;
-        req.resume();
+        req.off('data', onData);
+        req.pause();
         reject(new BodyError(413, `body over the ${maxBytes}-byte limit`));
         return;
       }
       chunks.push(c);
-    });
+    };
+    req.on('data', onData);
     req.on('end', () => {
       if (!failed) resolve(Buffer.concat(chunks));
     });
@@ -63,6 +63,7 @@ export async function bodyOrReply<T>(req: IncomingMessage, res: ServerResponse, 
     return await read(req);
   } catch (err) {
     if (err instanceof BodyError) {
+      if (err.status === 413) closeAfter(req, res);
       sendError(req, res, err.status, err.message);
       return undefined;
     }
@@ -75,8 +76,17 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
 }
 
-/** Answer an error without leaving the request body unread (so keep-alive stays usable). */
+/**
+ * Mark the answer as the connection's last: once it is sent the socket closes, and the rest of
+ * the request body is never read (an over-limit body is not drained to its end).
+ */
+export function closeAfter(req: IncomingMessage, res: ServerResponse): void {
+  res.setHeader('connection', 'close');
+  res.once('finish', () => req.socket.destroySoon());
+}
+
+/** Answer an error; an unread body is drained (keep-alive) unless closeAfter() was called. */
 export function sendError(req: IncomingMessage, res: ServerResponse, status: number, message: string): void {
-  if (!req.complete) req.resume();
+  if (!req.complete && res.getHeader('connection') !== 'close') req.resume();
   sendJson(res, status, { error: message });
 }

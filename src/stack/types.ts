@@ -63,7 +63,15 @@ export interface NodeSpec {
   /** Query-level capacity model: connections × per-query time (db role, or single's embedded DB). */
   dbProfile?: CapacityProfile;
   web?: { serves: WebServes };
-  proxy?: { agentPool: string[]; userPool: string[]; names: Record<string, string> };
+  proxy?: {
+    agentPool: string[];
+    userPool: string[];
+    names: Record<string, string>;
+    /** Requests that may wait per backend beyond its connections (default 1024); then 503. */
+    queuePerBackend?: number;
+    /** Raw tunnels (Upgrade → 101): at most `max` at once (then 503), closed after `idleMs` without a byte either way. */
+    tunnels?: { max?: number; idleMs?: number };
+  };
   /**
    * siblingCaFiles: the certificates (PEM files) a relay trusts when it forwards to a TLS sibling;
    * without them it forwards only over http.
@@ -71,8 +79,11 @@ export interface NodeSpec {
   relay?: { siblings: string[]; tls?: { certFile: string; keyFile: string }; siblingCaFiles?: string[] };
   /** Test hooks: scale the DBAgent's loop periods; shorten its lease (defaults 15 s, renewed every 5 s). */
   app?: { loopScale?: number; leaseTtlMs?: number; renewMs?: number };
-  /** HTTP limits enforced by the node runtime (defaults: 10 s headers, 30 s request, 1 MiB body). */
-  limits?: { headersTimeoutMs?: number; requestTimeoutMs?: number; maxBodyBytes?: number };
+  /**
+   * HTTP limits enforced by the node runtime (defaults: 10 s headers, 30 s request, 1 MiB body;
+   * connections and in-flight requests: runtime/admission.ts).
+   */
+  limits?: { headersTimeoutMs?: number; requestTimeoutMs?: number; maxBodyBytes?: number; maxConnections?: number; maxInflight?: number };
 }
 
 /** What a node process sends its launcher over IPC once it listens. */

@@ -16,6 +16,7 @@ const cfg: HaproxyConfig = {
   clientTimeoutMs: 30000,
   health: { intervalMs: 250, fall: 2, rise: 1 },
   maxConn: 8000,
+  tunnelIdleMs: 90000,
   threads: null,
 };
 
@@ -46,7 +47,10 @@ describe('renderHaproxyConfig: the built-in proxy in HAProxy terms', () => {
       'acl user_path path_beg /api/',
       'http-request deny deny_status 404 if admin_path',
       'http-request deny deny_status 404 if !agent_path !user_path',
+      'http-request deny deny_status 400 if { path_reg -i (^|/)([.]|%2e)([.]|%2e)?(/|$)|%2f|%5c } || { path_sub \\\\ }',
+      'http-request deny deny_status 400 if { req.hdr_cnt(transfer-encoding) gt 0 } !{ req.ver 1.1 }',
       'http-request deny deny_status 413 if { req.hdr_val(content-length) gt 1048576 }',
+      'http-request wait-for-body time 10000ms',
       'use_backend agent if agent_path',
       'use_backend user if user_path',
     ]);
@@ -69,6 +73,7 @@ describe('renderHaproxyConfig: the built-in proxy in HAProxy terms', () => {
     expect(d).toContain('retries 3');
     expect(d).toContain('retry-on conn-failure');
     expect(d).toContain('timeout server 30000ms');
+    expect(d).toContain('timeout tunnel 90000ms');
     expect(d).toContain('default-server inter 250ms fastinter 250ms downinter 250ms fall 2 rise 1 observe layer4 error-limit 1 on-error mark-down');
   });
 

@@ -16,8 +16,9 @@ export interface TestBackend {
   kill(): Promise<void>;
 }
 
-export async function startBackend(name: string, port = 0): Promise<TestBackend> {
-  const proc = fork(BACKEND, [name, String(port)], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+/** `plain`: no WebSocket support, so an Upgrade is answered as a plain keep-alive request. */
+export async function startBackend(name: string, port = 0, mode: 'ws' | 'plain' = 'ws'): Promise<TestBackend> {
+  const proc = fork(BACKEND, [name, String(port), mode], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
   const exited = new Promise<void>((r) => proc.once('exit', () => r()));
   const ready = await new Promise<number>((resolve, reject) => {
     proc.once('message', (m) => resolve((m as { port: number }).port));
@@ -44,7 +45,7 @@ export interface TestProxy {
   close(): Promise<void>;
 }
 
-export async function startProxy(agent: TestBackend[], user: TestBackend[], limits?: NodeSpec['limits']): Promise<TestProxy> {
+export async function startProxy(agent: TestBackend[], user: TestBackend[], limits?: NodeSpec['limits'], options: Partial<Pick<NonNullable<NodeSpec['proxy']>, 'queuePerBackend' | 'tunnels'>> = {}): Promise<TestProxy> {
   const names = Object.fromEntries([...agent, ...user].map((b) => [b.url, b.name]));
   const spec: NodeSpec = {
     name: 'proxy',
@@ -53,7 +54,7 @@ export async function startProxy(agent: TestBackend[], user: TestBackend[], limi
     host: '127.0.0.1',
     port: 0,
     secret: 'proxy-test',
-    proxy: { agentPool: agent.map((b) => b.url), userPool: user.map((b) => b.url), names },
+    proxy: { agentPool: agent.map((b) => b.url), userPool: user.map((b) => b.url), names, ...options },
     limits,
   };
   const metrics = new NodeMetrics(spec);

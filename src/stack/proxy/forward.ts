@@ -1,7 +1,8 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import type { Backend } from './backend.js';
 import { responseHeaders } from './headers.js';
+import type { UpstreamExchange } from './upstream.js';
 
 /** A request body over the proxy's limit (answered 413). */
 export class BodyTooLargeError extends Error {
@@ -101,5 +102,62 @@ export function forwardOnce(b: Backend, req: IncomingMessage, res: ServerRespons
     // undici takes async iterables as bodies (docs: DispatchOptions.body); its types omit them.
     const opts = { path: req.url ?? '/', method: req.method ?? 'GET', headers: h, body: dispatchBody as Buffer | null, blocking: true };
     b.pool.dispatch(opts, handler);
+  });
+}
+
+/**
+ * Forward one request whose body is in memory (none, or a buffered one) over the backend's lean
+ * upstream pool (upstream.ts): the request goes out as one write, a response declared up to
+ * BUFFER_RESPONSE_BYTES comes back to the client as one write, larger ones stream with
+ * backpressure. Same outcomes as forwardOnce.
+ */
+export function forwardBuffered(b: Backend, req: IncomingMessage, res: ServerResponse, request: Buffer): Promise<AttemptOutcome> {
+  return new Promise((resolve) => {
+    let status = 0;
+    let headers: OutgoingHttpHeaders | null = null;
+    let settled = false;
+    const settle = (o: AttemptOutcome): void => {
+      if (settled) return;
+      settled = true;
+      res.off('close', onClientClose);
+      resolve(o);
+    };
+    const onClientClose = (): void => {
+      if (res.writableFinished) return;
+      if (ex.conn) {
+        if (ex.conn.ex === ex) ex.conn.abort();
+      } else b.fast.cancel(ex);
+      settle({ kind: 'relayed', status });
+    };
+    const onDrain = (): void => ex.conn?.resume();
+    const ex: UpstreamExchange = {
+      sent: false,
+      conn: null,
+      onHead(s, h) {
+        status = s;
+        h['x-served-by'] = b.name;
+        headers = h;
+      },
+      onData(chunk) {
+        if (!res.headersSent) res.writeHead(status, headers!);
+        if (res.write(chunk)) return true;
+        res.once('drain', onDrain);
+        return false;
+      },
+      onEnd(body) {
+        if (!res.headersSent) res.writeHead(status, headers!);
+        // Head and body leave in one writev (Node corks the socket around end()).
+        if (body) res.end(body);
+        else res.end();
+        settle({ kind: 'relayed', status });
+      },
+      onError(code) {
+        if (res.destroyed && ex.sent) return settle({ kind: 'relayed', status });
+        if (!ex.sent) return settle({ kind: 'not-sent', code });
+        settle({ kind: 'failed', code, error: Object.assign(new Error(`upstream ${code}`), { code }), responseStarted: res.headersSent });
+      },
+    };
+    res.once('close', onClientClose);
+    b.fast.send(request, ex, req.method === 'HEAD');
   });
 }

@@ -7,6 +7,7 @@ import { request } from 'undici';
 import { StackError } from '../../core/errors.js';
 import { parseHaproxyMetrics, type HaproxyScrape } from './haproxy-metrics.js';
 import { DEFAULT_LIMITS } from '../runtime/node-server.js';
+import { DEFAULT_TUNNELS } from './upgrade.js';
 
 export type { HaproxyScrape, HaproxyServerStats } from './haproxy-metrics.js';
 
@@ -48,6 +49,8 @@ export interface HaproxyConfig extends HaproxyPools {
   clientTimeoutMs: number;
   health: { intervalMs: number; fall: number; rise: number };
   maxConn: number;
+  /** A tunnel (after a 101) with no byte either way for this long is closed. */
+  tunnelIdleMs: number;
   /** Worker threads; null: HAProxy's default (one per core). */
   threads: number | null;
 }
@@ -95,6 +98,7 @@ export function renderHaproxyConfig(c: HaproxyConfig): string {
     '    timeout http-keep-alive 5s',
     `    timeout queue ${c.serverTimeoutMs}ms`,
     '    option http-keep-alive',
+    `    timeout tunnel ${c.tunnelIdleMs}ms`,
     '    # A retry on another server only when the connection failed, never once the request was sent.',
     '    retries 3',
     '    retry-on conn-failure',
@@ -111,7 +115,12 @@ export function renderHaproxyConfig(c: HaproxyConfig): string {
     '    acl user_path path_beg /api/',
     '    http-request deny deny_status 404 if admin_path',
     '    http-request deny deny_status 404 if !agent_path !user_path',
+    '    # As the built-in proxy: dot segments, encoded slashes or backslashes, and Transfer-Encoding outside HTTP/1.1.',
+    '    http-request deny deny_status 400 if { path_reg -i (^|/)([.]|%2e)([.]|%2e)?(/|$)|%2f|%5c } || { path_sub \\\\ }',
+    '    http-request deny deny_status 400 if { req.hdr_cnt(transfer-encoding) gt 0 } !{ req.ver 1.1 }',
     `    http-request deny deny_status 413 if { req.hdr_val(content-length) gt ${c.maxBodyBytes} }`,
+    '    # The whole body (up to the buffer) must arrive within timeout http-request, before a server is picked: a slow body is a 408.',
+    `    http-request wait-for-body time ${c.httpRequestTimeoutMs}ms`,
     '    use_backend agent if agent_path',
     '    use_backend user if user_path',
     '',
@@ -231,6 +240,7 @@ async function startHaproxyOn(o: StartHaproxyOptions, host: string, port: number
       clientTimeoutMs: HAPROXY_DEFAULTS.clientTimeoutMs,
       health: HAPROXY_DEFAULTS.health,
       maxConn: HAPROXY_DEFAULTS.maxConn,
+      tunnelIdleMs: DEFAULT_TUNNELS.idleMs,
       threads: o.threads ?? null,
     }),
   );

@@ -66,3 +66,36 @@ export function responseHeaders(h: Record<string, string | string[] | undefined>
   out['x-served-by'] = servedBy;
   return out;
 }
+
+/**
+ * The upstream request head for the lean client (upstream.ts), from the client's raw headers: the
+ * same filtering as requestHeaders (hop-by-hop and Connection-named headers, host,
+ * content-length and expect dropped; X-Forwarded-For appended, X-Forwarded-Proto set), plus the
+ * backend's host, the body's real length and keep-alive. Node's parser has already refused
+ * header names and values that could break the framing (CR, LF, NUL, obs-fold).
+ */
+export function requestHead(method: string, url: string, raw: readonly string[], remoteAddress: string | undefined, proto: 'http' | 'https', host: string, bodyBytes: number): string {
+  let named: Set<string> | null = null;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i].length === 10 && raw[i].toLowerCase() === 'connection') {
+      const v = raw[i + 1];
+      if (v.length === 10 && v.toLowerCase() === 'keep-alive') continue; // names only a hop-by-hop header
+      for (const t of connectionTokens(v)) (named ??= new Set()).add(t);
+    }
+  }
+  let head = `${method} ${url} HTTP/1.1\r\nhost: ${host}\r\n`;
+  let xff = '';
+  for (let i = 0; i < raw.length; i += 2) {
+    const k = raw[i].toLowerCase();
+    if (k === 'x-forwarded-for') {
+      xff = xff ? `${xff}, ${raw[i + 1]}` : raw[i + 1];
+      continue;
+    }
+    if (HOP_BY_HOP.has(k) || k === 'host' || k === 'content-length' || k === 'expect' || k === 'x-forwarded-proto' || named?.has(k)) continue;
+    head += `${raw[i]}: ${raw[i + 1]}\r\n`;
+  }
+  const remote = remoteAddress ?? '';
+  head += `x-forwarded-for: ${xff ? `${xff}, ${remote}` : remote}\r\nx-forwarded-proto: ${proto}\r\n`;
+  if (bodyBytes > 0 || method === 'POST' || method === 'PUT' || method === 'PATCH') head += `content-length: ${bodyBytes}\r\n`;
+  return `${head}\r\n`;
+}

@@ -12,7 +12,10 @@ import type { NodeMetricsApi, TelemetrySample } from '../types.js';
  * `maxDelayMs`; at most `maxInFlight` batches commit at once, and what arrives meanwhile waits for
  * a slot (it leaves at once when its time is up). The buffer is bounded: past `maxBuffered`, a
  * frame is refused (`add` returns false, never acked), so a dead database costs bounded memory and
- * agents see their frames go unacknowledged instead of a relay that grows until it dies.
+ * agents see their frames go unacknowledged instead of a relay that grows until it dies. It is
+ * also bounded per owner (tunnel): past `maxPerOwner` frames buffered or committing, that
+ * owner's next frames are refused, so one agent that floods cannot take the shared buffer from
+ * the rest (issue 14).
  *
  * Owners (the tunnel a frame came on) and tags (its seq) ride in parallel arrays, so a buffered
  * frame costs one sample object and two array slots, no closure.
@@ -23,7 +26,12 @@ export interface TelemetryBatchOptions {
   maxDelayMs: number;
   maxInFlight: number;
   maxBuffered: number;
+  /** Frames one owner may have buffered or committing (default DEFAULT_MAX_PER_OWNER). */
+  maxPerOwner?: number;
 }
+
+/** An agent acked one frame at a time needs 1; a burst after a reconnect, a few dozen. */
+export const DEFAULT_MAX_PER_OWNER = 256;
 
 /** 500 samples or 250 ms, 4 batches committing at once, at most 50,000 samples waiting. */
 export const DEFAULT_TELEMETRY_BATCH: TelemetryBatchOptions = { maxSamples: 500, maxDelayMs: 250, maxInFlight: 4, maxBuffered: 50_000 };
@@ -58,11 +66,16 @@ export class TelemetryBatcher<T> {
   private idleWaiters: Array<() => void> = [];
   /** Shutdown: everything buffered leaves as soon as a slot is free, due or not. */
   private draining = false;
+  /** Frames per owner, buffered or committing; an owner leaves the map when it reaches 0. */
+  private readonly perOwner = new Map<T, number>();
+  private readonly maxPerOwner: number;
 
   constructor(
     private readonly opts: TelemetryBatchOptions,
     private readonly deps: TelemetryBatcherDeps<T>,
-  ) {}
+  ) {
+    this.maxPerOwner = opts.maxPerOwner ?? DEFAULT_MAX_PER_OWNER;
+  }
 
   get buffered(): number {
     return this.samples.length;
@@ -72,9 +85,23 @@ export class TelemetryBatcher<T> {
     return this.inFlight;
   }
 
-  /** Buffer one sample; false when the buffer is full (the frame is dropped, not acked). */
+  /** Frames `owner` has buffered or committing now. */
+  heldBy(owner: T): number {
+    return this.perOwner.get(owner) ?? 0;
+  }
+
+  /** Buffer one sample; false when the buffer, or this owner's share of it, is full (dropped, not acked). */
   add(sample: TelemetrySample, owner: T, seq: number): boolean {
-    if (this.samples.length >= this.opts.maxBuffered) return false;
+    if (this.samples.length >= this.opts.maxBuffered) {
+      this.deps.metrics.count('telemetry-dropped-backlog');
+      return false;
+    }
+    const held = this.perOwner.get(owner) ?? 0;
+    if (held >= this.maxPerOwner) {
+      this.deps.metrics.count('telemetry-dropped-agent-limit');
+      return false;
+    }
+    this.perOwner.set(owner, held + 1);
     const now = this.deps.nowMs();
     if (this.samples.length === 0) this.dueAtMs = now + this.opts.maxDelayMs;
     this.samples.push(sample);
@@ -157,6 +184,11 @@ export class TelemetryBatcher<T> {
         },
       )
       .finally(() => {
+        for (const o of batch.owners) {
+          const n = (this.perOwner.get(o) ?? 1) - 1;
+          if (n <= 0) this.perOwner.delete(o);
+          else this.perOwner.set(o, n);
+        }
         this.inFlight--;
         this.pump(this.draining);
         if (this.inFlight === 0 && this.samples.length === 0) for (const w of this.idleWaiters.splice(0)) w();

@@ -189,8 +189,8 @@ export class TunnelServer {
       }
     }
     if (f?.t === 'tel' && Number.isInteger(f.seq) && isFiniteNumber(f.cpuPct) && isFiniteNumber(f.memPct)) {
-      const ok = this.batcher.add({ agentId, relay: this.name, atMs: Date.now(), cpuPct: f.cpuPct, memPct: f.memPct }, ws, f.seq as number);
-      if (!ok) this.metrics.count('telemetry-dropped-backlog');
+      // Refused past the shared or the per-agent bound (counted by the batcher): never acked.
+      this.batcher.add({ agentId, relay: this.name, atMs: Date.now(), cpuPct: f.cpuPct, memPct: f.memPct }, ws, f.seq as number);
       return;
     }
     if (f?.t === 'res' && typeof f.id === 'string' && isFiniteNumber(f.exitCode) && typeof f.output === 'string') {

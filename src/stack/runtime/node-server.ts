@@ -8,6 +8,8 @@ import { isLoopbackHost } from '../../core/loopback.js';
 import { bearerToken } from '../auth.js';
 import { CapacityLimiter, QueueFullError } from '../capacity.js';
 import type { RoleHandler, NodeSpec } from '../types.js';
+import { refuse } from '../http-errors.js';
+import { admissionLimits, ConnectionGate } from './admission.js';
 import { NodeMetrics } from './node-metrics.js';
 
 /**
@@ -65,6 +67,8 @@ export class NodeServer {
   private closed: Promise<void> | null = null;
   private drained: (() => void) | null = null;
   private lastErrorLogMs = 0;
+  private readonly gate: ConnectionGate;
+  private readonly maxInflight: number;
 
   constructor(spec: NodeSpec, role: RoleHandler, metrics: NodeMetrics) {
     this.spec = spec;
@@ -86,7 +90,11 @@ export class NodeServer {
     this.server.headersTimeout = headersTimeout;
     this.server.requestTimeout = spec.limits?.requestTimeoutMs ?? DEFAULT_LIMITS.requestTimeoutMs;
     this.server.keepAliveTimeout = 5000;
+    const admission = admissionLimits(spec.limits);
+    this.gate = new ConnectionGate(admission.maxConnections, metrics);
+    this.maxInflight = admission.maxInflight;
     this.server.on('connection', (s: Socket) => {
+      if (!this.gate.admit(s, this.sockets.size)) return;
       this.sockets.add(s);
       s.on('close', () => this.sockets.delete(s));
     });
@@ -140,7 +148,13 @@ export class NodeServer {
     const startNs = process.hrtime.bigint();
     const q = (req.url ?? '/').indexOf('?');
     const path = q < 0 ? (req.url ?? '/') : (req.url ?? '/').slice(0, q);
+    if (this.gate.refused(req.socket)) return void res.destroy();
     if (this.admin(req, res, path)) return;
+    if (!this.limiter && this.metrics.inflight >= this.maxInflight) {
+      // No profile, so no worker queue: this bound keeps profile `none` from queueing without end.
+      this.metrics.count('inflight-refused');
+      return refuse(req, res, 503, `overloaded: ${this.maxInflight} requests in flight`, { 'retry-after': '1' });
+    }
     const method = req.method ?? 'GET';
     const route = this.role.routeOf(method, path);
     this.metrics.inflight++;

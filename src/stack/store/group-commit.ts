@@ -1,3 +1,4 @@
+import { QueueFullError } from '../capacity.js';
 import { StoreClosedError } from './errors.js';
 
 /**
@@ -26,7 +27,15 @@ export interface GroupCommitOptions {
    * a few, because its cost per batch is round trips rather than the flush.
    */
   maxInFlight?: number;
+  /**
+   * Writes that may wait for a batch (default DEFAULT_MAX_QUEUED). Past it `submit` rejects at
+   * once with QueueFullError (the runtime answers 503 + retry-after), so a database that cannot
+   * keep up costs bounded memory instead of a queue that grows until the node dies.
+   */
+  maxQueued?: number;
 }
+
+export const DEFAULT_MAX_QUEUED = 20_000;
 
 /**
  * Same-turn batching by default: the store's commit blocks (SQLite) or awaits (PostgreSQL) while
@@ -71,8 +80,20 @@ export class GroupCommit<C> {
     private readonly opts: GroupCommitOptions = DEFAULT_GROUP_COMMIT,
   ) {}
 
+  /** Writes refused at the queue bound so far. */
+  refused = 0;
+
+  get queued(): number {
+    return this.queue.length;
+  }
+
   submit<T>(run: (conn: C) => T | Promise<T>, key = ''): Promise<Awaited<T>> {
     if (this.closed) return Promise.reject(new StoreClosedError());
+    const max = this.opts.maxQueued ?? DEFAULT_MAX_QUEUED;
+    if (this.queue.length >= max) {
+      this.refused++;
+      return Promise.reject(new QueueFullError(0, max, `group commit: ${this.queue.length} writes waiting, the limit`));
+    }
     return new Promise<Awaited<T>>((resolve, reject) => {
       this.queue.push({ run, key, resolve: resolve as (v: unknown) => void, reject });
       this.schedule();

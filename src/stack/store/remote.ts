@@ -50,6 +50,12 @@ export interface RemoteStoreOptions {
   key: string;
   /** Connections to the db node (the app's DB pool size). */
   connections?: number;
+  /**
+   * Calls that may wait for one of those connections (default 1024). Past it a call fails at once
+   * with StoreUnavailableError (web nodes: 503 + retry-after) instead of joining an unbounded
+   * undici queue.
+   */
+  maxQueued?: number;
   /** Per-call limit for headers and body, ms. */
   timeoutMs?: number;
 }
@@ -67,10 +73,17 @@ function fencedFrom(args: readonly unknown[], body: string): [string, number, nu
   return [String(f?.name ?? 'unknown'), Number(f?.token ?? -1), current];
 }
 
+export const DEFAULT_REMOTE_QUEUE = 1024;
+
 export class RemoteStore implements Store {
   readonly kind = 'remote' as const;
   private readonly pool: Pool;
   private readonly headers: Record<string, string>;
+  /** Calls sent or waiting; bounded by connections + maxQueued. */
+  private outstanding = 0;
+  private readonly maxOutstanding: number;
+  /** Calls refused at the bound so far. */
+  refused = 0;
 
   constructor(
     readonly url: string,
@@ -78,12 +91,19 @@ export class RemoteStore implements Store {
   ) {
     this.headers = { 'content-type': 'application/json', authorization: `Bearer ${opts.key}` };
     const timeoutMs = opts.timeoutMs ?? 30_000;
-    this.pool = new Pool(url, { connections: opts.connections ?? 32, pipelining: 1, keepAliveTimeout: 60_000, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+    const connections = opts.connections ?? 32;
+    this.maxOutstanding = connections + Math.max(0, opts.maxQueued ?? DEFAULT_REMOTE_QUEUE);
+    this.pool = new Pool(url, { connections, pipelining: 1, keepAliveTimeout: 60_000, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
   }
 
   private async call<M extends DbMethod>(method: M, args: Parameters<Store[M]>): Promise<Awaited<ReturnType<Store[M]>>> {
+    if (this.outstanding >= this.maxOutstanding) {
+      this.refused++;
+      throw new StoreUnavailableError(`db node ${this.url}: ${this.outstanding} calls outstanding, the limit`);
+    }
     let status: number;
     let text: string;
+    this.outstanding++;
     try {
       const res = await this.pool.request({ method: 'POST', path: DB_RPC_PREFIX + method, headers: this.headers, body: JSON.stringify(args) });
       status = res.statusCode;
@@ -91,6 +111,8 @@ export class RemoteStore implements Store {
     } catch (err) {
       const e = err as { code?: string; message?: string };
       throw new StoreUnavailableError(`db node ${this.url}: ${e.code ?? e.message ?? String(err)}`);
+    } finally {
+      this.outstanding--;
     }
     if (status === 503) throw new StoreUnavailableError(`db node ${this.url} is overloaded (503)`);
     if (status === 409) throw new LeaseFencedError(...fencedFrom(args, text));
