@@ -112,6 +112,15 @@ export class ProxyHandler implements RoleHandler {
       return undefined;
     }
     if (!chunked && declared !== null && declared <= BUFFER_BODY_BYTES) {
+      // Usually the whole body came with the head and Node has parsed it already: take it now.
+      if (req.complete) {
+        const parts: Buffer[] = [];
+        for (let c = req.read() as Buffer | null; c !== null; c = req.read() as Buffer | null) parts.push(c);
+        const data = parts.length === 1 ? parts[0] : Buffer.concat(parts);
+        if (data.length === declared) return { kind: 'buffer', data };
+        refuseAndClose(req, res, 400, 'body does not match its content-length'); // (the parser makes this unreachable)
+        return undefined;
+      }
       try {
         return { kind: 'buffer', data: await readBody(req, this.maxBodyBytes) };
       } catch (err) {
