@@ -30,7 +30,7 @@ async function driveStages(ctx: RunContext): Promise<void> {
   let prev = 0;
   for (const [i, st] of stages.entries()) {
     const warmupMs = prev > 0 ? windowWarmupMs(sc.fleet.transport, prev, STAGE_WARMUP_MS) : 0;
-    const checkin = (st.checkin ?? sc.fleet.checkin).text;
+    const checkin = st.checkin ?? sc.fleet.checkin;
     await measureWindow(ctx, { kind: 'stage', label: `stage ${i + 1}/${stages.length}`, agents: st.agents, checkin, warmupMs, measureMs: st.durationMs, rampFromAgents: prev, stageIndex: i });
     prev = st.agents;
   }
@@ -47,8 +47,8 @@ async function driveCeiling(ctx: RunContext): Promise<SearchResult> {
       const kind = ctx.windows.some((w) => !w.verdict.ok) ? 'bisect' : 'step';
       const measure = (label: string): Promise<WindowResult> =>
         c.unit === 'agents'
-          ? measureWindow(ctx, { kind, label, agents: load, checkin: sc.fleet.checkin.text, warmupMs: windowWarmupMs(sc.fleet.transport, load, c.warmupMs), measureMs: c.measureMs })
-          : measureWindow(ctx, { kind, label, agents: sc.fleet.agents, checkin: `${load}/s`, warmupMs: windowWarmupMs(sc.fleet.transport, sc.fleet.agents, c.warmupMs), measureMs: c.measureMs });
+          ? measureWindow(ctx, { kind, label, agents: load, checkin: sc.fleet.checkin, warmupMs: windowWarmupMs(sc.fleet.transport, load, c.warmupMs), measureMs: c.measureMs })
+          : measureWindow(ctx, { kind, label, agents: sc.fleet.agents, checkin: { kind: 'rate', ratePerSec: load, text: `${load}/s` }, warmupMs: windowWarmupMs(sc.fleet.transport, sc.fleet.agents, c.warmupMs), measureMs: c.measureMs });
       const w = await measureUntilTrusted(ctx, await measure(`${kind} ${n}`), (attempts) => measure(`${kind} ${n} (again${attempts > 0 ? ` ${attempts + 1}` : ''})`));
       return { offeredRatePerSec: w.client.attemptedRatePerSec, achievedRatePerSec: w.client.achievedRatePerSec, p99Us: sloLatency(w.client).p99Us, errorRate: w.client.errorRate, trustworthy: w.generator.trustworthy };
     },

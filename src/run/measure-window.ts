@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { writeFileAtomic } from '../core/atomic-write.js';
 import type { NodeHdrSnapshot } from '../core/protocol.js';
-import { resolveSwarmConfig, type SwarmConfig } from '../swarm/config.js';
+import type { SwarmConfig } from '../swarm/config.js';
 import { runSwarm, SwarmControl } from '../swarm/coordinator.js';
 import type { SwarmResult } from '../swarm/result.js';
 import type { CounterSnapshot } from './collector.js';
@@ -22,9 +22,9 @@ export async function measureWindow(ctx: RunContext, spec: WindowSpec): Promise<
   if (ctx.signal.aborted) throw new RunAborted();
   ctx.currentAgents = spec.agents;
   const index = ctx.windows.length;
-  const cfg = resolveSwarmConfig(planWindow(ctx.sc, ctx, spec));
+  const cfg = planWindow(ctx.sc, ctx, spec);
   const windowStartSec = (Date.now() - ctx.runStartMs) / 1000;
-  ctx.emit({ type: 'window-start', label: spec.label, agents: spec.agents, rampFromAgents: spec.rampFromAgents, checkin: spec.checkin, warmupMs: spec.warmupMs, measureMs: spec.measureMs });
+  ctx.emit({ type: 'window-start', label: spec.label, agents: spec.agents, rampFromAgents: spec.rampFromAgents, checkin: spec.checkin.text, warmupMs: spec.warmupMs, measureMs: spec.measureMs });
   const d = await driveWindow(ctx, spec, cfg);
   const hlogName = `window-${String(index).padStart(2, '0')}.hlog`;
   if (d.hlog) {
@@ -40,7 +40,7 @@ export async function measureWindow(ctx: RunContext, spec: WindowSpec): Promise<
     kind: spec.kind,
     label: spec.label,
     agents: spec.agents,
-    checkin: spec.checkin,
+    checkin: spec.checkin.text,
     startSec: Math.round(windowStartSec * 10) / 10,
     warmupSec: spec.warmupMs / 1000,
     measuredSec: Math.round(windowSec * 10) / 10,

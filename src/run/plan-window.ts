@@ -1,5 +1,6 @@
-import type { Scenario } from '../scenario/types.js';
-import { DEFAULT_CONNECT_RATE_PER_SEC, type SwarmInput } from '../swarm/config.js';
+import { checkTarget } from '../core/loopback.js';
+import type { CheckinSpec, Scenario } from '../scenario/types.js';
+import { buildSwarmConfig, DEFAULT_CONNECT_RATE_PER_SEC, DEFAULT_SETTINGS, type SwarmConfig } from '../swarm/config.js';
 import type { WindowResult } from './result-types.js';
 
 /** The plan of one window, and the swarm that measures it. Pure: no clock, no I/O. */
@@ -24,8 +25,8 @@ export interface WindowSpec {
   kind: WindowResult['kind'];
   label: string;
   agents: number;
-  /** The check-in model's text: `30%/min` or `45/s`. */
-  checkin: string;
+  /** The check-in model: a share of the fleet per minute, or a fixed rate (its text goes into result.json). */
+  checkin: CheckinSpec;
   warmupMs: number;
   measureMs: number;
   /** Ramp linearly from this count to `agents` over the window (stages); undefined or equal: hold. */
@@ -41,40 +42,50 @@ export interface WindowTargets {
   allowRemote: boolean;
 }
 
-/** The swarm one window runs: the scenario's fleet at this window's size, check-in rate and ramp. */
-export function planWindow(sc: Scenario, t: WindowTargets, w: WindowSpec): SwarmInput {
-  const input: SwarmInput = {
-    target: sc.fleet.transport === 'ws' ? t.wsTargets.join(',') : t.entryUrl,
+/**
+ * The swarm one window runs: the scenario's fleet at this window's size, check-in model and ramp,
+ * built as values from the resolved scenario (no flag strings to parse again).
+ */
+export function planWindow(sc: Scenario, t: WindowTargets, w: WindowSpec): SwarmConfig {
+  const f = sc.fleet;
+  const schemes = f.transport === 'ws' ? ['ws:', 'wss:'] : ['http:', 'https:'];
+  const urls = f.transport === 'ws' ? t.wsTargets : [t.entryUrl];
+  const ramp = isRamp(w);
+  return buildSwarmConfig({
+    targets: urls.map((u) => checkTarget('stack.target', u.trim(), schemes, t.allowRemote).toString().replace(/\/$/, '')),
     agents: w.agents,
-    duration: `${w.measureMs}ms`,
-    warmup: `${w.warmupMs}ms`,
-    mode: sc.fleet.transport,
+    // The swarm's model, without the scenario's text.
+    checkin: w.checkin.kind === 'fraction' ? { kind: 'fraction', fractionPerMin: w.checkin.fractionPerMin } : { kind: 'rate', ratePerSec: w.checkin.ratePerSec },
+    arrival: f.arrival,
+    jitterMs: f.jitterMs,
+    warmupMs: w.warmupMs,
+    durationMs: w.measureMs,
+    stages: ramp ? [{ durationMs: w.measureMs, agents: w.agents, checkin: null }] : [],
+    rampFrom: ramp ? (w.rampFromAgents ?? 0) : 0,
+    mode: f.transport,
     // A connection policy is HTTP's; tunnels are one persistent socket per agent.
-    connection: sc.fleet.transport === 'ws' ? undefined : sc.fleet.connection,
-    arrival: sc.fleet.arrival,
-    jitter: `${sc.fleet.jitterMs}ms`,
-    seed: sc.fleet.seed,
+    connection: f.transport === 'ws' ? 'per-checkin' : f.connection,
+    poolConnections: DEFAULT_SETTINGS.poolConnections,
+    workers: null,
+    seed: f.seed,
     secret: t.secret,
-    mix: mixText(sc.fleet.mix),
-    timeout: `${sc.fleet.timeoutMs}ms`,
+    mix: { ...f.mix },
+    commandDelayMs: DEFAULT_SETTINGS.commandDelayMs,
+    timeoutMs: f.timeoutMs,
+    lateThresholdMs: DEFAULT_SETTINGS.lateThresholdMs,
+    maxErrorRate: DEFAULT_SETTINGS.maxErrorRate,
+    sourceAddresses: null,
+    reconnect: DEFAULT_SETTINGS.reconnect,
+    connectRatePerSec: DEFAULT_SETTINGS.connectRatePerSec,
+    caFile: null,
+    insecure: false,
+    identitiesFile: null,
+    jsonFile: null,
+    hlogFile: null,
     allowRemote: t.allowRemote,
-  };
-  if (w.checkin.includes('%')) input.checkin = w.checkin;
-  else input.rate = w.checkin;
-  if (isRamp(w)) {
-    input.stage = [`${w.measureMs}ms:${w.agents}`];
-    input.rampFrom = w.rampFromAgents;
-  }
-  return input;
+  });
 }
 
 export function isRamp(w: Pick<WindowSpec, 'agents' | 'rampFromAgents'>): boolean {
   return w.rampFromAgents !== undefined && w.rampFromAgents !== w.agents;
-}
-
-function mixText(m: Scenario['fleet']['mix']): string {
-  return Object.entries(m)
-    .filter(([, w]) => w > 0)
-    .map(([k, w]) => `${k}=${w}`)
-    .join(',');
 }

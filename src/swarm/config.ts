@@ -150,6 +150,16 @@ export const DEFAULTS = {
   connectRate: `${DEFAULT_CONNECT_RATE_PER_SEC}/s`,
 } as const;
 
+/** DEFAULTS as values, for settings built without strings (`rmmscale run`); a test keeps the two equal. */
+export const DEFAULT_SETTINGS = {
+  poolConnections: 64,
+  commandDelayMs: 200,
+  lateThresholdMs: 10,
+  maxErrorRate: 0.01,
+  reconnect: 'exponential:1s:60s',
+  connectRatePerSec: DEFAULT_CONNECT_RATE_PER_SEC,
+} as const;
+
 const MAX_AGENTS = 2_000_000;
 
 function oneOf<T extends string>(field: string, value: string, allowed: readonly T[]): T {
@@ -271,34 +281,16 @@ export function resolveSwarmConfig(input: SwarmInput): SwarmConfig {
 
   if (problems.length > 0) throw new ValidationError(problems);
 
-  // The profile: a single steady stage unless stages were given. A closed loop has no schedule: its
-  // profile only says for how long, and how many agents take turns.
-  const workload: Workload = checkin === null ? { kind: 'closed', connections: poolConnections } : { kind: 'open', checkin };
-  const freq = checkin === null ? 0 : perAgentFreqPerMs(checkin, agents);
-  const stageTargets =
-    stages.length === 0
-      ? [{ durationMs, agents, freqPerMs: freq }]
-      : stages.map((s) => ({
-          durationMs: s.durationMs,
-          agents: s.agents,
-          freqPerMs: s.checkin ? perAgentFreqPerMs(s.checkin, Math.max(1, s.agents)) : freq,
-        }));
-  const rampFrom = stages.length === 0 ? 0 : Math.max(0, Math.floor(input.rampFrom ?? 0));
-  const first = stages.length === 0 ? stageTargets[0] : { agents: rampFrom, freqPerMs: stageTargets[0].freqPerMs };
-  const warm = warmupMs > 0 ? [{ durationMs: warmupMs, agents: first.agents, freqPerMs: first.freqPerMs }] : [];
-  const profile = buildProfile(first, [...warm, ...stageTargets]);
-  const maxAgents = Math.max(agents, rampFrom, ...stages.map((s) => s.agents));
-
-  return {
+  return buildSwarmConfig({
     targets,
-    agents: maxAgents,
-    workload,
+    agents,
+    checkin,
     arrival,
     jitterMs,
-    durationMs: profile.durationMs - warmupMs,
     warmupMs,
+    durationMs,
     stages,
-    profile,
+    rampFrom: stages.length === 0 ? 0 : Math.max(0, Math.floor(input.rampFrom ?? 0)),
     mode,
     connection,
     poolConnections,
@@ -321,5 +313,98 @@ export function resolveSwarmConfig(input: SwarmInput): SwarmConfig {
     jsonFile: input.json ?? null,
     hlogFile: input.hlog ?? null,
     allowRemote,
+  });
+}
+
+/**
+ * A swarm's settings as values: what resolveSwarmConfig parses out of the CLI's strings, and what
+ * `rmmscale run` builds straight from its resolved scenario (src/run/plan-window.ts), so that no
+ * value goes back through a string to be parsed again. `checkin` null is a closed loop.
+ */
+export interface SwarmSettings {
+  targets: string[];
+  agents: number;
+  checkin: CheckinModel | null;
+  arrival: Arrival;
+  jitterMs: number;
+  /** Whole seconds. */
+  warmupMs: number;
+  /** Without stages: the measured window's length (with stages, their durations are). */
+  durationMs: number;
+  stages: StageSpec[];
+  /** With stages: the count the first stage ramps from. */
+  rampFrom: number;
+  mode: Mode;
+  connection: ConnectionPolicy;
+  poolConnections: number;
+  workers: number | null;
+  seed: string;
+  secret: string;
+  mix: Record<ScheduledKind, number>;
+  commandDelayMs: number;
+  timeoutMs: number;
+  lateThresholdMs: number;
+  maxErrorRate: number;
+  sourceAddresses: number | null;
+  reconnect: string;
+  connectRatePerSec: number;
+  caFile: string | null;
+  insecure: boolean;
+  identitiesFile: string | null;
+  jsonFile: string | null;
+  hlogFile: string | null;
+  allowRemote: boolean;
+}
+
+/** The configuration from settings: the workload, chosen once, and the load profile. Pure. */
+export function buildSwarmConfig(st: SwarmSettings): SwarmConfig {
+  const { checkin, agents, stages, warmupMs } = st;
+  // The profile: a single steady stage unless stages were given. A closed loop has no schedule: its
+  // profile only says for how long, and how many agents take turns.
+  const workload: Workload = checkin === null ? { kind: 'closed', connections: st.poolConnections } : { kind: 'open', checkin };
+  const freq = checkin === null ? 0 : perAgentFreqPerMs(checkin, agents);
+  const stageTargets =
+    stages.length === 0
+      ? [{ durationMs: st.durationMs, agents, freqPerMs: freq }]
+      : stages.map((s) => ({
+          durationMs: s.durationMs,
+          agents: s.agents,
+          freqPerMs: s.checkin ? perAgentFreqPerMs(s.checkin, Math.max(1, s.agents)) : freq,
+        }));
+  const rampFrom = stages.length === 0 ? 0 : st.rampFrom;
+  const first = stages.length === 0 ? stageTargets[0] : { agents: rampFrom, freqPerMs: stageTargets[0].freqPerMs };
+  const warm = warmupMs > 0 ? [{ durationMs: warmupMs, agents: first.agents, freqPerMs: first.freqPerMs }] : [];
+  const profile = buildProfile(first, [...warm, ...stageTargets]);
+  const maxAgents = Math.max(agents, rampFrom, ...stages.map((s) => s.agents));
+  return {
+    targets: st.targets,
+    agents: maxAgents,
+    workload,
+    arrival: st.arrival,
+    jitterMs: st.jitterMs,
+    durationMs: profile.durationMs - warmupMs,
+    warmupMs,
+    stages,
+    profile,
+    mode: st.mode,
+    connection: st.connection,
+    poolConnections: st.poolConnections,
+    workers: st.workers,
+    seed: st.seed,
+    secret: st.secret,
+    mix: st.mix,
+    commandDelayMs: st.commandDelayMs,
+    timeoutMs: st.timeoutMs,
+    lateThresholdMs: st.lateThresholdMs,
+    maxErrorRate: st.maxErrorRate,
+    sourceAddresses: st.sourceAddresses,
+    reconnect: st.reconnect,
+    connectRatePerSec: st.connectRatePerSec,
+    caFile: st.caFile,
+    insecure: st.insecure,
+    identitiesFile: st.identitiesFile,
+    jsonFile: st.jsonFile,
+    hlogFile: st.hlogFile,
+    allowRemote: st.allowRemote,
   };
 }
