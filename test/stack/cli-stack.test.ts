@@ -82,7 +82,7 @@ describe('rmmscale stack up (the real binary)', () => {
     [['stack', 'up', 'single', '--db', 'postgres'], 'rmmscale: --db-url: expected a postgres://USER@127.0.0.1/DB URL (or env DATABASE_URL) with --db postgres, got nothing'],
     [['stack', 'up', 'single', '--db', 'postgres', '--db-url', 'postgres://10.1.2.3/x'], 'rmmscale: --db-url: expected a loopback host (127.0.0.0/8, ::1, localhost) or a local socket, got "postgres://10.1.2.3/x"'],
     [['stack', 'up', 'single', '--port-base', '80'], 'rmmscale: --port-base: expected a whole number from 1024 to 65534, got "80"'],
-    [['stack', 'launch'], 'rmmscale: ACTION: expected up or tokens, got "launch"'],
+    [['stack', 'launch'], 'rmmscale: ACTION: expected up or tokens or fault, got "launch"'],
     [['stack', 'tokens', '--agents', '0'], 'rmmscale: --agents: expected a whole number from 1 to 1000000, got "0"'],
   ])('%j: one line naming the flag, value and what is allowed; exit 2', async (args, line) => {
     const r = await runCli(args, { env: { DATABASE_URL: '' } });
