@@ -321,40 +321,16 @@ export function resolveSwarmConfig(input: SwarmInput): SwarmConfig {
  * `rmmscale run` builds straight from its resolved scenario (src/run/plan-window.ts), so that no
  * value goes back through a string to be parsed again. `checkin` null is a closed loop.
  */
-export interface SwarmSettings {
-  targets: string[];
+export type SwarmSettings = Omit<SwarmConfig, 'workload' | 'profile' | 'agents' | 'durationMs'> & {
+  /** Without stages, the fleet; with stages, the configuration's `agents` is the largest count. */
   agents: number;
+  /** The open workload's model; null is a closed loop. */
   checkin: CheckinModel | null;
-  arrival: Arrival;
-  jitterMs: number;
-  /** Whole seconds. */
-  warmupMs: number;
   /** Without stages: the measured window's length (with stages, their durations are). */
   durationMs: number;
-  stages: StageSpec[];
   /** With stages: the count the first stage ramps from. */
   rampFrom: number;
-  mode: Mode;
-  connection: ConnectionPolicy;
-  poolConnections: number;
-  workers: number | null;
-  seed: string;
-  secret: string;
-  mix: Record<ScheduledKind, number>;
-  commandDelayMs: number;
-  timeoutMs: number;
-  lateThresholdMs: number;
-  maxErrorRate: number;
-  sourceAddresses: number | null;
-  reconnect: string;
-  connectRatePerSec: number;
-  caFile: string | null;
-  insecure: boolean;
-  identitiesFile: string | null;
-  jsonFile: string | null;
-  hlogFile: string | null;
-  allowRemote: boolean;
-}
+};
 
 /** The configuration from settings: the workload, chosen once, and the load profile. Pure. */
 export function buildSwarmConfig(st: SwarmSettings): SwarmConfig {
