@@ -98,7 +98,7 @@ export async function benchProxy(opts: { rounds: number; durationSec: number; co
       ratio: round(rate / direct, 2),
       target,
       pass: rate / direct >= min,
-      note: `rounds: ${path} ${rates[path].map(Math.round).join('/')}, direct ${rates.direct.map(Math.round).join('/')}; p99 ms ${path} ${median(p99[path])}, direct ${median(p99.direct)}`,
+      note: `rounds: ${path} ${rates[path].map(Math.round).join('/')}, direct ${rates.direct.map(Math.round).join('/')}; ${path}/direct per round ${rates[path].map((r, i) => round(r / rates.direct[i], 2)).join('/')}; p99 ms ${path} ${median(p99[path])}, direct ${median(p99.direct)}`,
     };
   };
   const rows = [row('builtin', '≥ 0.5× direct (2 cores shared by load, proxy and backend)', 0.5)];

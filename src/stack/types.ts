@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { CheckinRequest, CommandResult, PendingCommand } from '../core/protocol.js';
 
@@ -161,7 +162,32 @@ export interface RoleHandler {
   upgrade?(req: IncomingMessage, socket: Duplex, head: Buffer): void;
   /** Sibling URLs learned after start (relays); throws a StackError for a URL it refuses. */
   setSiblings?(urls: string[]): void;
+  /**
+   * A role's own front for a strict subset of requests, read from the raw socket before node:http
+   * (the proxy's fast path). Used only without TLS and without a capacity profile.
+   */
+  rawFront?: RawFront;
   close(): Promise<void>;
+}
+
+/** See RoleHandler.rawFront. */
+export interface RawFront {
+  /** Serve an admitted connection; requests outside the subset go to `runtime.handoff`. */
+  accept(socket: Socket, runtime: RawFrontRuntime): void;
+  /** The node is stopping: close the connections with nothing in flight. */
+  closeIdle(): void;
+  close(): void;
+}
+
+/** What the node runtime gives a raw front. */
+export interface RawFrontRuntime {
+  /** Count a request in; false: hand it over instead (the node is closing, or at its in-flight bound). */
+  begin(): boolean;
+  /** The request is answered (or its client left): count and time it. */
+  end(route: string, status: number, startNs: bigint): void;
+  /** node:http takes the connection from here on, `unread` first. */
+  handoff(socket: Socket, unread: Buffer | null): void;
+  readonly closing: boolean;
 }
 
 export type RoleFactory = (ctx: RoleContext) => Promise<RoleHandler>;

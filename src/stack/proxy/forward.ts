@@ -4,6 +4,9 @@ import type { Backend } from './backend.js';
 import { responseHeaders } from './headers.js';
 import type { UpstreamExchange } from './upstream.js';
 
+/** Upstream failures answered 504 (the others: 502). */
+export const TIMEOUT_CODES: ReadonlySet<string> = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
+
 /** A request body over the proxy's limit (answered 413). */
 export class BodyTooLargeError extends Error {
   readonly code = 'ERR_BODY_TOO_LARGE';

@@ -5,10 +5,12 @@ import { BodyError, closeAfter, readBody } from '../http-body.js';
 import { Backend, DEFAULT_QUEUE_PER_BACKEND, type UpstreamTimeouts } from '../proxy/backend.js';
 import { pickBackend, poolOf } from '../proxy/balancer.js';
 import { refuse } from '../http-errors.js';
-import { BodyTooLargeError, forwardBuffered, forwardOnce, type AttemptOutcome, type ForwardBody } from '../proxy/forward.js';
+import { BodyTooLargeError, forwardBuffered, forwardOnce, TIMEOUT_CODES, type AttemptOutcome, type ForwardBody } from '../proxy/forward.js';
 import { requestHead, requestHeaders } from '../proxy/headers.js';
 import { DEFAULT_HEALTH, HealthChecker, isConnectionError } from '../proxy/health-checker.js';
 import { DEFAULT_TUNNELS, TunnelLimits, upgradeThrough } from '../proxy/upgrade.js';
+import { FastFront } from '../proxy/fast-front.js';
+import { forwardFast, type FastPools } from '../proxy/fast-forward.js';
 import { DEFAULT_LIMITS } from '../runtime/node-server.js';
 import type { RoleContext, RoleFactory, RoleHandler } from '../types.js';
 
@@ -37,7 +39,6 @@ import type { RoleContext, RoleFactory, RoleHandler } from '../types.js';
 
 export const BUFFER_BODY_BYTES = 64 * 1024;
 const CONNECT_TIMEOUT_MS = 1000;
-const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
 
 function isAdminPath(path: string): boolean {
   return ADMIN_PATHS.some((p) => (p.endsWith('/') ? path.startsWith(p) : path === p));
@@ -84,6 +85,8 @@ export class ProxyHandler implements RoleHandler {
   private readonly maxBodyBytes: number;
   private rotation = 0;
   readonly tunnels: TunnelLimits;
+  /** The fast path (proxy/fast-front.ts): every request in its subset is forwarded from the raw socket. */
+  readonly rawFront: FastFront;
 
   constructor(private readonly ctx: RoleContext) {
     const p = ctx.spec.proxy ?? { agentPool: [], userPool: [], names: {} };
@@ -95,6 +98,17 @@ export class ProxyHandler implements RoleHandler {
     this.maxBodyBytes = ctx.spec.limits?.maxBodyBytes ?? DEFAULT_LIMITS.maxBodyBytes;
     this.health = new HealthChecker([...this.agent, ...this.user], ctx.metrics, DEFAULT_HEALTH, (m) => ctx.log(m));
     this.tunnels = new TunnelLimits({ ...DEFAULT_TUNNELS, ...p.tunnels }, ctx.metrics);
+    const pools: FastPools = { agent: this.agent, user: this.user, health: this.health, metrics: ctx.metrics };
+    this.rawFront = new FastFront({
+      kindOf: (url) => {
+        const path = pathOf(url);
+        const kind = poolOf(path);
+        return kind === null || isAdminPath(path) || AMBIGUOUS_PATH.test(path) ? null : kind;
+      },
+      routeName: (kind) => (kind === 'agent' ? 'proxy:agent' : 'proxy:user'),
+      forward: (kind, req, remote, reply) => forwardFast(pools, kind, req, remote, reply, null, this.rotation++, ''),
+      maxBodyBytes: Math.min(this.maxBodyBytes, BUFFER_BODY_BYTES),
+    });
   }
 
   routeOf(_method: string, path: string): string {
@@ -230,6 +244,7 @@ export class ProxyHandler implements RoleHandler {
 
   async close(): Promise<void> {
     this.health.close();
+    this.rawFront.close();
     this.tunnels.closeAll();
     await Promise.all([...this.agent, ...this.user].map((b) => b.close()));
   }

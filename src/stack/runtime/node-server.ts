@@ -7,7 +7,7 @@ import { deriveKey, sameCredential } from '../../core/identity.js';
 import { isLoopbackHost } from '../../core/loopback.js';
 import { bearerToken } from '../auth.js';
 import { CapacityLimiter, QueueFullError } from '../capacity.js';
-import type { RoleHandler, NodeSpec } from '../types.js';
+import type { NodeSpec, RawFront, RawFrontRuntime, RoleHandler } from '../types.js';
 import { refuse } from '../http-errors.js';
 import { admissionLimits, ConnectionGate } from './admission.js';
 import { NodeMetrics } from './node-metrics.js';
@@ -69,6 +69,7 @@ export class NodeServer {
   private lastErrorLogMs = 0;
   private readonly gate: ConnectionGate;
   private readonly maxInflight: number;
+  private readonly raw: RawFront | null;
 
   constructor(spec: NodeSpec, role: RoleHandler, metrics: NodeMetrics) {
     this.spec = spec;
@@ -93,10 +94,32 @@ export class NodeServer {
     const admission = admissionLimits(spec.limits);
     this.gate = new ConnectionGate(admission.maxConnections, metrics);
     this.maxInflight = admission.maxInflight;
+    // A role's raw front (the proxy's fast path) reads each admitted connection first and hands
+    // it to node:http's own connection listener only for a request outside its subset.
+    this.raw = !this.tls && !this.limiter && role.rawFront ? role.rawFront : null;
+    const httpConnection = this.server.listeners('connection') as Array<(s: Socket) => void>;
+    if (this.raw) this.server.removeAllListeners('connection');
+    const isClosing = (): boolean => this.closing;
+    const runtime: RawFrontRuntime = {
+      begin: () => {
+        if (this.closing || this.metrics.inflight >= this.maxInflight) return false;
+        this.metrics.inflight++;
+        return true;
+      },
+      end: (route, status, startNs) => this.requestDone(route, status, startNs),
+      handoff: (s, unread) => {
+        if (unread) s.unshift(unread);
+        for (const l of httpConnection) l.call(this.server, s);
+      },
+      get closing() {
+        return isClosing();
+      },
+    };
     this.server.on('connection', (s: Socket) => {
       if (!this.gate.admit(s, this.sockets.size)) return;
       this.sockets.add(s);
       s.on('close', () => this.sockets.delete(s));
+      this.raw?.accept(s, runtime);
     });
     if (role.upgrade) this.server.on('upgrade', (req, socket, head) => role.upgrade!(req, socket, head));
   }
@@ -163,12 +186,7 @@ export class NodeServer {
     const done = (): void => {
       if (counted) return;
       counted = true;
-      this.metrics.inflight--;
-      this.metrics.request(route, res.statusCode, Number(process.hrtime.bigint() - startNs) / 1000);
-      if (this.closing) {
-        this.server.closeIdleConnections();
-        if (this.metrics.inflight === 0) this.drained?.();
-      }
+      this.requestDone(route, res.statusCode, startNs);
     };
     res.once('finish', done);
     res.once('close', done);
@@ -190,6 +208,16 @@ export class NodeServer {
     });
   }
 
+  private requestDone(route: string, status: number, startNs: bigint): void {
+    this.metrics.inflight--;
+    this.metrics.request(route, status, Number(process.hrtime.bigint() - startNs) / 1000);
+    if (this.closing) {
+      this.server.closeIdleConnections();
+      this.raw?.closeIdle();
+      if (this.metrics.inflight === 0) this.drained?.();
+    }
+  }
+
   close(graceMs = CLOSE_GRACE_MS): Promise<void> {
     this.closed ??= this.shutdown(graceMs);
     return this.closed;
@@ -199,6 +227,7 @@ export class NodeServer {
     this.closing = true;
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeIdleConnections();
+    this.raw?.closeIdle();
     if (this.metrics.inflight > 0) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, graceMs);
@@ -212,6 +241,7 @@ export class NodeServer {
     try {
       await this.role.close();
     } finally {
+      this.raw?.close();
       for (const s of this.sockets) s.destroy();
       await closed;
       this.metrics.close();
