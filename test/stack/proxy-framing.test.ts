@@ -135,6 +135,16 @@ describe.each([['built-in'], ['haproxy']])('%s proxy: request framing on raw soc
     expect((await seen())['/agent/echo']).toBe(before + 2);
   });
 
+  it.skipIf(skip)('one connection: plain requests, a chunked one (node:http on the built-in), plain again: all answered, in order', async () => {
+    const before = (await seen())['/agent/echo'] ?? 0;
+    const plainReq = `POST /agent/echo HTTP/1.1\r\n${H}Content-Length: 2\r\n\r\nok`;
+    const chunked = `POST /agent/echo HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n`;
+    const last = `GET /agent/echo HTTP/1.1\r\n${H}Connection: close\r\n\r\n`;
+    const r = await raw(front().url, [plainReq + plainReq, chunked + plainReq, last], { gapMs: 50 });
+    expect([r.statuses, r.closed]).toEqual([[200, 200, 200, 200, 200], true]);
+    expect((await seen())['/agent/echo']).toBe(before + 5);
+  });
+
   it.skipIf(skip)(`refuses or closes each of ${MALFORMED.length} malformed requests, and no smuggled follow-up reaches a backend`, async () => {
     const outcomes: string[] = [];
     for (const c of MALFORMED) {
