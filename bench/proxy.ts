@@ -1,5 +1,6 @@
 import { fork } from 'node:child_process';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { deriveAgent, generateSecret, DEFAULT_SEED } from '../src/core/identity.js';
@@ -24,7 +25,21 @@ const SECRET = generateSecret();
 
 const NODE_MAIN = fileURLToPath(new URL('../src/stack/node-main.js', import.meta.url));
 
-async function startBuiltinProxy(backendUrl: string): Promise<{ url: string; stop(): Promise<void> }> {
+/**
+ * CPU seconds a process has used (user + system), from /proc; NaN where there is none. On a
+ * shared host the CPU each process spends per request is steadier than the request rate.
+ */
+function cpuSec(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+  } catch {
+    return NaN;
+  }
+}
+
+async function startBuiltinProxy(backendUrl: string): Promise<{ url: string; pid: number | undefined; stop(): Promise<void> }> {
   const spec: NodeSpec = {
     name: 'proxy',
     role: 'proxy',
@@ -41,6 +56,7 @@ async function startBuiltinProxy(backendUrl: string): Promise<{ url: string; sto
   });
   return {
     url: ready.url,
+    pid: proc.pid,
     stop: () =>
       new Promise((resolve) => {
         if (proc.exitCode !== null) return resolve();
@@ -60,6 +76,8 @@ export async function benchProxy(opts: { rounds: number; durationSec: number; co
   const paths: Path[] = withHaproxy ? ['direct', 'builtin', 'haproxy'] : ['direct', 'builtin'];
   const rates: Record<Path, number[]> = { direct: [], builtin: [], haproxy: [] };
   const p99: Record<Path, number[]> = { direct: [], builtin: [], haproxy: [] };
+  /** CPU µs per request: the load generator (this process), the backend, the proxy. */
+  const cpuUs: Record<Path, Array<[number, number, number]>> = { direct: [], builtin: [], haproxy: [] };
   const server = await startMinimalServer();
   try {
     for (let roundIndex = 0; roundIndex < opts.rounds; roundIndex++) {
@@ -67,7 +85,7 @@ export async function benchProxy(opts: { rounds: number; durationSec: number; co
       for (const path of order) {
         const front =
           path === 'direct'
-            ? { url: server.url, stop: async () => undefined }
+            ? { url: server.url, pid: undefined, stop: async () => undefined }
             : path === 'builtin'
               ? await startBuiltinProxy(server.url)
               : await startHaproxy({ agentPool: [server.url], userPool: [], names: { [server.url]: 'web-agent-1' } });
@@ -75,8 +93,13 @@ export async function benchProxy(opts: { rounds: number; durationSec: number; co
           // Warm-up: connections and JIT, not counted.
           await autocannon({ url: `${front.url}/agent/v1/checkin`, connections: opts.connections, duration: 1, method: 'POST', headers, body });
           const before = await server.served();
+          const cpu0 = [cpuSec(process.pid), cpuSec(server.proc.pid), cpuSec(front.pid)];
           const r = await autocannon({ url: `${front.url}/agent/v1/checkin`, connections: opts.connections, duration: opts.durationSec, method: 'POST', headers, body });
-          rates[path].push(((await server.served()) - before) / opts.durationSec);
+          const cpu1 = [cpuSec(process.pid), cpuSec(server.proc.pid), cpuSec(front.pid)];
+          const served = (await server.served()) - before;
+          rates[path].push(served / opts.durationSec);
+          const us = (i: number): number => Math.round(((cpu1[i] - cpu0[i]) * 1e6) / served);
+          cpuUs[path].push([us(0), us(1), path === 'direct' ? 0 : us(2)]);
           p99[path].push(r.latency.p99);
         } finally {
           await front.stop();
@@ -98,7 +121,7 @@ export async function benchProxy(opts: { rounds: number; durationSec: number; co
       ratio: round(rate / direct, 2),
       target,
       pass: rate / direct >= min,
-      note: `rounds: ${path} ${rates[path].map(Math.round).join('/')}, direct ${rates.direct.map(Math.round).join('/')}; ${path}/direct per round ${rates[path].map((r, i) => round(r / rates.direct[i], 2)).join('/')}; p99 ms ${path} ${median(p99[path])}, direct ${median(p99.direct)}`,
+      note: `rounds: ${path} ${rates[path].map(Math.round).join('/')}, direct ${rates.direct.map(Math.round).join('/')}; ${path}/direct per round ${rates[path].map((r, i) => round(r / rates.direct[i], 2)).join('/')}; p99 ms ${path} ${median(p99[path])}, direct ${median(p99.direct)}; CPU µs/request (load+backend+proxy) per round ${cpuUs[path].map((c) => c.join('+')).join(' / ')}, direct ${cpuUs.direct.map((c) => `${c[0]}+${c[1]}`).join(' / ')}`,
     };
   };
   const rows = [row('builtin', '≥ 0.5× direct (2 cores shared by load, proxy and backend)', 0.5)];
