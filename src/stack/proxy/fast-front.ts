@@ -176,6 +176,11 @@ class FrontConnection implements FastReply {
     if (this.pending !== null || this.ended) this.next();
   }
 
+  /** Keep-alive, or (the node is stopping: this answer is the connection's last) close. */
+  private tail(): string {
+    return this.front.runtime.closing ? 'connection: close\r\n' : KEEP_ALIVE_TAIL;
+  }
+
   head(status: number, headers: OutgoingHttpHeaders, servedBy: string): void {
     this.status = status;
     this.started = true;
@@ -198,7 +203,7 @@ class FrontConnection implements FastReply {
       this.chunked = true;
       head += 'transfer-encoding: chunked\r\n';
     }
-    return `${head}x-served-by: ${servedBy}\r\n${KEEP_ALIVE_TAIL}\r\n`;
+    return `${head}x-served-by: ${servedBy}\r\n${this.tail()}\r\n`;
   }
 
   /** Head and collected body in one write. */
@@ -230,7 +235,7 @@ class FrontConnection implements FastReply {
     const text = JSON.stringify({ error: message });
     this.status = status;
     this.started = true;
-    this.socket.write(`${statusLine(status)}content-type: application/json\r\n${retryAfter ? 'retry-after: 1\r\n' : ''}content-length: ${Buffer.byteLength(text)}\r\n${KEEP_ALIVE_TAIL}\r\n${text}`);
+    this.socket.write(`${statusLine(status)}content-type: application/json\r\n${retryAfter ? 'retry-after: 1\r\n' : ''}content-length: ${Buffer.byteLength(text)}\r\n${this.tail()}\r\n${text}`);
     this.finish();
   }
 
