@@ -52,7 +52,8 @@ export function readMapped(text: string, m: MappingSignals, atMs: number): Mappe
   const out: MappedScrape = {
     atMs,
     requestsTotal: null,
-    errorsTotal: null,
+    // Exporters often show an error counter only once it has counted one: no series is no error yet.
+    errorsTotal: m.errors ? 0 : null,
     busyWorkers: null,
     workers: typeof m.workers === 'number' ? m.workers : null,
     utilizationGauge: null,
@@ -88,11 +89,10 @@ export function readMapped(text: string, m: MappingSignals, atMs: number): Mappe
   return out;
 }
 
-/** The signals a mapping names that this scrape found no series for. */
+/** The signals a mapping names that this scrape found no series for (`errors` never: no series is no error yet). */
 export function unmatchedSignals(m: MappingSignals, s: MappedScrape): SignalName[] {
   const out: SignalName[] = [];
   if (m.requests && s.requestsTotal === null) out.push('requests');
-  if (m.errors && s.errorsTotal === null) out.push('errors');
   if (m.busyWorkers && s.busyWorkers === null) out.push('busyWorkers');
   if (m.workers !== null && s.workers === null) out.push('workers');
   if (m.utilization && s.utilizationGauge === null && s.busySecondsTotal === null) out.push('utilization');

@@ -33,7 +33,7 @@ export async function measureWindow(ctx: RunContext, spec: WindowSpec): Promise<
   }
   const windowSec = Math.max(1, (d.measuredToMs - d.measuredFromMs) / 1000);
   const span = { fromSec: (d.measuredFromMs - ctx.runStartMs) / 1000, toSec: (d.measuredToMs - ctx.runStartMs) / 1000, windowSec };
-  const nodes = nodeWindows(ctx.stack?.nodes ?? [], ctx.collector, ctx.profileOf, d.snapshots, span);
+  const nodes = nodeWindows(ctx.stack?.nodes ?? ctx.sc.stack.nodes, ctx.collector, ctx.profileOf, d.snapshots, span);
   const { client, generator, verdict, diagnosis, trust } = judgeWindow(d.swarm, nodes, windowSec, ctx.sc, ctx.windows);
   const w: WindowResult = {
     index,

@@ -100,6 +100,11 @@ describe('readMapped', () => {
     expect(mappedSecond(a, b)!.utilization).toBe(1);
   });
 
+  it('an error counter without series has counted nothing yet', () => {
+    const r = readMapped('app_requests_total{code="200"} 5\n', { ...NONE, requests: sel('app_requests_total'), errors: sel('app_requests_total{code=~"5.."}') }, 0);
+    expect([r.requestsTotal, r.errorsTotal]).toEqual([5, 0]);
+  });
+
   it('names the signals whose selector matched nothing', () => {
     const r = readMapped(TEXT, { ...m, queueDepth: sel('app_queue_depth'), workers: sel('app_workers') }, 0);
     expect(unmatchedSignals({ ...m, queueDepth: sel('app_queue_depth'), workers: sel('app_workers') }, r)).toEqual(['workers', 'queueDepth']);
