@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -85,5 +85,17 @@ describe('stack.nodes in a scenario', () => {
     expect(problems(() => parseScenario('stack:\n  topology: single\n  nodes:\n    - { name: a, tier: web, metrics: "http://127.0.0.1:1/metrics", mapping: node-exporter }\nceiling: { start: 10/s, max: 100/s }\n', 's.yaml'))).toEqual([
       's.yaml:3 stack.nodes: expected nothing without stack.target (the nodes of a stack rmmscale starts are scraped without being listed), got [{"name":"a","tier":"web","metrics":"http://127.0.0.1:1/metrics","mapping":"node-exporter"}]',
     ]);
+  });
+});
+
+describe('examples/staging-stack.yaml', () => {
+  it('loads: three nodes, each with the signals of its tier', () => {
+    const s = parseScenario(readFileSync('examples/staging-stack.yaml', 'utf8'), 'examples/staging-stack.yaml');
+    expect(s.stack.nodes.map((n) => [n.name, n.tier, n.mapping])).toEqual([
+      ['lb', 'proxy', 'haproxy-exporter'],
+      ['lb-web', 'web', 'haproxy-exporter'],
+      ['db-host', 'db', 'node-exporter'],
+    ]);
+    expect(s.stack.nodes[1].signals.queueDepth?.text).toBe('haproxy_backend_current_queue{proxy="agents"}');
   });
 });
