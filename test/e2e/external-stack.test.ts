@@ -103,11 +103,14 @@ describe('a ceiling search against an external stack', () => {
       ['web-2', 'web', 0],
       ['db', 'db', 0],
     ]);
-    // Every node was scraped each second; the web nodes' window counts match what the proxy passed on.
+    // Every node was scraped each second; the web nodes' window counts match what the proxy passed on and the client saw.
     const ceiling = result.windows[result.headline!.windowIndex!];
     const byNode = new Map(ceiling.nodes.map((n) => [n.node, n]));
     const served = byNode.get('web-1')!.scraped!.requests! + byNode.get('web-2')!.scraped!.requests!;
-    expect(Math.abs(served - byNode.get('lb')!.scraped!.requests!)).toBeLessThanOrEqual(Math.ceil(ceiling.client.achievedRatePerSec * 0.2));
+    // Each node is scraped at its own phase of the second, so a window's edges fall up to a second
+    // apart from node to node: the counts agree to within about a second of traffic.
+    expect(Math.abs(served - byNode.get('lb')!.scraped!.requests!)).toBeLessThanOrEqual(Math.ceil(ceiling.client.achievedRatePerSec * 1.5));
+    expect(Math.abs(served - ceiling.client.completed)).toBeLessThanOrEqual(Math.ceil(ceiling.client.achievedRatePerSec * 1.5));
     expect(byNode.get('db')!.scraped!.requests).toBeGreaterThan(0);
     // Each request holds a worker 50 ms and more: its p50 lies in the (50 ms, 100 ms] bucket or above.
     expect(byNode.get('web-1')!.scraped!.latency!.p50Us).toBeGreaterThan(50_000);
