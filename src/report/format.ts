@@ -20,7 +20,7 @@ export interface ReportHeadline {
 export function verdictOf(r: RunResult): ReportHeadline {
   const warnings = collectWarnings(r);
   const s = r.summary;
-  const limiting = s.limitingTier ? `, limited by ${s.limitingTier}` : '';
+  const limiting = s.limitingTier ? `, limited by ${s.limitingTier}` : s.noTierNamed ? ', no limiting tier could be named' : '';
   const ceiling = (): string => `${fmtCount(s.ceilingAgents)} agents (${fmtRate(s.ceilingRps)})`;
   let status: ReportStatus;
   let headline: string;

@@ -38,6 +38,7 @@ export function terminalSummary(r: RunResult): string {
     );
     if (s.limitingTier) out.push(`  * limiting tier: ${s.limitingTier}`);
   }
+  if (!s.limitingTier && s.noTierNamed) out.push('', `limiting tier: none could be named: ${s.noTierNamed}`);
   const h = r.headline;
   if (h) {
     const w = headlineWindow(r);

@@ -77,6 +77,16 @@ export function assemble(a: AssembleInput): RunResult {
   };
 }
 
+/** An external target whose nodes were not listed: nothing server-side was measured. */
+const unmeasured = (sc: Scenario): boolean => sc.stack.target !== null && sc.stack.nodes.length === 0;
+
+const NO_NODES_HINT = 'an external target without stack.nodes is measured from the client side only (list its nodes with their Prometheus /metrics URLs and a mapping file under stack.nodes to have the limiting tier named)';
+
+/** Why a window that broke the SLO named no tier, in one line for result.json. */
+function noTierReason(sc: Scenario, evidence: readonly string[]): string {
+  return unmeasured(sc) ? `the stack's nodes were not measured: ${NO_NODES_HINT}` : `no measured tier showed saturation, server errors or a rising node-side p99: ${evidence.join('; ')}`;
+}
+
 const loadUnit = (sc: Scenario): 'agents' | 'rate' => sc.ceiling?.unit ?? 'agents';
 
 /**
@@ -117,11 +127,13 @@ function summaryOf(sc: Scenario, search: SearchResult | null, windows: WindowRes
       ceilingAgents: sc.ceiling?.unit === 'agents' ? search.ceilingLoad : ceilingAgentsForRate(sc, headlineWindow.client.offeredRatePerSec),
       ceilingRps: round(headlineWindow.client.achievedRatePerSec, 1),
       limitingTier: limiting,
+      noTierNamed: limiting ? null : noTierReason(sc, firstBad.diagnosis.evidence),
       tiers,
       trustworthy,
       warnings,
     };
-    if (!limiting) warnings.push(`the SLO broke at ${firstBad.label} but no tier showed saturation: ${firstBad.diagnosis.evidence.join('; ')}`);
+    if (!limiting && unmeasured(sc)) warnings.push(`no tier could be named: ${NO_NODES_HINT}`);
+    else if (!limiting) warnings.push(`the SLO broke at ${firstBad.label} but no tier showed saturation: ${firstBad.diagnosis.evidence.join('; ')}`);
     return summary;
   }
   if (search) {
@@ -135,7 +147,11 @@ function summaryOf(sc: Scenario, search: SearchResult | null, windows: WindowRes
     warnings.push(`no ceiling: ${why[search.outcome]}`);
   }
   const tiers = headlineWindow ? tierCeilings(headlineWindow.nodes, agentsAtModel(sc, headlineWindow), null, []) : [];
-  return { ceilingAgents: null, ceilingRps: null, limitingTier: null, tiers, trustworthy: trustworthy && (!search || search.outcome !== 'untrustworthy'), warnings };
+  // Which tier limits is asked of every window that broke the SLO; an unmeasured stack cannot answer it at all.
+  const broke = windows.find((w) => !w.verdict.ok);
+  const named = broke?.diagnosis.limitingTier ?? null;
+  const noTierNamed = unmeasured(sc) && windows.length > 0 ? `the stack's nodes were not measured: ${NO_NODES_HINT}` : broke && !named ? noTierReason(sc, broke.diagnosis.evidence) : null;
+  return { ceilingAgents: null, ceilingRps: null, limitingTier: null, noTierNamed, tiers, trustworthy: trustworthy && (!search || search.outcome !== 'untrustworthy'), warnings };
 }
 
 /** USL over every trustworthy window: load = agents (or offered rate), throughput = achieved. */

@@ -4,6 +4,8 @@ import { round } from '../core/units.js';
 import { decodeHistogram, encodeHistogram, summarize, type LatencyHistogram } from '../metrics/histogram.js';
 import { promSamples } from '../metrics/prometheus.js';
 import { parseHaproxyMetrics, type HaproxyScrape } from '../stack/proxy/haproxy-metrics.js';
+import type { MappingSignals } from '../metrics/mapped-scrape.js';
+import { MappedNodeSeries } from './mapped-node.js';
 import type { NodeSecond, RouteStats, TierName } from './result-types.js';
 
 /**
@@ -12,7 +14,9 @@ import type { NodeSecond, RouteStats, TierName } from './result-types.js';
  * route and status, process CPU), turned into per-second rates. At window edges, the node's exact
  * server-side histograms (/admin/hdr), so a window's histogram is end − start, never an estimate.
  *
- * An external proxy (HAProxy) has no /healthz or /admin/hdr: its rate comes from its exporter.
+ * An external proxy (HAProxy) has no /healthz or /admin/hdr: its rate comes from its exporter. A
+ * node of an external stack (`stack.nodes`) is only scraped at its /metrics, read through its
+ * mapping (mapped-node.ts).
  * A node that does not answer in time records nothing for that second (a gap, not a zero).
  */
 
@@ -22,6 +26,8 @@ export interface CollectedNode {
   tier: TierName;
   url: string;
   metricsUrl: string;
+  /** A node of an external stack (`stack.nodes`): its /metrics read through this mapping, nothing else asked. */
+  mapped?: { signals: MappingSignals; mapping: string };
 }
 
 interface Health {
@@ -84,6 +90,8 @@ export class NodeCollector {
   readonly timeline = new Map<string, NodeSecond[]>();
   private readonly last = new Map<string, Counters>();
   private readonly lastHaproxy = new Map<string, HaproxyScrape>();
+  /** The external stack's nodes (`stack.nodes`), by name. */
+  readonly mapped = new Map<string, MappedNodeSeries>();
   private timers: NodeJS.Timeout[] = [];
   private readonly ticking = new Set<string>();
   private readonly dispatcher = new Agent({ connections: 4, headersTimeout: 900, bodyTimeout: 900, connect: { rejectUnauthorized: false } });
@@ -94,7 +102,22 @@ export class NodeCollector {
     private readonly runStartMs: number,
     private readonly adminKey?: string,
   ) {
-    for (const n of nodes) this.timeline.set(n.name, []);
+    for (const n of nodes) {
+      this.timeline.set(n.name, []);
+      if (n.mapped) this.mapped.set(n.name, new MappedNodeSeries(n.mapped.signals, n.mapped.mapping));
+    }
+  }
+
+  /** What the run should say about the external nodes' scrapes: one that never answered, a signal that no scrape matched. */
+  scrapeWarnings(): string[] {
+    const out: string[] = [];
+    for (const n of this.nodes) {
+      const m = this.mapped.get(n.name);
+      if (!m) continue;
+      if (m.unmatched === null) out.push(`node ${n.name}: ${n.metricsUrl} never answered with status 200: nothing was measured on it`);
+      else if (m.unmatched.length > 0) out.push(`node ${n.name}: no series in ${n.metricsUrl} matched the mapping's ${m.unmatched.join(', ')} (${n.mapped!.mapping})`);
+    }
+    return out;
   }
 
   /**
@@ -125,7 +148,7 @@ export class NodeCollector {
   }
 
   private isExternal(n: CollectedNode): boolean {
-    return n.metricsUrl !== `${n.url}/metrics`;
+    return n.mapped !== undefined || n.metricsUrl !== `${n.url}/metrics`;
   }
 
   private async get(url: string): Promise<string | null> {
@@ -152,6 +175,13 @@ export class NodeCollector {
   private async scrape(n: CollectedNode): Promise<void> {
     const now = Date.now();
     const tSec = round((now - this.runStartMs) / 1000, 1);
+    const mapped = this.mapped.get(n.name);
+    if (mapped) {
+      const text = await this.get(n.metricsUrl);
+      const second = text === null ? null : mapped.push(text, now, tSec);
+      if (second) this.timeline.get(n.name)!.push(second);
+      return;
+    }
     if (this.isExternal(n)) {
       const text = await this.get(n.metricsUrl);
       if (text === null) return;

@@ -12,7 +12,8 @@ import type { Diagnosis, NodeWindow, TierName, TierSummary } from './result-type
  *   db → app → relay → web-agent → web-user → single → proxy.
  * With no saturated tier, server errors (5xx share ≥ 0.5%) name the deepest tier that has them,
  * and then a node-side p99 that rose at least 2× over the previous good window. Nothing of that:
- * no tier is named, and the evidence says so.
+ * no tier is named, and the evidence says so. No node measured at all (an external target without
+ * `stack.nodes`): no tier can be named, and the evidence says that instead.
  *
  * The database's model lives in the db node; in the `single` topology it lives in the single
  * node, and its gauges name the `db` tier all the same. A tier a topology file named itself keeps
@@ -46,6 +47,9 @@ export interface TierSignals {
 
 const f2 = (x: number): string => x.toFixed(2);
 
+/** The evidence, and the run's `noTierNamed`, when no node was measured at all. */
+export const NO_NODES = 'no node of the stack was measured (an external target without stack.nodes): no tier can be named';
+
 /** Per-tier signals of one window, the embedded database (single) split out as `db`. */
 export function tierSignals(nodes: readonly NodeWindow[]): TierSignals[] {
   const byTier = new Map<TierName, TierSignals>();
@@ -58,14 +62,16 @@ export function tierSignals(nodes: readonly NodeWindow[]): TierSignals[] {
     const t = get(n.tier, n.role);
     t.nodes.push(n.node);
     const routes = Object.values(n.routes);
-    t.requests += routes.reduce((a, r) => a + r.count, 0);
-    t.errors += routes.reduce((a, r) => a + r.errors, 0);
+    t.requests += routes.reduce((a, r) => a + r.count, 0) + (n.scraped?.requests ?? 0);
+    t.errors += routes.reduce((a, r) => a + r.errors, 0) + (n.scraped?.errors ?? 0);
     t.ratePerSec += n.ratePerSec;
-    t.p99Us = Math.max(t.p99Us, ...routes.map((r) => r.latency.p99Us), 0);
+    t.p99Us = Math.max(t.p99Us, ...routes.map((r) => r.latency.p99Us), n.scraped?.latency?.p99Us ?? 0, 0);
     t.cpuCoresMax = Math.max(t.cpuCoresMax, n.cpuCoresMean);
-    // A db node has no request gate: its model is the database's.
-    const own = n.role === 'db' ? (n.dbUtilization?.mean ?? null) : (n.utilization?.mean ?? null);
-    const ownQ = n.role === 'db' ? n.dbQueueDepth : n.queueDepth;
+    // A db node of ours has no request gate: its model is the database's. An external node's
+    // utilisation and queue are whatever its mapping says, whatever its role.
+    const ownDb = n.role === 'db' && !n.scraped;
+    const own = ownDb ? (n.dbUtilization?.mean ?? null) : (n.utilization?.mean ?? null);
+    const ownQ = ownDb ? n.dbQueueDepth : n.queueDepth;
     t.perNode.push({ node: n.node, utilization: own });
     if (own !== null) t.utilization = Math.max(t.utilization ?? 0, own);
     if (ownQ) {
@@ -108,6 +114,7 @@ export function tierDepth(t: { tier: TierName; role: string }): number {
 
 /** Name the limiting tier of a window (usually the first that broke the SLO). */
 export function diagnose(nodes: readonly NodeWindow[], previousGood: readonly NodeWindow[] | null): Diagnosis {
+  if (nodes.length === 0) return { limitingTier: null, evidence: [NO_NODES] };
   const tiers = tierSignals(nodes).sort((a, b) => tierDepth(a) - tierDepth(b));
   const evidence: string[] = [];
   const saturated = tiers.map((t) => ({ t, why: saturation(t) })).filter((x) => x.why.length > 0);

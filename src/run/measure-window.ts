@@ -11,7 +11,7 @@ import { planWindow, type WindowSpec } from './plan-window.js';
 import type { ClientStats, WindowResult } from './result-types.js';
 import { RunAborted } from './run-aborted.js';
 import type { RunContext } from './run-context.js';
-import { settleStack, StackNotRecoveredError } from './settle.js';
+import { settleMappedNodes, settleStack, StackNotRecoveredError } from './settle.js';
 
 /**
  * One window, start to end: plan its swarm, drive it while the nodes are snapshotted at the
@@ -33,7 +33,7 @@ export async function measureWindow(ctx: RunContext, spec: WindowSpec): Promise<
   }
   const windowSec = Math.max(1, (d.measuredToMs - d.measuredFromMs) / 1000);
   const span = { fromSec: (d.measuredFromMs - ctx.runStartMs) / 1000, toSec: (d.measuredToMs - ctx.runStartMs) / 1000, windowSec };
-  const nodes = nodeWindows(ctx.stack?.nodes ?? [], ctx.collector, ctx.profileOf, d.snapshots, span);
+  const nodes = nodeWindows(ctx.stack?.nodes ?? ctx.sc.stack.nodes, ctx.collector, ctx.profileOf, d.snapshots, span);
   const { client, generator, verdict, diagnosis, trust } = judgeWindow(d.swarm, nodes, windowSec, ctx.sc, ctx.windows);
   const w: WindowResult = {
     index,
@@ -54,7 +54,7 @@ export async function measureWindow(ctx: RunContext, spec: WindowSpec): Promise<
   ctx.windows.push(w);
   ctx.emit({ type: 'window-end', window: w, trust });
   if (d.swarm.interrupted || ctx.signal.aborted) throw new RunAborted();
-  const drained = await settleStack(ctx.stack, ctx.signal, ctx.warnings);
+  const drained = ctx.stack ? await settleStack(ctx.stack, ctx.signal, ctx.warnings) : await settleMappedNodes(ctx.collector?.nodes ?? [], ctx.signal, ctx.warnings);
   // Stages run back to back by design; a search's next window must start on a drained stack.
   if (!drained && ctx.sc.ceiling && !ctx.signal.aborted) throw new StackNotRecoveredError(w.label);
   return w;

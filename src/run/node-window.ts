@@ -29,7 +29,7 @@ export interface WindowSpan {
 }
 
 export function nodeWindows(
-  stackNodes: RunningStack['nodes'],
+  stackNodes: ReadonlyArray<Pick<RunningStack['nodes'][number], 'name' | 'role' | 'tier'>>,
   collector: NodeCollector | null,
   profileOf: Map<string, CapacityProfile | undefined>,
   snap: WindowSnapshots,
@@ -46,7 +46,8 @@ export function nodeWindows(
     const dbU = nums(secs.map((s) => s.dbUtilization));
     const dbQ = nums(secs.map((s) => s.dbQueueDepth));
     const prof = profileOf.get(n.name);
-    const ratePerSec = end ? round(count / windowSec, 1) : stat(secs.map((s) => s.requestsPerSec)).mean;
+    const scraped = collector?.mapped.get(n.name)?.window(fromSec, toSec);
+    const ratePerSec = end ? round(count / windowSec, 1) : scraped && scraped.requests !== null ? round(scraped.requests / windowSec, 1) : stat(secs.map((s) => s.requestsPerSec)).mean;
     return {
       node: n.name,
       role: n.role,
@@ -61,6 +62,7 @@ export function nodeWindows(
       cpuCoresMean: stat(secs.map((s) => s.cpuCores)).mean,
       hostLimitedSec: secs.filter((s) => s.hostLimited).length,
       erlang: prof ? erlangCheck(prof, routes, windowSec) : null,
+      ...(scraped ? { scraped } : {}),
     };
   });
 }

@@ -60,6 +60,11 @@ export interface RunSummary {
   ceilingAgents: number | null;
   ceilingRps: number | null;
   limitingTier: TierName | null;
+  /**
+   * Why no limiting tier could be named, when none was although the run needed one (the SLO broke,
+   * or an external target whose nodes were not listed): null otherwise. Absent in older results.
+   */
+  noTierNamed?: string | null;
   tiers: TierSummary[];
   trustworthy: boolean;
   warnings: string[];
@@ -152,6 +157,21 @@ export interface NodeWindow {
   hostLimitedSec: number;
   /** Erlang C (M/M/c) next to the measured server-side latency, for profiled nodes. */
   erlang: ErlangCheck | null;
+  /** A node of an external stack (`stack.nodes`): what its own /metrics said over the window. Absent for nodes rmmscale started. */
+  scraped?: ScrapedWindow;
+}
+
+/**
+ * An external node's window from its Prometheus series (through its mapping): the counters'
+ * increase between the scrapes nearest the window's edges, and latency quantiles interpolated in
+ * its histogram's buckets (PromQL's histogram_quantile). Null where the mapping gives no such signal.
+ */
+export interface ScrapedWindow {
+  /** The mapping (a shipped name or a file path). */
+  mapping: string;
+  requests: number | null;
+  errors: number | null;
+  latency: { count: number; p50Us: number; p90Us: number; p95Us: number; p99Us: number } | null;
 }
 
 export interface ErlangCheck {

@@ -174,7 +174,11 @@ async function stopAll(ctx: RunContext): Promise<void> {
 async function buildResult(ctx: RunContext, startedAt: string, end: RunEnd, search: SearchResult | null): Promise<RunResult> {
   const timeline: Record<string, NodeSecond[]> = {};
   if (ctx.collector) for (const [k, v] of ctx.collector.timeline) timeline[k] = v;
-  const nodes = ctx.stack ? ctx.stack.nodes.map((n) => ({ name: n.name, role: n.role, tier: n.tier, url: n.url, pid: n.pid })) : [];
+  // An external stack's nodes are listed with their /metrics URL; their processes are not ours (pid 0).
+  const nodes = ctx.stack
+    ? ctx.stack.nodes.map((n) => ({ name: n.name, role: n.role, tier: n.tier, url: n.url, pid: n.pid }))
+    : ctx.sc.stack.nodes.map((n) => ({ name: n.name, role: n.role, tier: n.tier, url: n.metricsUrl, pid: 0 }));
+  if (!ctx.stack && ctx.collector) ctx.warnings.push(...ctx.collector.scrapeWarnings());
   return assemble({
     sc: ctx.sc,
     startedAt,

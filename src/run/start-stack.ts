@@ -1,3 +1,4 @@
+import { checkTarget } from '../core/loopback.js';
 import { AGENT_ROUTES } from '../core/protocol.js';
 import { startStack } from '../stack/launcher.js';
 import { resolveProfileSet } from '../stack/profiles.js';
@@ -15,6 +16,7 @@ export async function startRunStack(ctx: RunContext, scrapeSchedule: ScrapeSched
   if (sc.stack.target) {
     ctx.entryUrl = sc.stack.target;
     ctx.wsTargets = sc.stack.target.split(',').map((t) => t.trim());
+    startExternalCollector(ctx, scrapeSchedule);
     return;
   }
   const topology = loadTopology(sc.stack.topology ?? 'single');
@@ -39,4 +41,18 @@ export async function startRunStack(ctx: RunContext, scrapeSchedule: ScrapeSched
   ctx.collector = new NodeCollector(collected, ctx.runStartMs, stack.adminKey);
   ctx.collector.start(scrapeSchedule);
   ctx.emit({ type: 'stack-healthy', nodes: stack.nodes.map((n) => ({ name: n.name, url: n.url, pid: n.pid })) });
+}
+
+/**
+ * An external stack: nothing to start; its listed nodes (`stack.nodes`) scraped every second at
+ * their /metrics, each read through its mapping. Off loopback only with --allow-remote (the CLI
+ * checks first; this holds for any caller).
+ */
+function startExternalCollector(ctx: RunContext, scrapeSchedule: ScrapeSchedule | undefined): void {
+  const nodes = ctx.sc.stack.nodes;
+  if (nodes.length === 0) return;
+  nodes.forEach((n, i) => checkTarget(`stack.nodes[${i}].metrics`, n.metricsUrl, ['http:', 'https:'], ctx.allowRemote));
+  const collected: CollectedNode[] = nodes.map((n) => ({ name: n.name, role: n.role, tier: n.tier, url: n.metricsUrl, metricsUrl: n.metricsUrl, mapped: { signals: n.signals, mapping: n.mapping } }));
+  ctx.collector = new NodeCollector(collected, ctx.runStartMs);
+  ctx.collector.start(scrapeSchedule);
 }

@@ -7,7 +7,10 @@ import { formatDurationMs, parseCheckinFractionPerMin, parseDurationMs, parseRat
 import { PROFILES, resolveProfileSet } from '../stack/profiles.js';
 import { TOPOLOGY_NAMES, loadTopology, namedTopology, type Topology } from '../stack/topology.js';
 import { DEFAULTS, parseMix, parseStage } from '../swarm/config.js';
-import type { CheckinSpec, FaultAction, Scenario, ScenarioFault, ScenarioBackground, ScenarioCeiling, ScenarioFleet, ScenarioPlan, ScenarioSlo, ScenarioStack, ScenarioStage } from './types.js';
+import { Problems, formatPath, type Segment } from './problems.js';
+import type { MappingSignals } from '../metrics/mapped-scrape.js';
+import { loadMapping, signalsFor } from './mapping.js';
+import type { CheckinSpec, FaultAction, Scenario, ScenarioNode, ScenarioFault, ScenarioBackground, ScenarioCeiling, ScenarioFleet, ScenarioPlan, ScenarioSlo, ScenarioStack, ScenarioStage } from './types.js';
 
 /**
  * What a schema cannot check, and the defaults: units parsed with the shared parsers
@@ -18,69 +21,12 @@ import type { CheckinSpec, FaultAction, Scenario, ScenarioFault, ScenarioBackgro
  * and `Problems` drops what the schema already reported.
  */
 
-export type Segment = string | number;
-
-export interface Problem {
-  /** Where the problem is; its line is looked up from this. */
-  at: Segment[];
-  /** One line, starting with the path. */
-  message: string;
-}
+export { Problems, formatPath, isPrefix, type Problem, type Segment } from './problems.js';
 
 const DEFAULT_TIME_LIMIT = '30m';
 const DEFAULT_PAGE_SIZE = 500;
 const PROFILE_NAMES = `${Object.keys(PROFILES).join(', ')}, or a .yaml/.json profile file`;
 const CHECKIN_EXPECTED = '"N/s" or "N%/min"';
-
-/** `['stages', 2, 'rate']` → `stages[2].rate`. */
-export function formatPath(at: readonly Segment[]): string {
-  let out = '';
-  for (const s of at) out += typeof s === 'number' ? `[${s}]` : out ? `.${s}` : s;
-  return out || '(top level)';
-}
-
-export function isPrefix(prefix: readonly Segment[], at: readonly Segment[]): boolean {
-  return prefix.length <= at.length && prefix.every((s, i) => s === at[i]);
-}
-
-/**
- * Semantic problems. A path that already has a schema problem (or sits under one) gets no second
- * problem, and checks that compare fields run only when those fields passed the schema (`ok`).
- */
-export class Problems {
-  readonly list: Problem[] = [];
-  constructor(private readonly schemaPaths: readonly Segment[][]) {}
-
-  /** No schema problem at, above or below any of these paths: safe to compare their values. */
-  ok(...paths: Segment[][]): boolean {
-    return paths.every((at) => !this.schemaPaths.some((s) => isPrefix(s, at) || isPrefix(at, s)));
-  }
-
-  add(at: Segment[], message: string): void {
-    if (!this.schemaPaths.some((s) => isPrefix(s, at))) this.list.push({ at, message });
-  }
-
-  /** `PATH: expected …, got VALUE` */
-  expected(at: Segment[], allowed: string, value: unknown): void {
-    this.expectedWords(at, allowed, formatValue(value));
-  }
-
-  /** `PATH: expected …, got WORDS` (words, not a value). */
-  expectedWords(at: Segment[], allowed: string, got: string): void {
-    this.add(at, `${formatPath(at)}: expected ${allowed}, got ${got}`);
-  }
-
-  /** Run a shared parser with the path as its field name; its error becomes a problem. */
-  take<T>(at: Segment[], parse: (field: string) => T, fallback: T): T {
-    try {
-      return parse(formatPath(at));
-    } catch (err) {
-      if (!(err instanceof RmmscaleError)) throw err;
-      this.add(at, err.message);
-      return fallback;
-    }
-  }
-}
 
 function map(v: unknown): Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
@@ -249,8 +195,50 @@ function resolveStack(raw: Record<string, unknown>, p: Problems, baseDir: string
     dbUrl: str(raw.dbUrl) ?? null,
     target,
     portBase: num(raw.portBase) ?? null,
+    nodes: resolveNodes(raw.nodes, p, baseDir, target !== null && raw.topology === undefined),
   };
   return { stack, topology };
+}
+
+const NODE_ROLES = ['proxy', 'web', 'app', 'db', 'relay', 'single'];
+
+/**
+ * `stack.nodes`: only with `target` (a stack rmmscale starts is scraped without being told), unique
+ * names, each URL's form (remote or not is the CLI's call), each mapping loaded now, its own
+ * problems listed under the node's line.
+ */
+function resolveNodes(raw: unknown, p: Problems, baseDir: string, external: boolean): ScenarioNode[] {
+  if (raw === undefined || !Array.isArray(raw)) return [];
+  if (!external) {
+    p.expected(['stack', 'nodes'], 'nothing without stack.target (the nodes of a stack rmmscale starts are scraped without being listed)', raw);
+    return [];
+  }
+  const seen = new Set<string>();
+  const out: ScenarioNode[] = [];
+  raw.forEach((item: unknown, i) => {
+    const at: Segment[] = ['stack', 'nodes', i];
+    if (!p.ok(at)) return;
+    const n = map(item);
+    const name = String(n.name);
+    if (seen.has(name)) p.expected([...at, 'name'], 'a name no other node has', n.name);
+    seen.add(name);
+    const tier = String(n.tier);
+    p.take([...at, 'metrics'], (f) => checkTarget(f, String(n.metrics), ['http:', 'https:'], true), null);
+    let signals: MappingSignals | null = null;
+    let mapping = String(n.mapping);
+    try {
+      const m = loadMapping(mapping, baseDir, formatPath([...at, 'mapping']));
+      mapping = m.name;
+      signals = signalsFor(m, tier);
+    } catch (err) {
+      if (err instanceof ValidationError) for (const line of err.problems) p.add([...at, 'mapping'], `${formatPath([...at, 'mapping'])}: ${line}`);
+      else if (err instanceof RmmscaleError) p.add([...at, 'mapping'], err.message);
+      else throw err;
+    }
+    const role = str(n.role) ?? (NODE_ROLES.includes(tier) ? tier : 'external');
+    if (signals) out.push({ name, tier, role, metricsUrl: String(n.metrics), mapping, signals });
+  });
+  return out;
 }
 
 function resolveFleet(raw: Record<string, unknown>, p: Problems, topology: Topology | null): ScenarioFleet {

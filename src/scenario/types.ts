@@ -4,6 +4,8 @@
  * (src/run/) reads only this shape.
  */
 
+import type { MappingSignals } from '../metrics/mapped-scrape.js';
+
 export type CheckinSpec = { kind: 'fraction'; fractionPerMin: number; text: string } | { kind: 'rate'; ratePerSec: number; text: string };
 
 export interface ScenarioStack {
@@ -19,6 +21,21 @@ export interface ScenarioStack {
   target: string | null;
   /** Base port for the nodes; null = free ports. */
   portBase: number | null;
+  /** With `target`: the external stack's nodes, scraped through their mappings (empty: none given). */
+  nodes: ScenarioNode[];
+}
+
+/** One node of an external stack (`stack.nodes`): where its /metrics are and what they mean. */
+export interface ScenarioNode {
+  name: string;
+  tier: string;
+  /** proxy, web, app, db, relay, single (the diagnosis's depth order), or `external` (shallowest). */
+  role: string;
+  metricsUrl: string;
+  /** The mapping as the scenario named it (a shipped name or the file's absolute path). */
+  mapping: string;
+  /** The mapping's signals for this node's tier. */
+  signals: MappingSignals;
 }
 
 export interface ScenarioFleet {

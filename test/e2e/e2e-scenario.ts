@@ -17,7 +17,7 @@ export function rateSearch(name: string, topology: string, profile: string, o: {
     name,
     description: 'e2e test',
     file: null,
-    stack: { topology, profile, proxy: 'builtin', db: 'sqlite', dbUrl: null, target: null, portBase: null },
+    stack: { topology, profile, proxy: 'builtin', db: 'sqlite', dbUrl: null, target: null, portBase: null, nodes: [] },
     fleet: {
       agents: 2000,
       checkin: { kind: 'fraction', fractionPerMin: 0.3, text: '30%/min' },

@@ -154,3 +154,44 @@ describe('a tier a topology file names itself keeps its name', () => {
     ]);
   });
 });
+
+describe('diagnose: an external stack known through its scraped series (stack.nodes)', () => {
+  /** A node of an external stack: no routes, its figures from its mapping. */
+  function ext(name: string, tier: string, role: string, o: { util?: number; q?: [number, number]; requests?: number; errors?: number; p99Us?: number } = {}): NodeWindow {
+    return {
+      node: name,
+      role,
+      tier,
+      ratePerSec: (o.requests ?? 0) / 20,
+      routes: {},
+      utilization: o.util === undefined ? null : { mean: o.util, max: o.util },
+      queueDepth: o.q ? { mean: o.q[0], max: o.q[0], growthPerSec: o.q[1] } : null,
+      dbUtilization: null,
+      dbQueueDepth: null,
+      eventLoopDelayP99MsMax: 0,
+      cpuCoresMean: 0,
+      hostLimitedSec: 0,
+      erlang: null,
+      scraped: { mapping: 'm.yaml', requests: o.requests ?? null, errors: o.errors ?? null, latency: o.p99Us === undefined ? null : { count: 10, p50Us: 1, p90Us: 1, p95Us: 1, p99Us: o.p99Us } },
+    };
+  }
+
+  it("a db node's utilisation is its mapping's (not the database model's), and the deepest saturated tier wins", () => {
+    const d = diagnose([ext('lb', 'proxy', 'proxy', { util: 0.2 }), ext('api-1', 'api', 'web', { util: 0.95, q: [12, 2] }), ext('pg', 'db', 'db', { util: 0.97 })], null);
+    expect(d).toEqual({ limitingTier: 'db', evidence: ['db: utilization 0.97', 'api: utilization 0.95, queue growing 2.0/s (mean depth 12)', 'db is the deepest saturated tier: api wait on it'] });
+  });
+
+  it("server errors from the mapping's error counter name a tier", () => {
+    const d = diagnose([ext('lb', 'proxy', 'proxy', { requests: 1000, errors: 0 }), ext('api-1', 'api', 'web', { requests: 1000, errors: 30 })], null);
+    expect(d).toEqual({ limitingTier: 'api', evidence: ['api: 3.0% server errors (30 of 1000)'] });
+  });
+
+  it("a p99 from the histogram's buckets that doubled names a tier", () => {
+    const d = diagnose([ext('api-1', 'api', 'web', { p99Us: 90_000 })], [ext('api-1', 'api', 'web', { p99Us: 30_000 })]);
+    expect(d).toEqual({ limitingTier: 'api', evidence: ['api: node-side p99 rose 3.0× (90 ms)'] });
+  });
+
+  it('no node measured at all: no tier can be named, and the evidence says why', () => {
+    expect(diagnose([], null)).toEqual({ limitingTier: null, evidence: ['no node of the stack was measured (an external target without stack.nodes): no tier can be named'] });
+  });
+});

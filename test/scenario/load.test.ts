@@ -47,7 +47,7 @@ describe('shipped scenarios', () => {
 
   it('quickstart: a ceiling search on single that fits in 2.5 minutes of load', () => {
     const s = load('quickstart');
-    expect(s.stack).toEqual({ topology: 'single', profile: 'automate', proxy: 'builtin', db: 'sqlite', dbUrl: null, target: null, portBase: null });
+    expect(s.stack).toEqual({ topology: 'single', profile: 'automate', proxy: 'builtin', db: 'sqlite', dbUrl: null, target: null, portBase: null, nodes: [] });
     expect(s.ceiling).toEqual({ unit: 'agents', start: 10_000, max: 60_000, stepFactor: 1.4, precision: 0.1, warmupMs: 5000, measureMs: 10_000, maxSteps: 8, grain: 100 });
     // Every window at most: 8 × 15 s = 120 s, leaving 30 s of the limit for starting and stopping the stack.
     expect(s.ceiling!.maxSteps * (s.ceiling!.warmupMs + s.ceiling!.measureMs)).toBe(120_000);
@@ -101,7 +101,7 @@ describe('defaults', () => {
       name: 'minimal',
       description: '',
       file: resolve('dir/minimal.yaml'),
-      stack: { topology: 'single', profile: 'automate', proxy: 'builtin', db: 'sqlite', dbUrl: null, target: null, portBase: null },
+      stack: { topology: 'single', profile: 'automate', proxy: 'builtin', db: 'sqlite', dbUrl: null, target: null, portBase: null, nodes: [] },
       fleet: {
         agents: 1000,
         checkin: { kind: 'fraction', fractionPerMin: 0.3, text: '30%/min' },

@@ -161,6 +161,8 @@ export async function runRunCli(input: RunCliInput): Promise<ExitCode> {
   // Loopback only, unless the user says otherwise: checked before anything starts.
   // (a ws fleet may name several relays, comma-separated: each is checked)
   for (const t of scenario.stack.target?.split(',') ?? []) checkTarget('stack.target', t.trim(), ['http:', 'https:', 'ws:', 'wss:'], input.allowRemote === true);
+  // …and so is every node it scrapes (stack.nodes[].metrics).
+  scenario.stack.nodes.forEach((n, i) => checkTarget(`stack.nodes[${i}].metrics`, n.metricsUrl, ['http:', 'https:'], input.allowRemote === true));
   const outDir = resolve(input.out ?? defaultOutDir(process.cwd(), scenario.name, new Date()));
   const controller = new AbortController();
   let signals = 0;
