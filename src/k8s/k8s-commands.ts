@@ -15,7 +15,9 @@ export const RESULTS_DIR = '/results';
 export const MERGED_RESULT = `${RESULTS_DIR}/result.json`;
 /** The coordinator's control endpoint (index 0), behind the coordinator Service. */
 export const COORDINATOR_PORT = 7470;
-/** How long the merge pod stays up after merging, so `kubectl cp` can collect the result. */
+/** Each shard's live view (--metrics-port, loopback only: reach it with `kubectl port-forward`). */
+export const METRICS_PORT = 9464;
+/** How long the merge pod stays up after merging, so the result can be collected. */
 export const MERGE_HOLD_SEC = 3600;
 
 /** Exit codes after which a shard has written its result: ok, target failed, untrustworthy, a threshold failed. */
@@ -46,6 +48,7 @@ export function shardRunCommand(i: ShardCommandInput, index: string): string {
     `--shard ${index}/${i.shards}`,
     `--coordinator-url ${i.coordinatorUrl}`,
     `--out ${shardResultPath(index)}`,
+    `--metrics-port ${METRICS_PORT}`,
     ...(i.allowRemote ? ['--allow-remote'] : []),
   ].join(' ');
 }

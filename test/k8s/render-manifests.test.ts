@@ -78,7 +78,7 @@ describe('k8s render: the manifests', () => {
     for (const [k, v] of Object.entries(svc.spec.selector)) if (k !== 'batch.kubernetes.io/job-completion-index') expect(shards.spec.template.metadata.labels[k]).toBe(v);
     expect(svc.spec.ports[0].port).toBe(pod.containers[0].ports[0].containerPort);
     const script: string = pod.containers[0].command[2];
-    expect(script).toContain(`rmmscale run /scenario/scenario.yaml --shard \${JOB_COMPLETION_INDEX}/${n} --coordinator-url http://rmmscale-remote-ceiling-coordinator.load.svc:7470 --out /results/shard-\${JOB_COMPLETION_INDEX}.json --allow-remote $role`);
+    expect(script).toContain(`rmmscale run /scenario/scenario.yaml --shard \${JOB_COMPLETION_INDEX}/${n} --coordinator-url http://rmmscale-remote-ceiling-coordinator.load.svc:7470 --out /results/shard-\${JOB_COMPLETION_INDEX}.json --metrics-port 9464 --allow-remote $role`);
     // Kubernetes expands $(NAME) in commands itself: none may appear.
     for (const d of [shards, merge]) expect(JSON.stringify(d)).not.toMatch(/\$\(/);
     expect(pod.containers[0].env).toEqual([{ name: 'RMMSCALE_SECRET', valueFrom: { secretKeyRef: { name: 'rmmscale-stack', key: 'secret' } } }]);
@@ -177,7 +177,7 @@ describe('k8s render: the pods\' scripts under /bin/sh', () => {
     const r = spawnSync('/bin/sh', ['-c', script], { env: { PATH: `${bin}:/usr/bin:/bin`, JOB_COMPLETION_INDEX: index, FAKE_EXIT: String(code) }, encoding: 'utf8' });
     expect(r.status).toBe(podExit);
     expect(readFileSync(join(dir, 'args'), 'utf8').trim()).toBe(
-      `run /scenario/scenario.yaml --shard ${index}/3 --coordinator-url http://c:7470 --out ${dir}/results/shard-${index}.json --allow-remote${coordinator ? ' --coordinator' : ''}`,
+      `run /scenario/scenario.yaml --shard ${index}/3 --coordinator-url http://c:7470 --out ${dir}/results/shard-${index}.json --metrics-port 9464 --allow-remote${coordinator ? ' --coordinator' : ''}`,
     );
     expect(readFileSync(join(dir, 'results', `shard-${index}.exit`), 'utf8')).toBe(`${code}\n`);
   });
