@@ -7,7 +7,7 @@ import { Job } from 'kubernetes-models/batch/v1';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { RESULTS_DIR, shardScript, waitForShardsScript } from '../../src/k8s/k8s-commands.js';
-import { parseImage, parseNamespace, parseShards } from '../../src/k8s/k8s-flags.js';
+import { objectBaseName, parseImage, parseNamespace, parseShards } from '../../src/k8s/k8s-flags.js';
 import { manifestsYaml, renderManifests, type RenderInput } from '../../src/k8s/render-manifests.js';
 import { runCli } from '../helpers/spawn-cli.js';
 
@@ -114,6 +114,24 @@ describe('k8s render: the manifests', () => {
     const loop = SCENARIO.replace('http://staging.example.com:8080', 'http://127.0.0.1:8080');
     expect(() => renderManifests(input({ scenarioText: loop }))).toThrow('remote.yaml:4 stack.target: expected an address the pods can reach, got "http://127.0.0.1:8080" (loopback is each pod itself)');
     expect(() => renderManifests(input({ scenarioText: SCENARIO.replace('p99: 1s', 'p99: fast') }))).toThrow(/^remote\.yaml:16 slo\.p99/);
+  });
+});
+
+describe('k8s render: the shipped example', () => {
+  it('examples/k8s-staging.yaml renders and validates; names are DNS-1123 labels short enough for pod names', () => {
+    const text = readFileSync(new URL('../../examples/k8s-staging.yaml', import.meta.url), 'utf8');
+    const docs = validatedDocs(manifestsYaml(renderManifests(input({ scenarioText: text, scenarioFile: 'examples/k8s-staging.yaml', shards: 4 })))) as Any[];
+    expect(docs.map((d) => d.metadata.name)).toEqual(['rmmscale-staging-50k-scenario', 'rmmscale-staging-50k-results', 'rmmscale-staging-50k-coordinator', 'rmmscale-staging-50k', 'rmmscale-staging-50k-merge']);
+    expect(docs[3].spec.activeDeadlineSeconds).toBe(20 * 60 + 900);
+  });
+
+  it.each([
+    ['My.Scenario_v2', 'rmmscale-my-scenario-v2'],
+    ['a-very-long-scenario-name-that-goes-on-and-on-and-on', 'rmmscale-a-very-long-scenario-name-that'],
+    ['___', 'rmmscale'],
+  ])('scenario %s → objects named %s…', (name, base) => {
+    expect(objectBaseName(name)).toBe(base);
+    expect(`${base}-coordinator`.length).toBeLessThanOrEqual(63);
   });
 });
 
