@@ -1,10 +1,10 @@
 // ESLint for `npm test`: the layers of src/ (a lower folder never imports a higher one), and no
 // `any` in the code we ship. Layers, lowest first:
-//   core, metrics  <  swarm, stack, analysis  <  scenario  <  run  <  report, gate  <  cli
+//   core, metrics  <  swarm, stack, analysis  <  scenario  <  run, k8s  <  report, gate  <  cli
 // A folder may import its own layer and the layers below it. bench/ and test/ may import anything.
 import tseslint from 'typescript-eslint';
 
-const LAYERS = [['core', 'metrics'], ['swarm', 'stack', 'analysis'], ['scenario'], ['run'], ['report', 'gate'], ['cli']];
+const LAYERS = [['core', 'metrics'], ['swarm', 'stack', 'analysis'], ['scenario'], ['run', 'k8s'], ['report', 'gate'], ['cli']];
 
 /** The folders a folder of layer `i` must not import: every folder of a higher layer. */
 function higherThan(i) {
@@ -24,7 +24,7 @@ const layerRules = LAYERS.flatMap((folders, i) => {
             {
               // A relative import that climbs out of src/<folder> into a higher folder.
               regex: `^(\\.\\./)+(${banned.join('|')})(/|$)`,
-              message: `src/${folder} sits below ${banned.map((b) => `src/${b}`).join(', ')} (core, metrics < swarm, stack, analysis < scenario < run < report, gate < cli): move the shared code down a layer instead.`,
+              message: `src/${folder} sits below ${banned.map((b) => `src/${b}`).join(', ')} (core, metrics < swarm, stack, analysis < scenario < run, k8s < report, gate < cli): move the shared code down a layer instead.`,
             },
           ],
         },

@@ -259,3 +259,24 @@ export function readHlog(content: string): Array<{ tag: string; startSec: number
   }
   return out;
 }
+
+/**
+ * Prometheus histogram buckets from an HDR histogram: for each bound (µs, ascending), how many
+ * recorded values are at or below it, to HDR's precision (a value in the bound's own HDR bucket,
+ * within 0.1% of it, counts as at or below). The live view derives its `_bucket` series from the
+ * swarm's merged histograms with this, so nothing extra is recorded on the send path.
+ */
+export function cumulativeCountsAtUs(h: LatencyHistogram, boundsUs: readonly number[]): number[] {
+  const c = h as unknown as CountsAccess;
+  const last = h.totalCount === 0 ? -1 : c.countsArrayIndex(h.maxValue);
+  const out: number[] = [];
+  let sum = 0;
+  let i = 0;
+  for (const b of boundsUs) {
+    const bound = b < LOWEST_US ? LOWEST_US : b > HIGHEST_US ? HIGHEST_US : Math.floor(b);
+    const upTo = Math.min(last, c.countsArrayIndex(bound));
+    while (i <= upTo) sum += c.getCountAtIndex(i++);
+    out.push(sum);
+  }
+  return out;
+}

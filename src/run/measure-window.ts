@@ -52,6 +52,7 @@ export async function measureWindow(ctx: RunContext, spec: WindowSpec): Promise<
     diagnosis,
   };
   ctx.windows.push(w);
+  ctx.live?.judged(trust.judgedAs, trust.trustworthy);
   ctx.emit({ type: 'window-end', window: w, trust });
   if (d.swarm.interrupted || ctx.signal.aborted) throw new RunAborted();
   const drained = ctx.stack ? await settleStack(ctx.stack, ctx.signal, ctx.warnings) : await settleMappedNodes(ctx.collector?.nodes ?? [], ctx.signal, ctx.warnings);
@@ -94,6 +95,7 @@ async function driveWindow(ctx: RunContext, spec: WindowSpec, cfg: SwarmConfig):
     config: cfg,
     signal: ctx.signal,
     control,
+    live: ctx.live ?? undefined,
     onEvent: ctx.emit,
     onStart: (startAtEpochMs) => {
       t0EpochMs = startAtEpochMs;

@@ -2,6 +2,7 @@ import type { Scenario } from '../scenario/types.js';
 import type { RunningStack } from '../stack/launcher.js';
 import type { CapacityProfile } from '../stack/types.js';
 import type { ProgressSnapshot } from '../swarm/interval-merge.js';
+import type { LiveMetrics } from '../swarm/live-metrics.js';
 import type { BackgroundTraffic } from './background.js';
 import type { NodeCollector } from './collector.js';
 import type { FaultRunner } from './faults.js';
@@ -22,6 +23,8 @@ export interface RunContext {
   signal: AbortSignal;
   emit: (e: RunEvent) => void;
   onProgress?: (p: ProgressSnapshot & { window: string }) => void;
+  /** The live view (--metrics-port), or null. */
+  live: LiveMetrics | null;
   /** Null for an external target (`stack.target`). */
   stack: RunningStack | null;
   collector: NodeCollector | null;

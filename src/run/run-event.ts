@@ -9,7 +9,7 @@ import type { WindowResult } from './result-types.js';
  */
 export type RunEvent =
   | { type: 'stack-starting'; topology: string; nodes: number; profile: string; proxy: Scenario['stack']['proxy']; db: Scenario['stack']['db'] }
-  | { type: 'stack-healthy'; nodes: Array<{ name: string; url: string; pid: number }> }
+  | { type: 'stack-healthy'; nodes: Array<{ name: string; url: string; metricsUrl: string; pid: number }> }
   /** A window's plan: `rampFromAgents` (when set and not `agents`) is where a staged ramp starts. */
   | { type: 'window-start'; label: string; agents: number; rampFromAgents?: number; checkin: string; warmupMs: number; measureMs: number }
   /** A window measured and judged: its SLO verdict, and the trust GeneratorTrust gave it. */

@@ -8,6 +8,7 @@ import { resolveSecret } from '../stack/state-file.js';
 import { toolVersion } from '../core/version.js';
 import type { Scenario } from '../scenario/types.js';
 import type { ProgressSnapshot } from '../swarm/interval-merge.js';
+import type { LiveMetrics } from '../swarm/live-metrics.js';
 import { assemble } from './assemble.js';
 import { BackgroundTraffic } from './background.js';
 import type { ScrapeSchedule } from './collector.js';
@@ -44,6 +45,8 @@ export interface RunOptions {
   onProgress?: (p: ProgressSnapshot & { window: string }) => void;
   /** How the nodes are scraped each second (default `spread`; `aligned` only for the lag benchmark's peer). */
   scrapeSchedule?: ScrapeSchedule;
+  /** The live view (--metrics-port): every window's swarm feeds it, and each window's trust. */
+  live?: LiveMetrics;
 }
 
 export interface RunOutput {
@@ -74,6 +77,7 @@ export async function runScenario(o: RunOptions): Promise<RunOutput> {
     signal: abort.signal,
     emit: o.onEvent ?? ((): void => undefined),
     onProgress: o.onProgress,
+    live: o.live ?? null,
     stack: null,
     collector: null,
     background: null,

@@ -40,7 +40,7 @@ export async function startRunStack(ctx: RunContext, scrapeSchedule: ScrapeSched
   const collected: CollectedNode[] = stack.nodes.map((n) => ({ name: n.name, role: n.role, tier: n.tier, url: n.url, metricsUrl: n.metricsUrl }));
   ctx.collector = new NodeCollector(collected, ctx.runStartMs, stack.adminKey);
   ctx.collector.start(scrapeSchedule);
-  ctx.emit({ type: 'stack-healthy', nodes: stack.nodes.map((n) => ({ name: n.name, url: n.url, pid: n.pid })) });
+  ctx.emit({ type: 'stack-healthy', nodes: stack.nodes.map((n) => ({ name: n.name, url: n.url, metricsUrl: n.metricsUrl, pid: n.pid })) });
 }
 
 /**

@@ -3,6 +3,7 @@ import { buildSwarmResult } from './build-result.js';
 import { describeWorkload, type SwarmConfig } from './config.js';
 import { readCa } from './engine.js';
 import { IntervalMerger, type ProgressSnapshot } from './interval-merge.js';
+import type { LiveMetrics } from './live-metrics.js';
 import { probeTarget } from './probe-target.js';
 import type { SwarmResult } from './result.js';
 import { sizeRun } from './sizing.js';
@@ -45,6 +46,8 @@ export interface SwarmRunOptions {
   signal?: AbortSignal;
   intervalMs?: number;
   control?: SwarmControl;
+  /** The live view (--metrics-port): every merged second goes to it, and the swarm's own verdict at the end. */
+  live?: LiveMetrics;
 }
 
 export interface SwarmRunOutput {
@@ -61,7 +64,7 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
   const sizing = sizeRun(cfg, fd.soft ?? 1024);
   const caPem = readCa(cfg.caFile);
   const host = hostFacts();
-  const merged = new IntervalMerger(cfg, intervalMs, opts.onProgress);
+  const merged = new IntervalMerger(cfg, intervalMs, opts.onProgress, opts.live);
   const startedAt = new Date();
   const hlogComment = `rmmscale swarm: ${cfg.agents} agents, ${describeWorkload(cfg.workload)}, ${cfg.targets.join(',')}`;
 
@@ -82,10 +85,12 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
     },
   });
   opts.control?.attach(pool);
+  opts.live?.setRunning(true);
   try {
     await pool.run();
   } finally {
     opts.control?.attach(null);
+    opts.live?.setRunning(false);
   }
 
   const result = buildSwarmResult({ cfg, sizing, host, startedAt, intervalMs, merged, workers: pool.workers, interrupted: pool.interrupted });

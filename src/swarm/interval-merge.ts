@@ -4,6 +4,7 @@ import { addEncoded, createLatencyHistogram, HlogBuilder, type LatencyHistogram 
 import { newOpAccumulator, type OpAccumulator } from '../metrics/op-stats.js';
 import type { SwarmConfig } from './config.js';
 import type { IntervalPart } from './ipc.js';
+import type { LiveMetrics } from './live-metrics.js';
 import { ELD_LIMIT_MS, HOST_STEAL_WARN, LATE_FRACTION_LIMIT, WORKER_CPU_LIMIT, type SeriesPoint } from './result.js';
 import { agentsAt, rateAtPerSec } from './schedule.js';
 import { StealFreeLagAccumulator } from './steal-free-lag.js';
@@ -58,6 +59,8 @@ export class IntervalMerger {
     private readonly cfg: SwarmConfig,
     private readonly intervalMs: number,
     private readonly onProgress?: (p: ProgressSnapshot) => void,
+    /** The live view (--metrics-port): fed each merged second, warm-up and drain included. */
+    private readonly live?: LiveMetrics,
   ) {}
 
   /** A worker's own failure, counted beside the requests' errors. */
@@ -107,8 +110,10 @@ export class IntervalMerger {
     // the window ends is in the counts above, but must not lift the achieved rate past capacity.
     if (!warm && inProfile) this.completedInWindow += point.completed;
     this.series.push(point);
+    const progress = progressOf(point, this.totals, cfg.profile.durationMs / 1000);
+    this.live?.interval(point, opHists, progress.generatorOk);
     if (drain) return;
-    this.onProgress?.(progressOf(point, this.totals, cfg.profile.durationMs / 1000));
+    this.onProgress?.(progress);
   }
 
   /** One worker's interval into the point, and (measured intervals only) into the run's totals. */

@@ -3,8 +3,8 @@ import { describe, expect, it } from 'vitest';
 
 /**
  * The import-layer rule of eslint.config.js, on code written for the test: a lower folder of src/
- * never imports a higher one (core, metrics < swarm, stack, analysis < scenario < run < report,
- * gate < cli). `npm test` runs the linter over the whole tree; this checks the rule itself.
+ * never imports a higher one (core, metrics < swarm, stack, analysis < scenario < run, k8s <
+ * report, gate < cli). `npm test` runs the linter over the whole tree; this checks the rule itself.
  */
 const eslint = new ESLint({ cwd: process.cwd() });
 
@@ -21,6 +21,7 @@ describe('eslint: the layers of src/', () => {
     ['src/stack/relay/x.ts', "import { main } from '../../cli/main.js';", 'src/stack'],
     ['src/run/x.ts', "import { fmtPct } from '../report/format.js';", 'src/run'],
     ['src/gate/x.ts', "import { main } from '../cli/main.js';", 'src/gate'],
+    ['src/k8s/x.ts', "import { fmtPct } from '../report/format.js';", 'src/k8s'],
   ])('%s importing a higher layer is an error', async (file, code, folder) => {
     const found = await problems(file, code);
     expect(found).toHaveLength(1);
@@ -33,6 +34,7 @@ describe('eslint: the layers of src/', () => {
     ['src/cli/x.ts', "import { renderMarkdown } from '../report/markdown.js';\nimport { runScenario } from '../run/run.js';"],
     ['src/stack/runtime/x.ts', "import { CapacityLimiter } from '../capacity.js';\nimport { round } from '../../core/units.js';"],
     ['test/x.ts', "import { main } from '../src/cli/main.js';"],
+    ['src/k8s/x.ts', "import { parseScenario } from '../scenario/load.js';\nimport { isLoopbackHost } from '../core/loopback.js';"],
   ])('%s importing its own layer or lower is fine', async (file, code) => {
     expect(await problems(file, code)).toEqual([]);
   });

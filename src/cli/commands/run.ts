@@ -9,6 +9,7 @@ import { gateText, summaryLine } from '../../gate/gate-text.js';
 import { parseThreshold, ThresholdError } from '../../gate/grammar.js';
 import { headlineWindow } from '../../report/format.js';
 import type { RunResult } from '../../run/result-types.js';
+import { METRICS_PORT_FLAG, parseMetricsPort, PRINT_SCRAPE_CONFIG_FLAG, printScrapeConfig, startLiveView } from '../live-view.js';
 import type { ProgressPrinter } from '../progress.js';
 
 /**
@@ -27,7 +28,9 @@ export const runCommand: CommandModule<object, Record<string, unknown>> = {
       .option('allow-remote', { type: 'boolean', describe: 'allow a scenario target that is not loopback' })
       .option('report', { type: 'boolean', default: true, describe: 'write report.html and summary.md beside result.json (--no-report to skip)' })
       .option('junit', { type: 'string', describe: "write the scenario thresholds' verdicts as JUnit XML to FILE (as rmmscale gate --junit)" })
-      .option('md', { type: 'string', describe: "write the scenario thresholds' verdicts as Markdown to FILE (as rmmscale gate --md)" }) as Argv<Record<string, unknown>>,
+      .option('md', { type: 'string', describe: "write the scenario thresholds' verdicts as Markdown to FILE (as rmmscale gate --md)" })
+      .option('metrics-port', METRICS_PORT_FLAG)
+      .option('print-scrape-config', PRINT_SCRAPE_CONFIG_FLAG) as Argv<Record<string, unknown>>,
   handler: async (argv) => {
     // As in `rmmscale gate`: no `requiresArg` (yargs reports a missing value as a crash); an empty value is refused here.
     for (const flag of ['junit', 'md'] as const) {
@@ -40,6 +43,8 @@ export const runCommand: CommandModule<object, Record<string, unknown>> = {
       report: argv.report !== false,
       junit: argv.junit as string | undefined,
       md: argv.md as string | undefined,
+      metricsPort: parseMetricsPort(argv['metrics-port']),
+      printScrapeConfig: argv['print-scrape-config'] === true,
     });
   },
 };
@@ -53,6 +58,10 @@ export interface RunCliInput {
   junit?: string;
   /** Write them as Markdown here (as `rmmscale gate --md`). */
   md?: string;
+  /** Serve the generator's live metrics on this loopback port (0: a free one). */
+  metricsPort?: number | null;
+  /** Print a Prometheus scrape config for the stack's nodes and the generator once they are up. */
+  printScrapeConfig?: boolean;
 }
 
 /** reports/<scenario>-<timestamp>/ unless --out says otherwise. */
@@ -164,6 +173,10 @@ export async function runRunCli(input: RunCliInput): Promise<ExitCode> {
   // …and so is every node it scrapes (stack.nodes[].metrics).
   scenario.stack.nodes.forEach((n, i) => checkTarget(`stack.nodes[${i}].metrics`, n.metricsUrl, ['http:', 'https:'], input.allowRemote === true));
   const outDir = resolve(input.out ?? defaultOutDir(process.cwd(), scenario.name, new Date()));
+  const view = await startLiveView(input.metricsPort ?? null);
+  const generatorTargets = view ? [{ job: 'rmmscale-generator', url: view.server.url }] : [];
+  // An external target has no nodes of ours to scrape: the generator alone, now.
+  if (input.printScrapeConfig && scenario.stack.target) await printScrapeConfig(generatorTargets);
   const controller = new AbortController();
   let signals = 0;
   const onSignal = (): void => {
@@ -188,7 +201,12 @@ export async function runRunCli(input: RunCliInput): Promise<ExitCode> {
       signal: controller.signal,
       // A worker's error is written beside the progress line, as the swarm always wrote it;
       // every other event ends the progress line first.
-      onEvent: (e) => (e.type === 'worker-error' ? printWorkerErrors(e) : log(formatRunEvent(e))),
+      live: view?.live,
+      onEvent: (e) => {
+        if (e.type === 'worker-error') printWorkerErrors(e);
+        else log(formatRunEvent(e));
+        if (e.type === 'stack-healthy' && input.printScrapeConfig) void printScrapeConfig([...e.nodes.map((n) => ({ job: 'rmmscale-stack', url: n.metricsUrl })), ...generatorTargets]);
+      },
       onProgress: (p) => {
         if (p.window !== current || !printer) {
           printer?.end();
@@ -235,6 +253,7 @@ export async function runRunCli(input: RunCliInput): Promise<ExitCode> {
     process.stderr.write(`rmmscale run: ${outcome.exitCode === EXIT.ok ? 'ok' : `exit ${outcome.exitCode}`}: ${outcome.reason}\n`);
     return outcome.exitCode;
   } finally {
+    await view?.server.close();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }

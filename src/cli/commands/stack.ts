@@ -27,6 +27,7 @@ export const STACK_FLAGS: Record<string, FlagSpec> = {
   scope: { key: 'scope', type: 'string', describe: 'tokens --user: the sessions it may open: * | agents:ID,… | group:NAME, optionally @PROTOCOL,…' },
   entry: { key: 'entry', type: 'string', describe: 'fault: which running stack, by its entry URL, when several are up' },
   json: { key: 'json', type: 'boolean', describe: 'one JSON object per line' },
+  'print-scrape-config': { key: 'printScrapeConfig', type: 'boolean', describe: 'up: print a Prometheus scrape config for every node\'s /metrics once the stack is up' },
 };
 
 export const stackCommand: CommandModule<object, Record<string, unknown>> = {
@@ -66,6 +67,7 @@ export interface StackCliInput {
   scope?: string;
   entry?: string;
   json?: boolean;
+  printScrapeConfig?: boolean;
 }
 
 const ACTIONS = ['up', 'tokens', 'fault'] as const;
@@ -197,8 +199,14 @@ export async function runStackCli(action: string, topologyArg: string | undefine
     // Printed this once, and only when generated; `rmmscale swarm` and `stack tokens` read it from the state file.
     if (stack.secretGenerated) process.stdout.write(`secret: ${stack.secret} (generated; shown once)\n`);
     process.stdout.write(`state: ${stateFile} (mode 0600: the secret, for rmmscale swarm / stack tokens on this host)\n`);
-    process.stdout.write('Ctrl-C stops every node.\n');
   }
+  if (input.printScrapeConfig === true) {
+    const { scrapeConfig } = await import('../../metrics/scrape-config.js');
+    const yaml = scrapeConfig(stack.nodes.map((n) => ({ job: 'rmmscale-stack', url: n.metricsUrl })));
+    if (json) process.stdout.write(JSON.stringify({ event: 'scrape-config', yaml }) + '\n');
+    else process.stdout.write(`# Prometheus scrape config (docs/k8s.md#a-live-view)\n${yaml}`);
+  }
+  if (!json) process.stdout.write('Ctrl-C stops every node.\n');
   await stopRequested;
   await control.close();
   await stack.stop();

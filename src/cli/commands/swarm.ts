@@ -7,6 +7,7 @@ import { findSecret, SECRET_ENV } from '../../stack/state-file.js';
 import { DEFAULTS, resolveSwarmConfig, type SwarmConfig, type SwarmInput } from '../../swarm/config.js';
 import { HOST_STEAL_WARN, type SwarmResult } from '../../swarm/result.js';
 import type { StealFreeLag } from '../../swarm/steal-free-lag.js';
+import { METRICS_PORT_FLAG, parseMetricsPort, startLiveView } from '../live-view.js';
 import { formatUs, ProgressPrinter } from '../progress.js';
 
 /**
@@ -66,10 +67,10 @@ export const swarmCommand: CommandModule<object, Record<string, unknown>> = {
       const { key: _key, ...opt } = spec;
       out = out.option(flag, { ...opt, requiresArg: opt.type !== 'boolean' });
     }
-    return out as Argv<Record<string, unknown>>;
+    return out.option('metrics-port', METRICS_PORT_FLAG) as Argv<Record<string, unknown>>;
   },
   handler: async (argv) => {
-    process.exitCode = await runSwarmCli(swarmInputFromArgv(argv));
+    process.exitCode = await runSwarmCli(swarmInputFromArgv(argv), { metricsPort: parseMetricsPort(argv['metrics-port']) });
   },
 };
 
@@ -77,7 +78,7 @@ export const swarmCommand: CommandModule<object, Record<string, unknown>> = {
  * The swarm command's I/O: validate, run with a progress line, print the summary, write the
  * result and the .hlog atomically (also after Ctrl-C), and choose the exit code.
  */
-export async function runSwarmCli(input: SwarmInput): Promise<ExitCode> {
+export async function runSwarmCli(input: SwarmInput, opts: { metricsPort?: number | null } = {}): Promise<ExitCode> {
   // Loaded before the signal handlers go on: a Ctrl-C must find the swarm started, not its import.
   const { runSwarm } = await import('../../swarm/coordinator.js');
   const { printWorkerErrors } = await import('../run-events.js');
@@ -90,6 +91,7 @@ export async function runSwarmCli(input: SwarmInput): Promise<ExitCode> {
     process.stderr.write(`rmmscale: no --secret, no ${SECRET_ENV} and no running \`rmmscale stack up\` serves ${cfg.targets.join(', ')}: agent tokens are under a random secret (a stack that checks them answers 401)\n`);
   }
   cfg = prepareIdentities(cfg);
+  const view = await startLiveView(opts.metricsPort ?? null);
 
   const controller = new AbortController();
   let signalled = false;
@@ -109,8 +111,9 @@ export async function runSwarmCli(input: SwarmInput): Promise<ExitCode> {
       `(${cfg.mode}${cfg.mode === 'http' ? `/${cfg.connection}` : ''}, ${cfg.arrival})\n`,
   );
   try {
-    const { result, hlog } = await runSwarm({ config: cfg, signal: controller.signal, onProgress: (p) => printer.update(p), onEvent: printWorkerErrors });
+    const { result, hlog } = await runSwarm({ config: cfg, signal: controller.signal, onProgress: (p) => printer.update(p), onEvent: printWorkerErrors, live: view?.live });
     printer.end();
+    if (result.verdict.trust) view?.live.judged(result.verdict.trust.judgedAs, result.verdict.trustworthy);
     if (cfg.jsonFile) writeFileAtomic(cfg.jsonFile, JSON.stringify(result, null, 2) + '\n');
     if (cfg.hlogFile) writeFileAtomic(cfg.hlogFile, hlog);
     process.stdout.write(renderSummary(result));
@@ -119,6 +122,7 @@ export async function runSwarmCli(input: SwarmInput): Promise<ExitCode> {
     return exitCodeFor(result);
   } finally {
     printer.end();
+    await view?.server.close();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
