@@ -34,6 +34,10 @@ export function formatRunEvent(e: RunEvent): string {
       return `run failed: ${e.stack}`;
     case 'stack-stopping':
       return 'stopping the stack…';
+    case 'ledger': {
+      const l = e.ledger;
+      return `ledger: ${l.acked} writes acknowledged, ${l.stored} stored, ${l.lost} lost, ${l.duplicated} duplicated; commands ${l.commandsCreated} created, ${l.commandsDelivered} delivered, ${l.commandsLost} lost`;
+    }
     case 'worker-error':
       return formatSwarmEvent(e);
   }

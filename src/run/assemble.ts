@@ -21,6 +21,7 @@ export interface AssembleInput {
   timeline: Record<string, NodeSecond[]>;
   hlogFiles: string[];
   faults: RunResult['faults'];
+  ledger: RunResult['ledger'];
   warnings: string[];
   nodes: RunResult['stack']['nodes'];
   versions: RunResult['versions'];
@@ -74,6 +75,7 @@ export function assemble(a: AssembleInput): RunResult {
     timeline: a.timeline,
     hlogFiles: a.hlogFiles,
     faults: a.faults,
+    ledger: a.ledger,
   };
 }
 

@@ -49,6 +49,8 @@ export class BackgroundTraffic {
   private syncCursor: string | null = null;
   private readonly pending = new Set<Promise<void>>();
   private stopped = false;
+  /** Every command whose creation was answered 201, by id: the ledger's commandsCreated. */
+  readonly createdCommands: string[] = [];
 
   constructor(private readonly o: BackgroundOptions) {
     this.pool = new Pool(o.entryUrl, { connections: 16, headersTimeout: TIMEOUT_MS, bodyTimeout: TIMEOUT_MS });
@@ -108,6 +110,14 @@ export class BackgroundTraffic {
         } else {
           st.completed++;
           if (r.statusCode >= 400) this.errors.set(`http-${r.statusCode}`, (this.errors.get(`http-${r.statusCode}`) ?? 0) + 1);
+          if (stream === 'commands' && r.statusCode === 201) {
+            try {
+              const id = (JSON.parse(text) as { commandId?: unknown }).commandId;
+              if (typeof id === 'string') this.createdCommands.push(id);
+            } catch {
+              // a 201 without its id: nothing to follow
+            }
+          }
           if (stream === 'integration' && r.statusCode === 200) {
             try {
               this.syncCursor = (JSON.parse(text) as { next: string | null }).next;
@@ -190,6 +200,7 @@ export class BackgroundTraffic {
   }
 
   async stop(): Promise<void> {
+    if (this.stopped) return;
     this.stopped = true;
     for (const t of this.timers) clearTimeout(t);
     this.timers = [];

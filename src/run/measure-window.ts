@@ -91,7 +91,7 @@ async function driveWindow(ctx: RunContext, spec: WindowSpec, cfg: SwarmConfig):
   let t0EpochMs = Date.now();
   const control = new SwarmControl();
   ctx.swarmDisconnect = (fraction) => control.disconnect(fraction);
-  const { result: swarm, hlog } = await runSwarm({
+  const { result: swarm, hlog, ledger } = await runSwarm({
     config: cfg,
     signal: ctx.signal,
     control,
@@ -111,6 +111,7 @@ async function driveWindow(ctx: RunContext, spec: WindowSpec, cfg: SwarmConfig):
     if (startTimer) clearTimeout(startTimer);
   });
   if (!startHdr) markStart();
+  if (ledger) ctx.acked.push(ledger);
   const measuredToMs = Date.now();
   const [endHdr, endCounters] = collector ? await Promise.all([collector.histograms(), collector.counters()]) : [new Map<string, NodeHdrSnapshot>(), new Map() as CounterSnapshot];
   const hdr0 = await (startHdr as unknown as Promise<Map<string, NodeHdrSnapshot>>);

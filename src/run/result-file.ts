@@ -135,6 +135,7 @@ function describe(e: ErrorObject): string {
  * - `stack.tiers`: from the nodes, as the run lays them out (analysis/tier-sizing.ts);
  * - a window's `client.attemptedRatePerSec`: its sends (`count`) over its measured seconds;
  * - `faults`: none (faults came with them);
+ * - `ledger`: null (not checked: the ledger came after);
  * - a search by rate counted its tiers' `ceilingAgents` at its fixed fleet's size, not at the
  *   check-in model as `summary.ceilingAgents` did: they are recounted alike (× ceilingAgents ÷ the
  *   headline's agents), or dropped when the search found no ceiling to recount them by.
@@ -153,7 +154,7 @@ function withTypedFacts(file: string, r: RunResult): RunResult {
     const ratio = r.summary.ceilingAgents !== null && agents > 0 ? r.summary.ceilingAgents / agents : null;
     summary = { ...r.summary, tiers: r.summary.tiers.map((t) => ({ ...t, ceilingAgents: t.ceilingAgents === null || ratio === null ? null : Math.round(t.ceilingAgents * ratio) })) };
   }
-  return { ...r, summary, load, stack: { ...r.stack, tiers }, windows, headline, faults: stored.faults ?? [] };
+  return { ...r, summary, load, stack: { ...r.stack, tiers }, windows, headline, faults: stored.faults ?? [], ledger: stored.ledger ?? null };
 }
 
 const DEFAULT_CHECKIN: CheckinSpec = { kind: 'fraction', fractionPerMin: 0.3, text: '30%/min' };

@@ -8,6 +8,7 @@ import type { CheckinSpec } from '../scenario/types.js';
 import type { Trust } from '../swarm/generator-trust.js';
 import type { SendOutcomes } from '../swarm/recorder.js';
 import type { FaultRecord } from './faults.js';
+import type { Ledger } from './ledger.js';
 
 /**
  * `result.json` of `rmmscale run`: the contract between a run and everything after it (report,
@@ -284,4 +285,10 @@ export interface RunResult {
   hlogFiles: string[];
   /** The scenario's faults, each with when it ran and how long clients saw errors after it (empty: none). */
   faults: FaultRecord[];
+  /**
+   * Acknowledged writes and created commands against what the database holds, by identity
+   * (run/ledger.ts). Null when it could not be read: an external target, a tunnel fleet, a database
+   * that was down at the end, or a file written before the ledger existed.
+   */
+  ledger: Ledger | null;
 }

@@ -1,6 +1,7 @@
 import type { Scenario } from '../scenario/types.js';
 import type { RunningStack } from '../stack/launcher.js';
 import type { CapacityProfile } from '../stack/types.js';
+import type { SwarmLedger } from '../swarm/ack-ledger.js';
 import type { ProgressSnapshot } from '../swarm/interval-merge.js';
 import type { LiveMetrics } from '../swarm/live-metrics.js';
 import type { BackgroundTraffic } from './background.js';
@@ -42,6 +43,8 @@ export interface RunContext {
   faults: FaultRunner | null;
   /** Drop that share of the current window's tunnels (null between windows, or for HTTP). */
   swarmDisconnect: ((fraction: number) => Promise<number>) | null;
+  /** Each HTTP window's acknowledged writes, for the ledger (run/ledger.ts). */
+  acked: SwarmLedger[];
   /** End the run now as failed (a node died that no fault named): the run is incomplete. */
   fail: (message: string) => void;
 }

@@ -1,6 +1,7 @@
 import type { Scenario } from '../scenario/types.js';
 import type { Trust } from '../swarm/generator-trust.js';
 import type { SwarmEvent } from '../swarm/swarm-event.js';
+import type { Ledger } from './ledger.js';
 import type { WindowResult } from './result-types.js';
 
 /**
@@ -22,4 +23,6 @@ export type RunEvent =
   /** An unexpected error (a known RmmscaleError is only the result's `error`). */
   | { type: 'run-failed'; stack: string }
   | { type: 'stack-stopping' }
+  /** The ledger, read from the database after the last window (run/ledger.ts). */
+  | { type: 'ledger'; ledger: Ledger }
   | SwarmEvent;

@@ -14,6 +14,9 @@ import { BackgroundTraffic } from './background.js';
 import type { ScrapeSchedule } from './collector.js';
 import { drive } from './drive.js';
 import { FaultRunner, faultTarget, type FaultRecord } from './faults.js';
+import { openStore } from '../stack/store/index.js';
+import type { Store } from '../stack/types.js';
+import { checkLedger, type Ledger } from './ledger.js';
 import { libraryVersions } from './library-versions.js';
 import type { NodeSecond, RunResult } from './result-types.js';
 import { RunAborted } from './run-aborted.js';
@@ -90,6 +93,7 @@ export async function runScenario(o: RunOptions): Promise<RunOutput> {
     warnings: [],
     faults: null,
     swarmDisconnect: null,
+    acked: [],
     fail: (message) => {
       if (end.error !== null || abort.signal.aborted) return;
       end.error = message;
@@ -113,9 +117,12 @@ export async function runScenario(o: RunOptions): Promise<RunOutput> {
   } finally {
     abort.dispose();
     ctx.faults?.close();
-    await stopAll(ctx);
   }
-  const result = await buildResult(ctx, startedAt, end, search);
+  // The ledger reads the database while the stack still runs (after the operators' last command).
+  await ctx.background?.stop().catch(() => undefined);
+  const ledger = await readLedger(ctx);
+  await stopAll(ctx);
+  const result = await buildResult(ctx, startedAt, end, search, ledger);
   writeFileAtomic(resultFile, JSON.stringify(result, null, 2) + '\n');
   return { result, resultFile };
 }
@@ -175,7 +182,29 @@ async function stopAll(ctx: RunContext): Promise<void> {
   }
 }
 
-async function buildResult(ctx: RunContext, startedAt: string, end: RunEnd, search: SearchResult | null): Promise<RunResult> {
+/**
+ * The run's ledger (run/ledger.ts), read the way the web nodes reach the data: the db node's RPC with
+ * the db key, or the single node's SQLite file. Null, with a warning, when there is nothing to read
+ * (an external target, a tunnel fleet) or the database does not answer.
+ */
+async function readLedger(ctx: RunContext): Promise<Ledger | null> {
+  const storage = ctx.stack?.storage;
+  if (!storage || ctx.sc.fleet.transport !== 'http' || ctx.acked.length === 0) return null;
+  let store: Store | null = null;
+  try {
+    store = await openStore(storage, ctx.secret);
+    const ledger = await checkLedger(store, { seed: ctx.sc.fleet.seed, swarms: ctx.acked, commandIds: ctx.background?.createdCommands ?? [] });
+    ctx.emit({ type: 'ledger', ledger });
+    return ledger;
+  } catch (err) {
+    ctx.warnings.push(`the ledger could not be read from the database: ${(err as Error)?.message ?? String(err)}`);
+    return null;
+  } finally {
+    await store?.close().catch(() => undefined);
+  }
+}
+
+async function buildResult(ctx: RunContext, startedAt: string, end: RunEnd, search: SearchResult | null, ledger: Ledger | null): Promise<RunResult> {
   const timeline: Record<string, NodeSecond[]> = {};
   if (ctx.collector) for (const [k, v] of ctx.collector.timeline) timeline[k] = v;
   // An external stack's nodes are listed with their /metrics URL; their processes are not ours (pid 0).
@@ -194,6 +223,7 @@ async function buildResult(ctx: RunContext, startedAt: string, end: RunEnd, sear
     timeline,
     hlogFiles: ctx.hlogFiles,
     faults: faultRecords(ctx),
+    ledger,
     warnings: ctx.warnings,
     nodes,
     versions: { rmmscale: toolVersion(), node: process.version, libraries: await libraryVersions() },

@@ -80,6 +80,11 @@ export class RunningStack extends EventEmitter {
   readonly secret: string;
   /** True when the stack generated its secret (no opts.secret). */
   readonly secretGenerated: boolean;
+  /**
+   * Where the stack's data is, as its web nodes reach it: the db node (authenticated with the db key
+   * derived from the secret), or the single node's own SQLite file. The run's ledger reads it.
+   */
+  storage: DbSpec | null = null;
   private readonly procs: Map<string, ChildProcess>;
   private readonly cleanup: () => Promise<void>;
   private readonly graceMs: number;
@@ -396,7 +401,10 @@ export async function startStack(topology: Topology, opts: StackOptions = {}): P
     }
     return { proc, pid: ready.pid };
   };
-  return new RunningStack(entry.url, nodes, procs, cleanup, opts.stopGraceMs ?? STOP_GRACE_MS, { value: secret, generated: secretGenerated }, relaunch);
+  const stack = new RunningStack(entry.url, nodes, procs, cleanup, opts.stopGraceMs ?? STOP_GRACE_MS, { value: secret, generated: secretGenerated }, relaunch);
+  const dbNode = nodes.find((n) => n.role === 'db');
+  stack.storage = dbNode ? { kind: 'remote', url: dbNode.url } : primary;
+  return stack;
 }
 
 /** --proxy haproxy: render haproxy.cfg for the started web nodes and run the system's haproxy. */

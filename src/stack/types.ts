@@ -246,6 +246,20 @@ export interface SessionAuditRecord {
  * A DBAgent write's lease term: the store commits it only while `token` is still the lease's term
  * (LeaseFencedError otherwise), checked in the write's own transaction.
  */
+/** A stored agent write (store/schema.ts). */
+export interface LedgerRow {
+  agentId: string;
+  seq: number;
+  /** Rows stored under this key (1; above 1 would be a duplicate). */
+  copies: number;
+}
+
+export interface CommandState {
+  id: string;
+  delivered: boolean;
+  hasResult: boolean;
+}
+
 export interface LeaseFence {
   name: string;
   token: number;
@@ -262,14 +276,26 @@ export interface Store {
    */
   checkin(req: CheckinRequest, atMs: number): Promise<PendingCommand[]>;
   heartbeat(agentId: string, atMs: number): Promise<void>;
-  inventory(agentId: string, doc: unknown, atMs: number): Promise<void>;
-  commandResults(agentId: string, results: CommandResult[], atMs: number): Promise<void>;
+  /**
+   * `seq`: the write's idempotency key with the agent id (null: an agent that sends none). A key
+   * already stored (a retry, a late commit) changes nothing. The same holds for commandResults and
+   * for a check-in's `req.seq`.
+   */
+  inventory(agentId: string, doc: unknown, atMs: number, seq?: number | null): Promise<void>;
+  commandResults(agentId: string, results: CommandResult[], atMs: number, seq?: number | null): Promise<void>;
   /** Queue a command for a known agent; null when the agent id is unknown. */
   createCommand(agentId: string, kind: string, args: Record<string, unknown>, createdBy: string): Promise<string | null>;
   listAgents(filter: AgentFilter, nowMs: number): Promise<AgentRow[]>;
   statsBy(field: 'os' | 'client'): Promise<Array<{ key: string; agents: number; online: number }>>;
   syncAgents(afterId: string | null, limit: number): Promise<{ agents: AgentRow[]; next: string | null }>;
   countCheckins(): Promise<number>;
+  /**
+   * The ledger's read: stored agent writes (check-ins, inventories, command results) with keys from
+   * `fromSeq` up, in (agentId, seq) order after `after`, at most `limit` (LEDGER_PAGE_MAX).
+   */
+  ledgerKeys(fromSeq: number, after: { agentId: string; seq: number } | null, limit: number): Promise<LedgerRow[]>;
+  /** The commands among `ids` the database holds: delivered (acknowledged) or not, with a result or not. */
+  commandStates(ids: string[]): Promise<CommandState[]>;
   /** Relay telemetry, written in batches. */
   telemetry(samples: TelemetrySample[]): Promise<void>;
   /** Which relay holds an agent's tunnel (null: none). */

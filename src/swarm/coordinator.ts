@@ -1,4 +1,5 @@
 import { hostFacts, openFileLimit } from '../core/host.js';
+import { mergeLedgers, type SwarmLedger } from './ack-ledger.js';
 import { buildSwarmResult } from './build-result.js';
 import { describeWorkload, type SwarmConfig } from './config.js';
 import { readCa } from './engine.js';
@@ -53,6 +54,11 @@ export interface SwarmRunOptions {
 export interface SwarmRunOutput {
   result: SwarmResult;
   hlog: string;
+  /**
+   * Every acknowledged agent write by key (HTTP), null for tunnels or when no worker reported one.
+   * A worker that died before its end reports none: its acknowledged writes are not claimed.
+   */
+  ledger: SwarmLedger | null;
 }
 
 export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
@@ -94,5 +100,5 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
   }
 
   const result = buildSwarmResult({ cfg, sizing, host, startedAt, intervalMs, merged, workers: pool.workers, interrupted: pool.interrupted });
-  return { result, hlog: merged.hlog ? merged.hlog.toString() : '' };
+  return { result, hlog: merged.hlog ? merged.hlog.toString() : '', ledger: mergeLedgers(pool.ledgers, sizing.workers) };
 }

@@ -14,6 +14,8 @@ import { ClosedLoop } from './closed-loop.js';
 import { localAgents, type LocalAgents } from './local-agents.js';
 import { parseReconnectPolicy } from './reconnect.js';
 import { TunnelFleet } from './transports/ws-tunnels.js';
+import { AckLedger, seqBaseFor } from './ack-ledger.js';
+import type { WriteSend } from './transports/http.js';
 
 /**
  * One worker's share of the fleet, and its run loop. Agents with global index
@@ -46,6 +48,17 @@ const ELD_RESOLUTION_MS = 10;
 export const LOOKAHEAD_MS = 0.5;
 /** How long in-flight requests may finish after the profile ends before the worker stops waiting. */
 const DRAIN_MAX_MS = 10_000;
+/** A failed write with no retry-after is sent again after this (times 1–1.5, jittered). */
+const RETRY_DEFAULT_MS = 1000;
+
+/**
+ * Which failed agent writes are sent again, with the same idempotency key: a 503 (the server says
+ * when, in retry-after), a 502 or 504 (a proxy lost its backend), and no answer at all (a refused
+ * or reset connection, a timeout: status 0). Never a 4xx: that write is wrong, not early.
+ */
+export function retryable(status: number): boolean {
+  return status === 0 || status === 502 || status === 503 || status === 504;
+}
 
 export class SwarmEngine {
   private readonly plan: WorkerPlan;
@@ -55,6 +68,11 @@ export class SwarmEngine {
   private rec: SwarmRecorder;
   private readonly rng: Rng;
   private readonly seq: Uint32Array;
+  /** The keys of this swarm's writes: seqBase + n (ack-ledger.ts); set at the start. */
+  private seqBase = 0;
+  private ledger = new AckLedger(0);
+  /** Retries waiting for their time. */
+  private readonly retryTimers = new Set<NodeJS.Timeout>();
   /** Open workload, periodic arrivals: built in start(). */
   private periodic: PeriodicSchedule | null = null;
   /** Closed workload: built in start(). */
@@ -103,6 +121,8 @@ export class SwarmEngine {
     const cfg = this.plan.config;
     this.perfT0 = startAtEpochMs - performance.timeOrigin;
     this.rec = new SwarmRecorder(Math.max(0, this.now()), cfg.lateThresholdMs);
+    this.seqBase = seqBaseFor(startAtEpochMs);
+    this.ledger = new AckLedger(this.seqBase);
     if (cfg.mode === 'http') {
       // Loaded only where used: a tunnel worker never pays for undici's memory.
       const { HttpTransport } = await import('./transports/http.js');
@@ -117,6 +137,7 @@ export class SwarmEngine {
         maxInflight: this.plan.maxInflight,
         recorder: this.rec,
         now: this.now,
+        onWrite: this.writeSettled,
       });
       this.http.warm();
     } else {
@@ -173,7 +194,8 @@ export class SwarmEngine {
       send: (s, atMs, next) => {
         this.rec.scheduled();
         const agent = this.agents.at(s);
-        http.send(s, agent, 'checkin', this.payloads.body('checkin', agent, ++this.seq[s], this.rng), atMs, undefined, next);
+        const n = ++this.seq[s];
+        http.send(s, agent, 'checkin', this.payloads.body('checkin', agent, this.seqBase + n, this.rng), atMs, undefined, next, n);
       },
       end: () => void this.finish(),
       setTimer: (fn, ms) => setTimeout(fn, ms),
@@ -262,11 +284,45 @@ export class SwarmEngine {
     this.sendHttp(s, kind, tMs);
   };
 
+  /**
+   * Every write (check-in, inventory, command result) gets the agent's next key; a heartbeat stores
+   * nothing and carries the last one.
+   */
   private sendHttp(s: number, kind: MessageKind, tMs: number, results?: CommandResult[]): void {
     const agent = this.agents.at(s);
-    const body = this.payloads.body(kind, agent, ++this.seq[s], this.rng, results);
-    this.http!.send(s, agent, kind, body, tMs, kind === 'checkin' ? (cmds, doneMs) => this.runCommands(s, cmds, doneMs) : undefined);
+    const n = kind === 'heartbeat' ? 0 : ++this.seq[s];
+    const body = this.payloads.body(kind, agent, this.seqBase + (n || this.seq[s]), this.rng, results);
+    this.http!.send(s, agent, kind, body, tMs, this.commandsOf(s, kind), undefined, n);
   }
+
+  private commandsOf(s: number, kind: MessageKind): ((cmds: PendingCommand[], doneMs: number) => void) | undefined {
+    return kind === 'checkin' ? (cmds, doneMs) => this.runCommands(s, cmds, doneMs) : undefined;
+  }
+
+  /**
+   * A keyed write ended: acknowledged, it goes into the ledger; failed for a reason worth retrying,
+   * it goes out again with the same body (the same key) after the server's retry-after, or 1 s,
+   * jittered by up to half again so that a fleet refused together does not return together.
+   * Retries stop with the drain after the profile: each waits ≥ 1 s, so they are bounded in count.
+   */
+  private writeSettled = (w: WriteSend, ok: boolean, status: number, retryAfterMs: number | null): void => {
+    if (ok) {
+      this.ledger.ack(w.slot, w.n);
+      return;
+    }
+    // A closed loop measures throughput: its next send follows the last, never a retry.
+    if (this.stopped || this.closed || !retryable(status)) return;
+    const delayMs = Math.max(RETRY_DEFAULT_MS, retryAfterMs ?? RETRY_DEFAULT_MS) * (1 + 0.5 * this.rng.next());
+    const cfg = this.plan.config;
+    if (this.now() + delayMs > cfg.profile.durationMs + Math.min(DRAIN_MAX_MS, cfg.timeoutMs)) return;
+    const t = setTimeout(() => {
+      this.retryTimers.delete(t);
+      if (!this.http) return;
+      this.rec.scheduled();
+      this.http.send(w.slot, w.agent, w.kind, w.body, this.now(), this.commandsOf(w.slot, w.kind), undefined, w.n);
+    }, delayMs);
+    this.retryTimers.add(t);
+  };
 
   /** Commands from a check-in: execute (a simulated delay), then post the results. Open model too. */
   private runCommands(s: number, commands: PendingCommand[], doneMs: number): void {
@@ -334,13 +390,16 @@ export class SwarmEngine {
     if (this.loopTimer) clearTimeout(this.loopTimer);
     this.closed?.stop();
     const deadline = this.now() + Math.min(DRAIN_MAX_MS, this.plan.config.timeoutMs);
-    const inflight = (): number => (this.http?.inflight ?? 0) + (this.tunnels?.pending ?? 0);
+    const inflight = (): number => (this.http?.inflight ?? 0) + (this.tunnels?.pending ?? 0) + this.retryTimers.size;
     while (inflight() > 0 && this.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    for (const t of this.retryTimers) clearTimeout(t);
+    this.retryTimers.clear();
     if (this.intervalTimer) clearTimeout(this.intervalTimer);
     this.takeInterval();
     await this.http?.close();
     await this.tunnels?.close();
     this.eld?.disable();
+    if (this.http) this.emit({ type: 'ledger', worker: this.plan.workerIndex, ledger: this.ledger.toWire() });
     this.emit({ type: 'done', worker: this.plan.workerIndex });
     this.resolveFinished();
   }

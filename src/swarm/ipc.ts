@@ -1,4 +1,5 @@
 import type { SwarmConfig } from './config.js';
+import type { AckLedgerWire } from './ack-ledger.js';
 import type { RecorderInterval } from './recorder.js';
 
 /**
@@ -34,6 +35,8 @@ export interface WorkerHealth {
 export type WorkerMessage =
   | { type: 'ready'; worker: number; agents: number; pid: number }
   | { type: 'interval'; worker: number; index: number; interval: RecorderInterval; health: WorkerHealth }
+  /** HTTP workers, once, just before `done`: every write acknowledged (ack-ledger.ts). */
+  | { type: 'ledger'; worker: number; ledger: AckLedgerWire }
   | { type: 'done'; worker: number }
   | { type: 'error'; worker: number; message: string; code: string }
   /** The answer to `disconnect`: how many of this worker's tunnels it dropped. */

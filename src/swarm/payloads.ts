@@ -42,21 +42,22 @@ export class PayloadFactory {
       `"av":{"product":"Defender","defsAgeHours":${rng.int(48)},"realtime":true}}`;
   }
 
+  /** `seq`: the write's sequence number; with the agent id, its idempotency key (ack-ledger.ts). */
   body(kind: MessageKind, agent: AgentIdentity, seq: number, rng: Rng, results?: CommandResult[]): string {
     switch (kind) {
       case 'heartbeat':
-        return `{"agentId":"${agent.id}","seq":${seq},"uptimeSec":${86_400 + seq * 60}}`;
+        return `{"agentId":"${agent.id}","seq":${seq},"uptimeSec":${86_400 + (seq % 1_000_000) * 60}}`;
       case 'checkin':
         return (
           `{"agentId":"${agent.id}","hostname":"${agent.hostname}","os":"${agent.os}","agentVersion":"${agent.agentVersion}",` +
           `"client":"${agent.client}","seq":${seq},"status":{"cpuPct":${rng.int(100)},"memPct":${20 + rng.int(75)},` +
-          `"diskFreePct":${5 + rng.int(90)},"uptimeSec":${86_400 + seq * 300},"loggedOnUser":"user${agent.index % 997}"},` +
+          `"diskFreePct":${5 + rng.int(90)},"uptimeSec":${86_400 + (seq % 1_000_000) * 300},"loggedOnUser":"user${agent.index % 997}"},` +
           this.checkinTail
         );
       case 'inventory':
         return `{"agentId":"${agent.id}","seq":${seq},` + this.inventoryTail;
       case 'command-result':
-        return JSON.stringify({ agentId: agent.id, results: results ?? [] });
+        return JSON.stringify({ agentId: agent.id, seq, results: results ?? [] });
     }
   }
 }

@@ -1,5 +1,6 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { runnableModulePath } from '../core/module-path.js';
+import type { AckLedgerWire } from './ack-ledger.js';
 import type { SwarmConfig } from './config.js';
 import type { CoordinatorMessage, IntervalPart, WorkerMessage, WorkerPlan } from './ipc.js';
 import type { Sizing } from './sizing.js';
@@ -45,6 +46,8 @@ export class WorkerPool {
   readonly workers: WorkerState[] = [];
   /** Ctrl-C: the workers were told to stop; the result is partial. */
   interrupted = false;
+  /** Each HTTP worker's acknowledged writes, as it reported them at its end. */
+  readonly ledgers: Array<{ worker: number; wire: AckLedgerWire }> = [];
   private readonly pending = new Map<number, Map<number, IntervalPart>>();
   private readyCount = 0;
   private allDone: () => void = () => undefined;
@@ -158,6 +161,8 @@ export class WorkerPool {
       if (!parts) this.pending.set(m.index, (parts = new Map()));
       parts.set(m.worker, { interval: m.interval, health: m.health });
       this.flushReady(false);
+    } else if (m.type === 'ledger') {
+      this.ledgers.push({ worker: m.worker, wire: m.ledger });
     } else if (m.type === 'done') {
       st.done = true;
       this.flushReady(false);

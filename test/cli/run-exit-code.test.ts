@@ -50,6 +50,13 @@ function search(f: RunFixture = {}): RunResult {
   return r;
 }
 
+/** A run whose ledger found `lost` acknowledged writes and `commandsLost` commands missing. */
+function ledgerLost(lost: number, commandsLost: number, f: RunFixture = {}): RunResult {
+  const r = runResult(f);
+  r.ledger = { acked: 900, stored: 900 - lost, lost, duplicated: 0, commandsCreated: 12, commandsDelivered: 12 - commandsLost - 2, commandsLost };
+  return r;
+}
+
 describe('runOutcome: what `rmmscale run` exits with (first matching row wins)', () => {
   it.each<[string, RunResult, number, RegExp]>([
     ['no thresholds, every stage met the SLO', runResult(), EXIT.ok, /^passed$/],
@@ -64,6 +71,9 @@ describe('runOutcome: what `rmmscale run` exits with (first matching row wins)',
     ['untrustworthy: never judged, even with a failed threshold and a breached stage', breached({ thresholds: FAIL, trustworthy: false, warnings: ['generator-bound: a worker above 90% of a core'] }), EXIT.untrustworthy, /^the measurement is not trustworthy, so it is not judged \(generator-bound: a worker above 90% of a core\)$/],
     ['untrustworthy, thresholds would pass', runResult({ thresholds: PASS, trustworthy: false }), EXIT.untrustworthy, /not trustworthy/],
     ['incomplete (the stack failed): beats untrustworthy and a failed threshold', runResult({ thresholds: FAIL, complete: false, error: 'node single exited (code 1)', trustworthy: false }), EXIT.sutFailed, /^the run did not complete: node single exited \(code 1\)$/],
+    ['the ledger is whole: passed', ledgerLost(0, 0), EXIT.ok, /^passed$/],
+    ['the ledger lost acknowledged writes: beats untrustworthy and a passed threshold', ledgerLost(3, 0, { thresholds: PASS, trustworthy: false }), EXIT.sutFailed, /^the ledger lost data: 3 of 900 acknowledged writes are not in the database$/],
+    ['the ledger lost created commands', ledgerLost(0, 1), EXIT.sutFailed, /^the ledger lost data: 1 of 12 created commands were lost$/],
     ['interrupted: beats everything', interrupted({ thresholds: FAIL }), EXIT.interrupted, /^interrupted: the partial result was written \(interrupted \(Ctrl-C\)\)$/],
     ['a threshold metric with no value (no headline window)', runResult({ thresholds: PASS, headline: false }), EXIT.untrustworthy, /^a threshold could not be judged: checkin\.p99 < 500ms: no value: result\.json: no headline window/],
   ])('%s → %i', (_name, result, code, reason) => {

@@ -177,6 +177,7 @@ export function runResult(f: RunFixture = {}): RunResult {
     timeline: {},
     hlogFiles: [],
     faults: [],
+    ledger: null,
   };
 }
 

@@ -283,6 +283,7 @@ export function buildResult(opts: Partial<FixtureOptions> = {}): RunResult {
     timeline,
     hlogFiles: windows.map((w) => `window-${w.index}.hlog`),
     faults: [],
+    ledger: null,
   };
   if (o.fit) {
     const f = fitUsl(windows.map((w) => ({ load: w.agents, throughput: w.client.achievedRatePerSec })));

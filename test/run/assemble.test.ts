@@ -14,7 +14,7 @@ const sc: Scenario = { ...base, ceiling: { ...base.ceiling!, unit: 'agents' }, p
 const search = { outcome: 'found' as const, ceilingLoad: 6500, lastGood: 6500, firstBad: 7000, steps: [] };
 
 function input(windows: WindowResult[]): Parameters<typeof assemble>[0] {
-  return { sc, startedAt: new Date(0).toISOString(), complete: true, interrupted: false, error: null, windows, search, timeline: {}, hlogFiles: [], faults: [], warnings: [], nodes: [], versions: buildResult().versions };
+  return { sc, startedAt: new Date(0).toISOString(), complete: true, interrupted: false, error: null, windows, search, timeline: {}, hlogFiles: [], faults: [], ledger: null, warnings: [], nodes: [], versions: buildResult().versions };
 }
 
 /** The fixture's 6 windows (the last, 6,500 agents, met the SLO) with that last one made untrustworthy. */

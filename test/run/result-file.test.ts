@@ -62,7 +62,7 @@ describe('schemas/result.schema.json: every result rmmscale writes is valid', ()
   it('a result assembled by the run, with its plan and fit, as written to the file', () => {
     const sc = rateSearch('schema', 'split3', 'automate', { start: 2000, max: 10_000, p99Ms: 200 });
     const fixture = buildResult();
-    const r = assemble({ sc: { ...sc, ceiling: { ...sc.ceiling!, unit: 'agents' } }, startedAt: fixture.startedAt, complete: true, interrupted: false, error: null, windows: fixture.windows, search: { outcome: 'found', ceilingLoad: 6500, lastGood: 6500, firstBad: 7000, steps: [] }, timeline: fixture.timeline, hlogFiles: [], faults: [], warnings: [], nodes: fixture.stack.nodes, versions: fixture.versions });
+    const r = assemble({ sc: { ...sc, ceiling: { ...sc.ceiling!, unit: 'agents' } }, startedAt: fixture.startedAt, complete: true, interrupted: false, error: null, windows: fixture.windows, search: { outcome: 'found', ceilingLoad: 6500, lastGood: 6500, firstBad: 7000, steps: [] }, timeline: fixture.timeline, hlogFiles: [], faults: [], ledger: null, warnings: [], nodes: fixture.stack.nodes, versions: fixture.versions });
     expect(r.plan).not.toBeNull();
     expect(r.fits.usl).not.toBeNull();
     expect(resultProblems(JSON.parse(JSON.stringify(r)))).toEqual([]);

@@ -29,8 +29,19 @@ describe('shipped scenarios', () => {
   const files = readdirSync(SCENARIOS).filter((f) => f.endsWith('.yaml'));
   const load = (name: string): Scenario => loadScenario(join(SCENARIOS, `${name}.yaml`));
 
-  it('ships the six the issue asks for', () => {
-    expect(files.sort()).toEqual(['automate-single.yaml', 'automate-split3.yaml', 'automate-split4.yaml', 'ci-gate.yaml', 'quickstart.yaml', 'relays-10k.yaml']);
+  it('ships the ones the issues ask for', () => {
+    expect(files.sort()).toEqual(['automate-single.yaml', 'automate-split3.yaml', 'automate-split4.yaml', 'ci-gate.yaml', 'control-plane-down.yaml', 'failover-split3.yaml', 'quickstart.yaml', 'relays-10k.yaml']);
+  });
+
+  it.each([
+    ['failover-split3', [['kill', 'web-agent-1'], ['restart', 'web-agent-1'], ['stop', 'web-agent-2'], ['kill', 'app']]],
+    ['control-plane-down', [['stop', 'db'], ['kill', 'db'], ['restart', 'db']]],
+  ])('%s: its faults, on an HTTP fleet (the ledger needs one), at most 3 minutes of load', (name, faults) => {
+    const s = load(name);
+    expect(s.faults.map((f) => [f.action, f.node])).toEqual(faults);
+    expect(s.fleet.transport).toBe('http');
+    expect(s.background.commands).not.toBeNull();
+    expect((s.stages ?? []).reduce((a, st) => a + st.durationMs, 0)).toBeLessThanOrEqual(180_000);
   });
 
   it.each(files)('%s loads, names the schema for editors, and has SLOs and a time limit', (f) => {

@@ -156,6 +156,36 @@ export function storeContract(name: string, open: () => Promise<StoreBackend>, o
       expect(await b.scalar('SELECT at_ms AS n FROM inventory')).toBe(2000);
     });
 
+    it('idempotency keys: a check-in, inventory or command result sent twice under one (agent, seq) is stored once; the ledger reads every key', async () => {
+      const t = 1_700_000_000_000;
+      const base = 5_000_000_000_000;
+      await b.store.checkin(agentReq(0, { seq: base + 1 }), t);
+      const cmd = await b.store.createCommand(idOf(0), 'script', {}, 'alice');
+      // A retry of a committed check-in (its response was lost) stores nothing more but still hands out the command.
+      expect((await b.store.checkin(agentReq(0, { seq: base + 1, hostname: 'RETRY' }), t + 1)).map((c) => c.id)).toEqual([cmd]);
+      expect(await b.scalar('SELECT COUNT(*) AS n FROM checkins')).toBe(1);
+      expect(await b.scalar(`SELECT checkins AS n FROM agents WHERE id = '${idOf(0)}'`)).toBe(1);
+      await b.store.inventory(idOf(0), { software: ['a'] }, t + 2, base + 2);
+      await b.store.inventory(idOf(0), { software: ['late'] }, t + 3, base + 2);
+      expect(await b.scalar('SELECT at_ms AS n FROM inventory')).toBe(t + 2);
+      await b.store.commandResults(idOf(0), [{ commandId: cmd!, exitCode: 0, output: 'first', durationMs: 1 }], t + 4, base + 3);
+      await b.store.commandResults(idOf(0), [{ commandId: cmd!, exitCode: 7, output: 'retry', durationMs: 1 }], t + 5, base + 3);
+      expect(await b.scalar(`SELECT result_exit AS n FROM commands WHERE id = '${cmd}'`)).toBe(0);
+      await b.store.checkin(agentReq(1, { seq: base + 1 }), t + 6);
+      await b.store.checkin(agentReq(1, { seq: 7 }), t + 7); // below fromSeq: another run's key
+      const page1 = await b.store.ledgerKeys(base, null, 2);
+      expect(page1).toEqual([
+        { agentId: idOf(0), seq: base + 1, copies: 1 },
+        { agentId: idOf(0), seq: base + 2, copies: 1 },
+      ]);
+      expect(await b.store.ledgerKeys(base, page1[1], 10)).toEqual([
+        { agentId: idOf(0), seq: base + 3, copies: 1 },
+        { agentId: idOf(1), seq: base + 1, copies: 1 },
+      ]);
+      const states = await b.store.commandStates([cmd!, '00000000-0000-0000-0000-000000000000']);
+      expect(states).toEqual([{ id: cmd, delivered: true, hasResult: true }]);
+    });
+
     it('telemetry batches insert every sample; an empty batch is a no-op', async () => {
       const samples: TelemetrySample[] = Array.from({ length: 1203 }, (_, i) => ({ agentId: idOf(i % 7), relay: 'relay-1', atMs: 1000 + i, cpuPct: i % 100, memPct: 40 }));
       await b.store.telemetry(samples);

@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { deriveAgent } from '../../src/core/identity.js';
 import { CapacityLimiter } from '../../src/stack/capacity.js';
@@ -114,5 +116,26 @@ describe('web role: agent and user APIs on a real socket', () => {
     const r = await call(orphan.url, 'POST', '/agent/v1/checkin', checkinOf(agent), asAgent());
     expect(r.status).toBe(503);
     expect((r.json as { error: string }).error).toMatch(/^the database is unavailable: db node http:\/\/127\.0\.0\.1:9/);
+  });
+
+  it('a hung database (it accepts, never answers): every agent write and a new command get a clear 503 with retry-after', async () => {
+    const hung = createServer(() => undefined); // SIGSTOP as the web node sees it: connected, no answer
+    await new Promise<void>((r) => hung.listen(0, '127.0.0.1', r));
+    extra.push({ close: () => new Promise<void>((r) => (hung.closeAllConnections(), hung.close(() => r()))) });
+    const store = new RemoteStore(`http://127.0.0.1:${(hung.address() as AddressInfo).port}`, { connections: 2, timeoutMs: 300, key: deriveKey(SECRET, 'db-rpc') });
+    extra.push(store);
+    const web = await startRole({ role: 'web', name: 'web-hung-db', secret: SECRET }, store);
+    extra.push(web);
+    const answers = await Promise.all([
+      call(web.url, 'POST', '/agent/v1/checkin', checkinOf(agent), asAgent()),
+      call(web.url, 'POST', '/agent/v1/inventory', { agentId: agent.id, seq: 9, software: [] }, asAgent()),
+      call(web.url, 'POST', '/agent/v1/command-results', { agentId: agent.id, seq: 10, results: [] }, asAgent()),
+      call(web.url, 'POST', `/api/v1/agents/${agent.id}/commands`, { kind: 'script', args: {} }, asUser()),
+    ]);
+    for (const r of answers) {
+      expect(r.status).toBe(503);
+      expect(r.headers.get('retry-after')).toBe('1');
+      expect((r.json as { error: string }).error).toMatch(/^the database is unavailable: db node http:\/\/127\.0\.0\.1:\d+: UND_ERR_HEADERS_TIMEOUT$/);
+    }
   });
 });

@@ -3,6 +3,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { writeFileAtomic } from '../../core/atomic-write.js';
 import { InvalidArgumentError, RmmscaleError } from '../../core/errors.js';
 import { EXIT, type ExitCode } from '../../core/exit-codes.js';
+import { ledgerProblem } from '../../run/ledger.js';
 import { checkTarget } from '../../core/loopback.js';
 import type { GateReport } from '../../gate/gate.js';
 import { gateText, summaryLine } from '../../gate/gate-text.js';
@@ -83,6 +84,7 @@ export interface RunOutcome {
  *   | ------------------------------------------------------------ | ---- | ------------- |
  *   | interrupted (Ctrl-C, SIGTERM)                                | 130  | interrupted   |
  *   | did not complete (result.error: the stack failed, time limit) | 3    | sutFailed     |
+ *   | the ledger lost an acknowledged write or a created command   | 3    | sutFailed     |
  *   | not trustworthy (summary.trustworthy false): never judged     | 4    | untrustworthy |
  *   | a scenario threshold cannot apply to this run (gate error)   | 2    | badInput      |
  *   | a scenario threshold failed (the gate's outcome "fail")      | 5    | gateFailed    |
@@ -97,6 +99,8 @@ export interface RunOutcome {
 export function runOutcome(r: RunResult, gate: GateReport | RmmscaleError | null): RunOutcome {
   if (r.interrupted) return { exitCode: EXIT.interrupted, reason: `interrupted: the partial result was written${r.error ? ` (${r.error})` : ''}` };
   if (r.error !== null || !r.complete) return { exitCode: EXIT.sutFailed, reason: `the run did not complete: ${r.error ?? 'incomplete'}` };
+  const lost = r.ledger ? ledgerProblem(r.ledger) : null;
+  if (lost) return { exitCode: EXIT.sutFailed, reason: lost };
   if (!r.summary.trustworthy) {
     const why = r.summary.warnings.slice(0, 2).join('; ');
     return { exitCode: EXIT.untrustworthy, reason: `the measurement is not trustworthy, so it is not judged${why ? ` (${why})` : ''}` };

@@ -10,7 +10,12 @@ export interface HealthOptions {
   fall: number;
 }
 
-export const DEFAULT_HEALTH: HealthOptions = { intervalMs: 250, timeoutMs: 1000, fall: 2 };
+/**
+ * A hung backend (SIGSTOP) is ejected after two checks that time out, one after the other: at most
+ * 2 × (interval + timeout) = 2 s after it stops. The timeout is under 1 s because undici keeps
+ * timeouts of 1 s and more on a coarse (0.5 s) timer: with 1000 ms, ejection took 3.0 s here.
+ */
+export const DEFAULT_HEALTH: HealthOptions = { intervalMs: 250, timeoutMs: 750, fall: 2 };
 
 /** Connection-level errors: the backend is not there (or just dropped us). Eject at once. */
 const CONNECTION_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT']);

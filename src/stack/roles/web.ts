@@ -17,6 +17,9 @@ import type { RoleContext, RoleFactory, RoleHandler, Store, WebServes } from '..
  *   closed rather than drained.
  * - `serves` picks the API: an agent-only node answers user paths with 404 and vice versa (the
  *   proxy routes by path).
+ * - Every agent write carries an idempotency key, the agent id and its `seq`: a retry of a write
+ *   already stored (or one whose first attempt committed after it timed out) changes nothing, and
+ *   is answered as the first was.
  * - A database that is overloaded or down (StoreUnavailableError, or the db limiter's QueueFullError)
  *   is a 503 with retry-after, so agents back off instead of counting a server error
  *   (src/stack/http-errors.ts, shared with the relay).
@@ -55,6 +58,9 @@ export function userRouteOf(method: string, path: string): string | null {
 
 const isText = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= MAX_TEXT;
 const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+/** A write's sequence number: with the agent id, its idempotency key (a retry carries the same one). */
+const isSeq = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+const SEQ_PROBLEM = 'seq: expected an integer from 0 to 2^53-1 (with the agent id, the idempotency key of the write)';
 
 /** What is wrong with a check-in body (the first problem), or null. */
 export function checkinProblem(b: unknown, agentId: string): string | null {
@@ -62,7 +68,7 @@ export function checkinProblem(b: unknown, agentId: string): string | null {
   const c = b as Record<string, unknown>;
   if (c.agentId !== agentId) return `agentId: expected the x-agent-id header's ${JSON.stringify(agentId)}`;
   for (const f of ['hostname', 'os', 'agentVersion', 'client'] as const) if (!isText(c[f])) return `${f}: expected a string of 1-${MAX_TEXT} characters`;
-  if (!isNum(c.seq)) return 'seq: expected a number';
+  if (!isSeq(c.seq)) return SEQ_PROBLEM;
   const s = c.status as Record<string, unknown> | null | undefined;
   if (typeof s !== 'object' || s === null) return 'status: expected an object';
   for (const f of ['cpuPct', 'memPct', 'diskFreePct'] as const) if (!isNum(s[f])) return `status.${f}: expected a number`;
@@ -70,8 +76,9 @@ export function checkinProblem(b: unknown, agentId: string): string | null {
 }
 
 function resultsProblem(b: unknown, agentId: string): string | null {
-  const r = (b as { agentId?: unknown; results?: unknown } | null) ?? {};
+  const r = (b as { agentId?: unknown; results?: unknown; seq?: unknown } | null) ?? {};
   if (r.agentId !== undefined && r.agentId !== agentId) return `agentId: expected the x-agent-id header's ${JSON.stringify(agentId)}`;
+  if (r.seq !== undefined && !isSeq(r.seq)) return SEQ_PROBLEM;
   if (!Array.isArray(r.results)) return 'results: expected an array';
   for (const [i, x] of (r.results as unknown[]).entries()) {
     const e = x as Partial<CommandResult> | null;
@@ -133,15 +140,17 @@ export class WebHandler implements RoleHandler {
         await this.store.heartbeat(agentId, now);
         return sendJson(res, 200, { ok: true, commands: [], nextCheckinSec: NEXT_CHECKIN_SEC });
       case 'inventory': {
-        const b = body as { agentId?: unknown } | null;
+        const b = body as { agentId?: unknown; seq?: unknown } | null;
         if (typeof b !== 'object' || b === null || (b.agentId !== undefined && b.agentId !== agentId)) return refuse(req, res, 400, 'body: expected a JSON object for this agent');
-        await this.store.inventory(agentId, body, now);
+        if (b.seq !== undefined && !isSeq(b.seq)) return refuse(req, res, 400, SEQ_PROBLEM);
+        await this.store.inventory(agentId, body, now, isSeq(b.seq) ? b.seq : null);
         return sendJson(res, 200, { ok: true });
       }
       default: {
         const problem = resultsProblem(body, agentId);
         if (problem) return refuse(req, res, 400, problem);
-        await this.store.commandResults(agentId, (body as { results: CommandResult[] }).results, now);
+        const r = body as { results: CommandResult[]; seq?: unknown };
+        await this.store.commandResults(agentId, r.results, now, isSeq(r.seq) ? r.seq : null);
         return sendJson(res, 200, { ok: true });
       }
     }

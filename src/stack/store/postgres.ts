@@ -2,11 +2,11 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { StackError } from '../../core/errors.js';
 import type { CheckinRequest, CommandResult, PendingCommand } from '../../core/protocol.js';
-import type { AgentFilter, AgentRow, LeaseFence, SessionAuditRecord, Store, TelemetrySample } from '../types.js';
+import type { AgentFilter, AgentRow, CommandState, LeaseFence, LedgerRow, SessionAuditRecord, Store, TelemetrySample } from '../types.js';
 import { LeaseFencedError } from './errors.js';
 import { DEFAULT_GROUP_COMMIT, GroupCommit, lockOrder, type GroupCommitOptions, type WriteJob } from './group-commit.js';
-import { MAX_COMMANDS_PER_CHECKIN, MAX_RESULT_OUTPUT_CHARS, OFFLINE_AFTER_MS, SCHEMA_STATEMENTS, toAgentRow, toPending, type AgentDbRow } from './schema.js';
-import { SQL, listAgentsSql, numberPlaceholders, statsBySql, type SqlName } from './schema-sql.js';
+import { COMMAND_STATES_CHUNK, LEDGER_PAGE_MAX, MAX_COMMANDS_PER_CHECKIN, MAX_RESULT_OUTPUT_CHARS, OFFLINE_AFTER_MS, SCHEMA_STATEMENTS, toAgentRow, toCommandStates, toLedgerRows, toPending, type AgentDbRow } from './schema.js';
+import { SQL, commandStatesSql, listAgentsSql, numberPlaceholders, statsBySql, type CommandStateRow, type SqlName } from './schema-sql.js';
 
 /**
  * PostgreSQL through `pg` (a Pool), with the same schema and semantics as the SQLite store. Writes
@@ -31,14 +31,21 @@ const SCHEMA_LOCK = 7_263_001;
 const TELEMETRY_ROWS_PER_STATEMENT = 500;
 const RETRYABLE = new Set(['40P01', '40001']); // deadlock, serialization failure
 
-/** One round trip per check-in: upsert, insert and hand-out (pending until acknowledged, schema-sql.ts) run as one statement. */
-const CHECKIN_SQL = `WITH a AS (
+/**
+ * One round trip per check-in: insert, upsert and hand-out (pending until acknowledged, schema-sql.ts)
+ * run as one statement. The check-in row goes first, keyed by (agent, seq): when the key is already
+ * stored (a retry, a late commit) it inserts nothing and the agent row is left alone; the pending
+ * commands go out either way.
+ */
+const CHECKIN_SQL = `WITH c AS (
+    INSERT INTO checkins (agent_id, at_ms, seq, cpu_pct, mem_pct, disk_free_pct) VALUES ($1, $6, $7, $8, $9, $10)
+    ON CONFLICT (agent_id, seq) DO NOTHING RETURNING 1),
+  a AS (
     INSERT INTO agents (id, hostname, os, agent_version, client, first_seen_ms, last_seen_ms, checkins)
-    VALUES ($1, $2, $3, $4, $5, $6, $6, 1)
+    SELECT CAST($1 AS TEXT), CAST($2 AS TEXT), CAST($3 AS TEXT), CAST($4 AS TEXT), CAST($5 AS TEXT), CAST($6 AS BIGINT), CAST($6 AS BIGINT), 1 FROM c
     ON CONFLICT (id) DO UPDATE SET hostname = excluded.hostname, os = excluded.os, agent_version = excluded.agent_version,
       client = excluded.client, last_seen_ms = excluded.last_seen_ms, checkins = agents.checkins + 1, offline_alerted = 0
-    RETURNING 1),
-  c AS (INSERT INTO checkins (agent_id, at_ms, seq, cpu_pct, mem_pct, disk_free_pct) VALUES ($1, $6, $7, $8, $9, $10) RETURNING 1)
+    RETURNING 1)
   SELECT id, kind, args, created_ms FROM commands
   WHERE agent_id = $1 AND delivered_ms IS NULL ORDER BY created_ms, id LIMIT ${MAX_COMMANDS_PER_CHECKIN}`;
 
@@ -157,12 +164,20 @@ export class PostgresStore implements Store {
     return this.write(async (c) => void (await this.q(c, 'heartbeat', [atMs, agentId])), agentId);
   }
 
-  inventory(agentId: string, doc: unknown, atMs: number): Promise<void> {
-    return this.write(async (c) => void (await this.q(c, 'upsertInventory', [agentId, atMs, JSON.stringify(doc)])), agentId);
+  /** The write's receipt; false: this key is already stored, so the write is not applied again. */
+  private async firstTime(c: Client, agentId: string, seq: number | null | undefined, kind: string, atMs: number): Promise<boolean> {
+    return seq === null || seq === undefined || (await this.q(c, 'insertWrite', [agentId, seq, kind, atMs])).rowCount === 1;
   }
 
-  commandResults(agentId: string, results: CommandResult[], atMs: number): Promise<void> {
+  inventory(agentId: string, doc: unknown, atMs: number, seq?: number | null): Promise<void> {
     return this.write(async (c) => {
+      if (await this.firstTime(c, agentId, seq, 'inventory', atMs)) await this.q(c, 'upsertInventory', [agentId, atMs, JSON.stringify(doc)]);
+    }, agentId);
+  }
+
+  commandResults(agentId: string, results: CommandResult[], atMs: number, seq?: number | null): Promise<void> {
+    return this.write(async (c) => {
+      if (!(await this.firstTime(c, agentId, seq, 'command-result', atMs))) return;
       for (const r of results) await this.q(c, 'commandResult', [r.exitCode, String(r.output).slice(0, MAX_RESULT_OUTPUT_CHARS), atMs, atMs, r.commandId, agentId]);
     }, agentId);
   }
@@ -191,6 +206,22 @@ export class PostgresStore implements Store {
 
   async countCheckins(): Promise<number> {
     return Number((await this.q(this.pool, 'countCheckins', [])).rows[0].n);
+  }
+
+  async ledgerKeys(fromSeq: number, after: { agentId: string; seq: number } | null, limit: number): Promise<LedgerRow[]> {
+    const a = after ?? { agentId: '', seq: -1 };
+    const r = await this.q(this.pool, 'ledgerKeys', [fromSeq, fromSeq, a.agentId, a.agentId, a.seq, Math.min(limit, LEDGER_PAGE_MAX)]);
+    return toLedgerRows(r.rows as Parameters<typeof toLedgerRows>[0]);
+  }
+
+  async commandStates(ids: string[]): Promise<CommandState[]> {
+    const out: CommandState[] = [];
+    for (let i = 0; i < ids.length; i += COMMAND_STATES_CHUNK) {
+      const chunk = ids.slice(i, i + COMMAND_STATES_CHUNK);
+      const r = await this.pool.query<CommandStateRow>(numberPlaceholders(commandStatesSql(chunk.length)), chunk);
+      out.push(...toCommandStates(r.rows));
+    }
+    return out;
   }
 
   telemetry(samples: TelemetrySample[]): Promise<void> {

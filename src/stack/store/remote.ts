@@ -1,6 +1,6 @@
 import { Pool } from 'undici';
 import type { CheckinRequest, CommandResult, PendingCommand } from '../../core/protocol.js';
-import type { AgentFilter, AgentRow, LeaseFence, SessionAuditRecord, Store, TelemetrySample } from '../types.js';
+import type { AgentFilter, AgentRow, CommandState, LeaseFence, LedgerRow, SessionAuditRecord, Store, TelemetrySample } from '../types.js';
 import { LeaseFencedError, StoreUnavailableError } from './errors.js';
 
 /**
@@ -29,6 +29,8 @@ export const DB_METHODS = [
   'statsBy',
   'syncAgents',
   'countCheckins',
+  'ledgerKeys',
+  'commandStates',
   'telemetry',
   'setPresence',
   'getPresence',
@@ -56,7 +58,12 @@ export interface RemoteStoreOptions {
    * undici queue.
    */
   maxQueued?: number;
-  /** Per-call limit for headers and body, ms. */
+  /**
+   * Per-call limit for headers and body, ms (default 10 s): a hung db node (SIGSTOP) becomes a 503 +
+   * retry-after for the agent well within its own timeout, not a hang. A write whose call timed out
+   * may still commit when the db node wakes; its idempotency key keeps the agent's retry from
+   * storing it twice.
+   */
   timeoutMs?: number;
 }
 
@@ -74,6 +81,7 @@ function fencedFrom(args: readonly unknown[], body: string): [string, number, nu
 }
 
 export const DEFAULT_REMOTE_QUEUE = 1024;
+export const DEFAULT_DB_CALL_TIMEOUT_MS = 10_000;
 
 export class RemoteStore implements Store {
   readonly kind = 'remote' as const;
@@ -90,7 +98,7 @@ export class RemoteStore implements Store {
     opts: RemoteStoreOptions,
   ) {
     this.headers = { 'content-type': 'application/json', authorization: `Bearer ${opts.key}` };
-    const timeoutMs = opts.timeoutMs ?? 30_000;
+    const timeoutMs = opts.timeoutMs ?? DEFAULT_DB_CALL_TIMEOUT_MS;
     const connections = opts.connections ?? 32;
     this.maxOutstanding = connections + Math.max(0, opts.maxQueued ?? DEFAULT_REMOTE_QUEUE);
     this.pool = new Pool(url, { connections, pipelining: 1, keepAliveTimeout: 60_000, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
@@ -130,11 +138,11 @@ export class RemoteStore implements Store {
   heartbeat(agentId: string, atMs: number): Promise<void> {
     return this.call('heartbeat', [agentId, atMs]);
   }
-  inventory(agentId: string, doc: unknown, atMs: number): Promise<void> {
-    return this.call('inventory', [agentId, doc, atMs]);
+  inventory(agentId: string, doc: unknown, atMs: number, seq: number | null = null): Promise<void> {
+    return this.call('inventory', [agentId, doc, atMs, seq]);
   }
-  commandResults(agentId: string, results: CommandResult[], atMs: number): Promise<void> {
-    return this.call('commandResults', [agentId, results, atMs]);
+  commandResults(agentId: string, results: CommandResult[], atMs: number, seq: number | null = null): Promise<void> {
+    return this.call('commandResults', [agentId, results, atMs, seq]);
   }
   createCommand(agentId: string, kind: string, args: Record<string, unknown>, createdBy: string): Promise<string | null> {
     return this.call('createCommand', [agentId, kind, args, createdBy]);
@@ -150,6 +158,12 @@ export class RemoteStore implements Store {
   }
   countCheckins(): Promise<number> {
     return this.call('countCheckins', []);
+  }
+  ledgerKeys(fromSeq: number, after: { agentId: string; seq: number } | null, limit: number): Promise<LedgerRow[]> {
+    return this.call('ledgerKeys', [fromSeq, after, limit]);
+  }
+  commandStates(ids: string[]): Promise<CommandState[]> {
+    return this.call('commandStates', [ids]);
   }
   telemetry(samples: TelemetrySample[]): Promise<void> {
     return this.call('telemetry', [samples]);

@@ -10,7 +10,20 @@ export const SQL = {
      VALUES (?, ?, ?, ?, ?, ?, ?, 1)
      ON CONFLICT (id) DO UPDATE SET hostname = excluded.hostname, os = excluded.os, agent_version = excluded.agent_version,
        client = excluded.client, last_seen_ms = excluded.last_seen_ms, checkins = agents.checkins + 1, offline_alerted = 0`,
-  insertCheckin: `INSERT INTO checkins (agent_id, at_ms, seq, cpu_pct, mem_pct, disk_free_pct) VALUES (?, ?, ?, ?, ?, ?)`,
+  /** 0 rows changed: this key is already stored (a retry or a late commit), and nothing else is written. */
+  insertCheckin: `INSERT INTO checkins (agent_id, at_ms, seq, cpu_pct, mem_pct, disk_free_pct) VALUES (?, ?, ?, ?, ?, ?)
+     ON CONFLICT (agent_id, seq) DO NOTHING`,
+  /** An inventory's or command result's receipt; 0 rows changed: already applied. */
+  insertWrite: `INSERT INTO agent_writes (agent_id, seq, kind, at_ms) VALUES (?, ?, ?, ?) ON CONFLICT (agent_id, seq) DO NOTHING`,
+  /**
+   * Every stored agent write with a key from `seq` up, after the (agent_id, seq) given, and its
+   * copies (above 1: stored twice, which the unique keys forbid; counted, not assumed).
+   */
+  ledgerKeys: `SELECT agent_id, seq, SUM(n) AS copies FROM (
+       SELECT agent_id, seq, COUNT(*) AS n FROM checkins WHERE seq >= ? GROUP BY agent_id, seq
+       UNION ALL SELECT agent_id, seq, 1 AS n FROM agent_writes WHERE seq >= ?) k
+     WHERE agent_id > ? OR (agent_id = ? AND seq > ?)
+     GROUP BY agent_id, seq ORDER BY agent_id, seq LIMIT ?`,
   /**
    * The oldest commands the agent has not acknowledged, handed out at least once: a command stays
    * pending (delivered_ms NULL) until the agent posts its result (commandResult), so a check-in
@@ -99,6 +112,17 @@ export function listAgentsSql(f: { status?: 'online' | 'offline'; client?: strin
 export function statsBySql(field: 'os' | 'client'): string {
   const col = field === 'os' ? 'os' : 'client';
   return `SELECT ${col} AS key, COUNT(*) AS agents, SUM(CASE WHEN last_seen_ms >= ? THEN 1 ELSE 0 END) AS online FROM agents GROUP BY ${col} ORDER BY ${col}`;
+}
+
+/** The states of up to `n` commands by id (the ids are parameters). */
+export function commandStatesSql(n: number): string {
+  return `SELECT id, delivered_ms, result_ms FROM commands WHERE id IN (${Array.from({ length: n }, () => '?').join(', ')})`;
+}
+
+export interface CommandStateRow {
+  id: string;
+  delivered_ms: number | string | null;
+  result_ms: number | string | null;
 }
 
 /** `?` → `$1, $2, …` for PostgreSQL (our statements have no `?` inside string literals). */

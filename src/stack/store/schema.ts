@@ -1,5 +1,5 @@
 import type { PendingCommand } from '../../core/protocol.js';
-import type { AgentRow } from '../types.js';
+import type { AgentRow, CommandState, LedgerRow } from '../types.js';
 
 /**
  * The reference stack's schema: what an RMM keeps per agent, check-in, command and loop. Written
@@ -18,6 +18,17 @@ export const SCHEMA_STATEMENTS: readonly string[] = [
      agent_id TEXT NOT NULL, at_ms BIGINT NOT NULL, seq BIGINT NOT NULL,
      cpu_pct INTEGER, mem_pct INTEGER, disk_free_pct INTEGER)`,
   `CREATE INDEX IF NOT EXISTS checkins_agent ON checkins (agent_id, at_ms)`,
+  /**
+   * The idempotency key of a check-in: its agent and sequence number. A retry, or a write whose
+   * first attempt timed out and committed late, is not stored twice (ON CONFLICT DO NOTHING).
+   */
+  `CREATE UNIQUE INDEX IF NOT EXISTS checkins_key ON checkins (agent_id, seq)`,
+  /**
+   * Receipts of the agent writes that keep no row of their own per write (an inventory replaces the
+   * last one; a command result updates its command): one per idempotency key, written in the same
+   * transaction as the write, so a retried write is applied once and the run's ledger can find it.
+   */
+  `CREATE TABLE IF NOT EXISTS agent_writes (agent_id TEXT NOT NULL, seq BIGINT NOT NULL, kind TEXT NOT NULL, at_ms BIGINT NOT NULL, PRIMARY KEY (agent_id, seq))`,
   `CREATE TABLE IF NOT EXISTS inventory (agent_id TEXT PRIMARY KEY, at_ms BIGINT NOT NULL, doc TEXT NOT NULL)`,
   `CREATE TABLE IF NOT EXISTS commands (
      id TEXT PRIMARY KEY, agent_id TEXT NOT NULL, kind TEXT NOT NULL, args TEXT NOT NULL,
@@ -72,6 +83,20 @@ export function toAgentRow(r: AgentDbRow, nowMs: number): AgentRow {
     online: nowMs - lastSeenMs < OFFLINE_AFTER_MS,
     groupName: r.group_name,
   };
+}
+
+/** Ledger rows: keyset pages in (agent_id, seq) order. */
+export const LEDGER_PAGE_MAX = 50_000;
+
+export function toLedgerRows(rows: Array<{ agent_id: string; seq: number | string | bigint; copies: number | string | bigint }>): LedgerRow[] {
+  return rows.map((r) => ({ agentId: r.agent_id, seq: Number(r.seq), copies: Number(r.copies) }));
+}
+
+/** Command ids per commandStates query. */
+export const COMMAND_STATES_CHUNK = 500;
+
+export function toCommandStates(rows: Array<{ id: string; delivered_ms: number | string | null; result_ms: number | string | null }>): CommandState[] {
+  return rows.map((r) => ({ id: r.id, delivered: r.delivered_ms !== null, hasResult: r.result_ms !== null }));
 }
 
 /** Commands handed out by a check-in, oldest first (RETURNING gives no order). */

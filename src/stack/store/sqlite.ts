@@ -1,11 +1,11 @@
 import Database, { type Database as Db, type Statement } from 'better-sqlite3';
 import { randomUUID } from 'node:crypto';
 import type { CheckinRequest, CommandResult, PendingCommand } from '../../core/protocol.js';
-import type { AgentFilter, AgentRow, LeaseFence, SessionAuditRecord, Store, TelemetrySample } from '../types.js';
+import type { AgentFilter, AgentRow, CommandState, LeaseFence, LedgerRow, SessionAuditRecord, Store, TelemetrySample } from '../types.js';
 import { LeaseFencedError } from './errors.js';
 import { DEFAULT_GROUP_COMMIT, GroupCommit, type GroupCommitOptions, type WriteJob } from './group-commit.js';
-import { MAX_RESULT_OUTPUT_CHARS, OFFLINE_AFTER_MS, SCHEMA_STATEMENTS, toAgentRow, toPending, type AgentDbRow } from './schema.js';
-import { SQL, listAgentsSql, statsBySql, type SqlName } from './schema-sql.js';
+import { COMMAND_STATES_CHUNK, LEDGER_PAGE_MAX, MAX_RESULT_OUTPUT_CHARS, OFFLINE_AFTER_MS, SCHEMA_STATEMENTS, toAgentRow, toCommandStates, toLedgerRows, toPending, type AgentDbRow } from './schema.js';
+import { SQL, commandStatesSql, listAgentsSql, statsBySql, type CommandStateRow, type SqlName } from './schema-sql.js';
 
 /**
  * Embedded SQLite (better-sqlite3): WAL, a busy timeout for the other processes sharing the file,
@@ -92,9 +92,11 @@ export class SqliteStore implements Store {
 
   checkin(req: CheckinRequest, atMs: number): Promise<PendingCommand[]> {
     return this.write(() => {
-      this.st('upsertAgent').run(req.agentId, req.hostname, req.os, req.agentVersion, req.client, atMs, atMs);
       const s = req.status;
-      this.st('insertCheckin').run(req.agentId, atMs, req.seq, s.cpuPct, s.memPct, s.diskFreePct);
+      // A key already stored (a retry, a late commit) writes nothing more; the commands still go out.
+      if (this.st('insertCheckin').run(req.agentId, atMs, req.seq, s.cpuPct, s.memPct, s.diskFreePct).changes === 1) {
+        this.st('upsertAgent').run(req.agentId, req.hostname, req.os, req.agentVersion, req.client, atMs, atMs);
+      }
       return toPending(this.st('pendingCommands').all(req.agentId) as CommandRow[]);
     });
   }
@@ -103,12 +105,20 @@ export class SqliteStore implements Store {
     return this.write(() => void this.st('heartbeat').run(atMs, agentId));
   }
 
-  inventory(agentId: string, doc: unknown, atMs: number): Promise<void> {
-    return this.write(() => void this.st('upsertInventory').run(agentId, atMs, JSON.stringify(doc)));
+  /** The write's receipt; false: this key is already stored, so the write is not applied again. */
+  private firstTime(agentId: string, seq: number | null | undefined, kind: string, atMs: number): boolean {
+    return seq === null || seq === undefined || this.st('insertWrite').run(agentId, seq, kind, atMs).changes === 1;
   }
 
-  commandResults(agentId: string, results: CommandResult[], atMs: number): Promise<void> {
+  inventory(agentId: string, doc: unknown, atMs: number, seq?: number | null): Promise<void> {
     return this.write(() => {
+      if (this.firstTime(agentId, seq, 'inventory', atMs)) this.st('upsertInventory').run(agentId, atMs, JSON.stringify(doc));
+    });
+  }
+
+  commandResults(agentId: string, results: CommandResult[], atMs: number, seq?: number | null): Promise<void> {
+    return this.write(() => {
+      if (!this.firstTime(agentId, seq, 'command-result', atMs)) return;
       for (const r of results) this.st('commandResult').run(r.exitCode, String(r.output).slice(0, MAX_RESULT_OUTPUT_CHARS), atMs, atMs, r.commandId, agentId);
     });
   }
@@ -137,6 +147,22 @@ export class SqliteStore implements Store {
 
   async countCheckins(): Promise<number> {
     return Number((this.st('countCheckins').get() as { n: number }).n);
+  }
+
+  async ledgerKeys(fromSeq: number, after: { agentId: string; seq: number } | null, limit: number): Promise<LedgerRow[]> {
+    const a = after ?? { agentId: '', seq: -1 };
+    const rows = this.st('ledgerKeys').all(fromSeq, fromSeq, a.agentId, a.agentId, a.seq, Math.min(limit, LEDGER_PAGE_MAX)) as Parameters<typeof toLedgerRows>[0];
+    return toLedgerRows(rows);
+  }
+
+  async commandStates(ids: string[]): Promise<CommandState[]> {
+    const out: CommandState[] = [];
+    for (let i = 0; i < ids.length; i += COMMAND_STATES_CHUNK) {
+      const chunk = ids.slice(i, i + COMMAND_STATES_CHUNK);
+      const sql = commandStatesSql(chunk.length);
+      out.push(...toCommandStates(this.st(sql, sql).all(...chunk) as CommandStateRow[]));
+    }
+    return out;
   }
 
   telemetry(samples: TelemetrySample[]): Promise<void> {

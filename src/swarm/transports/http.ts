@@ -28,7 +28,22 @@ export interface HttpTransportOptions {
   maxInflight: number;
   recorder: SwarmRecorder;
   now: () => number;
+  /** A keyed agent write (send's `n` > 0) ended: acknowledged (ok) or not, and when to retry it. */
+  onWrite?: WriteSettled;
 }
+
+/** A keyed write as it went out: enough to record its acknowledgement or to send it again. */
+export interface WriteSend {
+  slot: number;
+  agent: AgentIdentity;
+  kind: MessageKind;
+  body: string;
+  /** The agent's write number in this swarm (its key is seqBase + n). */
+  n: number;
+}
+
+/** `retryAfterMs`: the server's retry-after (a 503), null when it sent none or nothing came back. */
+export type WriteSettled = (w: WriteSend, ok: boolean, status: number, retryAfterMs: number | null) => void;
 
 const PATHS: Record<MessageKind, string> = {
   checkin: AGENT_ROUTES.checkin,
@@ -109,6 +124,7 @@ export class HttpTransport {
     intendedMs: number,
     onCommands?: CommandsCallback,
     onDone?: () => void,
+    n = 0,
   ): void {
     const rec = this.opts.recorder;
     if (this.closed) return;
@@ -116,14 +132,15 @@ export class HttpTransport {
       rec.drop('inflight-cap');
       return;
     }
+    const write: WriteSend | null = n > 0 && this.opts.onWrite ? { slot, agent, kind, body, n } : null;
     if (this.raw) {
-      this.sendRaw(agent, kind, body, intendedMs, onCommands ?? null, onDone ?? null);
+      this.sendRaw(agent, kind, body, intendedMs, onCommands ?? null, onDone ?? null, write);
       return;
     }
     const sentMs = this.opts.now();
     rec.sent(sentMs - intendedMs);
     this.inflight++;
-    const handler = new SendHandler(this, kind, intendedMs, sentMs, onCommands ?? null, onDone ?? null);
+    const handler = new SendHandler(this, kind, intendedMs, sentMs, onCommands ?? null, onDone ?? null, write);
     this.dispatcherFor(slot).dispatch(
       {
         method: 'POST',
@@ -140,7 +157,7 @@ export class HttpTransport {
     );
   }
 
-  private sendRaw(agent: AgentIdentity, kind: MessageKind, body: string, intendedMs: number, onCommands: CommandsCallback | null, onDone: (() => void) | null): void {
+  private sendRaw(agent: AgentIdentity, kind: MessageKind, body: string, intendedMs: number, onCommands: CommandsCallback | null, onDone: (() => void) | null, write: WriteSend | null): void {
     const raw = this.raw!;
     if (raw.available === 0) {
       this.opts.recorder.drop('inflight-cap');
@@ -152,14 +169,15 @@ export class HttpTransport {
     const request =
       `POST ${this.pathPrefix}${PATHS[kind]} HTTP/1.1\r\nhost: ${this.host}\r\ncontent-type: application/json\r\n` +
       `authorization: Bearer ${agent.token}\r\n${HEADER_AGENT_ID}: ${agent.id}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
-    raw.send(request, new RawSend(this, kind, intendedMs, sentMs, onCommands, onDone));
+    raw.send(request, new RawSend(this, kind, intendedMs, sentMs, onCommands, onDone, write));
   }
 
-  /** Called by a send's handler when the request ends (status known) or fails. */
-  finish(h: SendContext, ok: boolean, errorCode: string | undefined, commands: PendingCommand[] | null): void {
+  /** Called by a send's handler when the request ends (status known, 0 when none) or fails. */
+  finish(h: SendContext, ok: boolean, errorCode: string | undefined, commands: PendingCommand[] | null, status = 0, retryAfterMs: number | null = null): void {
     const doneMs = this.opts.now();
     this.inflight--;
     this.opts.recorder.done(h.kind, h.intendedMs, h.sentMs, doneMs, ok, errorCode);
+    if (h.write) this.opts.onWrite?.(h.write, ok, status, retryAfterMs);
     if (commands && commands.length > 0 && h.onCommands) h.onCommands(commands, doneMs);
     h.onDone?.();
   }
@@ -181,7 +199,15 @@ abstract class SendContext {
     readonly sentMs: number,
     readonly onCommands: CommandsCallback | null,
     readonly onDone: (() => void) | null,
+    readonly write: WriteSend | null,
   ) {}
+}
+
+/** A retry-after header in seconds (the delta form), as ms; null when absent or not a number. */
+export function retryAfterMs(v: string | string[] | undefined): number | null {
+  const text = Array.isArray(v) ? v[0] : v;
+  if (text === undefined || !/^\d{1,6}$/.test(text.trim())) return null;
+  return Number(text.trim()) * 1000;
 }
 
 class RawSend extends SendContext implements RawExchange {
@@ -192,7 +218,7 @@ class RawSend extends SendContext implements RawExchange {
   done(status: number, body: Buffer | null, errorCode: string | null): void {
     if (errorCode) return this.transport.finish(this, false, errorCode, null);
     const ok = status >= 200 && status < 300;
-    this.transport.finish(this, ok, ok ? undefined : `http-${status}`, ok && body ? parseCommands(body.toString('utf8')) : null);
+    this.transport.finish(this, ok, ok ? undefined : `http-${status}`, ok && body ? parseCommands(body.toString('utf8')) : null, status);
   }
 }
 
@@ -202,14 +228,16 @@ class RawSend extends SendContext implements RawExchange {
  */
 class SendHandler extends SendContext implements Dispatcher.DispatchHandler {
   private status = 0;
+  private retryAfterMs: number | null = null;
   private chunks: Buffer[] | null = null;
   private settled = false;
 
   // undici adapts handlers of this (v7) shape only when onRequestStart exists.
   onRequestStart(): void {}
 
-  onResponseStart(_c: Dispatcher.DispatchController, statusCode: number): void {
+  onResponseStart(_c: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
     this.status = statusCode;
+    if (statusCode === 503 && this.write) this.retryAfterMs = retryAfterMs(headers['retry-after']);
     if (statusCode === 200 && this.onCommands) this.chunks = [];
   }
 
@@ -222,7 +250,7 @@ class SendHandler extends SendContext implements Dispatcher.DispatchHandler {
     this.settled = true;
     const ok = this.status >= 200 && this.status < 300;
     const commands = this.chunks ? parseCommands(Buffer.concat(this.chunks).toString('utf8')) : null;
-    this.transport.finish(this, ok, ok ? undefined : `http-${this.status}`, commands);
+    this.transport.finish(this, ok, ok ? undefined : `http-${this.status}`, commands, this.status, this.retryAfterMs);
   }
 
   onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
