@@ -1,5 +1,6 @@
 import type { SwarmConfig } from './config.js';
 import type { RecorderInterval } from './recorder.js';
+import type { TunnelEvent } from './tunnel-log.js';
 
 /**
  * Both halves of the IPC between the coordinator and its worker processes, in one place so neither
@@ -33,7 +34,8 @@ export interface WorkerHealth {
 
 export type WorkerMessage =
   | { type: 'ready'; worker: number; agents: number; pid: number }
-  | { type: 'interval'; worker: number; index: number; interval: RecorderInterval; health: WorkerHealth }
+  /** `tunnelEvents`: the drops, reconnects and returns home since the last interval (tunnels only; absent when none). */
+  | { type: 'interval'; worker: number; index: number; interval: RecorderInterval; health: WorkerHealth; tunnelEvents?: TunnelEvent[] }
   | { type: 'done'; worker: number }
   | { type: 'error'; worker: number; message: string; code: string }
   /** The answer to `disconnect`: how many of this worker's tunnels it dropped. */
