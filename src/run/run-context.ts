@@ -2,6 +2,7 @@ import type { Scenario } from '../scenario/types.js';
 import type { RunningStack } from '../stack/launcher.js';
 import type { CapacityProfile } from '../stack/types.js';
 import type { ProgressSnapshot } from '../swarm/interval-merge.js';
+import type { TunnelLog } from '../swarm/tunnel-log.js';
 import type { BackgroundTraffic } from './background.js';
 import type { NodeCollector } from './collector.js';
 import type { FaultRunner } from './faults.js';
@@ -37,6 +38,8 @@ export interface RunContext {
   warnings: string[];
   /** The scenario's faults (null when it has none). */
   faults: FaultRunner | null;
+  /** Every window's tunnel drops, reconnects and returns home (tunnel faults are measured from it). */
+  tunnelLog: TunnelLog;
   /** Drop that share of the current window's tunnels (null between windows, or for HTTP). */
   swarmDisconnect: ((fraction: number) => Promise<number>) | null;
   /** End the run now as failed (a node died that no fault named): the run is incomplete. */

@@ -226,7 +226,7 @@ describe('chart data', () => {
 
   it('marks each fault that ran on the time charts; a failed or skipped one is not drawn', () => {
     const r = structuredClone(search);
-    const base = { stage: 1, forSec: null, bySec: null, fraction: null, error: null, errorsSec: 0, errors: 0, dropped: null } as const;
+    const base = { stage: 1, forSec: null, bySec: null, fraction: null, error: null, errorsSec: 0, errors: 0, dropped: null, reconnect: null, relayPeakConnectsPerSec: null, reconnectCurve: null } as const;
     r.faults = [
       { ...base, at: 10, action: 'kill', node: 'web-agent-1', firedAtSec: 12.5, outcome: 'done' },
       { ...base, at: 20, action: 'slow', node: 'db', bySec: 0.2, forSec: 30, firedAtSec: 22.5, outcome: 'done' },
