@@ -68,6 +68,13 @@ const enum State {
 const TICK_MS = 10;
 /** A tunnel whose opening handshake has not finished by then is abandoned (and retried). */
 export const HANDSHAKE_TIMEOUT_MS = 15_000;
+/**
+ * How long an agent that went home keeps its sibling's tunnel open before closing it. The sibling
+ * clears the agent's presence on that close only while the database still names the sibling
+ * (presence-writer.ts), a read then a delete; both relays coalesce presence writes for 250 ms, so
+ * closing at once could let the sibling's clear land after home's claim and erase it.
+ */
+export const LEAVE_LINGER_MS = 1_000;
 /** How long close() waits for servers to end the tunnels it sent a close frame. */
 export const CLOSE_GRACE_MS = 2_000;
 
@@ -102,6 +109,8 @@ export class TunnelFleet {
   /** The drop being recovered from was a `disconnect` fault's cut. */
   private readonly cut: Uint8Array;
   private events: FleetEvent[] = [];
+  /** Siblings' tunnels left behind by agents that went home, until LEAVE_LINGER_MS has passed. */
+  private readonly leaving = new Set<AgentSocket>();
   private readonly connectStart: Float64Array;
   private readonly droppedAt: Float64Array;
   private readonly telIntended: Float64Array;
@@ -351,7 +360,11 @@ export class TunnelFleet {
     this.probeCount[slot] = 0;
     this.log('home', slot, this.home[slot]);
     // The sibling's tunnel is no longer the agent's: its close is not a drop (onClose ignores it).
-    old?.close(1000);
+    if (!old) return;
+    this.leaving.add(old);
+    setTimeout(() => {
+      if (this.leaving.delete(old)) old.close(1000);
+    }, LEAVE_LINGER_MS).unref();
   }
 
   private onProbeClose(slot: number, ws: AgentSocket): void {
@@ -524,6 +537,8 @@ export class TunnelFleet {
       this.probes[slot] = null;
       p?.terminate();
     }
+    for (const ws of this.leaving) ws.close(1001);
+    this.leaving.clear();
     const now = this.o.now();
     for (let slot = 0; slot < this.telIntended.length; slot++) {
       if (this.telIntended[slot] >= 0) {
