@@ -6,6 +6,7 @@ import { benchGateNoise } from './gate-noise.js';
 import { benchNginx } from './nginx.js';
 import { benchOpenModel } from './open-model.js';
 import { benchProxy } from './proxy.js';
+import { benchReconnect } from './reconnect.js';
 import { benchRelay } from './relay.js';
 import { benchSplitLag } from './split-lag.js';
 import { benchStoreCheckins } from './store-checkins.js';
@@ -31,6 +32,7 @@ const BENCHES: Record<string, BenchFn> = {
   proxy: ({ quick }) => benchProxy({ rounds: quick ? 1 : 3, durationSec: quick ? 4 : 8, connections: 100 }),
   store: ({ quick }) => benchStoreCheckins({ total: quick ? 5000 : 20_000, concurrency: 256 }),
   relay: ({ quick }) => benchRelay({ rounds: quick ? 1 : 3, durationSec: quick ? 3 : 5, tunnels: 2000 }),
+  reconnect: ({ quick }) => benchReconnect({ tunnels: quick ? 2000 : 10_000 }),
   'gate-noise': ({ quick }) => benchGateNoise({ runs: quick ? 3 : 9, seconds: quick ? 8 : 12 }),
   nginx: ({ quick }) => benchNginx({ rounds: quick ? 1 : 3, durationSec: quick ? 4 : 8, connections: 100 }),
   'split-lag': ({ quick }) => benchSplitLag({ rounds: quick ? 1 : 2 }),

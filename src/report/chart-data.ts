@@ -47,10 +47,19 @@ export interface CeilingPoint {
   trustworthy: boolean;
 }
 
+/** One tunnel fault's reconnect curve: share of its agents connected again, and connects/s, by seconds from the fault. */
+export interface ReconnectSeries {
+  label: string;
+  agents: number;
+  share: XY[];
+  connectsPerSec: XY[];
+}
+
 export interface ChartData {
   tiers: string[];
   bands: WindowBand[];
   faults: FaultMarker[];
+  reconnect: ReconnectSeries[];
   /** Requests/s per node per second; nodes of a tier stack together. */
   rate: Series[];
   spectrum: {
@@ -86,6 +95,7 @@ export function chartData(r: RunResult): ChartData {
     tiers,
     bands: r.windows.map((w) => ({ label: w.label, fromSec: w.startSec + w.warmupSec, toSec: w.startSec + w.warmupSec + w.measuredSec, ok: w.verdict.ok })),
     faults: faultMarkers(r),
+    reconnect: reconnectSeries(r),
     rate: nodeNames.map((n) => ({ label: n, group: tierOf(n), points: r.timeline[n].map((s) => [s.tSec, round(s.requestsPerSec, 3)] as XY) })),
     spectrum: spectra(r),
     ceiling: ceiling(r),
@@ -109,6 +119,25 @@ export function faultMarkers(r: RunResult): FaultMarker[] {
       const lasting = f.forSec !== null ? ` ${f.forSec} s` : '';
       const by = f.bySec !== null ? ` +${round(f.bySec * 1000, 1)} ms` : '';
       return { label: `${f.action} ${what}${by}${lasting}`, atSec: f.firedAtSec! };
+    });
+}
+
+/** Each tunnel fault with a curve (results written before curves existed have none). */
+export function reconnectSeries(r: RunResult): ReconnectSeries[] {
+  const markers = faultMarkers(r);
+  return (r.faults ?? [])
+    .filter((f) => f.outcome === 'done' && f.firedAtSec !== null && f.reconnectCurve && f.reconnect)
+    .map((f) => {
+      const c = f.reconnectCurve!;
+      const agents = f.reconnect!.agents;
+      const stepSec = c.stepMs / 1000;
+      const label = markers.find((m) => m.atSec === f.firedAtSec)?.label ?? f.action;
+      return {
+        label: `${label} at ${f.firedAtSec} s`,
+        agents,
+        share: agents > 0 ? c.back.map((n, i) => [round((i + 1) * stepSec, 3), round(n / agents, 4)] as XY) : [],
+        connectsPerSec: c.connects.map((n, i) => [round((i + 1) * stepSec, 3), round(n / stepSec, 1)] as XY),
+      };
     });
 }
 

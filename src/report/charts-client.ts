@@ -216,6 +216,17 @@ export const CHARTS_CLIENT_JS = String.raw`
       var y = logY ? { type: 'logarithmic', title: { display: true, text: 'p99 latency (ms, log scale)' } } : axis('p99 latency (ms)', { beginAtZero: true });
       return { type: 'scatter', data: { datasets: ds }, options: { scales: { x: axis('load (' + c.loadAxis + ')', { beginAtZero: true }), y: y } } };
     },
+    reconnect: function () {
+      var rc = data.reconnect || [];
+      if (!rc.length) return 'no tunnel fault (a relay killed, stopped or restarted, or a disconnect)';
+      var ds = [];
+      rc.forEach(function (f, i) {
+        var color = ['#2563eb', '#059669', '#d97706', '#7c3aed'][i % 4];
+        if (f.share.length) ds.push({ type: 'line', label: f.label + ': share of its ' + fmt(f.agents, 0) + ' agents back', data: xy(f.share), borderColor: color, backgroundColor: color, pointRadius: 0, borderWidth: 2, stepped: true, yAxisID: 'y' });
+        ds.push({ type: 'bar', label: f.label + ': connects/s (all agents)', data: xy(f.connectsPerSec), backgroundColor: alpha(color, 0.35), yAxisID: 'rate' });
+      });
+      return { type: 'line', data: { datasets: ds }, options: { scales: { x: axis('seconds after the fault', { type: 'linear', beginAtZero: true }), y: axis('share back', { beginAtZero: true, suggestedMax: 1 }), rate: axis('connects per second', { position: 'right', beginAtZero: true, grid: { drawOnChartArea: false } }) } } };
+    },
     utilization: function () {
       if (!data.utilization.length) return 'no utilization gauges (nodes without a capacity profile, or an external target)';
       return timeChart(data.utilization, 'utilization (mean over the tier’s nodes)', { byTier: true, suggestedMax: 1 });

@@ -52,6 +52,7 @@ const CHART_TITLES = {
   utilization: 'Utilization per tier over time',
   queue: 'Queue depth per tier over time',
   generator: 'Generator health per window',
+  reconnect: 'Reconnect curve per tunnel fault',
 } as const;
 
 function chartSpecs(d: ChartData): ChartSpec[] {
@@ -79,6 +80,15 @@ function chartSpecs(d: ChartData): ChartSpec[] {
       id: 'generator',
       how: 'Bars: the busiest generator worker’s CPU (red: the window was not trustworthy). Above 90% of a core a worker cannot keep its schedule; scheduling lag shows how late sends went out. Host CPU near 100% means the generator and the stack competed for cores.',
     },
+    // Only for a run with tunnel faults: the others keep their charts as they were.
+    ...(d.reconnect.length > 0
+      ? [
+          {
+            id: 'reconnect' as const,
+            how: 'Per tunnel fault, from the fault: the share of the agents it dropped that had a tunnel again (line), and the tunnel connects per second of every agent, reconnects and returns home alike (bars). A jittered policy spreads the bars; a fixed delay stacks them into one. After a restart the bars are the agents returning home.',
+          },
+        ]
+      : []),
   ];
 }
 

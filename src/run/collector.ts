@@ -46,12 +46,15 @@ interface Counters {
   /** route → status → count */
   requests: Map<string, Map<number, number>>;
   cpuSec: number;
+  /** Tunnels the node accepted since it started (a relay's `tunnel-opened` event count); null for other roles. */
+  tunnelsOpened: number | null;
 }
 
 /** The counters the run needs from a node's Prometheus text. */
 export function parseNodeMetrics(text: string, atMs: number): Counters {
   const requests = new Map<string, Map<number, number>>();
   let cpuSec = 0;
+  let tunnelsOpened: number | null = null;
   for (const s of promSamples(text)) {
     if (s.name === 'rmmscale_requests_total') {
       const route = s.labels.route ?? '';
@@ -59,8 +62,9 @@ export function parseNodeMetrics(text: string, atMs: number): Counters {
       if (!byStatus) requests.set(route, (byStatus = new Map()));
       byStatus.set(Number(s.labels.status), s.value);
     } else if (s.name === 'process_cpu_seconds_total') cpuSec = s.value;
+    else if (s.name === 'rmmscale_events_total' && s.labels.event === 'tunnel-opened') tunnelsOpened = s.value;
   }
-  return { atMs, requests, cpuSec };
+  return { atMs, requests, cpuSec, tunnelsOpened };
 }
 
 function total(c: Counters, errorsOnly: boolean): number {
@@ -76,6 +80,17 @@ function routeTotals(c: Counters): Map<string, number> {
 }
 
 /** Rounded for the result file: 3 decimals for ratios, 1 for rates. */
+
+/**
+ * A relay's accepted tunnels per second since the last scrape. A restarted relay counts from 0
+ * again: a count below the last one is all new (as Prometheus reads a counter reset).
+ */
+function tunnelOpens(c: Counters, prev: Counters, dt: number): { tunnelOpensPerSec?: number } {
+  if (c.tunnelsOpened === null && prev.tunnelsOpened === null) return {};
+  const now = c.tunnelsOpened ?? 0;
+  const before = prev.tunnelsOpened ?? 0;
+  return { tunnelOpensPerSec: round((now >= before ? now - before : now) / dt, 1) };
+}
 
 /** `spread`: each node at its own phase of the second; `aligned`: all at one instant. */
 export type ScrapeSchedule = 'spread' | 'aligned';
@@ -246,6 +261,7 @@ export class NodeCollector {
       cpuCores: round((c.cpuSec - prev.cpuSec) / dt, 3),
       hostCpu: h.hostCpu === null || h.hostCpu === undefined ? null : round(h.hostCpu, 3),
       hostLimited: h.hostLimited ?? false,
+      ...tunnelOpens(c, prev, dt),
     });
   }
 

@@ -1,6 +1,7 @@
 import { round } from '../core/units.js';
 import type { RunningStack } from '../stack/launcher.js';
 import type { FaultAction, ScenarioFault } from '../scenario/types.js';
+import type { FaultReconnect, ReconnectCurve } from '../swarm/tunnel-log.js';
 
 /**
  * A scenario's `faults:`, run at their times. Each fault's time counts from the start of its
@@ -55,6 +56,18 @@ export interface FaultRecord {
   errors: number | null;
   /** disconnect: tunnels dropped. */
   dropped: number | null;
+  /** A tunnel fault (kill, stop or restart of a relay; disconnect): its agents' reconnect, else null. */
+  reconnect: FaultReconnect | null;
+  /** A tunnel fault: the most tunnel connects the relays accepted in one second of its episode, as scraped from them; null otherwise or unscraped. */
+  relayPeakConnectsPerSec: number | null;
+  /** A tunnel fault: its agents back and all connects over time, for the report's reconnect curve. */
+  reconnectCurve: ReconnectCurve | null;
+}
+
+/** What a tunnel fault's reconnect is measured from, once the run is over (fault-reconnect.ts). */
+export interface TunnelFaultMeasure {
+  /** The fault's record, when (epoch ms) it fired and when its episode ended. */
+  (record: FaultRecord, firedAtMs: number, untilMs: number): Pick<FaultRecord, 'reconnect' | 'relayPeakConnectsPerSec' | 'reconnectCurve'>;
 }
 
 /** Gaps shorter than this join two error seconds into one episode. */
@@ -101,6 +114,9 @@ export class FaultRunner {
         errorsSec: null,
         errors: null,
         dropped: null,
+        reconnect: null,
+        relayPeakConnectsPerSec: null,
+        reconnectCurve: null,
       },
     }));
   }
@@ -135,13 +151,20 @@ export class FaultRunner {
     for (const node of this.paused) this.resume(node);
   }
 
-  /** The faults with how long clients saw errors after each. */
-  records(): FaultRecord[] {
+  /**
+   * The faults with how long clients saw errors after each and, given `tunnels`, each tunnel fault's
+   * reconnect. A fault's episode runs until the next fault that fired on the same node (a
+   * disconnect: the next disconnect), or `endMs`.
+   */
+  records(tunnels?: TunnelFaultMeasure, endMs = this.clock.now()): FaultRecord[] {
     return this.pending.map((p) => {
       if (p.firedAtMs === null || p.record.outcome !== 'done') return { ...p.record };
       const horizonMs = p.firedAtMs + (p.fault.forMs ?? 0) + this.clientTimeoutMs + EPISODE_GAP_MS;
       const episode = errorEpisode(this.errorSeconds, p.firedAtMs, horizonMs);
-      return { ...p.record, errorsSec: episode.seconds, errors: episode.errors };
+      const r: FaultRecord = { ...p.record, errorsSec: episode.seconds, errors: episode.errors };
+      if (!tunnels) return r;
+      const next = this.pending.find((q) => q !== p && q.firedAtMs !== null && q.firedAtMs > p.firedAtMs! && q.fault.node === p.fault.node);
+      return { ...r, ...tunnels(r, p.firedAtMs, next?.firedAtMs ?? Math.max(endMs, p.firedAtMs)) };
     });
   }
 

@@ -89,7 +89,7 @@ async function driveWindow(ctx: RunContext, spec: WindowSpec, cfg: SwarmConfig):
   // warm-up), so the node's window and the client's window cover the same requests.
   let startTimer: NodeJS.Timeout | null = null;
   let t0EpochMs = Date.now();
-  const control = new SwarmControl();
+  const control = new SwarmControl(ctx.tunnelLog);
   ctx.swarmDisconnect = (fraction) => control.disconnect(fraction);
   const { result: swarm, hlog, ledger } = await runSwarm({
     config: cfg,

@@ -76,6 +76,7 @@ export function planWindow(sc: Scenario, t: WindowTargets, w: WindowSpec): Swarm
     maxErrorRate: DEFAULT_SETTINGS.maxErrorRate,
     sourceAddresses: null,
     reconnect: DEFAULT_SETTINGS.reconnect,
+    returnHome: DEFAULT_SETTINGS.returnHome,
     connectRatePerSec: DEFAULT_SETTINGS.connectRatePerSec,
     caFile: null,
     insecure: false,

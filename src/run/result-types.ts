@@ -131,6 +131,8 @@ export interface NodeSecond {
   cpuCores: number;
   hostCpu: number | null;
   hostLimited: boolean;
+  /** Relays only: tunnels accepted per second (reconnects and returns home included). */
+  tunnelOpensPerSec?: number;
 }
 
 export interface RouteStats {

@@ -4,6 +4,7 @@ import type { CapacityProfile } from '../stack/types.js';
 import type { SwarmLedger } from '../swarm/ack-ledger.js';
 import type { ProgressSnapshot } from '../swarm/interval-merge.js';
 import type { LiveMetrics } from '../swarm/live-metrics.js';
+import type { TunnelLog } from '../swarm/tunnel-log.js';
 import type { BackgroundTraffic } from './background.js';
 import type { NodeCollector } from './collector.js';
 import type { FaultRunner } from './faults.js';
@@ -41,6 +42,8 @@ export interface RunContext {
   warnings: string[];
   /** The scenario's faults (null when it has none). */
   faults: FaultRunner | null;
+  /** Every window's tunnel drops, reconnects and returns home (tunnel faults are measured from it). */
+  tunnelLog: TunnelLog;
   /** Drop that share of the current window's tunnels (null between windows, or for HTTP). */
   swarmDisconnect: ((fraction: number) => Promise<number>) | null;
   /** Each HTTP window's acknowledged writes, for the ledger (run/ledger.ts). */

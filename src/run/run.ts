@@ -9,10 +9,12 @@ import { toolVersion } from '../core/version.js';
 import type { Scenario } from '../scenario/types.js';
 import type { ProgressSnapshot } from '../swarm/interval-merge.js';
 import type { LiveMetrics } from '../swarm/live-metrics.js';
+import { TunnelLog } from '../swarm/tunnel-log.js';
 import { assemble } from './assemble.js';
 import { BackgroundTraffic } from './background.js';
 import type { ScrapeSchedule } from './collector.js';
 import { drive } from './drive.js';
+import { tunnelFaultMeasure } from './fault-reconnect.js';
 import { FaultRunner, faultTarget, type FaultRecord } from './faults.js';
 import { openStore } from '../stack/store/index.js';
 import type { Store } from '../stack/types.js';
@@ -92,6 +94,7 @@ export async function runScenario(o: RunOptions): Promise<RunOutput> {
     hlogFiles: [],
     warnings: [],
     faults: null,
+    tunnelLog: new TunnelLog(),
     swarmDisconnect: null,
     acked: [],
     fail: (message) => {
@@ -164,7 +167,9 @@ function watchAbort(sc: Scenario, signal: AbortSignal | undefined, end: RunEnd):
 
 /** The faults as result.json lists them; one that failed or never ran is also a warning. */
 function faultRecords(ctx: RunContext): FaultRecord[] {
-  const records = ctx.faults?.records() ?? [];
+  const relays = ctx.stack ? ctx.stack.nodes.filter((n) => n.role === 'relay').map((n) => n.name) : [];
+  const timeline = ctx.collector?.timeline ?? new Map();
+  const records = ctx.faults?.records(tunnelFaultMeasure({ log: ctx.tunnelLog, relays, timeline, runStartMs: ctx.runStartMs })) ?? [];
   for (const f of records) {
     const what = `fault ${f.action}${f.node ? ` ${f.node}` : ''} at ${f.at} s`;
     if (f.outcome === 'failed') ctx.warnings.push(`${what} failed: ${f.error}`);

@@ -11,7 +11,7 @@ import {
   type CheckinModel,
 } from '../core/units.js';
 import { buildProfile, type LoadProfile } from './schedule.js';
-import { parseReconnectPolicy } from './reconnect.js';
+import { parseReconnectPolicy, parseReturnHome } from './reconnect.js';
 
 /**
  * The swarm's configuration, validated once. Flags (src/cli/commands/swarm.ts) and scenario files
@@ -56,6 +56,7 @@ export interface SwarmInput {
   maxErrorRate?: string;
   sourceAddresses?: number | string;
   reconnect?: string;
+  returnHome?: string;
   connectRate?: string;
   ca?: string;
   insecure?: boolean;
@@ -119,6 +120,8 @@ export interface SwarmConfig {
   /** Loopback source addresses to spread sockets over; null = decide at run time. */
   sourceAddresses: number | null;
   reconnect: string;
+  /** ws: how an agent that failed over goes back to its home relay ("BASE:MAX" or "off"; reconnect.ts). */
+  returnHome: string;
   /** ws: first connects and reconnects per second, all workers together. */
   connectRatePerSec: number;
   caFile: string | null;
@@ -147,6 +150,7 @@ export const DEFAULTS = {
   lateThreshold: '10ms',
   maxErrorRate: '1%',
   reconnect: 'exponential:1s:60s',
+  returnHome: '5s:60s',
   connectRate: `${DEFAULT_CONNECT_RATE_PER_SEC}/s`,
 } as const;
 
@@ -157,6 +161,7 @@ export const DEFAULT_SETTINGS = {
   lateThresholdMs: 10,
   maxErrorRate: 0.01,
   reconnect: 'exponential:1s:60s',
+  returnHome: '5s:60s',
   connectRatePerSec: DEFAULT_CONNECT_RATE_PER_SEC,
 } as const;
 
@@ -275,6 +280,8 @@ export function resolveSwarmConfig(input: SwarmInput): SwarmConfig {
   }
   const reconnect = input.reconnect ?? DEFAULTS.reconnect;
   take(() => parseReconnectPolicy('--reconnect', reconnect), null);
+  const returnHome = input.returnHome ?? DEFAULTS.returnHome;
+  take(() => parseReturnHome('--return-home', returnHome), null);
   const connectRatePerSec = take(() => parseRatePerSec('--connect-rate', input.connectRate ?? DEFAULTS.connectRate), 4000);
   if (closedLoop && mode === 'ws') problems.push('--rate: max (a closed loop) applies to --mode http only, got --mode ws');
   if (mode === 'ws' && input.connection !== undefined) problems.push(`--connection: applies to --mode http only, got "${input.connection}" with --mode ws`);
@@ -306,6 +313,7 @@ export function resolveSwarmConfig(input: SwarmInput): SwarmConfig {
     maxErrorRate,
     sourceAddresses,
     reconnect,
+    returnHome,
     connectRatePerSec,
     caFile: input.ca ?? null,
     insecure: input.insecure === true,
@@ -375,6 +383,7 @@ export function buildSwarmConfig(st: SwarmSettings): SwarmConfig {
     maxErrorRate: st.maxErrorRate,
     sourceAddresses: st.sourceAddresses,
     reconnect: st.reconnect,
+    returnHome: st.returnHome,
     connectRatePerSec: st.connectRatePerSec,
     caFile: st.caFile,
     insecure: st.insecure,

@@ -9,6 +9,7 @@ import { probeTarget } from './probe-target.js';
 import type { SwarmResult } from './result.js';
 import { sizeRun } from './sizing.js';
 import type { SwarmEvent } from './swarm-event.js';
+import { TunnelLog } from './tunnel-log.js';
 import { WorkerPool } from './worker-pool.js';
 
 /**
@@ -20,11 +21,14 @@ import { WorkerPool } from './worker-pool.js';
  */
 
 /**
- * A handle on a running swarm for whoever started it: today, a scenario's `disconnect` fault.
- * Before the workers start and after they finish, a disconnect drops nothing.
+ * A handle on a running swarm for whoever started it: a scenario's `disconnect` fault, and the
+ * tunnels' log (each drop, reconnect and return home, agent by agent), which a run reads to measure
+ * each tunnel fault. Before the workers start and after they finish, a disconnect drops nothing.
  */
 export class SwarmControl {
   private pool: WorkerPool | null = null;
+  /** Every worker's tunnel events, on the epoch clock; pass a shared log to keep one across swarms. */
+  constructor(readonly tunnelLog: TunnelLog = new TunnelLog()) {}
 
   attach(pool: WorkerPool | null): void {
     this.pool = pool;
@@ -85,6 +89,7 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
       opts.onStart?.(startAtEpochMs);
     },
     onInterval: (index, parts) => merged.merge(index, parts),
+    onTunnelEvents: (events) => opts.control?.tunnelLog.addAll(events),
     onWorkerError: (m) => {
       merged.countWorkerError(m.code);
       opts.onEvent?.({ type: 'worker-error', worker: m.worker, message: m.message, code: m.code });

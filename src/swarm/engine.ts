@@ -12,7 +12,8 @@ import type { HttpTransport } from './transports/http.js';
 import { compactHeap, mayCompactAt } from './compact.js';
 import { ClosedLoop } from './closed-loop.js';
 import { localAgents, type LocalAgents } from './local-agents.js';
-import { parseReconnectPolicy } from './reconnect.js';
+import { parseReconnectPolicy, parseReturnHome } from './reconnect.js';
+import type { TunnelEvent } from './tunnel-log.js';
 import { TunnelFleet } from './transports/ws-tunnels.js';
 import { AckLedger, seqBaseFor } from './ack-ledger.js';
 import type { WriteSend } from './transports/http.js';
@@ -64,6 +65,7 @@ export class SwarmEngine {
   private readonly plan: WorkerPlan;
   private readonly emit: (m: WorkerMessage) => void;
   private perfT0 = 0;
+  private startAtEpochMs = 0;
   readonly agents: LocalAgents;
   private rec: SwarmRecorder;
   private readonly rng: Rng;
@@ -120,6 +122,7 @@ export class SwarmEngine {
   async start(startAtEpochMs: number): Promise<void> {
     const cfg = this.plan.config;
     this.perfT0 = startAtEpochMs - performance.timeOrigin;
+    this.startAtEpochMs = startAtEpochMs;
     this.rec = new SwarmRecorder(Math.max(0, this.now()), cfg.lateThresholdMs);
     this.seqBase = seqBaseFor(startAtEpochMs);
     this.ledger = new AckLedger(this.seqBase);
@@ -161,6 +164,7 @@ export class SwarmEngine {
       agents: this.agents,
       localAddresses: this.plan.localAddresses,
       reconnect: parseReconnectPolicy('--reconnect', cfg.reconnect),
+      returnHome: parseReturnHome('--return-home', cfg.returnHome),
       connectRatePerSec: Math.max(1, cfg.connectRatePerSec / this.plan.workerCount),
       commandDelayMs: cfg.commandDelayMs,
       tls: { ca: this.plan.caPem ? Buffer.from(this.plan.caPem) : undefined, insecure: cfg.insecure },
@@ -380,7 +384,16 @@ export class SwarmEngine {
       index: this.intervalIndex++,
       interval,
       health: { pid: process.pid, cpu, cpuUs, eldP99Ms, eldMaxMs, rssBytes: process.memoryUsage.rss(), inflight: this.http?.inflight ?? 0, connected },
+      tunnelEvents: this.takeTunnelEvents(),
     });
+  }
+
+  /** The fleet's tunnel events since the last interval, by agent id and on the epoch clock. */
+  private takeTunnelEvents(): TunnelEvent[] | undefined {
+    if (!this.tunnels) return undefined;
+    const events = this.tunnels.takeEvents();
+    if (events.length === 0) return undefined;
+    return events.map((e) => ({ kind: e.kind, agentId: this.agents.idAt(e.slot), relay: e.relay, atMs: Math.round((this.startAtEpochMs + e.atMs) * 10) / 10 }));
   }
 
   /** The profile is over: let in-flight requests land (bounded), ship the last interval, close. */

@@ -1,6 +1,7 @@
 import type { SwarmConfig } from './config.js';
 import type { AckLedgerWire } from './ack-ledger.js';
 import type { RecorderInterval } from './recorder.js';
+import type { TunnelEvent } from './tunnel-log.js';
 
 /**
  * Both halves of the IPC between the coordinator and its worker processes, in one place so neither
@@ -34,7 +35,8 @@ export interface WorkerHealth {
 
 export type WorkerMessage =
   | { type: 'ready'; worker: number; agents: number; pid: number }
-  | { type: 'interval'; worker: number; index: number; interval: RecorderInterval; health: WorkerHealth }
+  /** `tunnelEvents`: the drops, reconnects and returns home since the last interval (tunnels only; absent when none). */
+  | { type: 'interval'; worker: number; index: number; interval: RecorderInterval; health: WorkerHealth; tunnelEvents?: TunnelEvent[] }
   /** HTTP workers, once, just before `done`: every write acknowledged (ack-ledger.ts). */
   | { type: 'ledger'; worker: number; ledger: AckLedgerWire }
   | { type: 'done'; worker: number }

@@ -55,3 +55,40 @@ export interface ReconnectCurve {
   t99Ms: number | null;
   peakConnectsPerSec: number;
 }
+
+/**
+ * How an agent that failed over to a sibling goes back to its home relay, once that is back. While
+ * away, the agent probes home: probe k (0, 1, …) waits d·U(½, 1) with d = min(MAX, BASE·2^k) after
+ * the tunnel opened on the sibling (or after the last probe failed). A probe is a second tunnel
+ * opened to home; when it opens, the agent moves onto it and closes the sibling's (make before
+ * break: the agent is never without a tunnel). The jitter spreads a relay's returning agents over
+ * about half the probe interval, and the probes share the fleet's connect rate, so a restarted
+ * relay sees a bounded trickle, not a second storm.
+ *
+ *   BASE:MAX   probe home by that backoff (default 5s:60s)
+ *   off        stay on the sibling
+ */
+export interface ReturnHomePolicy {
+  baseMs: number;
+  maxMs: number;
+}
+
+export function parseReturnHome(field: string, value: string): ReturnHomePolicy | null {
+  if (value === 'off') return null;
+  const [a, b, ...rest] = value.split(':');
+  try {
+    if (a && b && rest.length === 0) {
+      const p = { baseMs: parseDurationMs(field, a), maxMs: parseDurationMs(field, b) };
+      if (p.baseMs > 0 && p.maxMs >= p.baseMs) return p;
+    }
+  } catch {
+    // fall through to the one message that names the whole form
+  }
+  throw new InvalidArgumentError(field, value, '"BASE:MAX" (e.g. 5s:60s, BASE above 0 and at most MAX) or "off"');
+}
+
+/** The wait before home probe `probe` (0 = the first after failing over). */
+export function homeProbeDelayMs(p: ReturnHomePolicy, probe: number, rng: Rng): number {
+  const d = Math.min(p.maxMs, p.baseMs * 2 ** Math.min(probe, 30));
+  return d * (0.5 + 0.5 * rng.next());
+}

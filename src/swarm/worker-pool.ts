@@ -4,6 +4,7 @@ import type { AckLedgerWire } from './ack-ledger.js';
 import type { SwarmConfig } from './config.js';
 import type { CoordinatorMessage, IntervalPart, WorkerMessage, WorkerPlan } from './ipc.js';
 import type { Sizing } from './sizing.js';
+import type { TunnelEvent } from './tunnel-log.js';
 
 /**
  * The swarm's worker processes: forks them, starts them on one shared instant, hands on each
@@ -35,6 +36,8 @@ export interface WorkerPoolOptions {
   /** One interval, complete (or, at the end, all that arrived of it), in index order. */
   onInterval: (index: number, parts: IntervalPart[]) => void;
   onWorkerError: (m: Extract<WorkerMessage, { type: 'error' }>) => void;
+  /** A worker's tunnel events, as they arrive (before the interval is complete). */
+  onTunnelEvents?: (events: TunnelEvent[]) => void;
 }
 
 /** Time between `go` and t = 0: pools connect and code warms up before the first intended send. */
@@ -157,6 +160,7 @@ export class WorkerPool {
         st.eldMaxAbs = Math.max(st.eldMaxAbs, m.health.eldMaxMs);
       }
       st.rssMax = Math.max(st.rssMax, m.health.rssBytes);
+      if (m.tunnelEvents) this.o.onTunnelEvents?.(m.tunnelEvents);
       let parts = this.pending.get(m.index);
       if (!parts) this.pending.set(m.index, (parts = new Map()));
       parts.set(m.worker, { interval: m.interval, health: m.health });

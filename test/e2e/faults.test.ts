@@ -4,7 +4,10 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadScenario } from '../../src/scenario/load.js';
 import type { RunResult } from '../../src/run/result-types.js';
+import { resultProblems } from '../../src/run/result-file.js';
 import { runScenario } from '../../src/run/run.js';
+import { deriveAgent } from '../../src/core/identity.js';
+import { relayFor } from '../../src/swarm/transports/ws-tunnels.js';
 import { alive } from '../helpers/fork-node.js';
 
 /**
@@ -132,5 +135,53 @@ describe('faults in a run (split3, real processes)', () => {
     expect(result.faults[0]).toMatchObject({ action: 'disconnect', at: 5, stage: 2, fraction: 0.25, outcome: 'done', dropped: 50 });
     // Each dropped agent came back: one reconnect measured per drop.
     expect(result.windows[1]!.client.ops['ws-reconnect']?.completed).toBe(50);
+    expect(result.faults[0]!.reconnect).toMatchObject({ agents: 50, returnedHome: 0 });
+    expect(result.faults[0]!.reconnect!.t99Ms).not.toBeNull();
+  }, 120_000);
+
+  it('a relay killed then restarted: its agents fail over (reconnect per fault in result.json) and come home after the restart', async () => {
+    const file = join(dir, 'faults-relay.yaml');
+    writeFileSync(
+      file,
+      [
+        'name: faults-relay',
+        'stack:',
+        '  topology: relays2',
+        '  profile: none',
+        'fleet:',
+        '  agents: 200',
+        '  transport: ws',
+        '  checkin: 60%/min',
+        '  secret: faults-test-secret',
+        '  seed: faults-relay',
+        'stages:',
+        '  - { duration: 3s, agents: 200 }',
+        '  - { duration: 26s, agents: 200 }',
+        'slo:',
+        '  p99: 5s',
+        '  errors: 50%',
+        '  minAchieved: 10%',
+        'faults:',
+        '  - { at: 2s, stage: 2, kill: relay-1 }',
+        '  - { at: 8s, stage: 2, restart: relay-1 }',
+        'timeLimit: 2m',
+        '',
+      ].join('\n'),
+    );
+    const homeA = Array.from({ length: 200 }, (_, i) => deriveAgent('faults-relay', 'faults-test-secret', i)).filter((a) => relayFor(a.id, 2) === 0).length;
+    const { result } = await runScenario({ scenario: loadScenario(file), outDir: join(dir, 'out-relay'), allowRemote: false });
+    expect(result.complete).toBe(true);
+    const [kill, restart] = result.faults;
+    // The kill dropped exactly relay-1's agents; all came back on the default policy (t99 set).
+    expect(kill).toMatchObject({ action: 'kill', node: 'relay-1', outcome: 'done', reconnect: { agents: homeA, returnedHome: 0 } });
+    expect(kill!.reconnect!.t99Ms).not.toBeNull();
+    expect(kill!.reconnect!.peakConnectsPerSec).toBeGreaterThan(0);
+    expect(kill!.relayPeakConnectsPerSec).toBeGreaterThan(0);
+    expect(kill!.reconnectCurve!.back.at(-1)).toBe(homeA);
+    // The restart dropped nobody (the relay was down) and brought every one of them home.
+    expect(restart).toMatchObject({ action: 'restart', node: 'relay-1', outcome: 'done', reconnect: { agents: 0, t99Ms: null, returnedHome: homeA } });
+    expect(result.timeline['relay-1']!.some((p) => (p.tunnelOpensPerSec ?? 0) > 0)).toBe(true);
+    // As written, the file passes the schema.
+    expect(resultProblems(JSON.parse(readFileSync(join(dir, 'out-relay', 'result.json'), 'utf8')))).toEqual([]);
   }, 120_000);
 });

@@ -22,7 +22,8 @@ export interface TestTunnelServer {
   close(): Promise<void>;
 }
 
-export async function startTunnelServer(secret: string): Promise<TestTunnelServer> {
+/** `port`: listen there (a relay restarted on its port); default a free one. */
+export async function startTunnelServer(secret: string, port = 0): Promise<TestTunnelServer> {
   const http: Server = createServer((_req, res) => res.writeHead(404).end());
   const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
   const raw = new Set<Socket>();
@@ -63,10 +64,10 @@ export async function startTunnelServer(secret: string): Promise<TestTunnelServe
       });
     });
   });
-  await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
-  const port = (http.address() as AddressInfo).port;
+  await new Promise<void>((r) => http.listen(port, '127.0.0.1', r));
+  const bound = (http.address() as AddressInfo).port;
   return Object.assign(state, {
-    url: `ws://127.0.0.1:${port}/agent/v1/tunnel`,
+    url: `ws://127.0.0.1:${bound}/agent/v1/tunnel`,
     sendCommandToAll: () => {
       for (const ws of state.tunnels.values()) ws.send(JSON.stringify({ t: 'cmd', id: `c${++cmd}`, kind: 'shell', args: {} } satisfies TunnelFrame));
       return state.tunnels.size;

@@ -226,7 +226,7 @@ describe('chart data', () => {
 
   it('marks each fault that ran on the time charts; a failed or skipped one is not drawn', () => {
     const r = structuredClone(search);
-    const base = { stage: 1, forSec: null, bySec: null, fraction: null, error: null, errorsSec: 0, errors: 0, dropped: null } as const;
+    const base = { stage: 1, forSec: null, bySec: null, fraction: null, error: null, errorsSec: 0, errors: 0, dropped: null, reconnect: null, relayPeakConnectsPerSec: null, reconnectCurve: null } as const;
     r.faults = [
       { ...base, at: 10, action: 'kill', node: 'web-agent-1', firedAtSec: 12.5, outcome: 'done' },
       { ...base, at: 20, action: 'slow', node: 'db', bySec: 0.2, forSec: 30, firedAtSec: 22.5, outcome: 'done' },
@@ -250,6 +250,32 @@ describe('chart data', () => {
     delete (r as Partial<typeof r>).faults;
     expect(chartData(r).faults).toEqual([]);
     expect(renderMarkdown(r)).not.toContain('### Faults');
+    expect(chartData(r).reconnect).toEqual([]);
+  });
+
+  it('draws a reconnect curve per tunnel fault: share of its agents back, and connects per second', () => {
+    const r = structuredClone(search);
+    const base = { stage: 1, forSec: null, bySec: null, fraction: null, error: null, errorsSec: 1, errors: 5, dropped: null, relayPeakConnectsPerSec: 6 } as const;
+    r.faults = [
+      { ...base, at: 10, action: 'kill', node: 'relay-2', firedAtSec: 12.5, outcome: 'done', reconnect: { agents: 4, t50Ms: 400, t90Ms: 700, t99Ms: 700, peakConnectsPerSec: 4, returnedHome: 0 }, reconnectCurve: { stepMs: 250, back: [1, 2, 4], connects: [1, 1, 2] } },
+      { ...base, at: 20, action: 'slow', node: 'db', bySec: 0.2, forSec: 5, firedAtSec: 22.5, outcome: 'done', reconnect: null, reconnectCurve: null },
+    ];
+    expect(chartData(r).reconnect).toEqual([
+      {
+        label: 'kill relay-2 at 12.5 s',
+        agents: 4,
+        share: [
+          [0.25, 0.25],
+          [0.5, 0.5],
+          [0.75, 1],
+        ],
+        connectsPerSec: [
+          [0.25, 4],
+          [0.5, 4],
+          [0.75, 8],
+        ],
+      },
+    ]);
   });
 
   it('draws the USL curve only over the axis it was fitted on: rate on a rate axis, and a note otherwise', () => {

@@ -70,6 +70,7 @@ describe('planWindow: a window as values, the same as the flags would give', () 
       lateThresholdMs: cli.lateThresholdMs,
       maxErrorRate: cli.maxErrorRate,
       reconnect: cli.reconnect,
+      returnHome: cli.returnHome,
       connectRatePerSec: cli.connectRatePerSec,
     }).toEqual(DEFAULT_SETTINGS);
     expect(DEFAULTS.connections).toBe(DEFAULT_SETTINGS.poolConnections);

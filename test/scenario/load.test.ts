@@ -30,7 +30,7 @@ describe('shipped scenarios', () => {
   const load = (name: string): Scenario => loadScenario(join(SCENARIOS, `${name}.yaml`));
 
   it('ships the ones the issues ask for', () => {
-    expect(files.sort()).toEqual(['automate-single.yaml', 'automate-split3.yaml', 'automate-split4.yaml', 'ci-gate.yaml', 'control-plane-down.yaml', 'failover-split3.yaml', 'quickstart.yaml', 'relays-10k.yaml']);
+    expect(files.sort()).toEqual(['automate-single.yaml', 'automate-split3.yaml', 'automate-split4.yaml', 'ci-gate.yaml', 'control-plane-down.yaml', 'failover-split3.yaml', 'quickstart.yaml', 'relay-failover.yaml', 'relays-10k.yaml']);
   });
 
   it.each([
@@ -42,6 +42,17 @@ describe('shipped scenarios', () => {
     expect(s.fleet.transport).toBe('http');
     expect(s.background.commands).not.toBeNull();
     expect((s.stages ?? []).reduce((a, st) => a + st.durationMs, 0)).toBeLessThanOrEqual(180_000);
+  });
+
+  it('relay-failover: relays4, 10,000 tunnels, relay-2 killed in the hold and restarted 40 s later', () => {
+    const s = load('relay-failover');
+    expect(s.stack.topology).toBe('relays4');
+    expect(s.fleet.transport).toBe('ws');
+    expect(s.fleet.agents).toBe(10_000);
+    expect(s.faults.map((f) => [f.action, f.node, f.stageIndex, f.atInStageMs])).toEqual([
+      ['kill', 'relay-2', 1, 20_000],
+      ['restart', 'relay-2', 1, 60_000],
+    ]);
   });
 
   it.each(files)('%s loads, names the schema for editors, and has SLOs and a time limit', (f) => {

@@ -40,6 +40,7 @@ export const SWARM_FLAGS: Record<string, FlagSpec> = {
   'max-error-rate': { key: 'maxErrorRate', type: 'string', describe: `error rate above which the run fails (exit 3) [default ${DEFAULTS.maxErrorRate}]` },
   'source-addresses': { key: 'sourceAddresses', type: 'string', describe: 'loopback source addresses to spread sockets over (127.0.0.2…), or auto' },
   reconnect: { key: 'reconnect', type: 'string', describe: `ws reconnect policy: exponential:BASE:MAX | fixed:DELAY | linear:STEP:MAX [default ${DEFAULTS.reconnect}]` },
+  'return-home': { key: 'returnHome', type: 'string', describe: `ws: an agent away from its home relay probes it, BASE:MAX backoff with jitter, or off [default ${DEFAULTS.returnHome}]` },
   'connect-rate': { key: 'connectRate', type: 'string', describe: `ws: connects (first and re-) per second, all workers [default ${DEFAULTS.connectRate}]` },
   ca: { key: 'ca', type: 'string', describe: 'CA certificate (PEM) for https/wss targets' },
   insecure: { key: 'insecure', type: 'boolean', describe: 'accept self-signed certificates (test stacks only)' },

@@ -17,7 +17,8 @@ import { HEADER_RELAY_HOP, HEADER_RELAY_KEY, type SiblingForwarder } from './sib
  * {...args, command}} and answers with the agent's `res`; a relay that does not hold it forwards
  * the request once to the sibling that does (sibling-forward.ts). Errors: 401 bad user token, 400
  * bad body, 404 no relay holds the agent, 429 the agent has 4 sessions pending, 502 the tunnel
- * closed before the answer or the sibling is unreachable, 503 the relay has 1,000 sessions pending
+ * closed before the answer or the sibling is unreachable (with retry-after: 1: the agent is failing
+ * over, and the same request sent again reaches it on its new relay), 503 the relay has 1,000 sessions pending
  * or the db is unavailable, 504 no answer within timeoutMs (default 10 s, at most 60 s). Pending
  * sessions live only in this process's memory (sessions.ts): a relay that restarts loses those and
  * nothing else.
@@ -166,6 +167,7 @@ export class SessionApi {
     const ws: WebSocket | undefined = this.o.tunnelOf(s.agentId);
     if (!ws) {
       await audit.end('tunnel-closed', 502);
+      res.setHeader('retry-after', '1');
       return sendJson(res, 502, { error: `agent ${JSON.stringify(s.agentId)}'s tunnel to ${name} closed before the session started; retry once it reconnects` });
     }
     const opened = this.sessions.open(s.agentId, s.protocol, { ...s.args, command: s.command }, s.timeoutMs, (frame) => ws.send(frame));
@@ -192,6 +194,7 @@ export class SessionApi {
         return sendJson(res, 504, { error: `agent ${JSON.stringify(s.agentId)} did not answer session ${outcome.sessionId} within ${outcome.timeoutMs} ms`, sessionId: outcome.sessionId });
       default:
         await audit.end('tunnel-closed', 502);
+        res.setHeader('retry-after', '1');
         return sendJson(res, 502, { error: `agent ${JSON.stringify(s.agentId)}'s tunnel to ${name} closed before it answered session ${outcome.sessionId}; retry once it reconnects`, sessionId: outcome.sessionId });
     }
   }

@@ -113,11 +113,12 @@ export class SiblingForwarder {
         bodyTimeout: budgetMs,
       });
       const text = await r.body.text();
-      res.writeHead(r.statusCode, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
+      const retryAfter = r.headers['retry-after'];
+      res.writeHead(r.statusCode, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...(typeof retryAfter === 'string' ? { 'retry-after': retryAfter } : {}) }).end(text);
       return { reachedSibling: true, status: r.statusCode, outcome: 'forwarded' };
     } catch (err) {
       const why = (err as { code?: string }).code ?? (err as Error).message;
-      refuse(req, res, 502, `agent ${JSON.stringify(s.agentId)} is held by ${holder} (${url}), which is unreachable (${why}); its agents fail over to a sibling, retry shortly`);
+      refuse(req, res, 502, `agent ${JSON.stringify(s.agentId)} is held by ${holder} (${url}), which is unreachable (${why}); its agents fail over to a sibling, retry shortly`, { 'retry-after': '1' });
       return { reachedSibling: false, status: 502, outcome: 'sibling-unreachable' };
     }
   }

@@ -5,13 +5,15 @@ import type { Rng } from '../../core/random.js';
 import { MinHeap } from '../min-heap.js';
 import type { LocalAgents } from '../local-agents.js';
 import type { SwarmRecorder } from '../recorder.js';
-import { reconnectDelayMs, type ReconnectPolicy } from '../reconnect.js';
+import { homeProbeDelayMs, reconnectDelayMs, type ReconnectPolicy, type ReturnHomePolicy } from '../reconnect.js';
+import type { TunnelEventKind } from '../tunnel-log.js';
 
 /**
  * Persistent agent tunnels (the relay topology): one WebSocket per agent, opened at a paced rate,
  * carrying telemetry on the swarm's schedule, answering server-initiated commands, and coming back
- * by the reconnect policy after a drop. Each agent's relay is hash(id) mod N; a failed connect
- * moves it to the next sibling.
+ * by the reconnect policy after a drop. Each agent's home relay is hash(id) mod N; a failed connect
+ * moves it to the next sibling, and an agent away from home probes home by the return-home policy
+ * (reconnect.ts) and moves back once home answers.
  *
  * Per-agent state lives in typed arrays; the only per-agent object is the socket itself, and it
  * carries no closure of its own: the fleet's four handlers are shared, finding the agent by the
@@ -20,7 +22,9 @@ import { reconnectDelayMs, type ReconnectPolicy } from '../reconnect.js';
  *
  * Operations recorded: `ws-connect` (first connects and reconnects, from the attempt), `ws-rtt`
  * (telemetry → ack, from the intended send time), `ws-command` (command received → result sent),
- * `ws-reconnect` (drop → back, per agent: the reconnect curve).
+ * `ws-reconnect` (drop → back, per agent: the reconnect curve). Drops, reconnects and returns home
+ * are also logged agent by agent (takeEvents; tunnel-log.ts), so a run can tell which agents a fault
+ * dropped and where each went.
  */
 
 export interface TunnelFleetOptions {
@@ -28,6 +32,8 @@ export interface TunnelFleetOptions {
   agents: LocalAgents;
   localAddresses: string[];
   reconnect: ReconnectPolicy;
+  /** How an agent that failed over goes home (null: it stays). Default: null. */
+  returnHome?: ReturnHomePolicy | null;
   connectRatePerSec: number;
   commandDelayMs: number;
   /** Default HANDSHAKE_TIMEOUT_MS. */
@@ -62,12 +68,29 @@ const enum State {
 const TICK_MS = 10;
 /** A tunnel whose opening handshake has not finished by then is abandoned (and retried). */
 export const HANDSHAKE_TIMEOUT_MS = 15_000;
+/**
+ * How long an agent that went home keeps its sibling's tunnel open before closing it. The sibling
+ * clears the agent's presence on that close only while the database still names the sibling
+ * (presence-writer.ts), a read then a delete; both relays coalesce presence writes for 250 ms, so
+ * closing at once could let the sibling's clear land after home's claim and erase it.
+ */
+export const LEAVE_LINGER_MS = 1_000;
 /** How long close() waits for servers to end the tunnels it sent a close frame. */
 export const CLOSE_GRACE_MS = 2_000;
 
 /** A tunnel socket that knows its agent's slot, so one set of handlers serves the whole fleet. */
 class AgentSocket extends WebSocket {
   slot = -1;
+  /** A probe of the agent's home relay, not (yet) its tunnel. */
+  probe = false;
+}
+
+/** One logged tunnel event: kind, local slot, relay index, ms on the fleet's clock. */
+export interface FleetEvent {
+  kind: TunnelEventKind;
+  slot: number;
+  relay: number;
+  atMs: number;
 }
 
 export class TunnelFleet {
@@ -76,6 +99,18 @@ export class TunnelFleet {
   private readonly state: Uint8Array;
   private readonly attempt: Uint16Array;
   private readonly relay: Uint16Array;
+  private readonly home: Uint16Array;
+  /** Home probes: the probe socket, when the next is due, how many failed, whether queued. */
+  private readonly probes: Array<AgentSocket | null>;
+  private readonly probeAt: Float64Array;
+  private readonly probeCount: Uint16Array;
+  private readonly probeQueued: Uint8Array;
+  private readonly probeHeap: MinHeap;
+  /** The drop being recovered from was a `disconnect` fault's cut. */
+  private readonly cut: Uint8Array;
+  private events: FleetEvent[] = [];
+  /** Siblings' tunnels left behind by agents that went home, until LEAVE_LINGER_MS has passed. */
+  private readonly leaving = new Set<AgentSocket>();
   private readonly connectStart: Float64Array;
   private readonly droppedAt: Float64Array;
   private readonly telIntended: Float64Array;
@@ -121,20 +156,33 @@ export class TunnelFleet {
     this.telSentAt = new Float64Array(n);
     this.reconnectAt = new Float64Array(n);
     this.reconnects = new MinHeap(n, this.reconnectAt);
-    for (let s = 0; s < n; s++) this.relay[s] = relayFor(o.agents.idAt(s), o.urls.length);
+    this.home = new Uint16Array(n);
+    this.probes = new Array<AgentSocket | null>(n).fill(null);
+    this.probeAt = new Float64Array(n);
+    this.probeCount = new Uint16Array(n);
+    this.probeQueued = new Uint8Array(n);
+    this.probeHeap = new MinHeap(n, this.probeAt);
+    this.cut = new Uint8Array(n);
+    for (let s = 0; s < n; s++) this.relay[s] = this.home[s] = relayFor(o.agents.idAt(s), o.urls.length);
     const fleet = this;
     // `this` is the emitting socket: only AgentSockets are ever given these handlers.
     this.onOpenShared = function (this: WebSocket) {
-      fleet.onOpen((this as AgentSocket).slot);
+      const ws = this as AgentSocket;
+      if (ws.probe) fleet.onProbeOpen(ws.slot, ws);
+      else fleet.onOpen(ws.slot);
     };
     this.onMessageShared = function (this: WebSocket, data: WebSocket.RawData) {
-      fleet.onMessage((this as AgentSocket).slot, data);
+      fleet.onMessage((this as AgentSocket).slot, this as AgentSocket, data);
     };
     this.onCloseShared = function (this: WebSocket) {
-      fleet.onClose((this as AgentSocket).slot, this as AgentSocket);
+      const ws = this as AgentSocket;
+      if (ws.probe) fleet.onProbeClose(ws.slot, ws);
+      else fleet.onClose(ws.slot, ws);
     };
     this.onErrorShared = function (this: WebSocket, err: NodeJS.ErrnoException) {
       const slot = (this as AgentSocket).slot;
+      // A home probe that fails is the normal case while home is down: not an error.
+      if ((this as AgentSocket).probe) return;
       // A timed-out handshake was already counted as such; its abort error is not a second error.
       if (fleet.state[slot] !== State.TimedOut || fleet.sockets[slot] !== this) fleet.o.recorder.error(`ws:${err.code ?? 'error'}`);
     };
@@ -161,6 +209,7 @@ export class TunnelFleet {
     if (this.nextInitial < this.o.agents.count) dueMs = this.o.now() + TICK_MS;
     if (this.reconnects.size > 0) dueMs = Math.min(dueMs, this.reconnectAt[this.reconnects.peek()]);
     if (this.handshakeHead < this.handshakeSlots.length) dueMs = Math.min(dueMs, this.handshakeStarts[this.handshakeHead] + this.handshakeTimeoutMs);
+    if (this.probeHeap.size > 0) dueMs = Math.min(dueMs, this.probeAt[this.probeHeap.peek()]);
     if (dueMs === Infinity) return;
     const now = this.o.now();
     dueMs = Math.max(dueMs, now + TICK_MS);
@@ -188,6 +237,15 @@ export class TunnelFleet {
     while (this.nextInitial < active && this.connectBudget >= 1) {
       this.connectBudget--;
       this.open(this.nextInitial++);
+    }
+    // Home probes last: an agent away from home still has a tunnel.
+    while (this.probeHeap.size > 0 && this.probeAt[this.probeHeap.peek()] <= now && this.connectBudget >= 1) {
+      const slot = this.probeHeap.pop();
+      this.probeQueued[slot] = 0;
+      if (this.awayFromHome(slot) && !this.probes[slot]) {
+        this.connectBudget--;
+        this.openProbe(slot);
+      }
     }
     this.expireHandshakes(now);
   }
@@ -217,8 +275,6 @@ export class TunnelFleet {
 
   private open(slot: number): void {
     if (this.closed) return;
-    const agents = this.o.agents;
-    const addrs = this.o.localAddresses;
     const startMs = this.o.now();
     this.state[slot] = State.Connecting;
     this.connecting++;
@@ -226,19 +282,96 @@ export class TunnelFleet {
     this.connectStart[slot] = startMs;
     this.handshakeSlots.push(slot);
     this.handshakeStarts.push(startMs);
-    const ws = new AgentSocket(this.o.urls[this.relay[slot]], {
+    this.sockets[slot] = this.socket(slot, this.relay[slot], false);
+  }
+
+  private socket(slot: number, relay: number, probe: boolean): AgentSocket {
+    const agents = this.o.agents;
+    const addrs = this.o.localAddresses;
+    const ws = new AgentSocket(this.o.urls[relay], {
       headers: { authorization: `Bearer ${agents.tokenAt(slot)}`, [HEADER_AGENT_ID]: agents.idAt(slot) },
       perMessageDeflate: false,
       localAddress: addrs.length > 0 ? addrs[slot % addrs.length] : undefined,
       rejectUnauthorized: !(this.o.tls?.insecure ?? false),
       ca: this.o.tls?.ca,
+      handshakeTimeout: probe ? this.handshakeTimeoutMs : undefined,
     });
     ws.slot = slot;
-    this.sockets[slot] = ws;
+    ws.probe = probe;
     ws.on('open', this.onOpenShared);
     ws.on('message', this.onMessageShared);
     ws.on('close', this.onCloseShared);
     ws.on('error', this.onErrorShared);
+    return ws;
+  }
+
+  private log(kind: TunnelEventKind, slot: number, relay: number): void {
+    if (this.events.length < 1_000_000) this.events.push({ kind, slot, relay, atMs: this.o.now() });
+  }
+
+  /** The tunnel events since the last call (drops, cuts, reconnects, returns home). */
+  takeEvents(): FleetEvent[] {
+    const e = this.events;
+    this.events = [];
+    return e;
+  }
+
+  /** Open on a sibling while a home relay exists to go back to. */
+  private awayFromHome(slot: number): boolean {
+    return !this.closed && !!this.o.returnHome && this.state[slot] === State.Open && this.relay[slot] !== this.home[slot];
+  }
+
+  private scheduleProbe(slot: number): void {
+    const p = this.o.returnHome;
+    if (!p || this.probeQueued[slot]) return;
+    this.probeAt[slot] = this.o.now() + homeProbeDelayMs(p, this.probeCount[slot], this.o.rng);
+    this.probeQueued[slot] = 1;
+    this.probeHeap.push(slot);
+    this.arm();
+  }
+
+  private openProbe(slot: number): void {
+    this.probes[slot] = this.socket(slot, this.home[slot], true);
+  }
+
+  /** Home answered: move onto it once no telemetry ack is awaited on the sibling (else at that ack). */
+  private onProbeOpen(slot: number, ws: AgentSocket): void {
+    if (this.probes[slot] !== ws) return;
+    if (!this.awayFromHome(slot)) {
+      this.probes[slot] = null;
+      ws.close(1000);
+      return;
+    }
+    if (this.telIntended[slot] < 0) this.goHome(slot);
+  }
+
+  private probeReady(slot: number): boolean {
+    const p = this.probes[slot];
+    return !!p && p.readyState === WebSocket.OPEN;
+  }
+
+  private goHome(slot: number): void {
+    const probe = this.probes[slot]!;
+    const old = this.sockets[slot];
+    this.probes[slot] = null;
+    probe.probe = false;
+    this.sockets[slot] = probe;
+    this.relay[slot] = this.home[slot];
+    this.probeCount[slot] = 0;
+    this.log('home', slot, this.home[slot]);
+    // The sibling's tunnel is no longer the agent's: its close is not a drop (onClose ignores it).
+    if (!old) return;
+    this.leaving.add(old);
+    setTimeout(() => {
+      if (this.leaving.delete(old)) old.close(1000);
+    }, LEAVE_LINGER_MS).unref();
+  }
+
+  private onProbeClose(slot: number, ws: AgentSocket): void {
+    if (this.probes[slot] !== ws) return;
+    this.probes[slot] = null;
+    if (this.probeCount[slot] < 65_535) this.probeCount[slot]++;
+    if (this.awayFromHome(slot)) this.scheduleProbe(slot);
   }
 
   private onOpen(slot: number): void {
@@ -252,10 +385,12 @@ export class TunnelFleet {
     if (this.droppedAt[slot] >= 0) {
       this.o.recorder.observe('ws-reconnect', now - this.droppedAt[slot]);
       this.droppedAt[slot] = -1;
+      this.log('back', slot, this.relay[slot]);
     }
+    if (this.relay[slot] !== this.home[slot]) this.scheduleProbe(slot);
   }
 
-  private onMessage(slot: number, data: WebSocket.RawData): void {
+  private onMessage(slot: number, from: AgentSocket, data: WebSocket.RawData): void {
     let frame: TunnelFrame;
     try {
       frame = JSON.parse(data.toString()) as TunnelFrame;
@@ -269,14 +404,16 @@ export class TunnelFleet {
         this.o.recorder.done('ws-rtt', intended, this.telSentAt[slot], this.o.now(), true);
         this.telIntended[slot] = -1;
         this.pending--;
+        if (this.probeReady(slot) && this.awayFromHome(slot)) this.goHome(slot);
       }
     } else if (frame.t === 'cmd') {
       const received = this.o.now();
       const delay = this.o.rng.exponential(this.o.commandDelayMs);
       // Commands are rare: a timer per command is fine (idle agents hold none).
+      // Answered on the tunnel it came down (a home probe's, or a sibling's just left), if still open.
       setTimeout(() => {
-        const ws = this.sockets[slot];
-        if (!ws || this.state[slot] !== State.Open) return;
+        const ws = from.readyState === WebSocket.OPEN ? from : null;
+        if (!ws || this.closed) return;
         ws.send(JSON.stringify({ t: 'res', id: frame.id, exitCode: 0, output: `ran ${frame.kind} on ${this.o.agents.at(slot).hostname}` } satisfies TunnelFrame));
         this.o.recorder.observe('ws-command', this.o.now() - received);
       }, delay);
@@ -296,10 +433,18 @@ export class TunnelFleet {
       return;
     }
     const wasOpen = this.state[slot] === State.Open;
+    // A probe of home in flight is abandoned: the agent reconnects as after any drop.
+    const probe = this.probes[slot];
+    if (probe) {
+      this.probes[slot] = null;
+      probe.terminate();
+    }
     if (wasOpen) {
       this.connected--;
       this.droppedAt[slot] = this.o.now();
       this.o.recorder.error('ws:tunnel-dropped');
+      this.log(this.cut[slot] ? 'cut' : 'drop', slot, this.relay[slot]);
+      this.cut[slot] = 0;
     } else {
       this.connecting--;
       // A failed attempt: the next one goes to a sibling relay.
@@ -340,13 +485,17 @@ export class TunnelFleet {
     if (this.telIntended[slot] >= 0) {
       // The previous frame was never acknowledged before the next was due.
       this.o.recorder.done('ws-rtt', this.telIntended[slot], this.telSentAt[slot], now, false, 'no-ack');
+      this.telIntended[slot] = -1;
       this.pending--;
     }
+    // Home answered while an ack was awaited on the sibling: move now, before the next frame.
+    if (this.probeReady(slot) && this.awayFromHome(slot)) this.goHome(slot);
+    const tunnel = this.sockets[slot]!;
     const seq = ++this.telSeq[slot];
     this.telIntended[slot] = intendedMs;
     this.telSentAt[slot] = now;
     this.pending++;
-    ws.send(JSON.stringify({ t: 'tel', seq, cpuPct: this.o.rng.int(100), memPct: 20 + this.o.rng.int(75) } satisfies TunnelFrame));
+    tunnel.send(JSON.stringify({ t: 'tel', seq, cpuPct: this.o.rng.int(100), memPct: 20 + this.o.rng.int(75) } satisfies TunnelFrame));
   }
 
   /**
@@ -362,6 +511,7 @@ export class TunnelFleet {
     for (let i = 0; i < n; i++) {
       const j = i + this.o.rng.int(open.length - i);
       [open[i], open[j]] = [open[j]!, open[i]!];
+      this.cut[open[i]!] = 1;
       this.sockets[open[i]!]?.terminate();
     }
     return n;
@@ -382,6 +532,13 @@ export class TunnelFleet {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    for (let slot = 0; slot < this.probes.length; slot++) {
+      const p = this.probes[slot];
+      this.probes[slot] = null;
+      p?.terminate();
+    }
+    for (const ws of this.leaving) ws.close(1001);
+    this.leaving.clear();
     const now = this.o.now();
     for (let slot = 0; slot < this.telIntended.length; slot++) {
       if (this.telIntended[slot] >= 0) {
@@ -406,6 +563,8 @@ export class TunnelFleet {
     }
     const unclosed = this.closingCount;
     for (const ws of this.sockets) ws?.terminate();
+    for (const ws of this.probes) ws?.terminate();
+    this.probes.fill(null);
     this.sockets.fill(null);
     this.connected = 0;
     this.closingCount = 0;
