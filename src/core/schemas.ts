@@ -10,9 +10,9 @@ import { packageRoot } from './module-path.js';
  * services) show for a bad value, which the scenario loader shows too.
  */
 
-export type SchemaName = 'scenario' | 'topology' | 'profile-set' | 'capacity-profile' | 'result';
+export type SchemaName = 'scenario' | 'topology' | 'profile-set' | 'capacity-profile' | 'result' | 'protocol';
 
-const NAMES: readonly SchemaName[] = ['capacity-profile', 'profile-set', 'topology', 'scenario', 'result'];
+const NAMES: readonly SchemaName[] = ['capacity-profile', 'profile-set', 'topology', 'scenario', 'result', 'protocol'];
 
 let ajv: Ajv | null = null;
 
