@@ -7,6 +7,7 @@ import { formatDurationMs, parseCheckinFractionPerMin, parseDurationMs, parseRat
 import { PROFILES, resolveProfileSet } from '../stack/profiles.js';
 import { TOPOLOGY_NAMES, loadTopology, namedTopology, type Topology } from '../stack/topology.js';
 import { DEFAULTS, parseMix, parseStage } from '../swarm/config.js';
+import { resolveAgent } from './resolve-agent.js';
 import type { CheckinSpec, FaultAction, Scenario, ScenarioFault, ScenarioBackground, ScenarioCeiling, ScenarioFleet, ScenarioPlan, ScenarioSlo, ScenarioStack, ScenarioStage } from './types.js';
 
 /**
@@ -171,6 +172,7 @@ export function resolveScenario(data: unknown, p: Problems, file: string): Scena
     thresholds: Array.isArray(raw.thresholds) ? raw.thresholds.filter((t): t is string => typeof t === 'string') : [],
     timeLimitMs,
     plan: raw.plan === undefined ? null : resolvePlan(map(raw.plan), p),
+    agent: resolveAgent(raw.agent, raw.agentVars, p, baseDir),
     definition: withoutSecret(data),
   };
 }
@@ -178,8 +180,11 @@ export function resolveScenario(data: unknown, p: Problems, file: string): Scena
 /** The scenario as written, minus `fleet.secret`: the definition is copied into result.json. */
 function withoutSecret(data: unknown): unknown {
   const fleet = map(map(data).fleet);
-  if (fleet.secret === undefined) return data;
-  return { ...map(data), fleet: { ...fleet, secret: '(redacted)' } };
+  const agentVars = map(map(data).agentVars);
+  // agentVars may hold an enroll secret: names kept, values not.
+  const vars = map(data).agentVars === undefined ? {} : { agentVars: Object.fromEntries(Object.keys(agentVars).map((k) => [k, '(redacted)'])) };
+  if (fleet.secret === undefined) return { ...map(data), ...vars };
+  return { ...map(data), ...vars, fleet: { ...fleet, secret: '(redacted)' } };
 }
 
 /**

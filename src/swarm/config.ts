@@ -12,6 +12,8 @@ import {
 } from '../core/units.js';
 import { buildProfile, type LoadProfile } from './schedule.js';
 import { parseReconnectPolicy } from './reconnect.js';
+import { loadProtocolFile } from './protocol/load-protocol.js';
+import type { ProtocolSpec } from './protocol/types.js';
 
 /**
  * The swarm's configuration, validated once. Flags (src/cli/commands/swarm.ts) and scenario files
@@ -63,6 +65,10 @@ export interface SwarmInput {
   json?: string;
   hlog?: string;
   allowRemote?: boolean;
+  /** A protocol file (docs/protocols.md): what each agent sends instead of rmmscale's own API. */
+  protocol?: string;
+  /** The protocol's declared variables, NAME=VALUE each. */
+  var?: string[];
 }
 
 export interface StageSpec {
@@ -127,6 +133,8 @@ export interface SwarmConfig {
   jsonFile: string | null;
   hlogFile: string | null;
   allowRemote: boolean;
+  /** A template protocol (src/swarm/protocol/); null = rmmscale's own agent API, the fixed path. */
+  protocol: ProtocolSpec | null;
 }
 
 /** Tunnel connects per second, the whole fleet together, unless --connect-rate says otherwise. */
@@ -278,6 +286,10 @@ export function resolveSwarmConfig(input: SwarmInput): SwarmConfig {
   const connectRatePerSec = take(() => parseRatePerSec('--connect-rate', input.connectRate ?? DEFAULTS.connectRate), 4000);
   if (closedLoop && mode === 'ws') problems.push('--rate: max (a closed loop) applies to --mode http only, got --mode ws');
   if (mode === 'ws' && input.connection !== undefined) problems.push(`--connection: applies to --mode http only, got "${input.connection}" with --mode ws`);
+  const varArgs = input.var ?? [];
+  if (input.protocol === undefined && varArgs.length > 0) problems.push(`--var: applies with --protocol only, got ${JSON.stringify(varArgs[0])} without one`);
+  const protocol = input.protocol === undefined ? null : take(() => loadProtocolFile(input.protocol!, varArgs), null);
+  if (protocol && mode === 'ws') problems.push('--protocol: applies to --mode http (a protocol file drives polling agents), got --mode ws');
 
   if (problems.length > 0) throw new ValidationError(problems);
 
@@ -313,6 +325,7 @@ export function resolveSwarmConfig(input: SwarmInput): SwarmConfig {
     jsonFile: input.json ?? null,
     hlogFile: input.hlog ?? null,
     allowRemote,
+    protocol,
   });
 }
 
@@ -382,5 +395,6 @@ export function buildSwarmConfig(st: SwarmSettings): SwarmConfig {
     jsonFile: st.jsonFile,
     hlogFile: st.hlogFile,
     allowRemote: st.allowRemote,
+    protocol: st.protocol,
   };
 }

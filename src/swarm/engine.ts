@@ -14,6 +14,8 @@ import { ClosedLoop } from './closed-loop.js';
 import { localAgents, type LocalAgents } from './local-agents.js';
 import { parseReconnectPolicy } from './reconnect.js';
 import { TunnelFleet } from './transports/ws-tunnels.js';
+import type { ProtocolDriver } from './protocol/protocol-driver.js';
+import type { ProtocolHttp } from './protocol/protocol-http.js';
 
 /**
  * One worker's share of the fleet, and its run loop. Agents with global index
@@ -63,6 +65,9 @@ export class SwarmEngine {
   private readonly mixWeights: number[];
   private http: HttpTransport | null = null;
   private tunnels: TunnelFleet | null = null;
+  /** A template protocol (config.protocol): its driver replaces the fixed HTTP path. */
+  private protocol: ProtocolDriver | null = null;
+  private protocolHttp: ProtocolHttp | null = null;
   private loopTimer: NodeJS.Timeout | null = null;
   private intervalTimer: NodeJS.Timeout | null = null;
   private intervalIndex = 0;
@@ -103,7 +108,9 @@ export class SwarmEngine {
     const cfg = this.plan.config;
     this.perfT0 = startAtEpochMs - performance.timeOrigin;
     this.rec = new SwarmRecorder(Math.max(0, this.now()), cfg.lateThresholdMs);
-    if (cfg.mode === 'http') {
+    if (cfg.mode === 'http' && cfg.protocol) {
+      await this.startProtocol();
+    } else if (cfg.mode === 'http') {
       // Loaded only where used: a tunnel worker never pays for undici's memory.
       const { HttpTransport } = await import('./transports/http.js');
       this.http = new HttpTransport({
@@ -131,6 +138,31 @@ export class SwarmEngine {
     }
     this.seedSchedule();
     this.armLoop();
+  }
+
+  /** A protocol file's agents: compiled here, once per worker (src/swarm/protocol/). */
+  private async startProtocol(): Promise<void> {
+    const cfg = this.plan.config;
+    const { startProtocolDriver } = await import('./protocol/start-driver.js');
+    const started = await startProtocolDriver({
+      spec: cfg.protocol!,
+      seed: cfg.seed,
+      agents: this.agents,
+      http: {
+        baseUrl: cfg.targets[0],
+        connection: cfg.connection,
+        poolConnections: cfg.workload.kind === 'closed' ? this.plan.maxInflight : cfg.poolConnections,
+        localAddresses: this.plan.localAddresses,
+        timeoutMs: cfg.timeoutMs,
+        tls: { ca: this.plan.caPem ? Buffer.from(this.plan.caPem) : undefined, insecure: cfg.insecure },
+        maxInflight: this.plan.maxInflight,
+      },
+      recorder: this.rec,
+      rng: this.rng,
+      now: this.now,
+    });
+    this.protocol = started.driver;
+    this.protocolHttp = started.http;
   }
 
   private async startTunnels(): Promise<TunnelFleet> {
@@ -164,7 +196,7 @@ export class SwarmEngine {
 
   /** The closed workload over the HTTP pool: one check-in in flight per connection, agents taking turns. */
   private closedLoop(): ClosedLoop {
-    const http = this.http!;
+    const http = this.http;
     return new ClosedLoop({
       connections: this.plan.maxInflight,
       agentCount: this.agents.count,
@@ -172,8 +204,9 @@ export class SwarmEngine {
       now: this.now,
       send: (s, atMs, next) => {
         this.rec.scheduled();
+        if (this.protocol) return this.protocol.fire(s, atMs, next);
         const agent = this.agents.at(s);
-        http.send(s, agent, 'checkin', this.payloads.body('checkin', agent, ++this.seq[s], this.rng), atMs, undefined, next);
+        http!.send(s, agent, 'checkin', this.payloads.body('checkin', agent, ++this.seq[s], this.rng), atMs, undefined, next);
       },
       end: () => void this.finish(),
       setTimer: (fn, ms) => setTimeout(fn, ms),
@@ -258,6 +291,10 @@ export class SwarmEngine {
       this.tunnels.sendTelemetry(s, tMs);
       return;
     }
+    if (this.protocol) {
+      this.protocol.fire(s, tMs);
+      return;
+    }
     const kind = this.pickKind();
     this.sendHttp(s, kind, tMs);
   };
@@ -323,7 +360,7 @@ export class SwarmEngine {
       worker: this.plan.workerIndex,
       index: this.intervalIndex++,
       interval,
-      health: { pid: process.pid, cpu, cpuUs, eldP99Ms, eldMaxMs, rssBytes: process.memoryUsage.rss(), inflight: this.http?.inflight ?? 0, connected },
+      health: { pid: process.pid, cpu, cpuUs, eldP99Ms, eldMaxMs, rssBytes: process.memoryUsage.rss(), inflight: this.http?.inflight ?? this.protocol?.inflight ?? 0, connected },
     });
   }
 
@@ -334,11 +371,13 @@ export class SwarmEngine {
     if (this.loopTimer) clearTimeout(this.loopTimer);
     this.closed?.stop();
     const deadline = this.now() + Math.min(DRAIN_MAX_MS, this.plan.config.timeoutMs);
-    const inflight = (): number => (this.http?.inflight ?? 0) + (this.tunnels?.pending ?? 0);
+    const inflight = (): number => (this.http?.inflight ?? 0) + (this.tunnels?.pending ?? 0) + (this.protocol?.inflight ?? 0);
     while (inflight() > 0 && this.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     if (this.intervalTimer) clearTimeout(this.intervalTimer);
     this.takeInterval();
     await this.http?.close();
+    this.protocol?.close();
+    await this.protocolHttp?.close();
     await this.tunnels?.close();
     this.eld?.disable();
     this.emit({ type: 'done', worker: this.plan.workerIndex });
