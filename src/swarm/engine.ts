@@ -163,6 +163,7 @@ export class SwarmEngine {
     });
     this.protocol = started.driver;
     this.protocolHttp = started.http;
+    started.http.warm();
   }
 
   private async startTunnels(): Promise<TunnelFleet> {

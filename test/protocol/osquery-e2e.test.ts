@@ -57,4 +57,15 @@ describe('protocols/osquery-tls.yaml against an independent osquery TLS server',
     expect(result.errors['enroll:http-401']).toBe(result.ops.enroll.failed);
     expect(server.used.size).toBe(0);
   });
+
+  it('over a shared keep-alive pool (RawPool) the same invariants hold', async () => {
+    server = await startOsqueryServer(SECRET, { queryEvery: 2 });
+    const config = resolveSwarmConfig({ target: server.url, agents: 30, checkinInterval: '1s', duration: '2s', workers: 1, connection: 'pool', connections: 4, protocol: 'protocols/osquery-tls.yaml', var: [`enroll_secret=${SECRET}`] });
+    const { result } = await runSwarm({ config });
+    expect(server.enrolls).toBe(30);
+    expect(server.invalid).toBe(0);
+    for (const key of server.used) expect(server.issued.has(key)).toBe(true);
+    expect(server.queriesAnswered).toBe(server.queriesOut);
+    expect(result.summary.failed).toBe(0);
+  });
 });

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { compileJsonPath, type JsonPath } from './json-path.js';
-import { compileTemplate, TemplateError, type CompiledTemplate, type Escape, type TemplateScope } from './template.js';
+import { compileTemplate, TemplateError, type CompiledTemplate, type Escape, type RenderState, type TemplateScope } from './template.js';
 import { RESERVED_OP_NAMES, type ProtocolSpec, type StepDoc } from './types.js';
 
 /**
@@ -28,6 +28,17 @@ export interface CompiledStep {
   when: JsonPath | null;
   /** The response body is parsed (a check, an extraction, or the next step reads it). */
   readsBody: boolean;
+}
+
+/** A step's headers for one send, as undici takes them flat: [name0, value0, name1, value1, …]. */
+export function renderHeaders(step: CompiledStep, st: RenderState): string[] {
+  const hs = step.headers;
+  const out: string[] = new Array(hs.length * 2);
+  for (let h = 0; h < hs.length; h++) {
+    out[2 * h] = hs[h][0];
+    out[2 * h + 1] = hs[h][1].render(st);
+  }
+  return out;
 }
 
 export interface CompiledFlow {

@@ -2,7 +2,7 @@ import type { Rng } from '../../core/random.js';
 import type { LocalAgents } from '../local-agents.js';
 import type { SwarmRecorder } from '../recorder.js';
 import { AgentVarStore } from './agent-vars.js';
-import type { CompiledProtocol, CompiledStep } from './compile-protocol.js';
+import { renderHeaders, type CompiledProtocol, type CompiledStep } from './compile-protocol.js';
 import { isPresent, readJsonPath } from './json-path.js';
 import type { ProtocolHttp } from './protocol-http.js';
 import { RenderState } from './template.js';
@@ -79,7 +79,7 @@ export class ProtocolDriver {
       rec.drop('agent-busy');
       return onDone?.();
     }
-    if (this.inflight >= this.o.maxInflight) {
+    if (this.inflight >= this.o.maxInflight || !this.o.http.ready) {
       rec.drop('inflight-cap');
       return onDone?.();
     }
@@ -117,13 +117,9 @@ export class ProtocolDriver {
     st.nowMs = this.o.epochMs();
     st.prev = prev;
     const path = step.path.render(st);
-    const headers: Record<string, string> = {};
-    for (let h = 0; h < step.headers.length; h++) headers[step.headers[h][0]] = step.headers[h][1].render(st);
+    const headers = renderHeaders(step, st);
     const body = step.body ? step.body.render(st) : null;
-    if (this.o.signer) {
-      const extra = this.o.signer({ method: step.method, path, headers, body, agentId: st.agent.id, agentIndex: st.agent.index });
-      for (const k in extra) headers[k.toLowerCase()] = extra[k];
-    }
+    if (this.o.signer) this.sign(step, path, headers, body);
     const sentMs = this.o.now();
     rec.sent(sentMs - intendedMs);
     this.inflight++;
@@ -135,6 +131,14 @@ export class ProtocolDriver {
       if (!outcome.ok) return done(false);
       this.run(slot, steps, i + 1, outcome.doc, doneMs, false, done);
     });
+  }
+
+  /** The signing hook sees the request's headers as a map and adds its own to the flat list. */
+  private sign(step: CompiledStep, path: string, headers: string[], body: string | null): void {
+    const map: Record<string, string> = {};
+    for (let h = 0; h < headers.length; h += 2) map[headers[h]] = headers[h + 1];
+    const extra = this.o.signer!({ method: step.method, path, headers: map, body, agentId: this.st.agent.id, agentIndex: this.st.agent.index });
+    for (const k in extra) headers.push(k.toLowerCase(), extra[k]);
   }
 
   /** The step's checks and extractions on a response. */

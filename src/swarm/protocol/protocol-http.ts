@@ -1,12 +1,15 @@
 import { Client, Pool, type Dispatcher } from 'undici';
 import type { ConnectionPolicy } from '../config.js';
+import { RawPool, type RawExchange } from '../transports/raw-pool.js';
 
 /**
  * The HTTP side of a template protocol: one request at a time per call, through undici's dispatch
  * (no promise chain, no body stream), with the connection policies of the fixed path
  * (transports/http.ts): `per-checkin` closes each connection after its response, `keepalive`
- * keeps one per agent, `pool` shares `poolConnections` keep-alive connections. An agent with a
- * client certificate (mTLS) always has its own connection, since the certificate is per agent.
+ * keeps one per agent, `pool` shares `poolConnections` keep-alive connections (on the fixed path's
+ * RawPool, one prebuilt string per request, for the same reason: a throughput generator must cost
+ * less per request than what it measures). An agent with a client certificate (mTLS) always has
+ * its own undici connection, since the certificate is per agent.
  */
 
 export interface ProtocolHttpOptions {
@@ -34,13 +37,18 @@ export class ProtocolHttp {
   readonly pathPrefix: string;
   private readonly pools: Pool[] = [];
   private readonly clients = new Map<number, Client>();
+  private readonly raw: RawPool | null = null;
+  private readonly host: string;
   private closed = false;
 
   constructor(private readonly opts: ProtocolHttpOptions) {
     const url = new URL(opts.baseUrl);
     this.origin = url.origin;
     this.pathPrefix = url.pathname.replace(/\/$/, '');
-    if (opts.connection !== 'keepalive' && !opts.credentials) {
+    this.host = url.host;
+    if (opts.connection === 'pool' && !opts.credentials) {
+      this.raw = new RawPool({ origin: url, connections: opts.poolConnections, localAddresses: opts.localAddresses, timeoutMs: opts.timeoutMs, tls: opts.tls });
+    } else if (opts.connection !== 'keepalive' && !opts.credentials) {
       const addrs = opts.localAddresses.length > 0 ? opts.localAddresses : [undefined];
       const total = opts.connection === 'pool' ? opts.poolConnections : opts.maxInflight;
       const perAddr = Math.max(1, Math.ceil(total / addrs.length));
@@ -74,8 +82,25 @@ export class ProtocolHttp {
     return c;
   }
 
-  request(slot: number, method: string, path: string, headers: Record<string, string>, body: string | null, readBody: boolean, done: ExchangeDone): void {
+  /** Pool mode: connect ahead of t = 0. */
+  warm(): void {
+    this.raw?.warm();
+  }
+
+  /** Whether a request can go out now (pool mode: an idle connection). */
+  get ready(): boolean {
+    return this.raw === null || this.raw.available > 0;
+  }
+
+  request(slot: number, method: string, path: string, headers: string[], body: string | null, readBody: boolean, done: ExchangeDone): void {
     if (this.closed) return done(0, null, 'closed');
+    if (this.raw) {
+      let head = `${method} ${this.pathPrefix}${path} HTTP/1.1\r\nhost: ${this.host}\r\n`;
+      for (let h = 0; h < headers.length; h += 2) head += `${headers[h]}: ${headers[h + 1]}\r\n`;
+      const request = body === null ? head + '\r\n' : `${head}content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+      if (!this.raw.send(request, new RawDone(readBody, done))) done(0, null, 'pool-busy');
+      return;
+    }
     this.dispatcherFor(slot).dispatch(
       { method: method as Dispatcher.HttpMethod, path: this.pathPrefix + path, headers, body, reset: this.opts.connection === 'per-checkin' },
       new Exchange(readBody, done),
@@ -84,8 +109,20 @@ export class ProtocolHttp {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.raw?.close();
     const all: Dispatcher[] = [...this.pools, ...this.clients.values()];
     await Promise.all(all.map((d) => d.destroy().catch(() => undefined)));
+  }
+}
+
+class RawDone implements RawExchange {
+  constructor(
+    readonly wantBody: boolean,
+    private readonly cb: ExchangeDone,
+  ) {}
+
+  done(status: number, body: Buffer | null, errorCode: string | null): void {
+    this.cb(status, body ? body.toString('utf8') : null, errorCode);
   }
 }
 

@@ -76,6 +76,8 @@ interface Slot {
   n: number;
   path: JsonPath | null;
   body: Part[] | null;
+  /** {{#each}}: its body's render function (made once, at compile time). */
+  render: ((st: RenderState) => string) | null;
 }
 type Part = string | Slot;
 
@@ -129,66 +131,97 @@ function valueText(v: unknown, esc: Escape): string {
 
 const EXPRESSIONS = 'agent.id, agent.hostname, agent.os, agent.index, agent.token, agent.client, agent.version, vars.NAME, seq, now, now.s, rand N, fill SIZE, records SIZE, prev PATH, #each PATH … /each';
 
-function render(parts: readonly Part[], st: RenderState, esc: Escape): string {
-  let out = '';
-  for (let i = 0; i < parts.length; i++) {
-    const p = parts[i];
-    if (typeof p === 'string') {
-      out += p;
-      continue;
-    }
-    switch (p.kind) {
-      case Kind.AgentId:
-        out += st.agent.id;
-        break;
-      case Kind.Hostname:
-        out += st.agent.hostname;
-        break;
-      case Kind.Os:
-        out += st.agent.os;
-        break;
-      case Kind.Index:
-        out += st.agent.index;
-        break;
-      case Kind.Token:
-        out += st.agent.token;
-        break;
-      case Kind.Client:
-        out += st.agent.client;
-        break;
-      case Kind.Version:
-        out += st.agent.agentVersion;
-        break;
-      case Kind.AgentVar:
-        out += escapeText(st.store!.get(st.slot, p.n), esc);
-        break;
-      case Kind.Seq:
-        out += st.seq;
-        break;
-      case Kind.NowMs:
-        out += Math.floor(st.nowMs);
-        break;
-      case Kind.NowS:
-        out += Math.floor(st.nowMs / 1000);
-        break;
-      case Kind.Rand:
-        out += st.rng.int(p.n);
-        break;
-      case Kind.Prev:
-        out += valueText(readJsonPath(st.prev, p.path!), esc);
-        break;
-      case Kind.Key:
-        out += escapeText(st.key, esc);
-        break;
-      case Kind.Item:
-        out += valueText(p.path ? readJsonPath(st.item, p.path) : st.item, esc);
-        break;
-      case Kind.Each:
-        out += renderEach(p, st, esc);
-        break;
+/** A compiled part list as two arrays: statics[0], slot 0, statics[1], slot 1, …, statics[n]. */
+interface Split {
+  statics: string[];
+  slots: Slot[];
+}
+
+function split(parts: readonly Part[], esc: Escape): Split {
+  const statics: string[] = [''];
+  const slots: Slot[] = [];
+  for (const p of parts) {
+    if (typeof p === 'string') statics[statics.length - 1] += p;
+    else {
+      if (p.body) p.render = generate(split(p.body, esc), esc);
+      slots.push(p);
+      statics.push('');
     }
   }
-  return out;
+  return { statics, slots };
+}
+
+/** Slots whose value is one plain expression on the state; the others call slotText. */
+const INLINE: Partial<Record<Kind, string>> = {
+  [Kind.AgentId]: 's.agent.id',
+  [Kind.Hostname]: 's.agent.hostname',
+  [Kind.Os]: 's.agent.os',
+  [Kind.Index]: 's.agent.index',
+  [Kind.Token]: 's.agent.token',
+  [Kind.Client]: 's.agent.client',
+  [Kind.Version]: 's.agent.agentVersion',
+  [Kind.Seq]: 's.seq',
+  [Kind.NowMs]: 'Math.floor(s.nowMs)',
+  [Kind.NowS]: 'Math.floor(s.nowMs / 1000)',
+};
+
+/**
+ * The render function, generated once per template: one concatenation expression with the static
+ * parts as string literals (JSON.stringify of our own compiled text, never of anything a request
+ * brings), identity fields read inline, and the other slots through slotText. V8 compiles it like
+ * a hand-written template literal, which is what the fixed check-in is (payloads.ts); a loop over
+ * parts cost about twice as much per send (bench/protocol.ts).
+ */
+function generate(t: Split, esc: Escape): (st: RenderState) => string {
+  const terms: string[] = [JSON.stringify(t.statics[0])];
+  t.slots.forEach((slot, i) => {
+    const inline = INLINE[slot.kind];
+    terms.push(inline ?? (slot.kind === Kind.Rand ? `s.rng.int(${slot.n})` : `text(slots[${i}], s, esc)`));
+    if (t.statics[i + 1] !== '') terms.push(JSON.stringify(t.statics[i + 1]));
+  });
+  const factory = new Function('slots', 'text', 'esc', `return function render(s) { return ${terms.join(' + ')}; };`) as (
+    slots: Slot[],
+    text: typeof slotText,
+    esc: Escape,
+  ) => (st: RenderState) => string;
+  return factory(t.slots, slotText, esc);
+}
+
+function slotText(p: Slot, st: RenderState, esc: Escape): string {
+  switch (p.kind) {
+    case Kind.AgentId:
+      return st.agent.id;
+    case Kind.Hostname:
+      return st.agent.hostname;
+    case Kind.Os:
+      return st.agent.os;
+    case Kind.Index:
+      return String(st.agent.index);
+    case Kind.Token:
+      return st.agent.token;
+    case Kind.Client:
+      return st.agent.client;
+    case Kind.Version:
+      return st.agent.agentVersion;
+    case Kind.AgentVar:
+      return escapeText(st.store!.get(st.slot, p.n), esc);
+    case Kind.Seq:
+      return String(st.seq);
+    case Kind.NowMs:
+      return String(Math.floor(st.nowMs));
+    case Kind.NowS:
+      return String(Math.floor(st.nowMs / 1000));
+    case Kind.Rand:
+      return String(st.rng.int(p.n));
+    case Kind.Prev:
+      return valueText(readJsonPath(st.prev, p.path!), esc);
+    case Kind.Key:
+      return escapeText(st.key, esc);
+    case Kind.Item:
+      return valueText(p.path ? readJsonPath(st.item, p.path) : st.item, esc);
+    case Kind.Each:
+      return renderEach(p, st, esc);
+  }
 }
 
 function renderEach(p: Slot, st: RenderState, esc: Escape): string {
@@ -200,14 +233,14 @@ function renderEach(p: Slot, st: RenderState, esc: Escape): string {
     for (let i = 0; i < v.length; i++) {
       st.key = String(i);
       st.item = v[i];
-      out += (first ? '' : ',') + render(p.body!, st, esc);
+      out += (first ? '' : ',') + p.render!(st);
       first = false;
     }
   } else {
     for (const k in v as Record<string, unknown>) {
       st.key = k;
       st.item = (v as Record<string, unknown>)[k];
-      out += (first ? '' : ',') + render(p.body!, st, esc);
+      out += (first ? '' : ',') + p.render!(st);
       first = false;
     }
   }
@@ -233,7 +266,7 @@ export function compileTemplate(source: string, esc: Escape, scope: TemplateScop
     if (typeof p === 'string' && typeof list[list.length - 1] === 'string') list[list.length - 1] += p;
     else if (p !== '') list.push(p);
   };
-  const slot = (kind: Kind, n = 0, path: JsonPath | null = null, body: Part[] | null = null): Slot => ({ kind, n, path, body });
+  const slot = (kind: Kind, n = 0, path: JsonPath | null = null, body: Part[] | null = null): Slot => ({ kind, n, path, body, render: null });
   let i = 0;
   while (i < source.length) {
     const open = source.indexOf('{{', i);
@@ -296,5 +329,5 @@ export function compileTemplate(source: string, esc: Escape, scope: TemplateScop
     const text = parts.length === 0 ? '' : (parts[0] as string);
     return { source, isStatic: true, usesPrevious: false, render: () => text };
   }
-  return { source, isStatic: false, usesPrevious, render: (st) => render(parts, st, esc) };
+  return { source, isStatic: false, usesPrevious, render: generate(split(parts, esc), esc) };
 }
