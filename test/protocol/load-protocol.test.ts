@@ -92,5 +92,6 @@ describe('protocol files', () => {
   it('the shipped protocols load', () => {
     expect(() => loadProtocolFile('protocols/rmmscale.yaml')).not.toThrow();
     expect(() => loadProtocolFile('protocols/osquery-tls.yaml', ['enroll_secret=x'])).not.toThrow();
+    expect(loadProtocolFile('protocols/rest-token.yaml', ['registration_key=k']).values).toEqual({ registration_key: 'k', api_version: 'v1' });
   });
 });
