@@ -11,7 +11,15 @@ import { formatPath, type Problems, type Segment } from './resolve-scenario.js';
  * inline (its problems at their own lines, `agent.flows[0].steps[1].body: …`). `agentVars` fills
  * the protocol's declared variables, as `--var` does for `rmmscale swarm`.
  */
-export function resolveAgent(raw: unknown, rawVars: unknown, p: Problems, baseDir: string): ProtocolSpec | null {
+export function resolveAgent(raw: unknown, rawVars: unknown, p: Problems, baseDir: string, transport: 'http' | 'ws'): ProtocolSpec | null {
+  const spec = protocolOf(raw, rawVars, p, baseDir);
+  if (spec && (spec.doc.tunnel !== undefined) !== (transport === 'ws')) {
+    p.expectedWords(['agent'], `a protocol with ${transport === 'ws' ? 'tunnel:' : 'flows:'} for fleet.transport ${transport}`, `${spec.name}, which has ${spec.doc.tunnel ? 'a tunnel' : 'flows'}`);
+  }
+  return spec;
+}
+
+function protocolOf(raw: unknown, rawVars: unknown, p: Problems, baseDir: string): ProtocolSpec | null {
   if (raw === undefined) {
     if (rawVars !== undefined) p.expected(['agentVars'], 'agentVars only with agent: (a protocol file or an inline protocol)', rawVars);
     return null;

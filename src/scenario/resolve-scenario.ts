@@ -172,7 +172,7 @@ export function resolveScenario(data: unknown, p: Problems, file: string): Scena
     thresholds: Array.isArray(raw.thresholds) ? raw.thresholds.filter((t): t is string => typeof t === 'string') : [],
     timeLimitMs,
     plan: raw.plan === undefined ? null : resolvePlan(map(raw.plan), p),
-    agent: resolveAgent(raw.agent, raw.agentVars, p, baseDir),
+    agent: resolveAgent(raw.agent, raw.agentVars, p, baseDir, fleet.transport),
     definition: withoutSecret(data),
   };
 }

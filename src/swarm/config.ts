@@ -289,7 +289,8 @@ export function resolveSwarmConfig(input: SwarmInput): SwarmConfig {
   const varArgs = input.var ?? [];
   if (input.protocol === undefined && varArgs.length > 0) problems.push(`--var: applies with --protocol only, got ${JSON.stringify(varArgs[0])} without one`);
   const protocol = input.protocol === undefined ? null : take(() => loadProtocolFile(input.protocol!, varArgs), null);
-  if (protocol && mode === 'ws') problems.push('--protocol: applies to --mode http (a protocol file drives polling agents), got --mode ws');
+  if (protocol && mode === 'ws' && !protocol.doc.tunnel) problems.push(`--protocol: expected a protocol with tunnel: for --mode ws, got ${protocol.file ?? protocol.name}, which has flows (HTTP agents)`);
+  if (protocol && mode === 'http' && protocol.doc.tunnel) problems.push(`--protocol: expected a protocol with flows: for --mode http, got ${protocol.file ?? protocol.name}, which has a tunnel (use --mode ws)`);
 
   if (problems.length > 0) throw new ValidationError(problems);
 

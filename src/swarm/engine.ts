@@ -13,7 +13,7 @@ import { compactHeap, mayCompactAt } from './compact.js';
 import { ClosedLoop } from './closed-loop.js';
 import { localAgents, type LocalAgents } from './local-agents.js';
 import { parseReconnectPolicy } from './reconnect.js';
-import { TunnelFleet } from './transports/ws-tunnels.js';
+import { TunnelFleet, type TunnelCodec } from './transports/ws-tunnels.js';
 import type { ProtocolDriver } from './protocol/protocol-driver.js';
 import type { ProtocolHttp } from './protocol/protocol-http.js';
 
@@ -168,7 +168,14 @@ export class SwarmEngine {
 
   private async startTunnels(): Promise<TunnelFleet> {
     const cfg = this.plan.config;
+    let codec: TunnelCodec | undefined;
+    if (cfg.protocol) {
+      const { compileProtocol } = await import('./protocol/compile-protocol.js');
+      const { tunnelCodec } = await import('./protocol/tunnel-codec.js');
+      codec = tunnelCodec(compileProtocol(cfg.protocol).tunnel!, this.agents, new Rng(`${cfg.seed}\0tunnel-frames\0${this.plan.workerIndex}`), Date.now);
+    }
     const fleet = new TunnelFleet({
+      codec,
       urls: cfg.targets,
       agents: this.agents,
       localAddresses: this.plan.localAddresses,

@@ -71,7 +71,10 @@ describe('protocol files', () => {
     ['prev in the first enrolment step', edit('{{vars.secret}}', '{{prev $.x}}'), ['p.yaml:7 enroll[0].body: expected a step after another (the first step has no previous response), got "{{prev $.x}}"']],
     ['a bad method', edit('        path: /read\n', '        method: FETCH\n        path: /read\n'), ['p.yaml:13 flows[0].steps[0].method: expected one of GET, POST, PUT, PATCH, DELETE, got "FETCH"']],
     ['a path without a slash', edit('path: /write', 'path: write'), ['p.yaml:17 flows[0].steps[1].path: expected a path starting with "/" (templates allowed), got "write"']],
-    ['no flows', 'name: p\nvars: { secret: {} }\n', ['p.yaml:1 flows: expected a list, got nothing']],
+    ['neither flows nor tunnel', 'name: p\nvars: { secret: {} }\n', ['p.yaml:1 flows: expected flows (HTTP agents) or tunnel (WebSocket agents), got neither']],
+    ['both flows and tunnel', `${GOOD}tunnel:\n  frame: { name: tel, send: x }\n`, ['p.yaml:4 enroll: expected enroll only with flows (a tunnel protocol connects with its headers), got enroll beside tunnel', 'p.yaml:19 tunnel: expected flows (HTTP agents) or tunnel (WebSocket agents), got both']],
+    ['a tunnel reply with a bad match', 'name: t\nvars: { secret: {} }\ntunnel:\n  frame: { name: tel, send: x, reply: { path: t, equals: ack } }\n', ['p.yaml:4 tunnel.frame.reply.path: expected a JSON path like $.node_key or $.queries[0], got "t"']],
+    ['prev in a periodic frame', 'name: t\nvars: { secret: {} }\ntunnel:\n  frame: { name: tel, send: "{{prev $.x}}" }\n', ['p.yaml:4 tunnel.frame.send: expected a step after another (the first step has no previous response), got "{{prev $.x}}"']],
     ['every flow weighted 0', edit('  - name: poll\n', '  - name: poll\n    weight: 0\n'), ['p.yaml:9 flows: expected a flow with a weight above 0, got weights [0]']],
     ['extract in a flow', edit('        when: $.queries\n', '        when: $.queries\n        extract: { k2: $.k }\n'), ['p.yaml:17 flows[0].steps[1].extract.k2: expected extract only in enroll steps (flows read the previous response with {{prev PATH}}), got "k2"']],
     ['an extract that shadows a declared variable', edit('{ key: $.key }', '{ secret: $.key }'), ['p.yaml:8 enroll[0].extract.secret: expected a variable name not declared or extracted before, got "secret"', 'p.yaml:14 flows[0].steps[0].body: expected a declared variable (vars.secret), got "{{vars.key}}"']],
@@ -92,6 +95,7 @@ describe('protocol files', () => {
   it('the shipped protocols load', () => {
     expect(() => loadProtocolFile('protocols/rmmscale.yaml')).not.toThrow();
     expect(() => loadProtocolFile('protocols/osquery-tls.yaml', ['enroll_secret=x'])).not.toThrow();
+    expect(loadProtocolFile('protocols/rmmscale-tunnel.yaml').doc.tunnel?.frame.name).toBe('ws-rtt');
     expect(loadProtocolFile('protocols/rest-token.yaml', ['registration_key=k']).values).toEqual({ registration_key: 'k', api_version: 'v1' });
   });
 });

@@ -64,3 +64,13 @@ describe('rmmscale swarm --protocol', () => {
     expect(b.stderr).toContain('--var: expected NAME=VALUE with NAME a variable the protocol declares (it declares none), got "x=1"');
   });
 });
+
+describe('a scenario\'s agent: against fleet.transport', () => {
+  it('a tunnel protocol needs transport ws, a flows protocol transport http', () => {
+    const head = 'stack: { target: ws://127.0.0.1:9/t }\nstages: [{ duration: 10s, agents: 10 }]\n';
+    expect(() => parseScenario(`${head}fleet: { transport: ws }\nagent: ../../protocols/rmmscale-tunnel.yaml\n`, resolve('test/protocol/s.yaml'))).not.toThrow();
+    expect(() => parseScenario(`${head}fleet: { transport: ws }\nagent: ../../protocols/rmmscale.yaml\n`, resolve('test/protocol/s.yaml'))).toThrow(
+      `${resolve('test/protocol/s.yaml')}:4 agent: expected a protocol with tunnel: for fleet.transport ws, got rmmscale, which has flows`,
+    );
+  });
+});

@@ -47,8 +47,22 @@ export interface CompiledFlow {
   steps: CompiledStep[];
 }
 
+export interface CompiledMatch {
+  path: JsonPath;
+  equals: string | number | boolean;
+}
+
+export interface CompiledTunnel {
+  path: CompiledTemplate;
+  headers: Array<[string, CompiledTemplate]>;
+  frame: { name: string; send: CompiledTemplate; reply: CompiledMatch | null };
+  replies: Array<{ name: string; when: CompiledMatch; send: CompiledTemplate }>;
+}
+
 export interface CompiledProtocol {
   name: string;
+  /** WebSocket agents: set instead of flows (which is then empty). */
+  tunnel: CompiledTunnel | null;
   /** Enrolment variables, in AgentVarStore order. */
   agentVars: string[];
   enroll: CompiledStep[];
@@ -153,6 +167,10 @@ export function compileProtocol(spec: ProtocolSpec, report: Report = throwing): 
   }));
   const weights = flows.map((f) => f.weight);
   if (flows.length > 0 && weights.every((w) => !(w > 0))) report(['flows'], `expected a flow with a weight above 0, got weights ${JSON.stringify(weights)}`);
+  if (doc.flows === undefined && doc.tunnel === undefined) report(['flows'], 'expected flows (HTTP agents) or tunnel (WebSocket agents), got neither');
+  if (doc.flows !== undefined && doc.tunnel !== undefined) report(['tunnel'], 'expected flows (HTTP agents) or tunnel (WebSocket agents), got both');
+  if (doc.tunnel !== undefined && doc.enroll !== undefined) report(['enroll'], 'expected enroll only with flows (a tunnel protocol connects with its headers), got enroll beside tunnel');
+  const tunnel = doc.tunnel === undefined ? null : compileTunnel(doc.tunnel, constants, report, names);
 
   const fileAt = (at: Segment[], rel: string | undefined, what: string): string | null => {
     if (rel === undefined) return null;
@@ -169,5 +187,33 @@ export function compileProtocol(spec: ProtocolSpec, report: Report = throwing): 
     const cn = template(report, ['tls', 'clientCert', 'commonName'], cc.commonName ?? '{{agent.id}}', 'raw', { constants, agentVars: [], hasPrevious: false });
     if (caFile && caKeyFile && cn) clientCert = { caFile, caKeyFile, commonName: cn };
   }
-  return { name: doc.name, agentVars, enroll, flows, weights, signModule, clientCert };
+  return { name: doc.name, tunnel, agentVars, enroll, flows, weights, signModule, clientCert };
+}
+
+function compileTunnel(t: NonNullable<ProtocolSpec['doc']['tunnel']>, constants: ReadonlyMap<string, string>, report: Report, names: Map<string, string>): CompiledTunnel | null {
+  const first: TemplateScope = { constants, agentVars: [], hasPrevious: false };
+  const answering: TemplateScope = { ...first, hasPrevious: true };
+  const at: Segment[] = ['tunnel'];
+  const opName = (where: Segment[], name: string): void => {
+    if ((RESERVED_OP_NAMES as readonly string[]).includes(name)) report(where, `expected an operation name other than ${RESERVED_OP_NAMES.join(', ')} (the gate keeps those), got ${JSON.stringify(name)}`);
+    else if (names.has(name)) report(where, `expected a name not used before (${names.get(name)} has it), got ${JSON.stringify(name)}`);
+    else names.set(name, where.slice(0, -1).join('.').replace(/\.(\d+)/g, '[$1]'));
+  };
+  const match = (where: Segment[], m: { path: string; equals: string | number | boolean } | undefined): CompiledMatch | null => {
+    if (m === undefined) return null;
+    const jp = path(report, [...where, 'path'], m.path);
+    return jp ? { path: jp, equals: m.equals } : null;
+  };
+  const headers: Array<[string, CompiledTemplate]> = Object.entries(t.headers ?? {}).map(([k, v]) => [k.toLowerCase(), template(report, [...at, 'headers', k], v, 'raw', first) ?? EMPTY]);
+  opName([...at, 'frame', 'name'], t.frame.name);
+  const frame = { name: t.frame.name, send: template(report, [...at, 'frame', 'send'], t.frame.send, 'json', first) ?? EMPTY, reply: match([...at, 'frame', 'reply'], t.frame.reply) };
+  const replies: CompiledTunnel['replies'] = [];
+  (t.replies ?? []).forEach((r, i) => {
+    const where = [...at, 'replies', i];
+    opName([...where, 'name'], r.name);
+    const when = match([...where, 'when'], r.when);
+    const send = template(report, [...where, 'send'], r.send, 'json', answering);
+    if (when && send) replies.push({ name: r.name, when, send });
+  });
+  return { path: template(report, [...at, 'path'], t.path ?? '', 'url', first) ?? EMPTY, headers, frame, replies };
 }

@@ -22,12 +22,27 @@ export interface FlowDoc {
   steps: StepDoc[];
 }
 
+export interface MatchDoc {
+  path: string;
+  equals: string | number | boolean;
+}
+
+export interface TunnelDoc {
+  path?: string;
+  headers?: Record<string, string>;
+  frame: { name: string; send: string; reply?: MatchDoc };
+  replies?: Array<{ name: string; when: MatchDoc; send: string }>;
+}
+
 export interface ProtocolDoc {
   name: string;
   description?: string;
   vars?: Record<string, { default?: string; description?: string }>;
   enroll?: StepDoc[];
-  flows: FlowDoc[];
+  /** HTTP agents (--mode http); exactly one of flows and tunnel. */
+  flows?: FlowDoc[];
+  /** WebSocket agents (--mode ws). */
+  tunnel?: TunnelDoc;
   tls?: { clientCert?: { ca: string; caKey: string; commonName?: string } };
   sign?: string;
 }
