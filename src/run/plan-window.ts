@@ -83,7 +83,7 @@ export function planWindow(sc: Scenario, t: WindowTargets, w: WindowSpec): Swarm
     jsonFile: null,
     hlogFile: null,
     allowRemote: t.allowRemote,
-    protocol: sc.agent,
+    protocol: sc.agent ?? null,
   });
 }
 

@@ -59,6 +59,8 @@ export class ProtocolDriver {
   private readonly st = new RenderState();
   private closed = false;
   inflight = 0;
+  /** Flows (with their enrolment) started and not yet ended. */
+  private activeFlows = 0;
   /** Enrolments that completed (every step passed its checks). */
   enrolled = 0;
 
@@ -79,16 +81,18 @@ export class ProtocolDriver {
       rec.drop('agent-busy');
       return onDone?.();
     }
-    if (this.inflight >= this.o.maxInflight || !this.o.http.ready) {
+    if (this.inflight >= this.o.maxInflight || this.activeFlows >= this.o.http.flowCapacity) {
       rec.drop('inflight-cap');
       return onDone?.();
     }
     this.flags[slot] |= Flag.Busy;
+    this.activeFlows++;
     this.seq[slot]++;
     const p = this.o.protocol;
     const flow = p.flows[p.weights.length === 1 ? 0 : this.o.rng.weighted(p.weights)];
     const end = (): void => {
       this.flags[slot] &= ~Flag.Busy;
+      this.activeFlows--;
       onDone?.();
     };
     if (this.flags[slot] & Flag.Enrolled || p.enroll.length === 0) {

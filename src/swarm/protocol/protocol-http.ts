@@ -87,9 +87,12 @@ export class ProtocolHttp {
     this.raw?.warm();
   }
 
-  /** Whether a request can go out now (pool mode: an idle connection). */
-  get ready(): boolean {
-    return this.raw === null || this.raw.available > 0;
+  /**
+   * Flows that may run at once. A flow has one request in flight at a time, so in pool mode at most
+   * one flow per connection guarantees every later step of a running flow an idle connection.
+   */
+  get flowCapacity(): number {
+    return this.raw === null ? Infinity : this.opts.poolConnections;
   }
 
   request(slot: number, method: string, path: string, headers: string[], body: string | null, readBody: boolean, done: ExchangeDone): void {
