@@ -5,6 +5,7 @@ import { benchCapacityModel } from './capacity-model.js';
 import { benchGateNoise } from './gate-noise.js';
 import { benchNginx } from './nginx.js';
 import { benchOpenModel } from './open-model.js';
+import { benchProtocol } from './protocol.js';
 import { benchProxy } from './proxy.js';
 import { benchReconnect } from './reconnect.js';
 import { benchRelay } from './relay.js';
@@ -37,6 +38,7 @@ const BENCHES: Record<string, BenchFn> = {
   nginx: ({ quick }) => benchNginx({ rounds: quick ? 1 : 3, durationSec: quick ? 4 : 8, connections: 100 }),
   'split-lag': ({ quick }) => benchSplitLag({ rounds: quick ? 1 : 2 }),
   'capacity-model': ({ quick }) => benchCapacityModel({ total: quick ? 1500 : 3000 }),
+  protocol: ({ quick }) => benchProtocol({ rounds: quick ? 1 : 3, sends: quick ? 50_000 : 200_000, durationSec: quick ? 3 : 8, connections: 100 }),
   tunnels: ({ quick, idleSec }) => benchTunnels({ agents: quick ? 20_000 : 100_000, shards: quick ? 2 : 6, connectRatePerSec: 5000, idleSec: idleSec ?? (quick ? 30 : 90) }),
 };
 

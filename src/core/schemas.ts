@@ -10,9 +10,9 @@ import { packageRoot } from './module-path.js';
  * services) show for a bad value, which the scenario loader shows too.
  */
 
-export type SchemaName = 'scenario' | 'topology' | 'profile-set' | 'capacity-profile' | 'result' | 'mapping';
+export type SchemaName = 'scenario' | 'topology' | 'profile-set' | 'capacity-profile' | 'result' | 'mapping' | 'protocol';
 
-const NAMES: readonly SchemaName[] = ['capacity-profile', 'profile-set', 'topology', 'scenario', 'result', 'mapping'];
+const NAMES: readonly SchemaName[] = ['capacity-profile', 'profile-set', 'topology', 'scenario', 'result', 'mapping', 'protocol'];
 
 let ajv: Ajv | null = null;
 

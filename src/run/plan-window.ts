@@ -84,6 +84,7 @@ export function planWindow(sc: Scenario, t: WindowTargets, w: WindowSpec): Swarm
     jsonFile: null,
     hlogFile: null,
     allowRemote: t.allowRemote,
+    protocol: sc.agent ?? null,
   });
 }
 

@@ -134,11 +134,14 @@ export async function runScenario(o: RunOptions): Promise<RunOutput> {
  * The fleet's secret: the scenario's `fleet.secret`; else, for a stack the run starts, a fresh
  * random one the run gives that stack and its own agents (held in memory only, never written);
  * else, for an external `target:`, $RMMSCALE_SECRET or the secret of the `rmmscale stack up` that
- * serves the target (its state file).
+ * serves the target (its state file), unless the scenario's `agent:` protocol never uses the
+ * rmmscale agent token.
  */
 function runSecret(sc: Scenario): string {
   if (sc.fleet.secret !== null) return sc.fleet.secret;
   if (!sc.stack.target) return generateSecret();
+  // A protocol whose agents carry their own credentials ({{agent.token}} nowhere) needs no secret.
+  if (sc.agent && !JSON.stringify(sc.agent.doc).includes('agent.token')) return generateSecret();
   return resolveSecret('fleet.secret', undefined, sc.stack.target.split(',').map((t) => t.trim()));
 }
 

@@ -11,6 +11,7 @@ import { Problems, formatPath, type Segment } from './problems.js';
 import type { MappingSignals } from '../metrics/mapped-scrape.js';
 import { loadMapping, signalsFor } from './mapping.js';
 import type { CheckinSpec, FaultAction, Scenario, ScenarioNode, ScenarioFault, ScenarioBackground, ScenarioCeiling, ScenarioFleet, ScenarioPlan, ScenarioSlo, ScenarioStack, ScenarioStage } from './types.js';
+import { resolveAgent } from './resolve-agent.js';
 
 /**
  * What a schema cannot check, and the defaults: units parsed with the shared parsers
@@ -117,6 +118,7 @@ export function resolveScenario(data: unknown, p: Problems, file: string): Scena
     thresholds: Array.isArray(raw.thresholds) ? raw.thresholds.filter((t): t is string => typeof t === 'string') : [],
     timeLimitMs,
     plan: raw.plan === undefined ? null : resolvePlan(map(raw.plan), p),
+    agent: resolveAgent(raw.agent, raw.agentVars, p, baseDir, fleet.transport),
     definition: withoutSecret(data),
   };
 }
@@ -124,8 +126,11 @@ export function resolveScenario(data: unknown, p: Problems, file: string): Scena
 /** The scenario as written, minus `fleet.secret`: the definition is copied into result.json. */
 function withoutSecret(data: unknown): unknown {
   const fleet = map(map(data).fleet);
-  if (fleet.secret === undefined) return data;
-  return { ...map(data), fleet: { ...fleet, secret: '(redacted)' } };
+  const agentVars = map(map(data).agentVars);
+  // agentVars may hold an enroll secret: names kept, values not.
+  const vars = map(data).agentVars === undefined ? {} : { agentVars: Object.fromEntries(Object.keys(agentVars).map((k) => [k, '(redacted)'])) };
+  if (fleet.secret === undefined) return { ...map(data), ...vars };
+  return { ...map(data), ...vars, fleet: { ...fleet, secret: '(redacted)' } };
 }
 
 /**

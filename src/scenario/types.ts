@@ -1,3 +1,5 @@
+import type { ProtocolSpec } from '../swarm/protocol/types.js';
+
 /**
  * A scenario, resolved: units parsed, defaults applied. `loadScenario()` (src/scenario/load.ts)
  * validates a YAML file against schemas/scenario.schema.json, then resolves it into this. The run
@@ -141,6 +143,8 @@ export interface Scenario {
   /** The whole run, stack start and stop included, ends by this. */
   timeLimitMs: number;
   plan: ScenarioPlan | null;
+  /** `agent:`: the protocol the fleet speaks (docs/protocols.md); null = rmmscale's own agent API. */
+  agent: ProtocolSpec | null;
   /** The document as written, for result.json. */
   definition: unknown;
 }

@@ -127,6 +127,7 @@ function configOf(cfg: SwarmConfig, sizing: Sizing): SwarmResult['config'] {
     mode: cfg.mode,
     connection: cfg.connection,
     closedLoop: cfg.workload.kind === 'closed',
+    protocol: cfg.protocol?.name ?? null,
     durationMs: cfg.durationMs,
     warmupMs: cfg.warmupMs,
     stages: cfg.stages.map((s) => ({ durationMs: s.durationMs, agents: s.agents })),

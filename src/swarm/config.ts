@@ -12,6 +12,8 @@ import {
 } from '../core/units.js';
 import { buildProfile, type LoadProfile } from './schedule.js';
 import { parseReconnectPolicy, parseReturnHome } from './reconnect.js';
+import { loadProtocolFile } from './protocol/load-protocol.js';
+import type { ProtocolSpec } from './protocol/types.js';
 
 /**
  * The swarm's configuration, validated once. Flags (src/cli/commands/swarm.ts) and scenario files
@@ -64,6 +66,10 @@ export interface SwarmInput {
   json?: string;
   hlog?: string;
   allowRemote?: boolean;
+  /** A protocol file (docs/protocols.md): what each agent sends instead of rmmscale's own API. */
+  protocol?: string;
+  /** The protocol's declared variables, NAME=VALUE each. */
+  var?: string[];
 }
 
 export interface StageSpec {
@@ -130,6 +136,8 @@ export interface SwarmConfig {
   jsonFile: string | null;
   hlogFile: string | null;
   allowRemote: boolean;
+  /** A template protocol (src/swarm/protocol/); null = rmmscale's own agent API, the fixed path. */
+  protocol: ProtocolSpec | null;
 }
 
 /** Tunnel connects per second, the whole fleet together, unless --connect-rate says otherwise. */
@@ -285,6 +293,11 @@ export function resolveSwarmConfig(input: SwarmInput): SwarmConfig {
   const connectRatePerSec = take(() => parseRatePerSec('--connect-rate', input.connectRate ?? DEFAULTS.connectRate), 4000);
   if (closedLoop && mode === 'ws') problems.push('--rate: max (a closed loop) applies to --mode http only, got --mode ws');
   if (mode === 'ws' && input.connection !== undefined) problems.push(`--connection: applies to --mode http only, got "${input.connection}" with --mode ws`);
+  const varArgs = input.var ?? [];
+  if (input.protocol === undefined && varArgs.length > 0) problems.push(`--var: applies with --protocol only, got ${JSON.stringify(varArgs[0])} without one`);
+  const protocol = input.protocol === undefined ? null : take(() => loadProtocolFile(input.protocol!, varArgs), null);
+  if (protocol && mode === 'ws' && !protocol.doc.tunnel) problems.push(`--protocol: expected a protocol with tunnel: for --mode ws, got ${protocol.file ?? protocol.name}, which has flows (HTTP agents)`);
+  if (protocol && mode === 'http' && protocol.doc.tunnel) problems.push(`--protocol: expected a protocol with flows: for --mode http, got ${protocol.file ?? protocol.name}, which has a tunnel (use --mode ws)`);
 
   if (problems.length > 0) throw new ValidationError(problems);
 
@@ -321,6 +334,7 @@ export function resolveSwarmConfig(input: SwarmInput): SwarmConfig {
     jsonFile: input.json ?? null,
     hlogFile: input.hlog ?? null,
     allowRemote,
+    protocol,
   });
 }
 
@@ -391,5 +405,6 @@ export function buildSwarmConfig(st: SwarmSettings): SwarmConfig {
     jsonFile: st.jsonFile,
     hlogFile: st.hlogFile,
     allowRemote: st.allowRemote,
+    protocol: st.protocol,
   };
 }

@@ -14,9 +14,11 @@ import { ClosedLoop } from './closed-loop.js';
 import { localAgents, type LocalAgents } from './local-agents.js';
 import { parseReconnectPolicy, parseReturnHome } from './reconnect.js';
 import type { TunnelEvent } from './tunnel-log.js';
-import { TunnelFleet } from './transports/ws-tunnels.js';
+import { TunnelFleet, type TunnelCodec } from './transports/ws-tunnels.js';
 import { AckLedger, seqBaseFor } from './ack-ledger.js';
 import type { WriteSend } from './transports/http.js';
+import type { ProtocolDriver } from './protocol/protocol-driver.js';
+import type { ProtocolHttp } from './protocol/protocol-http.js';
 
 /**
  * One worker's share of the fleet, and its run loop. Agents with global index
@@ -83,6 +85,9 @@ export class SwarmEngine {
   private readonly mixWeights: number[];
   private http: HttpTransport | null = null;
   private tunnels: TunnelFleet | null = null;
+  /** A template protocol (config.protocol): its driver replaces the fixed HTTP path. */
+  private protocol: ProtocolDriver | null = null;
+  private protocolHttp: ProtocolHttp | null = null;
   private loopTimer: NodeJS.Timeout | null = null;
   private intervalTimer: NodeJS.Timeout | null = null;
   private intervalIndex = 0;
@@ -126,7 +131,9 @@ export class SwarmEngine {
     this.rec = new SwarmRecorder(Math.max(0, this.now()), cfg.lateThresholdMs);
     this.seqBase = seqBaseFor(startAtEpochMs);
     this.ledger = new AckLedger(this.seqBase);
-    if (cfg.mode === 'http') {
+    if (cfg.mode === 'http' && cfg.protocol) {
+      await this.startProtocol();
+    } else if (cfg.mode === 'http') {
       // Loaded only where used: a tunnel worker never pays for undici's memory.
       const { HttpTransport } = await import('./transports/http.js');
       this.http = new HttpTransport({
@@ -157,9 +164,42 @@ export class SwarmEngine {
     this.armLoop();
   }
 
+  /** A protocol file's agents: compiled here, once per worker (src/swarm/protocol/). */
+  private async startProtocol(): Promise<void> {
+    const cfg = this.plan.config;
+    const { startProtocolDriver } = await import('./protocol/start-driver.js');
+    const started = await startProtocolDriver({
+      spec: cfg.protocol!,
+      seed: cfg.seed,
+      agents: this.agents,
+      http: {
+        baseUrl: cfg.targets[0],
+        connection: cfg.connection,
+        poolConnections: cfg.workload.kind === 'closed' ? this.plan.maxInflight : cfg.poolConnections,
+        localAddresses: this.plan.localAddresses,
+        timeoutMs: cfg.timeoutMs,
+        tls: { ca: this.plan.caPem ? Buffer.from(this.plan.caPem) : undefined, insecure: cfg.insecure },
+        maxInflight: this.plan.maxInflight,
+      },
+      recorder: this.rec,
+      rng: this.rng,
+      now: this.now,
+    });
+    this.protocol = started.driver;
+    this.protocolHttp = started.http;
+    started.http.warm();
+  }
+
   private async startTunnels(): Promise<TunnelFleet> {
     const cfg = this.plan.config;
+    let codec: TunnelCodec | undefined;
+    if (cfg.protocol) {
+      const { compileProtocol } = await import('./protocol/compile-protocol.js');
+      const { tunnelCodec } = await import('./protocol/tunnel-codec.js');
+      codec = tunnelCodec(compileProtocol(cfg.protocol).tunnel!, this.agents, new Rng(`${cfg.seed}\0tunnel-frames\0${this.plan.workerIndex}`), Date.now);
+    }
     const fleet = new TunnelFleet({
+      codec,
       urls: cfg.targets,
       agents: this.agents,
       localAddresses: this.plan.localAddresses,
@@ -189,7 +229,7 @@ export class SwarmEngine {
 
   /** The closed workload over the HTTP pool: one check-in in flight per connection, agents taking turns. */
   private closedLoop(): ClosedLoop {
-    const http = this.http!;
+    const http = this.http;
     return new ClosedLoop({
       connections: this.plan.maxInflight,
       agentCount: this.agents.count,
@@ -197,9 +237,10 @@ export class SwarmEngine {
       now: this.now,
       send: (s, atMs, next) => {
         this.rec.scheduled();
+        if (this.protocol) return this.protocol.fire(s, atMs, next);
         const agent = this.agents.at(s);
         const n = ++this.seq[s];
-        http.send(s, agent, 'checkin', this.payloads.body('checkin', agent, this.seqBase + n, this.rng), atMs, undefined, next, n);
+        http!.send(s, agent, 'checkin', this.payloads.body('checkin', agent, this.seqBase + n, this.rng), atMs, undefined, next, n);
       },
       end: () => void this.finish(),
       setTimer: (fn, ms) => setTimeout(fn, ms),
@@ -282,6 +323,10 @@ export class SwarmEngine {
     this.rec.scheduled();
     if (this.tunnels) {
       this.tunnels.sendTelemetry(s, tMs);
+      return;
+    }
+    if (this.protocol) {
+      this.protocol.fire(s, tMs);
       return;
     }
     const kind = this.pickKind();
@@ -383,7 +428,7 @@ export class SwarmEngine {
       worker: this.plan.workerIndex,
       index: this.intervalIndex++,
       interval,
-      health: { pid: process.pid, cpu, cpuUs, eldP99Ms, eldMaxMs, rssBytes: process.memoryUsage.rss(), inflight: this.http?.inflight ?? 0, connected },
+      health: { pid: process.pid, cpu, cpuUs, eldP99Ms, eldMaxMs, rssBytes: process.memoryUsage.rss(), inflight: this.http?.inflight ?? this.protocol?.inflight ?? 0, connected },
       tunnelEvents: this.takeTunnelEvents(),
     });
   }
@@ -403,13 +448,15 @@ export class SwarmEngine {
     if (this.loopTimer) clearTimeout(this.loopTimer);
     this.closed?.stop();
     const deadline = this.now() + Math.min(DRAIN_MAX_MS, this.plan.config.timeoutMs);
-    const inflight = (): number => (this.http?.inflight ?? 0) + (this.tunnels?.pending ?? 0) + this.retryTimers.size;
+    const inflight = (): number => (this.http?.inflight ?? 0) + (this.tunnels?.pending ?? 0) + (this.protocol?.inflight ?? 0) + this.retryTimers.size;
     while (inflight() > 0 && this.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     for (const t of this.retryTimers) clearTimeout(t);
     this.retryTimers.clear();
     if (this.intervalTimer) clearTimeout(this.intervalTimer);
     this.takeInterval();
     await this.http?.close();
+    this.protocol?.close();
+    await this.protocolHttp?.close();
     await this.tunnels?.close();
     this.eld?.disable();
     if (this.http) this.emit({ type: 'ledger', worker: this.plan.workerIndex, ledger: this.ledger.toWire() });

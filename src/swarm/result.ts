@@ -98,6 +98,8 @@ export interface SwarmResult {
     connection: string;
     /** `--rate max`: closed loop, no schedule; latency is service time. */
     closedLoop: boolean;
+    /** The protocol file's `name` (--protocol); absent or null: rmmscale's own agent API (and `mix` applies). */
+    protocol?: string | null;
     /** The measured window. */
     durationMs: number;
     warmupMs: number;

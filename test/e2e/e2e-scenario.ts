@@ -38,6 +38,7 @@ export function rateSearch(name: string, topology: string, profile: string, o: {
     thresholds: [],
     timeLimitMs: 170_000,
     plan: { agents: [20_000], redundancy: 'n+1', maxUtilization: 0.8 },
+    agent: null,
     definition: { name },
   };
 }

@@ -144,6 +144,7 @@ describe('defaults', () => {
       thresholds: [],
       timeLimitMs: 1_800_000,
       plan: null,
+      agent: null,
       definition: { stack: { topology: 'single' }, stages: [{ duration: '30s', agents: 1000 }] },
     } satisfies Scenario);
   });

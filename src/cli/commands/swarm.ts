@@ -47,6 +47,8 @@ export const SWARM_FLAGS: Record<string, FlagSpec> = {
   identities: { key: 'identities', type: 'string', describe: 'identity file: reused if it exists, written otherwise' },
   json: { key: 'json', type: 'string', describe: 'write the result document (rmmscale.swarm/1) to FILE' },
   hlog: { key: 'hlog', type: 'string', describe: 'write the HdrHistogram interval log to FILE' },
+  protocol: { key: 'protocol', type: 'string', describe: "a protocol file: what each agent sends (docs/protocols.md) [default: rmmscale's own agent API]" },
+  var: { key: 'var', type: 'string', array: true, describe: "a protocol variable NAME=VALUE, repeatable (e.g. --var enroll_secret=…)" },
   'allow-remote': { key: 'allowRemote', type: 'boolean', describe: 'allow a target outside loopback (never in tests)' },
 };
 
@@ -88,7 +90,7 @@ export async function runSwarmCli(input: SwarmInput, opts: { metricsPort?: numbe
   // None (a target that is not an rmmscale stack): the config's random one, said once.
   const secret = findSecret('--secret', input.secret, cfg.targets);
   if (secret !== null) cfg = { ...cfg, secret };
-  else if (!(cfg.identitiesFile && existsSync(cfg.identitiesFile))) {
+  else if (!(cfg.identitiesFile && existsSync(cfg.identitiesFile)) && (!cfg.protocol || JSON.stringify(cfg.protocol.doc).includes('agent.token'))) {
     process.stderr.write(`rmmscale: no --secret, no ${SECRET_ENV} and no running \`rmmscale stack up\` serves ${cfg.targets.join(', ')}: agent tokens are under a random secret (a stack that checks them answers 401)\n`);
   }
   cfg = prepareIdentities(cfg);
@@ -109,7 +111,7 @@ export async function runSwarmCli(input: SwarmInput, opts: { metricsPort?: numbe
   process.stderr.write(
     `rmmscale swarm: ${cfg.agents} agents → ${cfg.targets.join(', ')} for ${cfg.durationMs / 1000}s` +
       `${cfg.warmupMs > 0 ? ` after ${cfg.warmupMs / 1000}s warm-up` : ''} ` +
-      `(${cfg.mode}${cfg.mode === 'http' ? `/${cfg.connection}` : ''}, ${cfg.arrival})\n`,
+      `(${cfg.mode}${cfg.mode === 'http' ? `/${cfg.connection}` : ''}, ${cfg.arrival}${cfg.protocol ? `, protocol ${cfg.protocol.name}` : ''})\n`,
   );
   try {
     const { result, hlog } = await runSwarm({ config: cfg, signal: controller.signal, onProgress: (p) => printer.update(p), onEvent: printWorkerErrors, live: view?.live });

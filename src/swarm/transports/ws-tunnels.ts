@@ -27,7 +27,26 @@ import type { TunnelEventKind } from '../tunnel-log.js';
  * dropped and where each went.
  */
 
+/**
+ * What a tunnel says, when a protocol file's `tunnel:` replaces rmmscale's relay frames
+ * (src/swarm/protocol/tunnel-codec.ts). Without one, the fleet speaks TunnelFrame.
+ */
+export interface TunnelCodec {
+  /** The periodic frame's operation name (rmmscale's own: ws-rtt). */
+  readonly frameOp: string;
+  url(base: string, slot: number): string;
+  headers(slot: number): Record<string, string>;
+  frame(slot: number, seq: number): string;
+  /** Whether the server answers the periodic frame (else it counts as done when sent). */
+  readonly expectsReply: boolean;
+  isReply(frame: unknown): boolean;
+  /** The agent's answer to a server-initiated frame, or null when none matches. */
+  answer(slot: number, frame: unknown): { op: string; text: string } | null;
+}
+
 export interface TunnelFleetOptions {
+  /** A protocol file's tunnel; default rmmscale's relay frames. */
+  codec?: TunnelCodec;
   urls: string[];
   agents: LocalAgents;
   localAddresses: string[];
@@ -116,6 +135,8 @@ export class TunnelFleet {
   private readonly telIntended: Float64Array;
   private readonly telSeq: Uint32Array;
   private readonly telSentAt: Float64Array;
+  /** The periodic frame's operation: ws-rtt, or a protocol file's frame name. */
+  private readonly frameOp: string;
   private readonly reconnectAt: Float64Array;
   private readonly reconnects: MinHeap;
   /** Attempts in flight, in the order they started (so by deadline): slot and start time. */
@@ -143,6 +164,7 @@ export class TunnelFleet {
 
   constructor(o: TunnelFleetOptions) {
     this.o = o;
+    this.frameOp = o.codec?.frameOp ?? 'ws-rtt';
     this.handshakeTimeoutMs = o.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
     const n = o.agents.count;
     this.sockets = new Array<AgentSocket | null>(n).fill(null);
@@ -288,8 +310,10 @@ export class TunnelFleet {
   private socket(slot: number, relay: number, probe: boolean): AgentSocket {
     const agents = this.o.agents;
     const addrs = this.o.localAddresses;
-    const ws = new AgentSocket(this.o.urls[relay], {
-      headers: { authorization: `Bearer ${agents.tokenAt(slot)}`, [HEADER_AGENT_ID]: agents.idAt(slot) },
+    const codec = this.o.codec;
+    const base = this.o.urls[relay];
+    const ws = new AgentSocket(codec ? codec.url(base, slot) : base, {
+      headers: codec ? codec.headers(slot) : { authorization: `Bearer ${agents.tokenAt(slot)}`, [HEADER_AGENT_ID]: agents.idAt(slot) },
       perMessageDeflate: false,
       localAddress: addrs.length > 0 ? addrs[slot % addrs.length] : undefined,
       rejectUnauthorized: !(this.o.tls?.insecure ?? false),
@@ -391,6 +415,7 @@ export class TunnelFleet {
   }
 
   private onMessage(slot: number, from: AgentSocket, data: WebSocket.RawData): void {
+    if (this.o.codec) return this.onCodecMessage(slot, data, this.o.codec);
     let frame: TunnelFrame;
     try {
       frame = JSON.parse(data.toString()) as TunnelFrame;
@@ -418,6 +443,35 @@ export class TunnelFleet {
         this.o.recorder.observe('ws-command', this.o.now() - received);
       }, delay);
     }
+  }
+
+  /** A protocol file's frames: a reply to the periodic frame, or a server frame to answer. */
+  private onCodecMessage(slot: number, data: WebSocket.RawData, codec: TunnelCodec): void {
+    let frame: unknown;
+    try {
+      frame = JSON.parse(data.toString());
+    } catch {
+      this.o.recorder.error('ws:bad-frame');
+      return;
+    }
+    if (codec.expectsReply && codec.isReply(frame)) {
+      const intended = this.telIntended[slot];
+      if (intended >= 0) {
+        this.o.recorder.done(codec.frameOp, intended, this.telSentAt[slot], this.o.now(), true);
+        this.telIntended[slot] = -1;
+        this.pending--;
+      }
+      return;
+    }
+    const received = this.o.now();
+    const answer = codec.answer(slot, frame);
+    if (!answer) return;
+    setTimeout(() => {
+      const ws = this.sockets[slot];
+      if (!ws || this.state[slot] !== State.Open) return;
+      ws.send(answer.text);
+      this.o.recorder.observe(answer.op, this.o.now() - received);
+    }, this.o.rng.exponential(this.o.commandDelayMs));
   }
 
   private onClose(slot: number, ws: AgentSocket): void {
@@ -453,7 +507,7 @@ export class TunnelFleet {
       this.relay[slot] = (this.relay[slot] + 1) % this.o.urls.length;
     }
     if (this.telIntended[slot] >= 0) {
-      this.o.recorder.done('ws-rtt', this.telIntended[slot], this.telSentAt[slot], this.o.now(), false, 'tunnel-closed');
+      this.o.recorder.done(this.frameOp, this.telIntended[slot], this.telSentAt[slot], this.o.now(), false, 'tunnel-closed');
       this.telIntended[slot] = -1;
       this.pending--;
     }
@@ -484,7 +538,7 @@ export class TunnelFleet {
     this.o.recorder.sent(now - intendedMs);
     if (this.telIntended[slot] >= 0) {
       // The previous frame was never acknowledged before the next was due.
-      this.o.recorder.done('ws-rtt', this.telIntended[slot], this.telSentAt[slot], now, false, 'no-ack');
+      this.o.recorder.done(this.frameOp, this.telIntended[slot], this.telSentAt[slot], now, false, 'no-ack');
       this.telIntended[slot] = -1;
       this.pending--;
     }
@@ -492,10 +546,15 @@ export class TunnelFleet {
     if (this.probeReady(slot) && this.awayFromHome(slot)) this.goHome(slot);
     const tunnel = this.sockets[slot]!;
     const seq = ++this.telSeq[slot];
+    const codec = this.o.codec;
+    if (codec) {
+      tunnel.send(codec.frame(slot, seq));
+      if (!codec.expectsReply) return this.o.recorder.done(codec.frameOp, intendedMs, now, now, true);
+    }
     this.telIntended[slot] = intendedMs;
     this.telSentAt[slot] = now;
     this.pending++;
-    tunnel.send(JSON.stringify({ t: 'tel', seq, cpuPct: this.o.rng.int(100), memPct: 20 + this.o.rng.int(75) } satisfies TunnelFrame));
+    if (!codec) tunnel.send(JSON.stringify({ t: 'tel', seq, cpuPct: this.o.rng.int(100), memPct: 20 + this.o.rng.int(75) } satisfies TunnelFrame));
   }
 
   /**
@@ -542,7 +601,7 @@ export class TunnelFleet {
     const now = this.o.now();
     for (let slot = 0; slot < this.telIntended.length; slot++) {
       if (this.telIntended[slot] >= 0) {
-        this.o.recorder.done('ws-rtt', this.telIntended[slot], this.telSentAt[slot], now, false, 'unacked-at-end');
+        this.o.recorder.done(this.frameOp, this.telIntended[slot], this.telSentAt[slot], now, false, 'unacked-at-end');
         this.telIntended[slot] = -1;
       }
     }
