@@ -12,6 +12,7 @@ import {
 } from '../core/units.js';
 import { buildProfile, type LoadProfile } from './schedule.js';
 import { parseReconnectPolicy } from './reconnect.js';
+import { NO_SHARD, parseShard, parseStartAt, type Shard } from './shard.js';
 
 /**
  * The swarm's configuration, validated once. Flags (src/cli/commands/swarm.ts) and scenario files
@@ -63,6 +64,10 @@ export interface SwarmInput {
   json?: string;
   hlog?: string;
   allowRemote?: boolean;
+  /** `i/n`: run shard i of n of the fleet (shard.ts). */
+  shard?: string;
+  /** ISO time or epoch ms: t = 0 at this wall-clock instant (shards start together). */
+  startAt?: string;
 }
 
 export interface StageSpec {
@@ -127,6 +132,10 @@ export interface SwarmConfig {
   jsonFile: string | null;
   hlogFile: string | null;
   allowRemote: boolean;
+  /** The slice of the fleet this process runs ({0, 1}: all of it). `agents` is still the whole fleet's. */
+  shard: Shard;
+  /** t = 0 at this wall-clock instant (epoch ms); null: as soon as the workers are ready. */
+  startAtEpochMs: number | null;
 }
 
 /** Tunnel connects per second, the whole fleet together, unless --connect-rate says otherwise. */
@@ -277,6 +286,10 @@ export function resolveSwarmConfig(input: SwarmInput): SwarmConfig {
   take(() => parseReconnectPolicy('--reconnect', reconnect), null);
   const connectRatePerSec = take(() => parseRatePerSec('--connect-rate', input.connectRate ?? DEFAULTS.connectRate), 4000);
   if (closedLoop && mode === 'ws') problems.push('--rate: max (a closed loop) applies to --mode http only, got --mode ws');
+  const shard = take(() => (input.shard === undefined ? NO_SHARD : parseShard('--shard', input.shard)), NO_SHARD);
+  const startAtEpochMs = take(() => (input.startAt === undefined ? null : parseStartAt('--start-at', input.startAt)), null);
+  if (shard.count > 1 && closedLoop) problems.push('--shard: a closed loop (--rate max) has no schedule to split; shard an open workload');
+  if (shard.count > 1 && input.identities !== undefined) problems.push('--shard: not with --identities (each shard derives its agents from the seed)');
   if (mode === 'ws' && input.connection !== undefined) problems.push(`--connection: applies to --mode http only, got "${input.connection}" with --mode ws`);
 
   if (problems.length > 0) throw new ValidationError(problems);
@@ -313,6 +326,8 @@ export function resolveSwarmConfig(input: SwarmInput): SwarmConfig {
     jsonFile: input.json ?? null,
     hlogFile: input.hlog ?? null,
     allowRemote,
+    shard,
+    startAtEpochMs,
   });
 }
 
@@ -382,5 +397,7 @@ export function buildSwarmConfig(st: SwarmSettings): SwarmConfig {
     jsonFile: st.jsonFile,
     hlogFile: st.hlogFile,
     allowRemote: st.allowRemote,
+    shard: st.shard,
+    startAtEpochMs: st.startAtEpochMs,
   };
 }

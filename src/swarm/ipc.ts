@@ -1,5 +1,6 @@
 import type { SwarmConfig } from './config.js';
 import type { RecorderInterval } from './recorder.js';
+import type { FleetShare } from './schedule.js';
 
 /**
  * Both halves of the IPC between the coordinator and its worker processes, in one place so neither
@@ -10,6 +11,8 @@ import type { RecorderInterval } from './recorder.js';
 export interface WorkerPlan {
   workerIndex: number;
   workerCount: number;
+  /** The fleet agents this worker holds: its stripe of the shard's stripe (shard.ts workerShare). */
+  share: FleetShare;
   config: SwarmConfig;
   localAddresses: string[];
   maxInflight: number;

@@ -3,6 +3,7 @@ import { runnableModulePath } from '../core/module-path.js';
 import type { SwarmConfig } from './config.js';
 import type { CoordinatorMessage, IntervalPart, WorkerMessage, WorkerPlan } from './ipc.js';
 import type { Sizing } from './sizing.js';
+import { workerShare } from './shard.js';
 
 /**
  * The swarm's worker processes: forks them, starts them on one shared instant, hands on each
@@ -66,7 +67,8 @@ export class WorkerPool {
     };
     signal?.addEventListener('abort', onAbort, { once: true });
     // Hard bound: the profile, the drain and a margin. Nothing runs forever.
-    const hardMs = cfg.profile.durationMs + Math.min(cfg.timeoutMs, 10_000) + 30_000 + cfg.agents * 0.05;
+    const waitMs = cfg.startAtEpochMs === null ? 0 : Math.max(0, cfg.startAtEpochMs - Date.now());
+    const hardMs = waitMs + cfg.profile.durationMs + Math.min(cfg.timeoutMs, 10_000) + 30_000 + cfg.agents * 0.05;
     const hard = setTimeout(() => {
       for (const w of this.workers) if (!w.done) w.proc.kill('SIGKILL');
     }, hardMs);
@@ -106,6 +108,7 @@ export class WorkerPool {
     const plan: WorkerPlan = {
       workerIndex: i,
       workerCount: sizing.workers,
+      share: workerShare(cfg.shard, i, sizing.workers),
       config: cfg,
       localAddresses: sizing.sourceAddresses,
       maxInflight: sizing.maxInflight,
@@ -141,8 +144,10 @@ export class WorkerPool {
     if (m.type === 'ready') {
       st.agents = m.agents;
       if (++this.readyCount === this.o.sizing.workers) {
-        // Workers connect pools and warm up before the shared t = 0.
-        const startAtEpochMs = Date.now() + START_DELAY_MS;
+        // Workers connect pools and warm up before the shared t = 0; with --start-at, t = 0 is that
+        // instant (every shard the same). Ready after it, they start late, and the sends they
+        // missed go out late and count as late (the verdict says so): never silently shifted.
+        const startAtEpochMs = cfg.startAtEpochMs ?? Date.now() + START_DELAY_MS;
         for (const w of this.workers) send(w, { type: 'go', startAtEpochMs });
         this.o.onGo(startAtEpochMs);
       }

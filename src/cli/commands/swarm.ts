@@ -45,6 +45,8 @@ export const SWARM_FLAGS: Record<string, FlagSpec> = {
   identities: { key: 'identities', type: 'string', describe: 'identity file: reused if it exists, written otherwise' },
   json: { key: 'json', type: 'string', describe: 'write the result document (rmmscale.swarm/1) to FILE' },
   hlog: { key: 'hlog', type: 'string', describe: 'write the HdrHistogram interval log to FILE' },
+  shard: { key: 'shard', type: 'string', describe: 'run shard i of n of the fleet and its schedule, e.g. 0/3 (merge the results with rmmscale merge)' },
+  'start-at': { key: 'startAt', type: 'string', describe: 'start t = 0 at this wall-clock time (ISO 8601 with a zone, or epoch ms), so shards start together' },
   'allow-remote': { key: 'allowRemote', type: 'boolean', describe: 'allow a target outside loopback (never in tests)' },
 };
 
