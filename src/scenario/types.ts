@@ -1,3 +1,5 @@
+import type { Shard } from '../swarm/shard.js';
+
 /**
  * A scenario, resolved: units parsed, defaults applied. `loadScenario()` (src/scenario/load.ts)
  * validates a YAML file against schemas/scenario.schema.json, then resolves it into this. The run
@@ -106,6 +108,8 @@ export interface ScenarioPlan {
 }
 
 export interface Scenario {
+  /** The slice of the fleet this run drives (`shard: i/n`, or `rmmscale run --shard`); {0, 1}: all of it. */
+  shard: Shard;
   name: string;
   description: string;
   /** Absolute path of the file it came from (null when built in code). */
