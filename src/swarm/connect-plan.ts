@@ -20,6 +20,13 @@ import type { FleetShare } from './schedule.js';
  * c(g) depends on every agent before g, so each process walks the whole fleet's sequence once,
  * keeping only its own stripe (first + s·stride): O(fleet) time, O(1) memory.
  */
+/**
+ * The engine opens tunnels this long before their planned time, the same shift in every process:
+ * the workers get `go` this long before t = 0 (worker-pool.ts), so the fleet active at t = 0 is
+ * open by then, and its first sends are not dropped for want of a tunnel.
+ */
+export const CONNECT_LEAD_MS = 400;
+
 export class ConnectPlan {
   private g = -1;
   private cMs = -Infinity;

@@ -8,7 +8,8 @@ import { PayloadFactory } from './payloads.js';
 import { SwarmRecorder } from './recorder.js';
 import type { WorkerHealth, WorkerMessage, WorkerPlan } from './ipc.js';
 import { FleetSchedule } from './fleet-schedule.js';
-import { ConnectPlan } from './connect-plan.js';
+import { CONNECT_LEAD_MS, ConnectPlan } from './connect-plan.js';
+import type { FirstConnects } from './transports/ws-tunnels.js';
 import type { HttpTransport } from './transports/http.js';
 import { compactHeap, mayCompactAt } from './compact.js';
 import { ClosedLoop } from './closed-loop.js';
@@ -144,7 +145,7 @@ export class SwarmEngine {
       // Reconnects share the fleet's rate: this worker's part of it (all shards' workers together).
       connectRatePerSec: Math.max(1, cfg.connectRatePerSec / (this.plan.workerCount * cfg.shard.count)),
       // First connects: each agent's intended time, the same whatever the split (connect-plan.ts).
-      firstConnects: new ConnectPlan(cfg.profile, cfg.connectRatePerSec, this.plan.share),
+      firstConnects: leadBy(new ConnectPlan(cfg.profile, cfg.connectRatePerSec, this.plan.share), CONNECT_LEAD_MS),
       commandDelayMs: cfg.commandDelayMs,
       tls: { ca: this.plan.caPem ? Buffer.from(this.plan.caPem) : undefined, insecure: cfg.insecure },
       recorder: this.rec,
@@ -343,6 +344,11 @@ export class SwarmEngine {
   done(): Promise<void> {
     return this.finished;
   }
+}
+
+/** A connect plan moved earlier by leadMs (the same in every process). */
+function leadBy(plan: FirstConnects, leadMs: number): FirstConnects {
+  return { atMs: (slot) => plan.atMs(slot) - leadMs };
 }
 
 /** The index that a uniform draw x ∈ (0, 1) picks by weights (which need not sum to 1). */

@@ -4,6 +4,7 @@ import type { SwarmConfig } from './config.js';
 import type { CoordinatorMessage, IntervalPart, WorkerMessage, WorkerPlan } from './ipc.js';
 import type { Sizing } from './sizing.js';
 import { workerShare } from './shard.js';
+import { CONNECT_LEAD_MS } from './connect-plan.js';
 
 /**
  * The swarm's worker processes: forks them, starts them on one shared instant, hands on each
@@ -38,7 +39,7 @@ export interface WorkerPoolOptions {
 }
 
 /** Time between `go` and t = 0: pools connect and code warms up before the first intended send. */
-const START_DELAY_MS = 400;
+const START_DELAY_MS = CONNECT_LEAD_MS;
 
 const WORKER_PATH = runnableModulePath(import.meta.url, './worker.js');
 
