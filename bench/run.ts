@@ -13,6 +13,7 @@ import { benchSplitLag } from './split-lag.js';
 import { benchStoreCheckins } from './store-checkins.js';
 import { benchThroughput } from './throughput.js';
 import { benchTunnels } from './tunnels.js';
+import { benchShards } from './shards.js';
 import { formatRows, ROOT, type BenchRow } from './lib.js';
 
 /**
@@ -40,6 +41,7 @@ const BENCHES: Record<string, BenchFn> = {
   'capacity-model': ({ quick }) => benchCapacityModel({ total: quick ? 1500 : 3000 }),
   protocol: ({ quick }) => benchProtocol({ rounds: quick ? 1 : 3, sends: quick ? 50_000 : 200_000, durationSec: quick ? 3 : 8, connections: 100 }),
   tunnels: ({ quick, idleSec }) => benchTunnels({ agents: quick ? 20_000 : 100_000, shards: quick ? 2 : 6, connectRatePerSec: 5000, idleSec: idleSec ?? (quick ? 30 : 90) }),
+  shards: ({ quick }) => benchShards({ agents: quick ? 4000 : 100_000, shards: 4, servers: quick ? 2 : 6, connectRatePerSec: quick ? 2000 : 5000, holdSec: quick ? 5 : 20 }),
 };
 
 async function main(): Promise<void> {

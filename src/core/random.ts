@@ -63,3 +63,30 @@ export class Rng {
     return weights.length - 1;
   }
 }
+
+/**
+ * Counter-based draws: a uniform number that is a pure function of (key, a, b), e.g. (the seed's
+ * key, a global agent index, that agent's fire number). Unlike a stream (Rng), what one process
+ * draws does not depend on what it drew before, so a schedule split over worker processes or
+ * shards draws, for every agent and fire, exactly what one process would. Two rounds of
+ * MurmurHash3's 32-bit finalizer; not for cryptography.
+ */
+export function drawKey(seed: string): number {
+  return createHash('sha256').update(seed).digest().readUInt32LE(0);
+}
+
+function fmix32(x: number): number {
+  let h = x;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/** Uniform in (0, 1), never exactly 0 or 1, from (key, a, b). */
+export function drawAt(key: number, a: number, b: number): number {
+  const h = fmix32(fmix32(key ^ Math.imul(a + 1, 0x9e3779b1)) ^ Math.imul(b + 1, 0x27d4eb2f));
+  return (h + 0.5) / 4294967296;
+}

@@ -1,4 +1,4 @@
-import { createLatencyHistogram, encodeHistogram, summarize, type LatencyHistogram, type LatencySummary } from './histogram.js';
+import { addEncoded, createLatencyHistogram, encodeHistogram, summarize, type LatencyHistogram, type LatencySummary } from './histogram.js';
 
 /**
  * One operation's statistics (`checkin`, `heartbeat`, `ws-rtt`, `user-dashboard`…): the one shape
@@ -60,3 +60,20 @@ export function opStats(acc: OpAccumulator, count = acc.completed + acc.failed):
 
 /** What a latency table shows for a row: one operation's OpStats, or every operation's (a window's ClientStats). */
 export type OpStatsRow = Pick<OpStats, 'count' | 'errorRate' | 'latency'>;
+
+/**
+ * Several processes' statistics of one operation as one: counts summed, histograms added bucket for
+ * bucket (exact: the merged percentiles are those of one histogram holding every request).
+ */
+export function mergeOpStats(parts: readonly OpStats[]): OpStats {
+  const acc = newOpAccumulator();
+  let count = 0;
+  for (const p of parts) {
+    addEncoded(acc.corrected, p.histograms.corrected);
+    addEncoded(acc.service, p.histograms.service);
+    acc.completed += p.completed;
+    acc.failed += p.failed;
+    count += p.count;
+  }
+  return opStats(acc, count);
+}

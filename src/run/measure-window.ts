@@ -23,6 +23,8 @@ export async function measureWindow(ctx: RunContext, spec: WindowSpec): Promise<
   ctx.currentAgents = spec.agents;
   const index = ctx.windows.length;
   const cfg = planWindow(ctx.sc, ctx, spec);
+  // --start-at is the first window's t = 0; later windows start when this shard is ready.
+  ctx.startAtEpochMs = null;
   const windowStartSec = (Date.now() - ctx.runStartMs) / 1000;
   ctx.emit({ type: 'window-start', label: spec.label, agents: spec.agents, rampFromAgents: spec.rampFromAgents, checkin: spec.checkin.text, warmupMs: spec.warmupMs, measureMs: spec.measureMs });
   const d = await driveWindow(ctx, spec, cfg);

@@ -2,6 +2,7 @@ import { checkTarget } from '../core/loopback.js';
 import type { CheckinSpec, Scenario } from '../scenario/types.js';
 import { buildSwarmConfig, DEFAULT_CONNECT_RATE_PER_SEC, DEFAULT_SETTINGS, type SwarmConfig } from '../swarm/config.js';
 import type { WindowResult } from './result-types.js';
+import { NO_SHARD, type Shard } from '../swarm/shard.js';
 
 /** The plan of one window, and the swarm that measures it. Pure: no clock, no I/O. */
 
@@ -40,6 +41,10 @@ export interface WindowTargets {
   wsTargets: string[];
   secret: string;
   allowRemote: boolean;
+  /** The slice of the fleet this run drives (`--shard` / the scenario's `shard:`); absent: all of it. */
+  shard?: Shard;
+  /** This window's t = 0 on the wall clock (shards start together); absent: when ready. */
+  startAtEpochMs?: number | null;
 }
 
 /**
@@ -85,6 +90,8 @@ export function planWindow(sc: Scenario, t: WindowTargets, w: WindowSpec): Swarm
     hlogFile: null,
     allowRemote: t.allowRemote,
     protocol: sc.agent ?? null,
+    shard: t.shard ?? NO_SHARD,
+    startAtEpochMs: t.startAtEpochMs ?? null,
   });
 }
 

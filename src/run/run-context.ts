@@ -9,6 +9,7 @@ import type { BackgroundTraffic } from './background.js';
 import type { NodeCollector } from './collector.js';
 import type { FaultRunner } from './faults.js';
 import type { WindowResult } from './result-types.js';
+import type { Shard } from '../swarm/shard.js';
 import type { RunEvent } from './run-event.js';
 
 /**
@@ -20,6 +21,10 @@ export interface RunContext {
   outDir: string;
   allowRemote: boolean;
   secret: string;
+  /** The slice of the fleet every window drives (the scenario's shard). */
+  shard: Shard;
+  /** The first window's t = 0 on the wall clock (`--start-at`); cleared once it is planned. */
+  startAtEpochMs: number | null;
   runStartMs: number;
   /** Ctrl-C and the time limit both abort the current window. */
   signal: AbortSignal;

@@ -48,6 +48,8 @@ export interface RunOptions {
   /** What happens, as typed events (src/cli/run-events.ts formats them). */
   onEvent?: (e: RunEvent) => void;
   onProgress?: (p: ProgressSnapshot & { window: string }) => void;
+  /** `--start-at`: the first window's t = 0 on the wall clock, so shards start together (epoch ms). */
+  startAtEpochMs?: number | null;
   /** How the nodes are scraped each second (default `spread`; `aligned` only for the lag benchmark's peer). */
   scrapeSchedule?: ScrapeSchedule;
   /** The live view (--metrics-port): every window's swarm feeds it, and each window's trust. */
@@ -78,6 +80,8 @@ export async function runScenario(o: RunOptions): Promise<RunOutput> {
     outDir: o.outDir,
     allowRemote: o.allowRemote,
     secret: runSecret(sc),
+    shard: sc.shard,
+    startAtEpochMs: o.startAtEpochMs ?? null,
     runStartMs,
     signal: abort.signal,
     emit: o.onEvent ?? ((): void => undefined),

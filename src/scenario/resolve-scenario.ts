@@ -12,6 +12,7 @@ import type { MappingSignals } from '../metrics/mapped-scrape.js';
 import { loadMapping, signalsFor } from './mapping.js';
 import type { CheckinSpec, FaultAction, Scenario, ScenarioNode, ScenarioFault, ScenarioBackground, ScenarioCeiling, ScenarioFleet, ScenarioPlan, ScenarioSlo, ScenarioStack, ScenarioStage } from './types.js';
 import { resolveAgent } from './resolve-agent.js';
+import { NO_SHARD, parseShard } from '../swarm/shard.js';
 
 /**
  * What a schema cannot check, and the defaults: units parsed with the shared parsers
@@ -104,7 +105,12 @@ export function resolveScenario(data: unknown, p: Problems, file: string): Scena
     p.expected(['timeLimit'], `at least ${what}, ${formatDurationMs(minimumMs)}`, raw.timeLimit ?? DEFAULT_TIME_LIMIT);
   }
 
+  const shard = raw.shard === undefined ? NO_SHARD : p.take(['shard'], (f) => parseShard(f, raw.shard), NO_SHARD);
+  if (shard.count > 1 && !stack.target && p.ok(['shard'])) p.expected(['shard'], 'a scenario with stack.target (the shards drive one shared stack)', raw.shard);
+  else if (shard.count > 1 && ceiling && p.ok(['shard'])) p.expected(['shard'], 'a staged scenario (a ceiling search across shards needs a coordinator)', raw.shard);
+
   return {
+    shard,
     name: str(raw.name) ?? basename(file).replace(/\.(ya?ml|json)$/i, ''),
     description: str(raw.description) ?? '',
     file: resolve(file),

@@ -1,4 +1,5 @@
 import type { ProtocolSpec } from '../swarm/protocol/types.js';
+import type { Shard } from '../swarm/shard.js';
 
 /**
  * A scenario, resolved: units parsed, defaults applied. `loadScenario()` (src/scenario/load.ts)
@@ -125,6 +126,8 @@ export interface ScenarioPlan {
 }
 
 export interface Scenario {
+  /** The slice of the fleet this run drives (`shard: i/n`, or `rmmscale run --shard`); {0, 1}: all of it. */
+  shard: Shard;
   name: string;
   description: string;
   /** Absolute path of the file it came from (null when built in code). */

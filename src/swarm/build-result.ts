@@ -20,6 +20,8 @@ export interface BuildSwarmResultInput {
   merged: IntervalMerger;
   workers: WorkerState[];
   interrupted: boolean;
+  /** The clock offset measured against a reference (coordinator), when one was. */
+  clock?: { offsetMs: number; reference: string } | null;
 }
 
 export function buildSwarmResult(a: BuildSwarmResultInput): SwarmResult {
@@ -44,7 +46,7 @@ export function buildSwarmResult(a: BuildSwarmResultInput): SwarmResult {
     interrupted,
     config: configOf(cfg, sizing),
     summary: {
-      targetRatePerSec: round(t.target > 0 ? intendedRate(cfg) : 0, 1),
+      targetRatePerSec: round(t.target > 0 ? intendedRate(cfg) / cfg.shard.count : 0, 1),
       achievedRatePerSec: round(m.completedInWindow / measuredSec, 1),
       intended: t.target,
       attempted: t.attempted,
@@ -62,6 +64,14 @@ export function buildSwarmResult(a: BuildSwarmResultInput): SwarmResult {
     generator: { workers: workerSummaries, schedulingLag: lagSummary, schedulingLagStealFree: m.lagStealFree.result(), hostCpuMean, hostStealMean, hostStealMax },
     reconnect: reconnectOf(opResults['ws-reconnect'], m, intervalMs),
     verdict,
+    shard: {
+      index: cfg.shard.index,
+      count: cfg.shard.count,
+      startAtEpochMs: m.startAtEpochMs,
+      startAtRequestedEpochMs: cfg.startAtEpochMs,
+      clockOffsetMs: a.clock?.offsetMs ?? null,
+      clockReference: a.clock?.reference ?? null,
+    },
   };
 }
 

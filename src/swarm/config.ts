@@ -14,6 +14,7 @@ import { buildProfile, type LoadProfile } from './schedule.js';
 import { parseReconnectPolicy, parseReturnHome } from './reconnect.js';
 import { loadProtocolFile } from './protocol/load-protocol.js';
 import type { ProtocolSpec } from './protocol/types.js';
+import { NO_SHARD, parseShard, parseStartAt, type Shard } from './shard.js';
 
 /**
  * The swarm's configuration, validated once. Flags (src/cli/commands/swarm.ts) and scenario files
@@ -70,6 +71,10 @@ export interface SwarmInput {
   protocol?: string;
   /** The protocol's declared variables, NAME=VALUE each. */
   var?: string[];
+  /** `i/n`: run shard i of n of the fleet (shard.ts). */
+  shard?: string;
+  /** ISO time or epoch ms: t = 0 at this wall-clock instant (shards start together). */
+  startAt?: string;
 }
 
 export interface StageSpec {
@@ -138,6 +143,10 @@ export interface SwarmConfig {
   allowRemote: boolean;
   /** A template protocol (src/swarm/protocol/); null = rmmscale's own agent API, the fixed path. */
   protocol: ProtocolSpec | null;
+  /** The slice of the fleet this process runs ({0, 1}: all of it). `agents` is still the whole fleet's. */
+  shard: Shard;
+  /** t = 0 at this wall-clock instant (epoch ms); null: as soon as the workers are ready. */
+  startAtEpochMs: number | null;
 }
 
 /** Tunnel connects per second, the whole fleet together, unless --connect-rate says otherwise. */
@@ -292,6 +301,10 @@ export function resolveSwarmConfig(input: SwarmInput): SwarmConfig {
   take(() => parseReturnHome('--return-home', returnHome), null);
   const connectRatePerSec = take(() => parseRatePerSec('--connect-rate', input.connectRate ?? DEFAULTS.connectRate), 4000);
   if (closedLoop && mode === 'ws') problems.push('--rate: max (a closed loop) applies to --mode http only, got --mode ws');
+  const shard = take(() => (input.shard === undefined ? NO_SHARD : parseShard('--shard', input.shard)), NO_SHARD);
+  const startAtEpochMs = take(() => (input.startAt === undefined ? null : parseStartAt('--start-at', input.startAt)), null);
+  if (shard.count > 1 && closedLoop) problems.push('--shard: a closed loop (--rate max) has no schedule to split; shard an open workload');
+  if (shard.count > 1 && input.identities !== undefined) problems.push('--shard: not with --identities (each shard derives its agents from the seed)');
   if (mode === 'ws' && input.connection !== undefined) problems.push(`--connection: applies to --mode http only, got "${input.connection}" with --mode ws`);
   const varArgs = input.var ?? [];
   if (input.protocol === undefined && varArgs.length > 0) problems.push(`--var: applies with --protocol only, got ${JSON.stringify(varArgs[0])} without one`);
@@ -335,6 +348,8 @@ export function resolveSwarmConfig(input: SwarmInput): SwarmConfig {
     hlogFile: input.hlog ?? null,
     allowRemote,
     protocol,
+    shard,
+    startAtEpochMs,
   });
 }
 
@@ -406,5 +421,7 @@ export function buildSwarmConfig(st: SwarmSettings): SwarmConfig {
     hlogFile: st.hlogFile,
     allowRemote: st.allowRemote,
     protocol: st.protocol,
+    shard: st.shard,
+    startAtEpochMs: st.startAtEpochMs,
   };
 }

@@ -7,7 +7,9 @@ import { SCHEDULED_KINDS } from './config.js';
 import { PayloadFactory } from './payloads.js';
 import { SwarmRecorder } from './recorder.js';
 import type { WorkerHealth, WorkerMessage, WorkerPlan } from './ipc.js';
-import { agentsAt, nextPoissonMs, PeriodicSchedule } from './schedule.js';
+import { FleetSchedule } from './fleet-schedule.js';
+import { CONNECT_LEAD_MS, ConnectPlan } from './connect-plan.js';
+import type { FirstConnects } from './transports/ws-tunnels.js';
 import type { HttpTransport } from './transports/http.js';
 import { compactHeap, mayCompactAt } from './compact.js';
 import { ClosedLoop } from './closed-loop.js';
@@ -21,11 +23,12 @@ import type { ProtocolDriver } from './protocol/protocol-driver.js';
 import type { ProtocolHttp } from './protocol/protocol-http.js';
 
 /**
- * One worker's share of the fleet, and its run loop. Agents with global index
- * g ≡ workerIndex (mod workerCount) live here; the schedule is the same whatever the worker count.
+ * One worker's share of the fleet, and its run loop. Agents with global index g = first + s·stride
+ * live here (plan.share: the worker's stripe of its shard's stripe); every agent's schedule is a
+ * pure function of the seed and g, the same whatever the worker and shard counts.
  *
  * The workload kind (config.ts `Workload`) is chosen once, in start(): an open workload runs the
- * send loop below over schedule.ts (a PeriodicSchedule, or Poisson arrivals); a closed one hands
+ * send loop below over fleet-schedule.ts (periodic or Poisson arrivals); a closed one hands
  * the sends to closed-loop.ts. Both share the transports, the recorder, the intervals and finish().
  *
  * Between check-ins an agent of an open workload costs about 32 bytes in typed arrays (the
@@ -77,8 +80,8 @@ export class SwarmEngine {
   private ledger = new AckLedger(0);
   /** Retries waiting for their time. */
   private readonly retryTimers = new Set<NodeJS.Timeout>();
-  /** Open workload, periodic arrivals: built in start(). */
-  private periodic: PeriodicSchedule | null = null;
+  /** Open workload: built in start(). */
+  private schedule: FleetSchedule | null = null;
   /** Closed workload: built in start(). */
   private closed: ClosedLoop | null = null;
   private readonly payloads: PayloadFactory;
@@ -92,7 +95,6 @@ export class SwarmEngine {
   private intervalTimer: NodeJS.Timeout | null = null;
   private intervalIndex = 0;
   private stopped = false;
-  private poissonNext = 0;
   /** HTTP: the sampling monitor. Tunnels: null (timerLateness is used). */
   private readonly eld: IntervalHistogram | null;
   /** Lateness of the worker's own timers, ns (tunnel workers). */
@@ -108,9 +110,9 @@ export class SwarmEngine {
     this.emit = emit;
     this.eld = plan.config.mode === 'http' ? monitorEventLoopDelay({ resolution: ELD_RESOLUTION_MS }) : null;
     const cfg = plan.config;
-    this.rng = new Rng(`${cfg.seed}\0worker\0${plan.workerIndex}`);
+    this.rng = new Rng(`${cfg.seed}\0worker\0${plan.share.first}`);
     this.agents = localAgents(
-      { seed: cfg.seed, secret: cfg.secret, agents: cfg.agents, workerIndex: plan.workerIndex, workerCount: plan.workerCount, identitiesFile: cfg.identitiesFile },
+      { seed: cfg.seed, secret: cfg.secret, agents: cfg.agents, share: plan.share, identitiesFile: cfg.identitiesFile },
       cfg.mode === 'http',
     );
     this.seq = new Uint32Array(this.agents.count);
@@ -205,13 +207,15 @@ export class SwarmEngine {
       localAddresses: this.plan.localAddresses,
       reconnect: parseReconnectPolicy('--reconnect', cfg.reconnect),
       returnHome: parseReturnHome('--return-home', cfg.returnHome),
-      connectRatePerSec: Math.max(1, cfg.connectRatePerSec / this.plan.workerCount),
+      // Reconnects share the fleet's rate: this worker's part of it (all shards' workers together).
+      connectRatePerSec: Math.max(1, cfg.connectRatePerSec / (this.plan.workerCount * cfg.shard.count)),
+      // First connects: each agent's intended time, the same whatever the split (connect-plan.ts).
+      firstConnects: leadBy(new ConnectPlan(cfg.profile, cfg.connectRatePerSec, this.plan.share), CONNECT_LEAD_MS),
       commandDelayMs: cfg.commandDelayMs,
       tls: { ca: this.plan.caPem ? Buffer.from(this.plan.caPem) : undefined, insecure: cfg.insecure },
       recorder: this.rec,
-      rng: new Rng(`${cfg.seed}\0tunnels\0${this.plan.workerIndex}`),
+      rng: new Rng(`${cfg.seed}\0tunnels\0${this.plan.share.first}`),
       now: this.now,
-      activeAt: (nowMs) => this.activeLocal(nowMs),
       onWaveSettled: () => this.waveSettled(),
     });
     fleet.start();
@@ -248,23 +252,19 @@ export class SwarmEngine {
     });
   }
 
-  /** Put every local agent's first fire on the heap (periodic) or draw the first arrival (Poisson). */
+  /** Put every local agent's first fire on the heap. */
   private seedSchedule(): void {
     const cfg = this.plan.config;
-    if (cfg.arrival === 'poisson') {
-      this.poissonNext = nextPoissonMs(cfg.profile, 0, this.rng, 1 / this.plan.workerCount);
-      return;
-    }
-    this.periodic = new PeriodicSchedule(cfg.profile, cfg.seed, this.agents.count, this.plan, {
+    this.schedule = new FleetSchedule(cfg.profile, cfg.seed, this.agents.count, this.plan.share, {
+      arrival: cfg.arrival,
       fromMs: 0,
       untilMs: cfg.profile.durationMs,
       jitterMs: cfg.jitterMs,
-      rng: this.rng,
     });
   }
 
   private nextDueMs(): number {
-    return this.periodic ? this.periodic.nextDueMs() : this.poissonNext;
+    return this.schedule ? this.schedule.nextDueMs() : Infinity;
   }
 
   private armLoop(): void {
@@ -291,16 +291,7 @@ export class SwarmEngine {
     this.timerFired(this.loopWakeAt, now);
     const endMs = cfg.profile.durationMs;
     const horizon = Math.min(now + LOOKAHEAD_MS, endMs);
-    if (cfg.arrival === 'poisson') {
-      while (this.poissonNext <= horizon && this.poissonNext < endMs) {
-        const t = this.poissonNext;
-        const active = this.activeLocal(t);
-        if (active > 0) this.fire(this.rng.int(active), t);
-        this.poissonNext = nextPoissonMs(cfg.profile, t, this.rng, 1 / this.plan.workerCount);
-      }
-    } else {
-      this.periodic!.fireDue(horizon, this.fire);
-    }
+    this.schedule!.fireDue(horizon, this.fire);
     if (now >= endMs) {
       void this.finish();
       return;
@@ -308,18 +299,13 @@ export class SwarmEngine {
     this.armLoop();
   };
 
-  private activeLocal(tMs: number): number {
-    const active = Math.floor(agentsAt(this.plan.config.profile, tMs) + 1e-9);
-    const { workerIndex: w, workerCount: n } = this.plan;
-    return active > w ? Math.min(this.agents.count, Math.ceil((active - w) / n)) : 0;
-  }
-
-  private pickKind(): ScheduledKind {
-    return SCHEDULED_KINDS[this.rng.weighted(this.mixWeights)];
+  /** The message kind of fire k of slot s: by the mix's weights, from a draw the same in every process. */
+  private pickKind(s: number, k: number): ScheduledKind {
+    return SCHEDULED_KINDS[weightedIndex(this.mixWeights, this.schedule!.kindDraw(s, k))];
   }
 
   /** One scheduled send for local slot s, intended at tMs (bound once: the schedule calls it per fire). */
-  private fire = (s: number, tMs: number): void => {
+  private fire = (s: number, tMs: number, k: number): void => {
     this.rec.scheduled();
     if (this.tunnels) {
       this.tunnels.sendTelemetry(s, tMs);
@@ -329,8 +315,7 @@ export class SwarmEngine {
       this.protocol.fire(s, tMs);
       return;
     }
-    const kind = this.pickKind();
-    this.sendHttp(s, kind, tMs);
+    this.sendHttp(s, this.pickKind(s, k), tMs);
   };
 
   /**
@@ -478,6 +463,23 @@ export class SwarmEngine {
   done(): Promise<void> {
     return this.finished;
   }
+}
+
+/** A connect plan moved earlier by leadMs (the same in every process). */
+function leadBy(plan: FirstConnects, leadMs: number): FirstConnects {
+  return { atMs: (slot) => plan.atMs(slot) - leadMs };
+}
+
+/** The index that a uniform draw x ∈ (0, 1) picks by weights (which need not sum to 1). */
+export function weightedIndex(weights: readonly number[], x: number): number {
+  let total = 0;
+  for (const w of weights) total += w;
+  let left = x * total;
+  for (let i = 0; i < weights.length; i++) {
+    left -= weights[i];
+    if (left < 0) return i;
+  }
+  return weights.length - 1;
 }
 
 /** Read a CA file for TLS targets once, in the coordinator, and ship the PEM to workers. */

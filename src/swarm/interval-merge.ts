@@ -1,6 +1,6 @@
 import { HostCpuSampler } from '../core/host.js';
 import { round } from '../core/units.js';
-import { addEncoded, createLatencyHistogram, HlogBuilder, type LatencyHistogram } from '../metrics/histogram.js';
+import { addEncoded, createLatencyHistogram, encodeHistogram, HlogBuilder, type LatencyHistogram } from '../metrics/histogram.js';
 import { newOpAccumulator, type OpAccumulator } from '../metrics/op-stats.js';
 import type { SwarmConfig } from './config.js';
 import type { IntervalPart } from './ipc.js';
@@ -100,9 +100,12 @@ export class IntervalMerger {
     point.achievedRatePerSec = round(point.completed / spanSec, 1);
     // The interval after the profile's end only drains in-flight requests: no target there.
     const drain = index * intervalMs >= cfg.profile.durationMs;
-    point.targetRatePerSec = drain ? 0 : round(rateAtPerSec(cfg.profile, index * intervalMs + intervalMs / 2), 1);
+    // A shard offers its 1/n of the fleet's rate (by count; its own sends are counted exactly).
+    point.targetRatePerSec = drain ? 0 : round(rateAtPerSec(cfg.profile, index * intervalMs + intervalMs / 2) / cfg.shard.count, 1);
     point.p50Us = all.totalCount ? all.getValueAtPercentile(50) : 0;
     point.p99Us = all.totalCount ? all.getValueAtPercentile(99) : 0;
+    // A shard keeps each second's histogram, so `rmmscale merge` can give the merged second exact percentiles.
+    if (cfg.shard.count > 1) point.histogram = encodeHistogram(all);
     const inProfile = index * intervalMs < cfg.profile.durationMs;
     this.sampleHost(point, intervalLag, !warm && inProfile);
     if (!warm) for (const k of COUNTS) this.totals[k] += point[k];

@@ -2,6 +2,7 @@ import type { SwarmConfig } from './config.js';
 import type { AckLedgerWire } from './ack-ledger.js';
 import type { RecorderInterval } from './recorder.js';
 import type { TunnelEvent } from './tunnel-log.js';
+import type { FleetShare } from './schedule.js';
 
 /**
  * Both halves of the IPC between the coordinator and its worker processes, in one place so neither
@@ -12,6 +13,8 @@ import type { TunnelEvent } from './tunnel-log.js';
 export interface WorkerPlan {
   workerIndex: number;
   workerCount: number;
+  /** The fleet agents this worker holds: its stripe of the shard's stripe (shard.ts workerShare). */
+  share: FleetShare;
   config: SwarmConfig;
   localAddresses: string[];
   maxInflight: number;

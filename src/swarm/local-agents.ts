@@ -1,8 +1,9 @@
 import { agentId, agentToken, deriveAgent, readIdentityFile, type AgentIdentity } from '../core/identity.js';
+import { shareCount, type FleetShare } from './schedule.js';
 
 /**
- * A worker's share of the fleet: local slot s is global agent workerIndex + s·workerCount, so the
- * fleet is the same whatever the worker count.
+ * A worker's share of the fleet: local slot s is global agent first + s·stride (the worker's stripe
+ * of its shard's stripe, shard.ts), so the fleet is the same whatever the worker and shard counts.
  *
  * HTTP workers read an agent's identity on every send, so they keep every identity as an object.
  * Tunnel workers need only the id and token, to open a tunnel, while holding ~11,000 sockets each,
@@ -24,19 +25,13 @@ export interface LocalAgentsSpec {
   secret: string;
   /** Agents in the whole fleet. */
   agents: number;
-  workerIndex: number;
-  workerCount: number;
+  share: FleetShare;
   identitiesFile: string | null;
-}
-
-/** The slots this worker owns out of `agents`. */
-export function localCount(agents: number, workerIndex: number, workerCount: number): number {
-  return Math.max(0, Math.ceil((agents - workerIndex) / workerCount));
 }
 
 /** The fleet-wide index of a worker's local slot. */
 function globalIndex(spec: LocalAgentsSpec, slot: number): number {
-  return spec.workerIndex + slot * spec.workerCount;
+  return spec.share.first + slot * spec.share.stride;
 }
 
 class HeldAgents implements LocalAgents {
@@ -64,7 +59,7 @@ class CompactAgents implements LocalAgents {
   private readonly ids: Buffer;
   private readonly tokens: Buffer;
   constructor(private readonly spec: LocalAgentsSpec) {
-    this.count = localCount(spec.agents, spec.workerIndex, spec.workerCount);
+    this.count = shareCount(spec.agents, spec.share);
     this.ids = Buffer.alloc(this.count * ID_BYTES);
     this.tokens = Buffer.alloc(this.count * TOKEN_BYTES);
     for (let s = 0; s < this.count; s++) {
@@ -89,7 +84,7 @@ class CompactAgents implements LocalAgents {
  * (tunnels). An identity file is always held: its identities cannot be derived again.
  */
 export function localAgents(spec: LocalAgentsSpec, held: boolean): LocalAgents {
-  const count = localCount(spec.agents, spec.workerIndex, spec.workerCount);
+  const count = shareCount(spec.agents, spec.share);
   const global = (s: number): number => globalIndex(spec, s);
   if (spec.identitiesFile) {
     const file = readIdentityFile('--identities', spec.identitiesFile);

@@ -47,6 +47,8 @@ export interface SeriesPoint extends SendOutcomes {
   hostCpu: number | null;
   /** Host steal over the interval: share of all cores' time the hypervisor took (HostCpuSample). */
   hostSteal: number | null;
+  /** A shard's result only (`--shard`): the second's histogram of every operation but connects (compressed base64, µs), for an exact merge. */
+  histogram?: string;
 }
 
 export interface WorkerSummary {
@@ -145,6 +147,35 @@ export interface SwarmResult {
   };
   reconnect: ReconnectCurve | null;
   verdict: RigVerdict;
+  /** Which slice of the fleet this run drove, and when its t = 0 was; absent in results written before sharding. */
+  shard?: ShardFacts;
+  /** A merged result (`rmmscale merge`): the shards it was made of. */
+  mergedFrom?: MergedShard[];
+}
+
+/**
+ * A shard's place and clock. `startAtEpochMs` is its t = 0 on its own wall clock; shards that
+ * were given one `--start-at` share it. `clockOffsetMs` is this machine's clock minus the
+ * reference's (null: not measured), so t = 0 on the reference's clock is startAtEpochMs −
+ * clockOffsetMs; `rmmscale merge` aligns the per-second series by that.
+ */
+export interface ShardFacts {
+  index: number;
+  count: number;
+  startAtEpochMs: number;
+  /** The `--start-at` asked for, epoch ms (null: started when ready). */
+  startAtRequestedEpochMs: number | null;
+  clockOffsetMs: number | null;
+  /** What the offset was measured against (a URL), null when not measured. */
+  clockReference: string | null;
+}
+
+/** One shard of a merged result. */
+export interface MergedShard {
+  index: number;
+  file: string;
+  startedAt: string;
+  trustworthy: boolean;
 }
 
 export interface RigVerdictInput {

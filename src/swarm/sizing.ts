@@ -38,19 +38,22 @@ export interface Sizing {
 /** Decide workers, in-flight caps and source addresses from the load and the open-file limit. */
 export function sizeRun(cfg: SwarmConfig, fdLimit: number): Sizing {
   const budget = socketBudget(fdLimit);
+  // A shard holds 1/n of the fleet and of its rate (shard.ts).
+  const part = 1 / cfg.shard.count;
+  const agents = Math.ceil(cfg.agents * part);
   let peak = 0;
-  for (const p of cfg.profile.points) peak = Math.max(peak, p.agents * p.freqPerMs * 1000);
+  for (const p of cfg.profile.points) peak = Math.max(peak, p.agents * p.freqPerMs * 1000 * part);
   const holdsSockets = cfg.mode === 'ws' || cfg.connection === 'keepalive';
   // Keep-alive HTTP leaves a fifth of its budget for requests in flight beside the held sockets.
-  const bySockets = cfg.mode === 'ws' ? Math.ceil(cfg.agents / tunnelBudget(fdLimit)) : holdsSockets ? Math.ceil(cfg.agents / (budget * 0.8)) : 1;
+  const bySockets = cfg.mode === 'ws' ? Math.ceil(agents / tunnelBudget(fdLimit)) : holdsSockets ? Math.ceil(agents / (budget * 0.8)) : 1;
   const byRate = Math.ceil(peak / RATE_PER_WORKER);
   const workers = cfg.workers ?? Math.max(1, bySockets, byRate);
-  const agentsPerWorker = Math.ceil(cfg.agents / workers);
+  const agentsPerWorker = Math.ceil(agents / workers);
   // Pool mode: the pool's connections are the cap, so undici never queues a send out of sight. A
   // closed workload shares its connections among the workers: N in all, as wrk's -c means.
   const pool = cfg.workload.kind === 'closed' ? Math.ceil(cfg.workload.connections / workers) : cfg.poolConnections;
   const maxInflight = cfg.connection === 'pool' && cfg.mode === 'http' ? pool : holdsSockets ? Math.max(16, budget - agentsPerWorker) : budget;
-  const totalSockets = holdsSockets ? cfg.agents : Math.min(workers * maxInflight, Math.ceil(peak * 2) + 64);
+  const totalSockets = holdsSockets ? agents : Math.min(workers * maxInflight, Math.ceil(peak * 2) + 64);
   const loopback4 = cfg.targets.every((t) => {
     const h = new URL(t).hostname;
     return isLoopbackHost(h) && !h.includes(':') && h !== '[::1]';

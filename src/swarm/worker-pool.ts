@@ -5,6 +5,8 @@ import type { SwarmConfig } from './config.js';
 import type { CoordinatorMessage, IntervalPart, WorkerMessage, WorkerPlan } from './ipc.js';
 import type { Sizing } from './sizing.js';
 import type { TunnelEvent } from './tunnel-log.js';
+import { workerShare } from './shard.js';
+import { CONNECT_LEAD_MS } from './connect-plan.js';
 
 /**
  * The swarm's worker processes: forks them, starts them on one shared instant, hands on each
@@ -41,7 +43,7 @@ export interface WorkerPoolOptions {
 }
 
 /** Time between `go` and t = 0: pools connect and code warms up before the first intended send. */
-const START_DELAY_MS = 400;
+const START_DELAY_MS = CONNECT_LEAD_MS;
 
 const WORKER_PATH = runnableModulePath(import.meta.url, './worker.js');
 
@@ -72,7 +74,8 @@ export class WorkerPool {
     };
     signal?.addEventListener('abort', onAbort, { once: true });
     // Hard bound: the profile, the drain and a margin. Nothing runs forever.
-    const hardMs = cfg.profile.durationMs + Math.min(cfg.timeoutMs, 10_000) + 30_000 + cfg.agents * 0.05;
+    const waitMs = cfg.startAtEpochMs === null ? 0 : Math.max(0, cfg.startAtEpochMs - Date.now());
+    const hardMs = waitMs + cfg.profile.durationMs + Math.min(cfg.timeoutMs, 10_000) + 30_000 + cfg.agents * 0.05;
     const hard = setTimeout(() => {
       for (const w of this.workers) if (!w.done) w.proc.kill('SIGKILL');
     }, hardMs);
@@ -112,6 +115,7 @@ export class WorkerPool {
     const plan: WorkerPlan = {
       workerIndex: i,
       workerCount: sizing.workers,
+      share: workerShare(cfg.shard, i, sizing.workers),
       config: cfg,
       localAddresses: sizing.sourceAddresses,
       maxInflight: sizing.maxInflight,
@@ -147,8 +151,10 @@ export class WorkerPool {
     if (m.type === 'ready') {
       st.agents = m.agents;
       if (++this.readyCount === this.o.sizing.workers) {
-        // Workers connect pools and warm up before the shared t = 0.
-        const startAtEpochMs = Date.now() + START_DELAY_MS;
+        // Workers connect pools and warm up before the shared t = 0; with --start-at, t = 0 is that
+        // instant (every shard the same). Ready after it, they start late, and the sends they
+        // missed go out late and count as late (the verdict says so): never silently shifted.
+        const startAtEpochMs = cfg.startAtEpochMs ?? Date.now() + START_DELAY_MS;
         for (const w of this.workers) send(w, { type: 'go', startAtEpochMs });
         this.o.onGo(startAtEpochMs);
       }

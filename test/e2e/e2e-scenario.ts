@@ -14,6 +14,7 @@ export function profileFile(name: string, set: Record<string, unknown>): string 
 /** A short ceiling search by raw rate on a small emulated stack (built in code, like loadScenario's output). */
 export function rateSearch(name: string, topology: string, profile: string, o: { start: number; max: number; p99Ms: number }): Scenario {
   return {
+    shard: { index: 0, count: 1 },
     name,
     description: 'e2e test',
     file: null,

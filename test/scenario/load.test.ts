@@ -146,6 +146,7 @@ describe('defaults', () => {
       plan: null,
       agent: null,
       definition: { stack: { topology: 'single' }, stages: [{ duration: '30s', agents: 1000 }] },
+      shard: { index: 0, count: 1 },
     } satisfies Scenario);
   });
 
@@ -413,5 +414,23 @@ describe('malformed files: one line each, FILE:LINE PATH: expected …, got …'
         'x.yaml:5 fleet.agents: expected a whole number from 1 to 2000000, got 0\nx.yaml:5 fleet.transport: expected one of http, ws, got "grpc"',
       );
     }
+  });
+});
+
+describe('shard: i/n', () => {
+  const TARGET = 'stack:\n  target: http://127.0.0.1:9\nstages:\n  - { duration: 10s, agents: 100 }\n';
+  it('runs shard i of n of a staged scenario against a shared target', () => {
+    expect(parseScenario(`${TARGET}shard: 2/3\n`, 's.yaml').shard).toEqual({ index: 2, count: 3 });
+    expect(parseScenario(TARGET, 's.yaml').shard).toEqual({ index: 0, count: 1 });
+  });
+  it('refuses a bad value, a started stack and a search, each with its line and path', () => {
+    expect(problems(`${TARGET}shard: 3/3\n`)).toEqual(['bad.yaml:5 shard: expected "i/n": shard i of n, 0 ≤ i < n ≤ 1000, e.g. "0/3", got "3/3"']);
+    expect(problems(`${TARGET}shard: half\n`)).toEqual(['bad.yaml:5 shard: expected "i/n": shard i of n, e.g. "0/3", got "half"']);
+    expect(problems(`${STACK}stages:\n  - { duration: 10s, agents: 100 }\nshard: 1/2\n`)).toEqual([
+      'bad.yaml:5 shard: expected a scenario with stack.target (the shards drive one shared stack), got "1/2"',
+    ]);
+    expect(problems('stack:\n  target: http://127.0.0.1:9\nceiling: { start: 100, max: 500 }\nshard: 1/2\n')).toEqual([
+      'bad.yaml:4 shard: expected a staged scenario (a ceiling search across shards needs a coordinator), got "1/2"',
+    ]);
   });
 });

@@ -29,7 +29,7 @@ function fleetOf(urls: string[], returnHome: string): { fleet: TunnelFleet; even
   const t0 = Date.now();
   const fleet = new TunnelFleet({
     urls,
-    agents: localAgents({ seed: SEED, secret: SECRET, agents: AGENTS, workerIndex: 0, workerCount: 1, identitiesFile: null }, false),
+    agents: localAgents({ seed: SEED, secret: SECRET, agents: AGENTS, share: { first: 0, stride: 1 }, identitiesFile: null }, false),
     localAddresses: [],
     reconnect: parseReconnectPolicy('--reconnect', DEFAULTS.reconnect),
     returnHome: parseReturnHome('--return-home', returnHome),

@@ -1,16 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { Rng } from '../../src/core/random.js';
+import { FleetSchedule, planFleet } from '../../src/swarm/fleet-schedule.js';
 import {
   agentsAt,
   buildProfile,
   cyclesAt,
   firstCycleAtOrAfter,
-  jittered,
-  nextPoissonMs,
-  PeriodicSchedule,
   periodicFireMs,
   phaseOf,
-  planPeriodic,
   rateAtPerSec,
   steadyProfile,
   timeAtCycles,
@@ -22,7 +18,7 @@ const PER_MIN_30 = 0.3 / 60_000; // 30%/min → check-ins per agent per ms
 describe('steady periodic schedule', () => {
   it('20,000 agents at 30%/min give 6,000 check-ins in a minute, to within 2 agents', () => {
     const p = steadyProfile(20_000, PER_MIN_30, 60_000);
-    const fires = planPeriodic(p, 'rmmscale', 20_000, 0, 60_000);
+    const fires = planFleet(p, 'rmmscale', 20_000, 0, 60_000);
     expect(Math.abs(fires.length - 6000)).toBeLessThanOrEqual(2);
     expect(rateAtPerSec(p, 30_000)).toBeCloseTo(100, 10);
   });
@@ -55,7 +51,7 @@ describe('steady periodic schedule', () => {
 
   it('every 1 s window of a steady run carries the mean rate to within ±3 fires (random phases: σ ≈ 13)', () => {
     const p = steadyProfile(50_000, 1 / 300_000, 20_000); // every 5 min → 166.67/s
-    const fires = planPeriodic(p, 'w', 50_000, 0, 20_000);
+    const fires = planFleet(p, 'w', 50_000, 0, 20_000);
     const perSec = new Array(20).fill(0);
     for (const f of fires) perSec[Math.floor(f.atMs / 1000)]++;
     for (const c of perSec) expect(Math.abs(c - 166.67)).toBeLessThanOrEqual(3);
@@ -74,12 +70,12 @@ describe('ramps', () => {
     expect(timeAtCycles(p, 10)).toBeCloseTo(10_000, 9);
     expect(timeAtCycles(p, 10.0001)).toBe(Infinity);
     // Each of the 10 agents crosses k + u for k = 0..9: exactly 100 fires.
-    expect(planPeriodic(p, 's', 10, 0, 10_001)).toHaveLength(100);
+    expect(planFleet(p, 's', 10, 0, 10_001)).toHaveLength(100);
   });
 
   it('ramps agents 0 → 100 over 10 s at 1/s each: about 500 fires, none from inactive agents', () => {
     const p = buildProfile({ agents: 0, freqPerMs: 1e-3 }, [{ durationMs: 10_000, agents: 100, freqPerMs: 1e-3 }]);
-    const fires = planPeriodic(p, 's', 100, 0, 10_000);
+    const fires = planFleet(p, 's', 100, 0, 10_000);
     expect(Math.abs(fires.length - 500)).toBeLessThanOrEqual(10);
     for (const f of fires) expect(f.agent).toBeLessThan(Math.floor(agentsAt(p, f.atMs) + 1e-9));
   });
@@ -105,43 +101,42 @@ describe('ramps', () => {
   });
 });
 
-describe('the schedule the engine runs (PeriodicSchedule)', () => {
+describe('the schedule the engine runs (FleetSchedule)', () => {
   const ramp = buildProfile({ agents: 200, freqPerMs: 1e-3 }, [
     { durationMs: 3000, agents: 1000, freqPerMs: 1e-3 },
     { durationMs: 2000, agents: 1000, freqPerMs: 2e-3 },
   ]);
 
   it('gives the same fleet schedule whatever the number of workers', () => {
-    const whole = planPeriodic(ramp, 'w', 1000, 0, ramp.durationMs);
+    const whole = planFleet(ramp, 'w', 1000, 0, ramp.durationMs);
     expect(whole.length).toBeGreaterThan(4000);
     for (const workerCount of [2, 3, 7]) {
-      const parts = Array.from({ length: workerCount }, (_, workerIndex) => planPeriodic(ramp, 'w', 1000, 0, ramp.durationMs, { workerIndex, workerCount })).flat();
+      const parts = Array.from({ length: workerCount }, (_, workerIndex) => planFleet(ramp, 'w', 1000, 0, ramp.durationMs, { first: workerIndex, stride: workerCount })).flat();
       parts.sort((a, b) => a.atMs - b.atMs || a.agent - b.agent);
       expect(parts).toEqual(whole);
     }
   });
 
   it('fires the same sends when drained in small steps, as the send loop does, as all at once', () => {
-    const rng = new Rng('steps');
-    const steps = new PeriodicSchedule(ramp, 'w', 334, { workerIndex: 1, workerCount: 3 }, { fromMs: 0, untilMs: ramp.durationMs, jitterMs: 0, rng });
-    const fired: Array<{ agent: number; atMs: number }> = [];
+    const steps = new FleetSchedule(ramp, 'w', 334, { first: 1, stride: 3 }, { arrival: 'periodic', fromMs: 0, untilMs: ramp.durationMs, jitterMs: 0 });
+    const fired: Array<{ agent: number; atMs: number; k: number }> = [];
     let previous = -Infinity;
     for (let now = 0; steps.nextDueMs() !== Infinity; now += 0.7) {
-      steps.fireDue(now + 0.5, (s, atMs) => {
+      steps.fireDue(now + 0.5, (s, atMs, k) => {
         expect(atMs).toBeGreaterThanOrEqual(previous); // in time order
         expect(atMs).toBeLessThanOrEqual(now + 0.5); // never beyond the horizon asked for
         previous = atMs;
-        fired.push({ agent: 1 + 3 * s, atMs });
+        fired.push({ agent: 1 + 3 * s, atMs, k });
       });
     }
     fired.sort((a, b) => a.atMs - b.atMs || a.agent - b.agent);
-    expect(fired).toEqual(planPeriodic(ramp, 'w', 1000, 0, ramp.durationMs, { workerIndex: 1, workerCount: 3 }));
+    expect(fired).toEqual(planFleet(ramp, 'w', 1000, 0, ramp.durationMs, { first: 1, stride: 3 }));
   });
 
   it('stops at untilMs, and starts an agent at its first cycle at or after fromMs', () => {
     const p = steadyProfile(1, 1e-3, 10_000); // period 1 s
     const u = phaseOf('f', 0);
-    const times = planPeriodic(p, 'f', 1, 2500, 6000).map((f) => f.atMs);
+    const times = planFleet(p, 'f', 1, 2500, 6000).map((f) => f.atMs);
     const expected = [2, 3, 4, 5, 6].map((k) => (k + u) * 1000).filter((t) => t >= 2500 && t < 6000);
     expect(times).toHaveLength(expected.length);
     times.forEach((t, i) => expect(t).toBeCloseTo(expected[i], 6));
@@ -149,8 +144,8 @@ describe('the schedule the engine runs (PeriodicSchedule)', () => {
 
   it('jitters each fire within ±jitter of the grid, never moving the grid itself', () => {
     const p = steadyProfile(500, 1e-3, 20_000);
-    const grid = planPeriodic(p, 'j', 500, 0, 20_000);
-    const moved = planPeriodic(p, 'j', 500, 0, 20_000, undefined, { jitterMs: 50, rng: new Rng('jit') });
+    const grid = planFleet(p, 'j', 500, 0, 20_000);
+    const moved = planFleet(p, 'j', 500, 0, 20_000, undefined, { jitterMs: 50 });
     // The same fires (one per agent and cycle), each within 50 ms of its grid time.
     const key = (f: { agent: number; atMs: number }): string => `${f.agent}`;
     const byAgent = (fs: typeof grid): Map<string, number[]> => {
@@ -174,31 +169,27 @@ describe('the schedule the engine runs (PeriodicSchedule)', () => {
 });
 
 describe('jitter', () => {
-  it('moves single fires within ±jitter without moving the grid', () => {
-    const rng = new Rng('j');
-    const moved = range(1000).map((k) => jittered(10_000 + k * 1000, 200, rng) - (10_000 + k * 1000));
-    expect(Math.max(...moved)).toBeLessThanOrEqual(200);
-    expect(Math.min(...moved)).toBeGreaterThanOrEqual(-200);
-    const mean = moved.reduce((a, b) => a + b, 0) / moved.length;
+  it('moves single fires within ±jitter, symmetrically, without moving the grid', () => {
+    const p = steadyProfile(1000, 1e-3, 1_000_000); // period 1 s
+    const grid = planFleet(p, 'j', 1000, 10_000, 11_000);
+    const moved = planFleet(p, 'j', 1000, 0, 20_000, undefined, { jitterMs: 200 });
+    const at = new Map(moved.map((f) => [`${f.agent}:${f.k}`, f.atMs]));
+    const offsets = grid.map((f) => at.get(`${f.agent}:${f.k}`)! - f.atMs);
+    expect(offsets).toHaveLength(1000);
+    expect(Math.max(...offsets)).toBeLessThanOrEqual(200);
+    expect(Math.min(...offsets)).toBeGreaterThanOrEqual(-200);
+    const mean = offsets.reduce((a, b) => a + b, 0) / offsets.length;
     expect(Math.abs(mean)).toBeLessThan(15); // symmetric: 1000 samples, σ_mean ≈ 3.7 ms
-    expect(jittered(5, 200, new Rng('x'))).toBeGreaterThanOrEqual(0);
   });
 });
 
-describe('poisson arrivals', () => {
+describe('poisson arrivals (each agent its own memoryless clock)', () => {
   it('hits the mean rate and has exponential gaps (coefficient of variation ≈ 1)', () => {
     const p = steadyProfile(1000, 1e-3, 100_000); // 1000/s for 100 s
-    const rng = new Rng('poisson');
-    const gaps: number[] = [];
-    let t = 0;
-    for (;;) {
-      const next = nextPoissonMs(p, t, rng);
-      if (next === Infinity) break;
-      gaps.push(next - t);
-      t = next;
-    }
+    const times = planFleet(p, 'poisson', 1000, 0, 100_000, undefined, { arrival: 'poisson' }).map((f) => f.atMs);
     // Expected 100,000 ± 316 (σ = √λT); 3σ bound.
-    expect(Math.abs(gaps.length - 100_000)).toBeLessThan(950);
+    expect(Math.abs(times.length - 100_000)).toBeLessThan(950);
+    const gaps = times.slice(1).map((t, i) => t - times[i]);
     const mean = gaps.reduce((a, b) => a + b, 0) / gaps.length;
     const sd = Math.sqrt(gaps.reduce((a, g) => a + (g - mean) ** 2, 0) / gaps.length);
     expect(sd / mean).toBeGreaterThan(0.97);
@@ -207,23 +198,17 @@ describe('poisson arrivals', () => {
 
   it('follows a ramp: the second half of a 0 → max ramp gets 3× the first', () => {
     const p = buildProfile({ agents: 0, freqPerMs: 1e-3 }, [{ durationMs: 100_000, agents: 2000, freqPerMs: 1e-3 }]);
-    const rng = new Rng('ramp');
-    let first = 0;
-    let second = 0;
-    for (let t = nextPoissonMs(p, 0, rng); t !== Infinity; t = nextPoissonMs(p, t, rng)) {
-      if (t < 50_000) first++;
-      else second++;
-    }
-    // ∫ rate: first half 25,000, second 75,000.
+    const fires = planFleet(p, 'ramp', 2000, 0, 100_000, undefined, { arrival: 'poisson' });
+    const first = fires.filter((f) => f.atMs < 50_000).length;
+    const second = fires.length - first;
+    // ∫ rate: first half 25,000, second 75,000 (less one agent's rate while the count is fractional).
     expect(Math.abs(first - 25_000)).toBeLessThan(500);
     expect(Math.abs(second - 75_000)).toBeLessThan(850);
   });
 
-  it('scales by share: a worker with half the fleet gets half the arrivals', () => {
+  it('splits by share: half the fleet gets half the arrivals', () => {
     const p = steadyProfile(1000, 1e-3, 20_000);
-    const rng = new Rng('share');
-    let n = 0;
-    for (let t = nextPoissonMs(p, 0, rng, 0.5); t !== Infinity; t = nextPoissonMs(p, t, rng, 0.5)) n++;
+    const n = planFleet(p, 'share', 1000, 0, 20_000, { first: 0, stride: 2 }, { arrival: 'poisson' }).length;
     expect(Math.abs(n - 10_000)).toBeLessThan(300);
   });
 });

@@ -6,7 +6,7 @@ import { Rng } from '../../src/core/random.js';
 import { localAgents } from '../../src/swarm/local-agents.js';
 import { SwarmRecorder } from '../../src/swarm/recorder.js';
 import { parseReconnectPolicy } from '../../src/swarm/reconnect.js';
-import { relayFor, TunnelFleet } from '../../src/swarm/transports/ws-tunnels.js';
+import { relayFor, TunnelFleet, type FirstConnects } from '../../src/swarm/transports/ws-tunnels.js';
 import { startTunnelServer, type TestTunnelServer } from '../helpers/tunnel-server.js';
 import { until } from '../stack/proxy-backends.js';
 
@@ -50,7 +50,7 @@ function fleetOf(
   agents: number,
   handshakeTimeoutMs: number,
   onWaveSettled?: () => void,
-  activeAt?: (nowMs: number) => number,
+  firstConnects?: FirstConnects,
   clock?: () => number,
 ): { fleet: TunnelFleet; rec: SwarmRecorder } {
   const t0 = performance.now();
@@ -58,14 +58,14 @@ function fleetOf(
   const rec = new SwarmRecorder(0, 1000);
   const fleet = new TunnelFleet({
     urls,
-    agents: localAgents({ seed: SEED, secret: SECRET, agents, workerIndex: 0, workerCount: 1, identitiesFile: null }, false),
+    agents: localAgents({ seed: SEED, secret: SECRET, agents, share: { first: 0, stride: 1 }, identitiesFile: null }, false),
     localAddresses: [],
     reconnect: parseReconnectPolicy('--reconnect', 'fixed:50ms'),
     connectRatePerSec: 1000,
     commandDelayMs: 10,
     handshakeTimeoutMs,
     onWaveSettled,
-    activeAt,
+    firstConnects,
     recorder: rec,
     rng: new Rng('fleet'),
     now,
@@ -90,7 +90,9 @@ describe('TunnelFleet', () => {
     closers.push(() => server.close());
     let active = 5;
     let settled = 0;
-    const { fleet } = fleetOf([server.url], 12, 15_000, () => settled++, () => active);
+    // Slots beyond the active five are always planned 20 ms ahead, until they become active.
+    const t0 = performance.now();
+    const { fleet } = fleetOf([server.url], 12, 15_000, () => settled++, { atMs: (s: number) => (s < active ? 0 : performance.now() - t0 + 20) });
     fleet.start();
     expect(await until(() => fleet.connected === 5, 5000)).toBe(true);
     // Ten more ticks of the fleet's own timer: nothing beyond the active five opens, nothing settles.

@@ -26,6 +26,8 @@ export const runCommand: CommandModule<object, Record<string, unknown>> = {
     y
       .positional('scenario', { type: 'string', describe: 'a scenario file (scenarios/*.yaml)' })
       .option('out', { type: 'string', describe: 'output folder [default reports/<scenario>-<timestamp>/]', requiresArg: true })
+      .option('shard', { type: 'string', requiresArg: true, describe: "run shard i of n of the fleet (overrides the scenario's shard:), e.g. 0/3; merge the results with rmmscale merge" })
+      .option('start-at', { type: 'string', requiresArg: true, describe: "the first window's t = 0 on the wall clock (ISO 8601 with a zone, or epoch ms), so shards start together" })
       .option('allow-remote', { type: 'boolean', describe: 'allow a scenario target that is not loopback' })
       .option('report', { type: 'boolean', default: true, describe: 'write report.html and summary.md beside result.json (--no-report to skip)' })
       .option('junit', { type: 'string', describe: "write the scenario thresholds' verdicts as JUnit XML to FILE (as rmmscale gate --junit)" })
@@ -46,6 +48,8 @@ export const runCommand: CommandModule<object, Record<string, unknown>> = {
       md: argv.md as string | undefined,
       metricsPort: parseMetricsPort(argv['metrics-port']),
       printScrapeConfig: argv['print-scrape-config'] === true,
+      shard: argv.shard as string | undefined,
+      startAt: argv.startAt as string | undefined,
     });
   },
 };
@@ -63,6 +67,10 @@ export interface RunCliInput {
   metricsPort?: number | null;
   /** Print a Prometheus scrape config for the stack's nodes and the generator once they are up. */
   printScrapeConfig?: boolean;
+  /** `--shard i/n`: overrides the scenario's `shard:`. */
+  shard?: string;
+  /** `--start-at`: ISO time or epoch ms. */
+  startAt?: string;
 }
 
 /** reports/<scenario>-<timestamp>/ unless --out says otherwise. */
@@ -169,7 +177,15 @@ export async function runRunCli(input: RunCliInput): Promise<ExitCode> {
   const { readResultFile } = await import('../../run/result-file.js');
   const { ProgressPrinter } = await import('../progress.js');
   const { formatRunEvent, printWorkerErrors } = await import('../run-events.js');
-  const scenario = loadScenario(input.scenario);
+  const { parseShard, parseStartAt } = await import('../../swarm/shard.js');
+  let scenario = loadScenario(input.scenario);
+  if (input.shard !== undefined) {
+    const shard = parseShard('--shard', input.shard);
+    if (shard.count > 1 && !scenario.stack.target) throw new InvalidArgumentError('--shard', input.shard, 'a scenario with stack.target (the shards drive one shared stack)');
+    if (shard.count > 1 && scenario.ceiling) throw new InvalidArgumentError('--shard', input.shard, 'a staged scenario (a ceiling search across shards needs a coordinator)');
+    scenario = { ...scenario, shard };
+  }
+  const startAtEpochMs = input.startAt === undefined ? null : parseStartAt('--start-at', input.startAt);
   checkScenarioThresholds(scenario.thresholds, input.scenario, { junit: input.junit, md: input.md });
   // Loopback only, unless the user says otherwise: checked before anything starts.
   // (a ws fleet may name several relays, comma-separated: each is checked)
@@ -202,6 +218,7 @@ export async function runRunCli(input: RunCliInput): Promise<ExitCode> {
       scenario,
       outDir,
       allowRemote: input.allowRemote === true,
+      startAtEpochMs,
       signal: controller.signal,
       // A worker's error is written beside the progress line, as the swarm always wrote it;
       // every other event ends the progress line first.

@@ -49,6 +49,8 @@ export const SWARM_FLAGS: Record<string, FlagSpec> = {
   hlog: { key: 'hlog', type: 'string', describe: 'write the HdrHistogram interval log to FILE' },
   protocol: { key: 'protocol', type: 'string', describe: "a protocol file: what each agent sends (docs/protocols.md) [default: rmmscale's own agent API]" },
   var: { key: 'var', type: 'string', array: true, describe: "a protocol variable NAME=VALUE, repeatable (e.g. --var enroll_secret=…)" },
+  shard: { key: 'shard', type: 'string', describe: 'run shard i of n of the fleet and its schedule, e.g. 0/3 (merge the results with rmmscale merge)' },
+  'start-at': { key: 'startAt', type: 'string', describe: 'start t = 0 at this wall-clock time (ISO 8601 with a zone, or epoch ms), so shards start together' },
   'allow-remote': { key: 'allowRemote', type: 'boolean', describe: 'allow a target outside loopback (never in tests)' },
 };
 

@@ -64,11 +64,12 @@ export interface TunnelFleetOptions {
    */
   onWaveSettled?: () => void;
   /**
-   * How many of this fleet's agents (local slots 0…n−1) are active at a time (ms from t = 0): a
-   * slot's first connect waits until it is, so a ramp opens its tunnels along the ramp instead of
-   * in one storm at t = 0. Default: all of them, from the start.
+   * When each local slot first connects (ms from t = 0; slots asked in order): connect-plan.ts,
+   * the same intended time whatever the split of the fleet, so a ramp opens its tunnels along the
+   * ramp instead of in one storm at t = 0. Default: every slot from the start, paced at
+   * connectRatePerSec.
    */
-  activeAt?: (nowMs: number) => number;
+  firstConnects?: FirstConnects;
   tls?: { ca?: Buffer; insecure: boolean };
   recorder: SwarmRecorder;
   rng: Rng;
@@ -82,6 +83,11 @@ const enum State {
   Waiting = 3,
   /** Its handshake took too long; terminated, its close is on the way. */
   TimedOut = 4,
+}
+
+/** The intended first connect of each local slot, asked in non-decreasing slot order. */
+export interface FirstConnects {
+  atMs(slot: number): number;
 }
 
 const TICK_MS = 10;
@@ -145,6 +151,7 @@ export class TunnelFleet {
   private handshakeHead = 0;
   private readonly handshakeTimeoutMs: number;
   private nextInitial = 0;
+  private readonly firstConnects: FirstConnects;
   private timer: NodeJS.Timeout | null = null;
   private timerDueMs = Infinity;
   private lastTickMs = 0;
@@ -165,6 +172,8 @@ export class TunnelFleet {
   constructor(o: TunnelFleetOptions) {
     this.o = o;
     this.frameOp = o.codec?.frameOp ?? 'ws-rtt';
+    const gapMs = 1000 / Math.max(1e-9, o.connectRatePerSec);
+    this.firstConnects = o.firstConnects ?? { atMs: (slot) => slot * gapMs };
     this.handshakeTimeoutMs = o.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
     const n = o.agents.count;
     this.sockets = new Array<AgentSocket | null>(n).fill(null);
@@ -228,7 +237,7 @@ export class TunnelFleet {
   private arm(): void {
     if (this.closed) return;
     let dueMs = Infinity;
-    if (this.nextInitial < this.o.agents.count) dueMs = this.o.now() + TICK_MS;
+    if (this.nextInitial < this.o.agents.count) dueMs = this.firstConnects.atMs(this.nextInitial);
     if (this.reconnects.size > 0) dueMs = Math.min(dueMs, this.reconnectAt[this.reconnects.peek()]);
     if (this.handshakeHead < this.handshakeSlots.length) dueMs = Math.min(dueMs, this.handshakeStarts[this.handshakeHead] + this.handshakeTimeoutMs);
     if (this.probeHeap.size > 0) dueMs = Math.min(dueMs, this.probeAt[this.probeHeap.peek()]);
@@ -255,8 +264,10 @@ export class TunnelFleet {
       this.connectBudget--;
       this.open(this.reconnects.pop());
     }
-    const active = this.o.activeAt ? Math.min(this.o.agents.count, this.o.activeAt(now)) : this.o.agents.count;
-    while (this.nextInitial < active && this.connectBudget >= 1) {
+    // First connects at their planned times; they draw on the budget too (it may go below zero),
+    // so reconnects wait while the opening wave uses the rate.
+    const count = this.o.agents.count;
+    while (this.nextInitial < count && this.firstConnects.atMs(this.nextInitial) <= now) {
       this.connectBudget--;
       this.open(this.nextInitial++);
     }
