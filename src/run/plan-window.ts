@@ -45,6 +45,8 @@ export interface WindowTargets {
   shard?: Shard;
   /** This window's t = 0 on the wall clock (shards start together); absent: when ready. */
   startAtEpochMs?: number | null;
+  /** Where the agents' enrolment is kept from one window to the next (a protocol with `enroll`); absent: none. */
+  enrolledStateDir?: string | null;
 }
 
 /**
@@ -91,6 +93,7 @@ export function planWindow(sc: Scenario, t: WindowTargets, w: WindowSpec): Swarm
     allowRemote: t.allowRemote,
     protocol: sc.agent ?? null,
     shard: t.shard ?? NO_SHARD,
+    enrolledStateDir: t.enrolledStateDir ?? null,
     startAtEpochMs: t.startAtEpochMs ?? null,
   });
 }

@@ -53,6 +53,8 @@ export interface RunContext {
   swarmDisconnect: ((fraction: number) => Promise<number>) | null;
   /** Each HTTP window's acknowledged writes, for the ledger (run/ledger.ts). */
   acked: SwarmLedger[];
+  /** Where the agents' enrolment is kept between windows (a protocol with `enroll:`), or null; removed at the end. */
+  enrolledStateDir: string | null;
   /** End the run now as failed (a node died that no fault named): the run is incomplete. */
   fail: (message: string) => void;
 }

@@ -1,4 +1,5 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { SearchResult } from '../analysis/ceiling-search.js';
 import { writeFileAtomic } from '../core/atomic-write.js';
@@ -101,6 +102,7 @@ export async function runScenario(o: RunOptions): Promise<RunOutput> {
     tunnelLog: new TunnelLog(),
     swarmDisconnect: null,
     acked: [],
+    enrolledStateDir: enrolledStateDir(sc),
     fail: (message) => {
       if (end.error !== null || abort.signal.aborted) return;
       end.error = message;
@@ -129,9 +131,22 @@ export async function runScenario(o: RunOptions): Promise<RunOutput> {
   await ctx.background?.stop().catch(() => undefined);
   const ledger = await readLedger(ctx);
   await stopAll(ctx);
+  if (ctx.enrolledStateDir) rmSync(ctx.enrolledStateDir, { recursive: true, force: true });
   const result = await buildResult(ctx, startedAt, end, search, ledger);
   writeFileAtomic(resultFile, JSON.stringify(result, null, 2) + '\n');
   return { result, resultFile };
+}
+
+/**
+ * A protocol whose agents enrol (`agent:` with `enroll:`) enrols each agent once per run: each
+ * window's workers leave their agents' enrolment (a node_key, a token) in a private temporary
+ * folder for the next window's (src/swarm/protocol/enrolled-state.ts). The folder holds
+ * credentials, so it is the user's alone (mkdtemp: 0700), never in the output, and removed
+ * when the run ends.
+ */
+function enrolledStateDir(sc: Scenario): string | null {
+  if (!sc.agent?.doc.enroll?.length || sc.fleet.transport !== 'http') return null;
+  return mkdtempSync(join(tmpdir(), 'rmmscale-enrolled-'));
 }
 
 /**

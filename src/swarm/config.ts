@@ -145,6 +145,12 @@ export interface SwarmConfig {
   protocol: ProtocolSpec | null;
   /** The slice of the fleet this process runs ({0, 1}: all of it). `agents` is still the whole fleet's. */
   shard: Shard;
+  /**
+   * A protocol with enrolment: the folder where workers keep their agents' enrolment between swarms
+   * (protocol/enrolled-state.ts). `rmmscale run` gives one per run, so agents enrol once per run,
+   * not once per window; null (`rmmscale swarm`): every swarm enrols its agents.
+   */
+  enrolledStateDir: string | null;
   /** t = 0 at this wall-clock instant (epoch ms); null: as soon as the workers are ready. */
   startAtEpochMs: number | null;
 }
@@ -349,6 +355,7 @@ export function resolveSwarmConfig(input: SwarmInput): SwarmConfig {
     allowRemote,
     protocol,
     shard,
+    enrolledStateDir: null,
     startAtEpochMs,
   });
 }
@@ -422,6 +429,7 @@ export function buildSwarmConfig(st: SwarmSettings): SwarmConfig {
     allowRemote: st.allowRemote,
     protocol: st.protocol,
     shard: st.shard,
+    enrolledStateDir: st.enrolledStateDir,
     startAtEpochMs: st.startAtEpochMs,
   };
 }

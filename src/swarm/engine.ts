@@ -91,6 +91,8 @@ export class SwarmEngine {
   /** A template protocol (config.protocol): its driver replaces the fixed HTTP path. */
   private protocol: ProtocolDriver | null = null;
   private protocolHttp: ProtocolHttp | null = null;
+  /** Save the protocol's enrolled agents for the run's next swarm (enrolled-state.ts); null: none kept. */
+  private saveEnrolled: ((savedAtMs: number) => void) | null = null;
   private loopTimer: NodeJS.Timeout | null = null;
   private intervalTimer: NodeJS.Timeout | null = null;
   private intervalIndex = 0;
@@ -186,9 +188,11 @@ export class SwarmEngine {
       recorder: this.rec,
       rng: this.rng,
       now: this.now,
+      enrolledState: cfg.enrolledStateDir ? { dir: cfg.enrolledStateDir, share: this.plan.share } : null,
     });
     this.protocol = started.driver;
     this.protocolHttp = started.http;
+    this.saveEnrolled = started.save;
     started.http.warm();
   }
 
@@ -444,6 +448,11 @@ export class SwarmEngine {
     await this.protocolHttp?.close();
     await this.tunnels?.close();
     this.eld?.disable();
+    try {
+      this.saveEnrolled?.(this.startAtEpochMs); // for the run's next swarm; failing to is an error, not silence
+    } catch (err) {
+      this.emit({ type: 'error', worker: this.plan.workerIndex, message: `could not keep the agents' enrolment: ${(err as Error).message}`, code: 'ERR_ENROLLED_STATE' });
+    }
     if (this.http) this.emit({ type: 'ledger', worker: this.plan.workerIndex, ledger: this.ledger.toWire() });
     this.emit({ type: 'done', worker: this.plan.workerIndex });
     this.resolveFinished();

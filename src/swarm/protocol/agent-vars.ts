@@ -29,14 +29,39 @@ export class AgentVarStore {
 
   set(slot: number, varIndex: number, value: string): void {
     const n = Buffer.byteLength(value);
-    if (this.used + n > this.bytes.length) {
-      let size = this.bytes.length * 2;
-      while (this.used + n > size) size *= 2;
-      const next = Buffer.allocUnsafe(size);
-      this.bytes.copy(next, 0, 0, this.used);
-      this.bytes = next;
-    }
+    this.reserve(n);
     this.bytes.write(value, this.used, 'utf8');
+    this.commit(slot, varIndex, n);
+  }
+
+  /** A value as UTF-8 bytes (src[from, to)), copied without decoding (a saved enrolment, enrolled-state.ts). */
+  setBytes(slot: number, varIndex: number, src: Buffer, from: number, to: number): void {
+    this.reserve(to - from);
+    src.copy(this.bytes, this.used, from, to);
+    this.commit(slot, varIndex, to - from);
+  }
+
+  /** The value's length in bytes. */
+  byteLength(slot: number, varIndex: number): number {
+    return this.length[slot * this.names.length + varIndex];
+  }
+
+  /** Copy the value's bytes into `target` at `at`; returns the bytes copied. */
+  copyTo(slot: number, varIndex: number, target: Buffer, at: number): number {
+    const k = slot * this.names.length + varIndex;
+    return this.bytes.copy(target, at, this.start[k], this.start[k] + this.length[k]);
+  }
+
+  private reserve(n: number): void {
+    if (this.used + n <= this.bytes.length) return;
+    let size = this.bytes.length * 2;
+    while (this.used + n > size) size *= 2;
+    const next = Buffer.allocUnsafe(size);
+    this.bytes.copy(next, 0, 0, this.used);
+    this.bytes = next;
+  }
+
+  private commit(slot: number, varIndex: number, n: number): void {
     const k = slot * this.names.length + varIndex;
     this.start[k] = this.used;
     this.length[k] = n;

@@ -73,6 +73,19 @@ export class ProtocolDriver {
     this.st.rng = o.rng;
   }
 
+  /** Whether local slot `slot` has enrolled (in this swarm, or restored from an earlier one). */
+  isEnrolled(slot: number): boolean {
+    return (this.flags[slot] & Flag.Enrolled) !== 0;
+  }
+
+  /**
+   * Mark `slot` enrolled with the variables already put in `vars` (an earlier window's enrolment,
+   * enrolled-state.ts): its next fire runs a flow, not the enrolment. Not counted in `enrolled`.
+   */
+  restoreEnrolled(slot: number): void {
+    this.flags[slot] |= Flag.Enrolled;
+  }
+
   /** One scheduled fire for local slot `slot`, intended at `intendedMs`. The caller counted it as scheduled. */
   fire(slot: number, intendedMs: number, onDone?: () => void): void {
     const rec = this.o.recorder;

@@ -5,7 +5,9 @@ import { InvalidArgumentError } from '../../core/errors.js';
 import type { Rng } from '../../core/random.js';
 import type { LocalAgents } from '../local-agents.js';
 import type { SwarmRecorder } from '../recorder.js';
+import type { FleetShare } from '../schedule.js';
 import { compileProtocol } from './compile-protocol.js';
+import { loadEnrolled, saveEnrolled } from './enrolled-state.js';
 import { ProtocolDriver, type Signer } from './protocol-driver.js';
 import { ProtocolHttp, type ClientCredentials, type ProtocolHttpOptions } from './protocol-http.js';
 import { RenderState } from './template.js';
@@ -26,6 +28,17 @@ export interface StartDriverOptions {
   recorder: SwarmRecorder;
   rng: Rng;
   now: () => number;
+  /** Keep enrolment across swarms in this folder (enrolled-state.ts), for the agents of `share`; null: none kept. */
+  enrolledState: { dir: string; share: FleetShare } | null;
+}
+
+export interface StartedDriver {
+  driver: ProtocolDriver;
+  http: ProtocolHttp;
+  /** Agents whose enrolment an earlier swarm left (they do not enrol again). */
+  restored: number;
+  /** Save the enrolled agents for the next swarm (at the end); null when nothing is kept. */
+  save: ((savedAtMs: number) => void) | null;
 }
 
 /** The default export of a signing module, checked. */
@@ -35,7 +48,7 @@ export async function loadSigner(file: string): Promise<Signer> {
   return mod.default as Signer;
 }
 
-export async function startProtocolDriver(o: StartDriverOptions): Promise<{ driver: ProtocolDriver; http: ProtocolHttp }> {
+export async function startProtocolDriver(o: StartDriverOptions): Promise<StartedDriver> {
   const protocol = compileProtocol(o.spec);
   const signer = protocol.signModule ? await loadSigner(protocol.signModule) : null;
   let credentials: ((slot: number) => ClientCredentials) | null = null;
@@ -63,5 +76,8 @@ export async function startProtocolDriver(o: StartDriverOptions): Promise<{ driv
     maxInflight: o.http.maxInflight,
     signer,
   });
-  return { driver, http };
+  const kept = o.enrolledState && protocol.enroll.length > 0 ? { dir: o.enrolledState.dir, share: { ...o.enrolledState.share, count: o.agents.count } } : null;
+  if (!kept) return { driver, http, restored: 0, save: null };
+  const restored = loadEnrolled(kept.dir, kept.share, driver);
+  return { driver, http, restored, save: (savedAtMs) => void saveEnrolled(kept.dir, kept.share, driver, savedAtMs) };
 }
