@@ -27,6 +27,12 @@ export interface OsqueryServer {
   queriesOut: number;
   queriesAnswered: number;
   logRecords: number;
+  /** Set by a test (a window's label): every key issued and used is recorded under the phase current then. */
+  phase: string;
+  /** node_key → the phase it was issued in. */
+  issuedIn: Map<string, string>;
+  /** phase → every node_key presented in it. */
+  usedIn: Map<string, Set<string>>;
   close(): Promise<void>;
 }
 
@@ -34,7 +40,19 @@ export async function startOsqueryServer(enrollSecret: string, opts: { queryEver
   const sockets = new Set<Socket>();
   const outstanding = new Map<string, Set<string>>();
   let reads = 0;
-  const s: Omit<OsqueryServer, 'url' | 'close'> = { enrolls: 0, issued: new Map(), used: new Set(), invalid: 0, counts: new Map(), queriesOut: 0, queriesAnswered: 0, logRecords: 0 };
+  const s: Omit<OsqueryServer, 'url' | 'close'> = {
+    enrolls: 0,
+    issued: new Map(),
+    used: new Set(),
+    invalid: 0,
+    counts: new Map(),
+    queriesOut: 0,
+    queriesAnswered: 0,
+    logRecords: 0,
+    phase: '',
+    issuedIn: new Map(),
+    usedIn: new Map(),
+  };
   const reply = (res: ServerResponse, status: number, doc: unknown): void => {
     res.writeHead(status, { 'content-type': 'application/json' });
     res.end(JSON.stringify(doc));
@@ -49,10 +67,13 @@ export async function startOsqueryServer(enrollSecret: string, opts: { queryEver
       const key = randomUUID();
       s.enrolls++;
       s.issued.set(key, body.host_identifier);
+      s.issuedIn.set(key, s.phase);
       return reply(res, 200, { node_key: key, node_invalid: false });
     }
     const key = String(body.node_key);
     s.used.add(key);
+    if (!s.usedIn.has(s.phase)) s.usedIn.set(s.phase, new Set());
+    s.usedIn.get(s.phase)!.add(key);
     if (!s.issued.has(key)) {
       s.invalid++;
       return reply(res, 200, { node_invalid: true });
