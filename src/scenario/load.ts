@@ -20,18 +20,21 @@ import { parseYamlChecked } from './yaml-checked.js';
 // ---------------------------------------------------------------------------------------------
 // Entry points
 
-/** Read, validate and resolve a scenario file; throws ValidationError listing every problem. */
-export function loadScenario(file: string): Scenario {
+/**
+ * Read, validate and resolve a scenario file; throws ValidationError listing every problem.
+ * `agentVars` (`rmmscale run --var`) override the scenario's own.
+ */
+export function loadScenario(file: string, agentVars: ReadonlyMap<string, string> = new Map()): Scenario {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
     throw new InvalidArgumentError('SCENARIO', file, `a readable scenario file (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`);
   }
-  return parseScenario(text, file);
+  return parseScenario(text, file, agentVars);
 }
 
 /** Validate and resolve scenario text; `file` names it in messages and anchors relative paths. */
-export function parseScenario(text: string, file: string): Scenario {
-  return parseYamlChecked(text, file, 'scenario', (data, p) => resolveScenario(data, p, file));
+export function parseScenario(text: string, file: string, agentVars: ReadonlyMap<string, string> = new Map()): Scenario {
+  return parseYamlChecked(text, file, 'scenario', (data, p) => resolveScenario(data, p, file, agentVars));
 }

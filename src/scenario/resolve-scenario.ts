@@ -60,7 +60,8 @@ function positiveDurationMs(p: Problems, at: Segment[], value: unknown, fallback
 }
 
 /** The resolved scenario; problems go to `p` (the caller throws when there are any). */
-export function resolveScenario(data: unknown, p: Problems, file: string): Scenario {
+/** `agentVars`: `rmmscale run --var` values, over the scenario's own `agentVars`. */
+export function resolveScenario(data: unknown, p: Problems, file: string, agentVars: ReadonlyMap<string, string> = new Map()): Scenario {
   const raw = map(data);
   const baseDir = dirname(resolve(file));
   const { stack, topology } = resolveStack(map(raw.stack), p, baseDir);
@@ -124,7 +125,7 @@ export function resolveScenario(data: unknown, p: Problems, file: string): Scena
     thresholds: Array.isArray(raw.thresholds) ? raw.thresholds.filter((t): t is string => typeof t === 'string') : [],
     timeLimitMs,
     plan: raw.plan === undefined ? null : resolvePlan(map(raw.plan), p),
-    agent: resolveAgent(raw.agent, raw.agentVars, p, baseDir, fleet.transport),
+    agent: resolveAgent(raw.agent, raw.agentVars, p, baseDir, fleet.transport, agentVars),
     definition: withoutSecret(data),
   };
 }

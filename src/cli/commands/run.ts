@@ -28,6 +28,7 @@ export const runCommand: CommandModule<object, Record<string, unknown>> = {
       .option('out', { type: 'string', describe: 'output folder [default reports/<scenario>-<timestamp>/]', requiresArg: true })
       .option('shard', { type: 'string', requiresArg: true, describe: "run shard i of n of the fleet (overrides the scenario's shard:), e.g. 0/3; merge the results with rmmscale merge" })
       .option('start-at', { type: 'string', requiresArg: true, describe: "the first window's t = 0 on the wall clock (ISO 8601 with a zone, or epoch ms), so shards start together" })
+      .option('var', { type: 'string', array: true, requiresArg: true, describe: "a protocol variable NAME=VALUE, repeatable; overrides the scenario's agentVars (e.g. --var enroll_secret=…)" })
       .option('allow-remote', { type: 'boolean', describe: 'allow a scenario target that is not loopback' })
       .option('report', { type: 'boolean', default: true, describe: 'write report.html and summary.md beside result.json (--no-report to skip)' })
       .option('junit', { type: 'string', describe: "write the scenario thresholds' verdicts as JUnit XML to FILE (as rmmscale gate --junit)" })
@@ -50,6 +51,7 @@ export const runCommand: CommandModule<object, Record<string, unknown>> = {
       printScrapeConfig: argv['print-scrape-config'] === true,
       shard: argv.shard as string | undefined,
       startAt: argv.startAt as string | undefined,
+      var: Array.isArray(argv.var) ? argv.var.map(String) : undefined,
     });
   },
 };
@@ -71,6 +73,8 @@ export interface RunCliInput {
   shard?: string;
   /** `--start-at`: ISO time or epoch ms. */
   startAt?: string;
+  /** `--var NAME=VALUE` each: the scenario protocol's variables, over its `agentVars`. */
+  var?: string[];
 }
 
 /** reports/<scenario>-<timestamp>/ unless --out says otherwise. */
@@ -178,7 +182,12 @@ export async function runRunCli(input: RunCliInput): Promise<ExitCode> {
   const { ProgressPrinter } = await import('../progress.js');
   const { formatRunEvent, printWorkerErrors } = await import('../run-events.js');
   const { parseShard, parseStartAt } = await import('../../swarm/shard.js');
-  let scenario = loadScenario(input.scenario);
+  const { parseVarArgs } = await import('../../swarm/protocol/load-protocol.js');
+  const vars = parseVarArgs(input.var ?? []);
+  let scenario = loadScenario(input.scenario, vars);
+  if (vars.size > 0 && !scenario.agent) {
+    throw new InvalidArgumentError('--var', input.var![0], `a scenario with agent: (a protocol whose variables it sets); ${input.scenario} has none`);
+  }
   if (input.shard !== undefined) {
     const shard = parseShard('--shard', input.shard);
     if (shard.count > 1 && !scenario.stack.target) throw new InvalidArgumentError('--shard', input.shard, 'a scenario with stack.target (the shards drive one shared stack)');
