@@ -1,8 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { hostFacts, openFileLimit } from '../core/host.js';
 import { mergeLedgers, type SwarmLedger } from './ack-ledger.js';
 import { buildSwarmResult } from './build-result.js';
 import { describeWorkload, type SwarmConfig } from './config.js';
-import { readCa } from './engine.js';
 import { IntervalMerger, type ProgressSnapshot } from './interval-merge.js';
 import type { LiveMetrics } from './live-metrics.js';
 import { probeTarget } from './probe-target.js';
@@ -106,4 +106,9 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
 
   const result = buildSwarmResult({ cfg, sizing, host, startedAt, intervalMs, merged, workers: pool.workers, interrupted: pool.interrupted });
   return { result, hlog: merged.hlog ? merged.hlog.toString() : '', ledger: mergeLedgers(pool.ledgers, sizing.workers) };
+}
+
+/** Read a CA file for TLS targets once, in the coordinator, and ship the PEM to workers. */
+function readCa(file: string | null): string | null {
+  return file ? readFileSync(file, 'utf8') : null;
 }

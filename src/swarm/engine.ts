@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { createHistogram, monitorEventLoopDelay, performance, type IntervalHistogram, type RecordableHistogram } from 'node:perf_hooks';
 import type { CommandResult, MessageKind, PendingCommand } from '../core/protocol.js';
 import { Rng } from '../core/random.js';
@@ -19,7 +18,7 @@ import type { TunnelEvent } from './tunnel-log.js';
 import { TunnelFleet, type TunnelCodec } from './transports/ws-tunnels.js';
 import { AckLedger, seqBaseFor } from './ack-ledger.js';
 import type { WriteSend } from './transports/http.js';
-import type { ProtocolDriver } from './protocol/protocol-driver.js';
+import type { ProtocolDriver, RestoredEnrolment } from './protocol/protocol-driver.js';
 import type { ProtocolHttp } from './protocol/protocol-http.js';
 
 /**
@@ -91,8 +90,9 @@ export class SwarmEngine {
   /** A template protocol (config.protocol): its driver replaces the fixed HTTP path. */
   private protocol: ProtocolDriver | null = null;
   private protocolHttp: ProtocolHttp | null = null;
-  /** Save the protocol's enrolled agents for the run's next swarm (enrolled-state.ts); null: none kept. */
-  private saveEnrolled: ((savedAtMs: number) => void) | null = null;
+  /** The run's earlier enrolment of this worker's agents (loaded in prepare), and how to save it for the next swarm. */
+  private restored: RestoredEnrolment | null = null;
+  private saveEnrolled: ((savedAtMs: number) => string | null) | null = null;
   private loopTimer: NodeJS.Timeout | null = null;
   private intervalTimer: NodeJS.Timeout | null = null;
   private intervalIndex = 0;
@@ -122,6 +122,12 @@ export class SwarmEngine {
     this.mixWeights = SCHEDULED_KINDS.map((k) => cfg.mix[k]);
     this.rec = new SwarmRecorder(this.now(), cfg.lateThresholdMs);
     this.finished = new Promise((r) => (this.resolveFinished = r));
+  }
+
+  /** Before `ready`: load what must not cost time after the shared start (a protocol's earlier enrolment). */
+  async prepare(): Promise<void> {
+    const { mode, protocol, enrolledStateDir: dir } = this.plan.config;
+    if (mode === 'http' && protocol && dir) this.restored = (await import('./protocol/start-driver.js')).restoreEnrolment(protocol, dir, this.plan.share, this.agents.count);
   }
 
   /** Milliseconds since the profile's t = 0 (negative before the start). */
@@ -188,8 +194,9 @@ export class SwarmEngine {
       recorder: this.rec,
       rng: this.rng,
       now: this.now,
-      enrolledState: cfg.enrolledStateDir ? { dir: cfg.enrolledStateDir, share: this.plan.share } : null,
+      enrolledState: cfg.enrolledStateDir ? { dir: cfg.enrolledStateDir, share: this.plan.share, restored: this.restored } : null,
     });
+    this.restored = null;
     this.protocol = started.driver;
     this.protocolHttp = started.http;
     this.saveEnrolled = started.save;
@@ -448,11 +455,9 @@ export class SwarmEngine {
     await this.protocolHttp?.close();
     await this.tunnels?.close();
     this.eld?.disable();
-    try {
-      this.saveEnrolled?.(this.startAtEpochMs); // for the run's next swarm; failing to is an error, not silence
-    } catch (err) {
-      this.emit({ type: 'error', worker: this.plan.workerIndex, message: `could not keep the agents' enrolment: ${(err as Error).message}`, code: 'ERR_ENROLLED_STATE' });
-    }
+    // For the run's next swarm; failing to is an error, not silence.
+    const unsaved = this.saveEnrolled?.(this.startAtEpochMs);
+    if (unsaved) this.emit({ type: 'error', worker: this.plan.workerIndex, message: unsaved, code: 'ERR_ENROLLED_STATE' });
     if (this.http) this.emit({ type: 'ledger', worker: this.plan.workerIndex, ledger: this.ledger.toWire() });
     this.emit({ type: 'done', worker: this.plan.workerIndex });
     this.resolveFinished();
@@ -489,9 +494,4 @@ export function weightedIndex(weights: readonly number[], x: number): number {
     if (left < 0) return i;
   }
   return weights.length - 1;
-}
-
-/** Read a CA file for TLS targets once, in the coordinator, and ship the PEM to workers. */
-export function readCa(file: string | null): string | null {
-  return file ? readFileSync(file, 'utf8') : null;
 }

@@ -30,8 +30,8 @@ process.on('message', (m: CoordinatorMessage) => {
   try {
     if (m.type === 'prepare') {
       workerIndex = m.plan.workerIndex;
-      engine = new SwarmEngine(m.plan, send);
-      send({ type: 'ready', worker: workerIndex, agents: engine.agents.count, pid: process.pid });
+      const e = (engine = new SwarmEngine(m.plan, send));
+      e.prepare().then(() => send({ type: 'ready', worker: workerIndex, agents: e.agents.count, pid: process.pid }), fail);
     } else if (m.type === 'go' && engine) {
       const e = engine;
       e.start(m.startAtEpochMs).catch(fail);

@@ -1,4 +1,4 @@
-import { openSync, readdirSync, readFileSync, renameSync, writeSync, closeSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, readSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FleetShare } from '../schedule.js';
 import type { AgentVarStore } from './agent-vars.js';
@@ -89,7 +89,6 @@ export function saveEnrolled(dir: string, share: StateShare, agents: EnrolledAge
 }
 
 interface Saved {
-  savedAtMs: number;
   buf: Buffer;
   /** Where the entries start. */
   at: number;
@@ -98,13 +97,23 @@ interface Saved {
   varOf: number[];
 }
 
-/** A saved file's header, or null when it is not one (or lacks one of the store's variables). */
+/** When a saved file was saved (its header), or null when it is not one. */
+function savedAt(file: string): number | null {
+  const head = Buffer.alloc(MAGIC.length + 8);
+  const fd = openSync(file, 'r');
+  try {
+    if (readSync(fd, head, 0, head.length, 0) < head.length) return null;
+  } finally {
+    closeSync(fd);
+  }
+  return head.subarray(0, MAGIC.length).equals(MAGIC) ? head.readDoubleLE(MAGIC.length) : null;
+}
+
+/** A saved file, or null when it is not one (or lacks one of the store's variables). */
 function readSaved(file: string, vars: AgentVarStore): Saved | null {
   const buf = readFileSync(file);
   if (buf.length < MAGIC.length + 22 || !buf.subarray(0, MAGIC.length).equals(MAGIC)) return null;
-  let at = MAGIC.length;
-  const savedAtMs = buf.readDoubleLE(at);
-  at += 8 + 8;
+  let at = MAGIC.length + 8 + 8; // saved-at, first, stride
   const n = buf.readUInt16LE(at);
   at += 2;
   const varOf: number[] = [];
@@ -115,28 +124,27 @@ function readSaved(file: string, vars: AgentVarStore): Saved | null {
   }
   // Every variable the flows use must come back, or the agent enrols again.
   if (vars.names.some((_, v) => !varOf.includes(v))) return null;
-  const entries = buf.readUInt32LE(at);
-  return { savedAtMs, buf, at: at + 4, entries, varOf };
+  return { buf, at: at + 4, entries: buf.readUInt32LE(at), varOf };
 }
 
 /**
  * Load every saved enrolment of this share's agents from `dir` (oldest save first, so the latest
- * wins). Agents with none stay unenrolled and enrol at their first fire. Returns how many were restored.
+ * wins; one file in memory at a time). Agents with none stay unenrolled and enrol at their first
+ * fire. Returns how many were restored.
  */
 export function loadEnrolled(dir: string, share: StateShare, agents: EnrolledAgents): number {
-  const saved: Saved[] = [];
+  const files: Array<{ file: string; atMs: number }> = [];
   for (const name of readdirSync(dir)) {
     const m = NAME.exec(name);
-    if (!m) continue;
-    const first = Number(m[1]);
-    const stride = Number(m[2]);
-    if ((share.first - first) % gcd(share.stride, stride) !== 0) continue;
-    const s = readSaved(join(dir, name), agents.vars);
-    if (s) saved.push(s);
+    if (!m || (share.first - Number(m[1])) % gcd(share.stride, Number(m[2])) !== 0) continue;
+    const atMs = savedAt(join(dir, name));
+    if (atMs !== null) files.push({ file: join(dir, name), atMs });
   }
-  saved.sort((a, b) => a.savedAtMs - b.savedAtMs);
+  files.sort((a, b) => a.atMs - b.atMs);
   const restored = new Uint8Array(share.count);
-  for (const s of saved) {
+  for (const f of files) {
+    const s = readSaved(f.file, agents.vars);
+    if (!s) continue;
     const { buf, varOf } = s;
     let at = s.at;
     for (let e = 0; e < s.entries; e++) {

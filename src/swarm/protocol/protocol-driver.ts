@@ -45,6 +45,22 @@ export interface ProtocolDriverOptions {
   epochMs: () => number;
   maxInflight: number;
   signer: Signer | null;
+  /** An earlier swarm's enrolment of these agents (enrolled-state.ts), loaded before the start: adopted as is. */
+  restored?: RestoredEnrolment | null;
+}
+
+/** Enrolment variables and flags loaded for a worker's agents before its driver exists. */
+export interface RestoredEnrolment {
+  vars: AgentVarStore;
+  /** 1 for each local slot that enrolled before. */
+  enrolled: Uint8Array;
+  /** How many slots that is. */
+  count: number;
+}
+
+/** A store sized for `count` agents' enrolment variables (about 48 bytes a value to start, at most 64 MB). */
+export function newVarStore(count: number, names: readonly string[]): AgentVarStore {
+  return new AgentVarStore(count, names, Math.min(64 * 1024 * 1024, Math.max(4096, count * 48 * names.length)));
 }
 
 const enum Flag {
@@ -66,8 +82,9 @@ export class ProtocolDriver {
 
   constructor(private readonly o: ProtocolDriverOptions) {
     const n = o.agents.count;
-    this.vars = new AgentVarStore(n, o.protocol.agentVars, Math.min(64 * 1024 * 1024, Math.max(4096, n * 48 * o.protocol.agentVars.length)));
+    this.vars = o.restored?.vars ?? newVarStore(n, o.protocol.agentVars);
     this.flags = new Uint8Array(n);
+    if (o.restored) for (let s = 0; s < n; s++) if (o.restored.enrolled[s]) this.flags[s] |= Flag.Enrolled;
     this.seq = new Uint32Array(n);
     this.st.store = this.vars;
     this.st.rng = o.rng;

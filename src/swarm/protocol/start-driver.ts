@@ -8,7 +8,7 @@ import type { SwarmRecorder } from '../recorder.js';
 import type { FleetShare } from '../schedule.js';
 import { compileProtocol } from './compile-protocol.js';
 import { loadEnrolled, saveEnrolled } from './enrolled-state.js';
-import { ProtocolDriver, type Signer } from './protocol-driver.js';
+import { newVarStore, ProtocolDriver, type RestoredEnrolment, type Signer } from './protocol-driver.js';
 import { ProtocolHttp, type ClientCredentials, type ProtocolHttpOptions } from './protocol-http.js';
 import { RenderState } from './template.js';
 import type { ProtocolSpec } from './types.js';
@@ -28,17 +28,32 @@ export interface StartDriverOptions {
   recorder: SwarmRecorder;
   rng: Rng;
   now: () => number;
-  /** Keep enrolment across swarms in this folder (enrolled-state.ts), for the agents of `share`; null: none kept. */
-  enrolledState: { dir: string; share: FleetShare } | null;
+  /**
+   * Keep enrolment across swarms in this folder (enrolled-state.ts), for the agents of `share`:
+   * `restored` is what restoreEnrolment loaded before the start; null: none kept.
+   */
+  enrolledState: { dir: string; share: FleetShare; restored: RestoredEnrolment | null } | null;
 }
 
 export interface StartedDriver {
   driver: ProtocolDriver;
   http: ProtocolHttp;
-  /** Agents whose enrolment an earlier swarm left (they do not enrol again). */
-  restored: number;
-  /** Save the enrolled agents for the next swarm (at the end); null when nothing is kept. */
-  save: ((savedAtMs: number) => void) | null;
+  /** Save the enrolled agents for the next swarm (at the end): null, or why it could not; null when nothing is kept. */
+  save: ((savedAtMs: number) => string | null) | null;
+}
+
+/**
+ * An earlier swarm's enrolment of `count` agents of `share` (enrolled-state.ts), loaded while the
+ * worker prepares, so that reading it costs nothing after the shared start. Null when the
+ * protocol has no enrolment.
+ */
+export function restoreEnrolment(spec: ProtocolSpec, dir: string, share: FleetShare, count: number): RestoredEnrolment | null {
+  const protocol = compileProtocol(spec);
+  if (protocol.enroll.length === 0) return null;
+  const vars = newVarStore(count, protocol.agentVars);
+  const enrolled = new Uint8Array(count);
+  const n = loadEnrolled(dir, { ...share, count }, { vars, isEnrolled: (s) => enrolled[s] === 1, restoreEnrolled: (s) => void (enrolled[s] = 1) });
+  return { vars, enrolled, count: n };
 }
 
 /** The default export of a signing module, checked. */
@@ -75,9 +90,17 @@ export async function startProtocolDriver(o: StartDriverOptions): Promise<Starte
     epochMs: Date.now,
     maxInflight: o.http.maxInflight,
     signer,
+    restored: o.enrolledState?.restored ?? null,
   });
   const kept = o.enrolledState && protocol.enroll.length > 0 ? { dir: o.enrolledState.dir, share: { ...o.enrolledState.share, count: o.agents.count } } : null;
-  if (!kept) return { driver, http, restored: 0, save: null };
-  const restored = loadEnrolled(kept.dir, kept.share, driver);
-  return { driver, http, restored, save: (savedAtMs) => void saveEnrolled(kept.dir, kept.share, driver, savedAtMs) };
+  if (!kept) return { driver, http, save: null };
+  const save = (savedAtMs: number): string | null => {
+    try {
+      saveEnrolled(kept.dir, kept.share, driver, savedAtMs);
+      return null;
+    } catch (err) {
+      return `could not keep the agents' enrolment for the next window: ${(err as Error).message}`;
+    }
+  };
+  return { driver, http, save };
 }
