@@ -42,12 +42,16 @@ function buildCostNs(which: 'fixed' | 'template', sends: number): number {
   const st = new RenderState();
   st.rng = rng;
   st.store = new AgentVarStore(agents.length, []);
+  // As the driver does (protocol-driver.ts): {{now}} is the start's epoch plus the send's own clock
+  // reading, which the send takes anyway for its lag; the fixed path's lag reading is outside its
+  // body too, so neither loop reads a clock.
+  const epochAtZeroMs = Date.now();
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < sends; i++) {
     st.agent = agents[i % agents.length];
     st.slot = i % agents.length;
     st.seq = i;
-    st.nowMs = Date.now();
+    st.nowMs = epochAtZeroMs + i;
     const path = step.path.render(st);
     const headers = renderHeaders(step, st);
     const body = step.body!.render(st);
