@@ -76,3 +76,38 @@ export function planConnects(profile: LoadProfile, connectRatePerSec: number, ag
   for (let s = 0; share.first + s * share.stride < agents; s++) out.push({ agent: share.first + s * share.stride, atMs: plan.atMs(s) });
   return out;
 }
+
+/**
+ * First connects that keep the connect rate when the fleet starts late. A process ready after its
+ * t = 0 (a shard ready after `--start-at`, 2-core hosts forking many workers) finds every tunnel
+ * whose planned time has passed due at once; opened in one tick they were one storm (measured: 40,000
+ * tunnels in 4 shards started ~2 s late took up to 15 s to open, the handshake timeout; 100,000
+ * left 37% down in exponential backoff). Here local slot k opens at
+ *
+ *   e(k) = max(plan(k), e(k−1) + gapMs),   e(−1) = fromMs − gapMs
+ *
+ * with fromMs when the fleet started and gapMs this process's share of the fleet's rate (a worker
+ * of W in a shard of n: 1000 · W · n / rate). On time it is the plan exactly (the plan already
+ * spaces a worker's slots by ≥ gapMs); late, the backlog opens at the process's rate, the plan's
+ * shape shifted by the lateness, never faster.
+ */
+export class PacedFirstConnects {
+  /** The slot last asked, and e(slot − 1): a slot's own time is asked of the plan each time, until the next is asked. */
+  private slot = 0;
+  private prevMs: number;
+
+  constructor(
+    private readonly plan: { atMs(slot: number): number },
+    fromMs: number,
+    private readonly gapMs: number,
+  ) {
+    this.prevMs = fromMs - gapMs;
+  }
+
+  /** Local slot `slot`'s first connect; slots asked in non-decreasing order. */
+  atMs(slot: number): number {
+    if (slot < this.slot) throw new Error(`PacedFirstConnects: slot ${slot} asked after ${this.slot}`);
+    for (; this.slot < slot; this.slot++) this.prevMs = Math.max(this.plan.atMs(this.slot), this.prevMs + this.gapMs);
+    return Math.max(this.plan.atMs(slot), this.prevMs + this.gapMs);
+  }
+}

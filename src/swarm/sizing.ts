@@ -26,6 +26,8 @@ export function tunnelBudget(fdLimit: number): number {
 export const RATE_PER_WORKER = 8000;
 /** Keep sockets per source address well below the ~15k where binding slows connects. */
 export const SOCKETS_PER_ADDRESS = 4000;
+/** Loopback source addresses used: 127.0.0.2 … 127.0.0.251. */
+const ADDRESSES = 250;
 
 export interface Sizing {
   workers: number;
@@ -58,7 +60,11 @@ export function sizeRun(cfg: SwarmConfig, fdLimit: number): Sizing {
     const h = new URL(t).hostname;
     return isLoopbackHost(h) && !h.includes(':') && h !== '[::1]';
   });
-  const n = cfg.sourceAddresses ?? (loopback4 ? Math.min(250, Math.ceil(totalSockets / SOCKETS_PER_ADDRESS)) : 1);
-  const sourceAddresses = loopback4 && n > 1 ? Array.from({ length: n }, (_, i) => `127.0.0.${i + 2}`) : [];
+  const n = cfg.sourceAddresses ?? (loopback4 ? Math.min(ADDRESSES, Math.ceil(totalSockets / SOCKETS_PER_ADDRESS)) : 1);
+  // Shards on one machine must not pile onto the same addresses: shard i takes the n after shard
+  // i − 1's. Four shards of 100,000 tunnels all on 127.0.0.2–8 held ~14,300 sockets per address,
+  // where binding a source port stalls a worker for seconds (docs/swarm.md, sharding).
+  const from = (cfg.shard.index * n) % ADDRESSES;
+  const sourceAddresses = loopback4 && n > 1 ? Array.from({ length: n }, (_, i) => `127.0.0.${((from + i) % ADDRESSES) + 2}`) : [];
   return { workers, maxInflight, sourceAddresses, peakRatePerSec: peak, fdLimit };
 }

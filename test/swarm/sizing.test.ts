@@ -19,6 +19,18 @@ describe('sizeRun', () => {
     expect(sizeRun(resolveSwarmConfig({ mode: 'ws', target: 'ws://127.0.0.1:9001/t', agents: 17_937, checkinInterval: '1h' }), FD).workers).toBe(2);
   });
 
+  it('gives each shard of a loopback fleet its own source addresses (issue 16: 4 shards of 100,000 all bound 127.0.0.2–8)', () => {
+    const shard = (i: number) => sizeRun(resolveSwarmConfig({ mode: 'ws', target: 'ws://127.0.0.1:9001/t', agents: 100_000, checkinInterval: '1h', shard: `${i}/4` }), FD);
+    const all = [0, 1, 2, 3].map((i) => shard(i).sourceAddresses);
+    expect(all.map((a) => a.length)).toEqual([7, 7, 7, 7]); // 25,000 / 4,000 per address
+    expect(all[0][0]).toBe('127.0.0.2');
+    expect(all[3]).toEqual(['127.0.0.23', '127.0.0.24', '127.0.0.25', '127.0.0.26', '127.0.0.27', '127.0.0.28', '127.0.0.29']);
+    expect(new Set(all.flat()).size).toBe(28); // disjoint: ~3,600 sockets per address, as unsharded
+    // Past 250 addresses they wrap round, still within 127.0.0.2–251.
+    const last = sizeRun(resolveSwarmConfig({ mode: 'ws', target: 'ws://127.0.0.1:9001/t', agents: 100_000, checkinInterval: '1h', shard: '999/1000', sourceAddresses: 3 }), FD).sourceAddresses;
+    expect(last).toEqual(['127.0.0.249', '127.0.0.250', '127.0.0.251']);
+  });
+
   it('leaves keep-alive HTTP workers a fifth of their budget for requests in flight', () => {
     const s = sizeRun(resolveSwarmConfig({ target: 'http://127.0.0.1:8080', agents: 50_000, connection: 'keepalive' }), FD);
     // budget 14,000 (70%); 80% of it held: 50,000 / 11,200 = 4.5

@@ -103,6 +103,25 @@ describe('TunnelFleet', () => {
     expect(await until(() => fleet.connected === 12 && settled === 1, 5000)).toBe(true);
   });
 
+  it('started late, opens the tunnels already due at its connect rate, not in one storm (issue 16: late shards)', async () => {
+    const server = await startTunnelServer(SECRET);
+    closers.push(() => server.close());
+    // Planned 1 ms apart from t = 0 (1,000/s); the fleet starts at 5 s, with all 50 overdue.
+    const clock = manualClock(5000);
+    const { fleet } = fleetOf([server.url], 50, 15_000, undefined, { atMs: (s: number) => s }, clock.now);
+    fleet.start();
+    expect(await until(() => fleet.connected === 1, 5000)).toBe(true);
+    // Several of the fleet's ticks in real time, the clock still at 5 s: one connect, not fifty.
+    await new Promise((r) => setTimeout(r, 100));
+    expect(fleet.connected).toBe(1);
+    clock.set(5010);
+    expect(await until(() => fleet.connected === 11, 5000)).toBe(true);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(fleet.connected).toBe(11);
+    clock.set(5049);
+    expect(await until(() => fleet.connected === 50, 5000)).toBe(true);
+  });
+
   it('abandons a handshake that outlives its timeout, counts it once, and retries on the sibling relay', async () => {
     const hole = await blackHole();
     const good: TestTunnelServer = await startTunnelServer(SECRET);

@@ -7,6 +7,7 @@ import type { LocalAgents } from '../local-agents.js';
 import type { SwarmRecorder } from '../recorder.js';
 import { homeProbeDelayMs, reconnectDelayMs, type ReconnectPolicy, type ReturnHomePolicy } from '../reconnect.js';
 import type { TunnelEventKind } from '../tunnel-log.js';
+import { PacedFirstConnects } from '../connect-plan.js';
 
 /**
  * Persistent agent tunnels (the relay topology): one WebSocket per agent, opened at a paced rate,
@@ -67,7 +68,8 @@ export interface TunnelFleetOptions {
    * When each local slot first connects (ms from t = 0; slots asked in order): connect-plan.ts,
    * the same intended time whatever the split of the fleet, so a ramp opens its tunnels along the
    * ramp instead of in one storm at t = 0. Default: every slot from the start, paced at
-   * connectRatePerSec.
+   * connectRatePerSec. Started late, the slots already due open at connectRatePerSec from the
+   * start, not at once (PacedFirstConnects).
    */
   firstConnects?: FirstConnects;
   tls?: { ca?: Buffer; insecure: boolean };
@@ -151,7 +153,7 @@ export class TunnelFleet {
   private handshakeHead = 0;
   private readonly handshakeTimeoutMs: number;
   private nextInitial = 0;
-  private readonly firstConnects: FirstConnects;
+  private firstConnects: FirstConnects;
   private timer: NodeJS.Timeout | null = null;
   private timerDueMs = Infinity;
   private lastTickMs = 0;
@@ -227,6 +229,8 @@ export class TunnelFleet {
   /** Begin paced connects; one timer drives first connects and due reconnects alike. */
   start(): void {
     this.lastTickMs = this.o.now();
+    // Late (ready after t = 0), what is already due keeps the rate instead of opening in one tick.
+    this.firstConnects = new PacedFirstConnects(this.firstConnects, this.lastTickMs, 1000 / Math.max(1e-9, this.o.connectRatePerSec));
     this.arm();
   }
 
