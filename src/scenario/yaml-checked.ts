@@ -1,8 +1,9 @@
 import type { ErrorObject } from 'ajv';
-import { LineCounter, isMap, isNode, isScalar, isSeq, parseDocument, type Document } from 'yaml';
+import { LineCounter, parseDocument, type Document } from 'yaml';
 import { ValidationError, formatValue } from '../core/errors.js';
 import { editDistance } from '../core/edit-distance.js';
 import { schemaValidator } from '../core/schemas.js';
+import { schemaExpected, schemaSegments, yamlOffsetOf, type SchemaNode } from '../core/schema-words.js';
 import { Problems, formatPath, type Problem, type Segment } from './problems.js';
 
 /**
@@ -41,65 +42,15 @@ export function parseYamlChecked<T>(text: string, file: string, schemaName: 'sce
 
 /** The line of the deepest node on the path that exists (a key's line for map entries). */
 function lineOf(doc: Document, lineAt: (offset: number) => number, at: readonly Segment[]): number {
-  let node: unknown = doc.contents;
-  let offset = isNode(node) && node.range ? node.range[0] : 0;
-  for (const seg of at) {
-    if (isMap(node)) {
-      const pair = node.items.find((p) => String(isScalar(p.key) ? p.key.value : p.key) === String(seg));
-      if (!pair) break;
-      if (isNode(pair.key) && pair.key.range) offset = pair.key.range[0];
-      node = pair.value;
-    } else if (isSeq(node) && typeof seg === 'number') {
-      const item: unknown = node.items[seg];
-      if (!isNode(item)) break;
-      if (item.range) offset = item.range[0];
-      node = item;
-    } else {
-      break;
-    }
-  }
-  return lineAt(offset);
+  return lineAt(yamlOffsetOf(doc, at));
 }
 
 // ---------------------------------------------------------------------------------------------
 // Schema
 
-interface SchemaNode {
-  type?: string | string[];
-  enum?: unknown[];
-  errorMessage?: string;
-  properties?: Record<string, SchemaNode>;
-  $ref?: string;
-}
-
-/** A schema's definitions, which `expectedOf` reads for a `$ref`'s wording. */
-function definitions(name: 'scenario' | 'mapping'): Record<string, SchemaNode> {
-  return (schemaValidator(name).schema as { definitions: Record<string, SchemaNode> }).definitions;
-}
-
-/** `/stages/2/rate` → `['stages', 2, 'rate']`: indexes become numbers where the data is a list. */
-function segments(instancePath: string, data: unknown): Segment[] {
-  const out: Segment[] = [];
-  let cur = data;
-  for (const raw of instancePath.split('/').slice(1)) {
-    const part = raw.replace(/~1/g, '/').replace(/~0/g, '~');
-    const seg: Segment = Array.isArray(cur) && /^\d+$/.test(part) ? Number(part) : part;
-    out.push(seg);
-    cur = cur !== null && typeof cur === 'object' ? (cur as Record<string, unknown>)[part] : undefined;
-  }
-  return out;
-}
-
-const TYPE_WORDS: Record<string, string> = { object: 'a map', array: 'a list', string: 'a string', integer: 'a whole number', number: 'a number', boolean: 'true or false' };
-
-/** What a schema node accepts, in words. */
+/** What a node of schema `name` accepts, in words. */
 function expectedOf(node: SchemaNode | undefined, name: 'scenario' | 'mapping'): string {
-  const defs = definitions(name);
-  const n = node?.$ref && !node.errorMessage ? defs[node.$ref.replace('#/definitions/', '')] : node;
-  if (n?.errorMessage) return n.errorMessage.replace(/^expected /, '');
-  if (n?.enum) return `one of ${n.enum.map(String).join(', ')}`;
-  const types = n?.type === undefined ? [] : Array.isArray(n.type) ? n.type : [n.type];
-  return types.map((t) => TYPE_WORDS[t] ?? t).join(' or ') || 'a value';
+  return schemaExpected(name, node);
 }
 
 /** Near misses for an unknown key: same letters in another case, or at most two edits away. */
@@ -116,7 +67,7 @@ function didYouMean(key: string, allowed: readonly string[]): string | null {
 
 
 function describeSchemaError(e: ErrorObject, data: unknown, name: 'scenario' | 'mapping'): Problem | null {
-  const at = segments(e.instancePath, data);
+  const at = schemaSegments(e.instancePath, data);
   const parent = e.parentSchema as SchemaNode | undefined;
   const p = e.params as Record<string, unknown>;
   if (e.keyword === 'propertyNames') return null; // the key's own error follows

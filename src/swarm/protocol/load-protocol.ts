@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { LineCounter, isMap, isNode, isScalar, isSeq, parseDocument, type Document } from 'yaml';
+import { LineCounter, parseDocument, type Document } from 'yaml';
+import { yamlOffsetOf } from '../../core/schema-words.js';
 import { InvalidArgumentError, ValidationError } from '../../core/errors.js';
 import { compileProtocol, type Segment } from './compile-protocol.js';
 import { protocolSchemaProblems, type SchemaProblem } from './schema-problems.js';
@@ -73,22 +74,7 @@ export function checkProtocol(data: unknown, file: string | null, baseDir: strin
 
 /** The line of the deepest node on the path that exists (a key's line for map entries). */
 export function yamlLineOf(doc: Document, lineCounter: LineCounter, at: readonly Segment[]): number {
-  let node: unknown = doc.contents;
-  let offset = isNode(node) && node.range ? node.range[0] : 0;
-  for (const seg of at) {
-    if (isMap(node)) {
-      const pair = node.items.find((p) => String(isScalar(p.key) ? p.key.value : p.key) === String(seg));
-      if (!pair) break;
-      if (isNode(pair.key) && pair.key.range) offset = pair.key.range[0];
-      node = pair.value;
-    } else if (isSeq(node) && typeof seg === 'number') {
-      const item: unknown = node.items[seg];
-      if (!isNode(item)) break;
-      if (item.range) offset = item.range[0];
-      node = item;
-    } else break;
-  }
-  return Math.max(1, lineCounter.linePos(offset).line);
+  return Math.max(1, lineCounter.linePos(yamlOffsetOf(doc, at)).line);
 }
 
 /** Read, validate and resolve a protocol file; throws ValidationError listing every problem. */

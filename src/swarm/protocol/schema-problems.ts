@@ -2,6 +2,7 @@ import type { ErrorObject } from 'ajv';
 import { editDistance } from '../../core/edit-distance.js';
 import { formatValue } from '../../core/errors.js';
 import { schemaValidator } from '../../core/schemas.js';
+import { schemaExpected, schemaSegments, type SchemaNode } from '../../core/schema-words.js';
 import type { Segment } from './compile-protocol.js';
 
 /**
@@ -9,39 +10,13 @@ import type { Segment } from './compile-protocol.js';
  * `PATH: expected …, got …` with the schema's `errorMessage` where it has one.
  */
 
-interface SchemaNode {
-  type?: string | string[];
-  enum?: unknown[];
-  errorMessage?: string;
-  properties?: Record<string, SchemaNode>;
-  $ref?: string;
-}
-
 export interface SchemaProblem {
   at: Segment[];
   detail: string;
 }
 
-const TYPE_WORDS: Record<string, string> = { object: 'a map', array: 'a list', string: 'a string', integer: 'a whole number', number: 'a number', boolean: 'true or false' };
-
-function segments(instancePath: string, data: unknown): Segment[] {
-  const out: Segment[] = [];
-  let cur = data;
-  for (const raw of instancePath.split('/').slice(1)) {
-    const part = raw.replace(/~1/g, '/').replace(/~0/g, '~');
-    out.push(Array.isArray(cur) && /^\d+$/.test(part) ? Number(part) : part);
-    cur = cur !== null && typeof cur === 'object' ? (cur as Record<string, unknown>)[part] : undefined;
-  }
-  return out;
-}
-
 function expectedOf(node: SchemaNode | undefined): string {
-  const defs = (schemaValidator('protocol').schema as { definitions: Record<string, SchemaNode> }).definitions;
-  const n = node?.$ref && !node.errorMessage ? defs[node.$ref.replace('#/definitions/', '')] : node;
-  if (n?.errorMessage) return n.errorMessage.replace(/^expected /, '');
-  if (n?.enum) return `one of ${n.enum.map(String).join(', ')}`;
-  const types = n?.type === undefined ? [] : Array.isArray(n.type) ? n.type : [n.type];
-  return types.map((t) => TYPE_WORDS[t] ?? t).join(' or ') || 'a value';
+  return schemaExpected('protocol', node);
 }
 
 function near(key: string, allowed: readonly string[]): string | null {
@@ -55,7 +30,7 @@ function near(key: string, allowed: readonly string[]): string | null {
 }
 
 function describe(e: ErrorObject, data: unknown): SchemaProblem | null {
-  const at = segments(e.instancePath, data);
+  const at = schemaSegments(e.instancePath, data);
   const parent = e.parentSchema as SchemaNode | undefined;
   const p = e.params as Record<string, unknown>;
   switch (e.keyword) {
