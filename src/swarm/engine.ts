@@ -147,14 +147,7 @@ export class SwarmEngine {
       // Loaded only where used: a tunnel worker never pays for undici's memory.
       const { HttpTransport } = await import('./transports/http.js');
       this.http = new HttpTransport({
-        baseUrl: cfg.targets[0],
-        connection: cfg.connection,
-        // A closed workload's connections are shared among the workers (sizeRun).
-        poolConnections: cfg.workload.kind === 'closed' ? this.plan.maxInflight : cfg.poolConnections,
-        localAddresses: this.plan.localAddresses,
-        timeoutMs: cfg.timeoutMs,
-        tls: { ca: this.plan.caPem ? Buffer.from(this.plan.caPem) : undefined, insecure: cfg.insecure },
-        maxInflight: this.plan.maxInflight,
+        ...this.httpSettings(),
         recorder: this.rec,
         now: this.now,
         onWrite: this.writeSettled,
@@ -174,6 +167,21 @@ export class SwarmEngine {
     this.armLoop();
   }
 
+  /** Where and how this worker's HTTP agents connect: the same for the fixed check-in and a protocol file. */
+  private httpSettings() {
+    const cfg = this.plan.config;
+    return {
+      baseUrl: cfg.targets[0],
+      connection: cfg.connection,
+      // A closed workload's connections are shared among the workers (sizeRun).
+      poolConnections: cfg.workload.kind === 'closed' ? this.plan.maxInflight : cfg.poolConnections,
+      localAddresses: this.plan.localAddresses,
+      timeoutMs: cfg.timeoutMs,
+      tls: { ca: this.plan.caPem ? Buffer.from(this.plan.caPem) : undefined, insecure: cfg.insecure },
+      maxInflight: this.plan.maxInflight,
+    };
+  }
+
   /** A protocol file's agents: compiled here, once per worker (src/swarm/protocol/). */
   private async startProtocol(): Promise<void> {
     const cfg = this.plan.config;
@@ -182,15 +190,7 @@ export class SwarmEngine {
       spec: cfg.protocol!,
       seed: cfg.seed,
       agents: this.agents,
-      http: {
-        baseUrl: cfg.targets[0],
-        connection: cfg.connection,
-        poolConnections: cfg.workload.kind === 'closed' ? this.plan.maxInflight : cfg.poolConnections,
-        localAddresses: this.plan.localAddresses,
-        timeoutMs: cfg.timeoutMs,
-        tls: { ca: this.plan.caPem ? Buffer.from(this.plan.caPem) : undefined, insecure: cfg.insecure },
-        maxInflight: this.plan.maxInflight,
-      },
+      http: this.httpSettings(),
       recorder: this.rec,
       rng: this.rng,
       now: this.now,

@@ -1,6 +1,7 @@
 import { Client, Pool, type Dispatcher } from 'undici';
 import type { ConnectionPolicy } from '../config.js';
 import { RawPool, type RawExchange } from '../transports/raw-pool.js';
+import { agentPoolOptions } from '../transports/undici-options.js';
 
 /**
  * The HTTP side of a template protocol: one request at a time per call, through undici's dispatch
@@ -57,16 +58,7 @@ export class ProtocolHttp {
   }
 
   private clientOptions(localAddress: string | undefined, connections: number, creds: ClientCredentials | null): Pool.Options {
-    return {
-      connections,
-      pipelining: 1,
-      localAddress,
-      headersTimeout: this.opts.timeoutMs,
-      bodyTimeout: this.opts.timeoutMs,
-      connectTimeout: Math.min(this.opts.timeoutMs, 10_000),
-      keepAliveTimeout: 60_000,
-      connect: { rejectUnauthorized: !this.opts.tls.insecure, ca: this.opts.tls.ca, ...(creds ? { key: creds.key, cert: creds.cert } : {}) },
-    };
+    return agentPoolOptions({ localAddress, connections, timeoutMs: this.opts.timeoutMs, tls: this.opts.tls, creds });
   }
 
   private dispatcherFor(slot: number): Dispatcher {

@@ -4,6 +4,7 @@ import { AGENT_ROUTES, HEADER_AGENT_ID, type MessageKind, type PendingCommand } 
 import type { ConnectionPolicy } from '../config.js';
 import type { SwarmRecorder } from '../recorder.js';
 import { RawPool, type RawExchange } from './raw-pool.js';
+import { agentPoolOptions } from './undici-options.js';
 
 /**
  * Agent HTTP(S) traffic through undici, with three connection policies:
@@ -81,17 +82,7 @@ export class HttpTransport {
   }
 
   private clientOptions(localAddress: string | undefined, connections: number): Pool.Options {
-    return {
-      connections,
-      pipelining: 1,
-      localAddress,
-      headersTimeout: this.opts.timeoutMs,
-      bodyTimeout: this.opts.timeoutMs,
-      connectTimeout: Math.min(this.opts.timeoutMs, 10_000),
-      keepAliveTimeout: 60_000,
-      keepAliveMaxTimeout: 600_000,
-      connect: { rejectUnauthorized: !this.opts.tls.insecure, ca: this.opts.tls.ca },
-    };
+    return agentPoolOptions({ localAddress, connections, timeoutMs: this.opts.timeoutMs, tls: this.opts.tls });
   }
 
   /** Pool mode: connect ahead of t = 0. */
