@@ -23,7 +23,7 @@ describe('rmmscale run: ceiling search on an emulated stack limited by its datab
     });
     const out = mkdtempSync(join(tmpdir(), 'rmmscale-run-'));
     const lines: string[] = [];
-    const { result } = await runScenario({ scenario: rateSearch('e2e-db', 'split2', profile, { start: 30, max: 600, p99Ms: 300 }), outDir: out, allowRemote: false, onEvent: (e) => lines.push(formatRunEvent(e)) });
+    const { result } = await runScenario({ scenario: rateSearch('e2e-db', 'split2', profile, { start: 50, max: 600, p99Ms: 300, precision: 0.25, warmupMs: 1500, measureMs: 4000 }), outDir: out, allowRemote: false, onEvent: (e) => lines.push(formatRunEvent(e)) });
     const why = lines.join('\n');
     expect(result.error, why).toBeNull();
     expect(result.search?.outcome, why).toBe('found');

@@ -12,7 +12,7 @@ export function profileFile(name: string, set: Record<string, unknown>): string 
 }
 
 /** A short ceiling search by raw rate on a small emulated stack (built in code, like loadScenario's output). */
-export function rateSearch(name: string, topology: string, profile: string, o: { start: number; max: number; p99Ms: number }): Scenario {
+export function rateSearch(name: string, topology: string, profile: string, o: { start: number; max: number; p99Ms: number; precision?: number; warmupMs?: number; measureMs?: number }): Scenario {
   return {
     shard: { index: 0, count: 1 },
     name,
@@ -32,7 +32,7 @@ export function rateSearch(name: string, topology: string, profile: string, o: {
       timeoutMs: 10_000,
     },
     stages: null,
-    ceiling: { unit: 'rate', start: o.start, max: o.max, stepFactor: 1.5, precision: 0.15, warmupMs: 2000, measureMs: 5000, maxSteps: 9, grain: 1 },
+    ceiling: { unit: 'rate', start: o.start, max: o.max, stepFactor: 1.5, precision: o.precision ?? 0.15, warmupMs: o.warmupMs ?? 2000, measureMs: o.measureMs ?? 5000, maxSteps: 9, grain: 1 },
     faults: [],
     background: { dashboard: { ratePerSec: 1 }, commands: null, integration: null },
     slo: { p99Ms: o.p99Ms, errorRate: 0.01, minAchievedRatio: 0.97 },

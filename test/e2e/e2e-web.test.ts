@@ -25,7 +25,7 @@ describe('rmmscale run: ceiling search on an emulated stack limited by its agent
     });
     const out = mkdtempSync(join(tmpdir(), 'rmmscale-run-'));
     const lines: string[] = [];
-    const { result, resultFile } = await runScenario({ scenario: rateSearch('e2e-web', 'split2', profile, { start: 20, max: 400, p99Ms: 400 }), outDir: out, allowRemote: false, onEvent: (e) => lines.push(formatRunEvent(e)) });
+    const { result, resultFile } = await runScenario({ scenario: rateSearch('e2e-web', 'split2', profile, { start: 40, max: 400, p99Ms: 400, precision: 0.25 }), outDir: out, allowRemote: false, onEvent: (e) => lines.push(formatRunEvent(e)) });
     // The file as written, through the one reader (valid against schemas/result.schema.json).
     const onDisk = readResultFile(resultFile);
     expect(onDisk.schema).toBe(RUN_RESULT_SCHEMA);
