@@ -315,7 +315,8 @@ export async function startStack(topology: Topology, opts: StackOptions = {}): P
   const timeoutMs = opts.startTimeoutMs ?? 30_000;
   const usePostgres = opts.db === 'postgres';
   if (usePostgres && !opts.dbUrl) throw new StackError('--db postgres needs --db-url URL (or DATABASE_URL)');
-  const tempDir = opts.dataDir || usePostgres ? null : mkdtempSync(join(tmpdir(), `rmmscale-${topology.name}-`));
+  // The data folder: the SQLite file and the relays' audit spools (with PostgreSQL, only the spools).
+  const tempDir = opts.dataDir ? null : mkdtempSync(join(tmpdir(), `rmmscale-${topology.name}-`));
   const dataDir = opts.dataDir ?? tempDir ?? '';
   const primary: DbSpec = usePostgres ? { kind: 'postgres', url: opts.dbUrl! } : { kind: 'sqlite', path: join(dataDir, 'rmmscale.sqlite') };
   const procs = new Map<string, ChildProcess>();
@@ -353,7 +354,7 @@ export async function startStack(topology: Topology, opts: StackOptions = {}): P
       web: n.role === 'web' ? { serves: n.serves ?? 'both' } : undefined,
       app: opts.loopScale && (n.role === 'app' || n.role === 'single') ? { loopScale: opts.loopScale } : undefined,
       proxy: n.role === 'proxy' ? proxyPools([...byName.values()]) : undefined,
-      relay: n.role === 'relay' ? { siblings: [], tls: n.tls, siblingCaFiles: siblingCaFiles.length ? siblingCaFiles : undefined } : undefined,
+      relay: n.role === 'relay' ? { siblings: [], tls: n.tls, siblingCaFiles: siblingCaFiles.length ? siblingCaFiles : undefined, auditSpoolFile: join(dataDir, `${n.name}-audit.spool`) } : undefined,
       limits: opts.limits,
     };
   };

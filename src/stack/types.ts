@@ -77,7 +77,12 @@ export interface NodeSpec {
    * siblingCaFiles: the certificates (PEM files) a relay trusts when it forwards to a TLS sibling;
    * without them it forwards only over http.
    */
-  relay?: { siblings: string[]; tls?: { certFile: string; keyFile: string }; siblingCaFiles?: string[] };
+  /**
+   * relay only. auditSpoolFile: where session audit records wait while the database is unreachable
+   * (the launcher keeps it in the stack's data folder, so a restarted relay drains it; absent, a
+   * file in a fresh temp folder of this process). auditSpoolMax: records it may hold (default 100,000).
+   */
+  relay?: { siblings: string[]; tls?: { certFile: string; keyFile: string }; siblingCaFiles?: string[]; auditSpoolFile?: string; auditSpoolMax?: number };
   /** Test hooks: scale the DBAgent's loop periods; shorten its lease (defaults 15 s, renewed every 5 s). */
   app?: { loopScale?: number; leaseTtlMs?: number; renewMs?: number };
   /**

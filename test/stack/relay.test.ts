@@ -4,9 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { deriveAgent, deriveKey, userToken, type AgentIdentity } from '../../src/core/identity.js';
+import { deriveAgent, userToken, type AgentIdentity } from '../../src/core/identity.js';
 import type { TunnelFrame } from '../../src/core/protocol.js';
-import { startStack, type NodeInfo, type RunningStack } from '../../src/stack/launcher.js';
+import { startStack, type RunningStack } from '../../src/stack/launcher.js';
+import { eventually, relayKit, sleep } from '../helpers/relay-kit.js';
 import { namedTopology } from '../../src/stack/topology.js';
 import { resolveSwarmConfig } from '../../src/swarm/config.js';
 import { runSwarm, SwarmControl } from '../../src/swarm/coordinator.js';
@@ -24,25 +25,26 @@ const SEED = 'relay-test';
 const USER = `Bearer ${userToken(SECRET, 'ops', '*')}`;
 let stack: RunningStack;
 let dataDir = '';
-let open: WebSocket[] = [];
+const kit = relayKit(() => stack, SECRET, USER);
+const { open, node, tunnelUrl, gauge, connect, session } = kit;
+/** The db node's answer to one RPC (200 expected). */
+async function dbCall<T>(method: string, args: unknown[]): Promise<T> {
+  const r = await kit.dbCall<T>(method, args);
+  expect(r.status).toBe(200);
+  return r.result;
+}
 
 beforeAll(async () => {
   dataDir = mkdtempSync(join(tmpdir(), 'rmmscale-relay-test-'));
   stack = await startStack(namedTopology('relays2'), { secret: SECRET, dataDir, stopGraceMs: 3000 });
 });
-afterEach(() => {
-  for (const ws of open) ws.terminate();
-  open = [];
-});
+afterEach(() => kit.closeAll());
 afterAll(async () => {
   await stack?.stop();
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 });
 
-const node = (name: string): NodeInfo => stack.nodes.find((n) => n.name === name)!;
-const tunnelUrl = (name: string): string => `${node(name).url.replace(/^http/, 'ws')}/agent/v1/tunnel`;
 const agent = (i: number): AgentIdentity => deriveAgent(SEED, SECRET, i);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function telemetryRows(agentId?: string): number {
   const db = new Database(join(dataDir, 'rmmscale.sqlite'), { readonly: true, fileMustExist: true });
@@ -52,55 +54,6 @@ function telemetryRows(agentId?: string): number {
   } finally {
     db.close();
   }
-}
-
-async function dbCall<T>(method: string, args: unknown[]): Promise<T> {
-  const r = await fetch(`${node('db').url}/db/v1/${method}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${deriveKey(SECRET, 'db-rpc')}` }, body: JSON.stringify(args) });
-  expect(r.status).toBe(200);
-  return ((await r.json()) as { result: T }).result;
-}
-
-/** Poll `probe` every 50 ms until it returns true; false after `withinMs`. */
-async function eventually(probe: () => Promise<boolean> | boolean, withinMs: number): Promise<boolean> {
-  const deadline = Date.now() + withinMs;
-  for (;;) {
-    if (await probe()) return true;
-    if (Date.now() > deadline) return false;
-    await sleep(50);
-  }
-}
-
-async function gauge(name: string, g: string): Promise<number> {
-  const text = await (await fetch(`${node(name).url}/metrics`)).text();
-  const m = new RegExp(`^rmmscale_role_gauge\\{[^}]*gauge="${g}"\\} (\\S+)$`, 'm').exec(text);
-  return m ? Number(m[1]) : NaN;
-}
-
-interface TestTunnel {
-  ws: WebSocket;
-  acks: number[];
-  commands: Array<Extract<TunnelFrame, { t: 'cmd' }>>;
-}
-
-/** A plain `ws` agent; it answers commands unless told to ignore them. */
-async function connect(relay: string, a: AgentIdentity, answer = true): Promise<TestTunnel> {
-  const ws = new WebSocket(tunnelUrl(relay), { headers: { authorization: `Bearer ${a.token}`, 'x-agent-id': a.id }, perMessageDeflate: false });
-  open.push(ws);
-  const t: TestTunnel = { ws, acks: [], commands: [] };
-  ws.on('message', (d) => {
-    const f = JSON.parse(d.toString()) as TunnelFrame;
-    if (f.t === 'ack') t.acks.push(f.seq);
-    if (f.t === 'cmd') {
-      t.commands.push(f);
-      if (answer) ws.send(JSON.stringify({ t: 'res', id: f.id, exitCode: 3, output: `${a.hostname}: ran ${f.kind} ${String(f.args.command)}` } satisfies TunnelFrame));
-    }
-  });
-  await new Promise<void>((resolve, reject) => {
-    ws.once('open', () => resolve());
-    ws.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)));
-    ws.once('error', reject);
-  });
-  return t;
 }
 
 /** An upgrade attempt's HTTP status (101 when it became a WebSocket). */
@@ -117,10 +70,6 @@ function upgradeStatus(url: string, headers: Record<string, string>): Promise<nu
   });
 }
 
-async function session(relay: string, body: unknown, authorization = USER): Promise<{ status: number; body: Record<string, unknown> }> {
-  const r = await fetch(`${node(relay).url}/api/v1/sessions`, { method: 'POST', headers: { 'content-type': 'application/json', authorization }, body: JSON.stringify(body) });
-  return { status: r.status, body: (await r.json()) as Record<string, unknown> };
-}
 
 describe('relay: tunnels', () => {
   it('refuses an upgrade without a valid agent token: 401 and no WebSocket', async () => {

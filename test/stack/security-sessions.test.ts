@@ -101,8 +101,8 @@ interface Relay {
   server: NodeServer;
 }
 
-async function startRelay(name: string, store: Store): Promise<Relay> {
-  const spec: NodeSpec = { name, role: 'relay', tier: 'relay', host: '127.0.0.1', port: 0, secret: SECRET, relay: { siblings: [] } };
+async function startRelay(name: string, store: Store, auditSpoolMax?: number): Promise<Relay> {
+  const spec: NodeSpec = { name, role: 'relay', tier: 'relay', host: '127.0.0.1', port: 0, secret: SECRET, relay: { siblings: [], auditSpoolMax } };
   const metrics = new NodeMetrics(spec);
   const role = await (await loadRole('relay'))({ spec, store, metrics, log: () => undefined });
   const server = new NodeServer(spec, role, metrics);
@@ -153,11 +153,12 @@ describe.each([
     backend = await make();
     r1 = await startRelay('relay-1', backend.store);
     r2 = await startRelay('relay-2', backend.store);
-    // relay-3's database refuses the audit write: no record, no session.
+    // relay-3's database refuses the audit write, and its spool holds nothing: no record, no session.
+    // (A spool with room keeps the session going: test/stack/relay-control-plane.test.ts.)
     const failing = new Proxy(backend.store, {
       get: (t, p, rcv) => (p === 'auditSession' ? () => Promise.reject(new StoreUnavailableError('audit table unavailable')) : (Reflect.get(t, p, rcv) as unknown)),
     });
-    r3 = await startRelay('relay-3', failing);
+    r3 = await startRelay('relay-3', failing, 0);
     r1.role.setSiblings!([r2.url]);
     r2.role.setSiblings!([r1.url]);
   }, 30_000);
@@ -228,7 +229,7 @@ describe.each([
     expect(c.commands).toEqual(['shell whoami']);
   });
 
-  it.skipIf(skip)('no audit record, no session: a database that cannot take it fails the session with 503 and the agent gets nothing', async () => {
+  it.skipIf(skip)('no audit record, no session: a database that cannot take it and a spool with no room fail the session with 503, and the agent gets nothing', async () => {
     const b = await tunnel(r3, B);
     sockets.push(b.ws);
     expect(await session(r3, userToken(SECRET, 'ops', '*'), ask(B))).toBe(503);

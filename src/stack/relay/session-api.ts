@@ -7,8 +7,10 @@ import { bearerToken } from '../auth.js';
 import { readJson, sendJson } from '../http-body.js';
 import { refuse, refuseError } from '../http-errors.js';
 import type { NodeMetricsApi, SessionAuditRecord, Store } from '../types.js';
+import { StoreUnavailableError } from '../store/errors.js';
+import type { AuditSpool } from './audit-spool.js';
 import { SessionBroker, type SessionOutcome } from './sessions.js';
-import { HEADER_RELAY_HOP, HEADER_RELAY_KEY, type SiblingForwarder } from './sibling-forward.js';
+import { HEADER_RELAY_HOP, HEADER_RELAY_KEY, RELAY_HOLDS_PREFIX, withDeadline, type SiblingForwarder } from './sibling-forward.js';
 
 /**
  * The relay's operator side: `POST /api/v1/sessions` with a user token and
@@ -29,9 +31,17 @@ import { HEADER_RELAY_HOP, HEADER_RELAY_KEY, type SiblingForwarder } from './sib
  *
  * Audit: every session from an authenticated user with a well-formed body, allowed or refused,
  * is one row in the database's session_audit (user, agent, protocol, relay, start, end, outcome,
- * status). An allowed session's row is written before its command goes down the tunnel (no
- * database, no session: 503) and completed when it ends. A session forwarded to a sibling is
- * audited by the sibling, which decides it; the entry relay audits only what it refuses itself.
+ * status). An allowed session's row is written before its command goes down the tunnel and
+ * completed when it ends. A session forwarded to a sibling is audited by the sibling, which
+ * decides it; the entry relay audits only what it refuses itself.
+ *
+ * The control plane down (the article: "agents and sessions keep working"): a record the
+ * database does not take within 500 ms goes to the relay's fsynced audit spool and reaches the
+ * database once it is back (audit-spool.ts); only a record that can be kept in neither refuses
+ * the session (503). A group scope is decided on the agent's groups as the database says now,
+ * or, while it is unreachable, as last read up to 15 minutes ago; an agent whose groups were
+ * never read gets 503 + retry-after then. Which relay holds an agent is asked of the
+ * siblings themselves when the database cannot say (sibling-forward.ts).
  *
  * A request marked as forwarded (x-rmmscale-relay-hop) must carry the siblings' key
  * (x-rmmscale-relay-key, derived from the stack secret for 'relay-forward'), else 401.
@@ -42,6 +52,12 @@ const MAX_PENDING_SESSIONS = 1000;
 const MAX_SESSIONS_PER_AGENT = 4;
 const DEFAULT_SESSION_TIMEOUT_MS = 10_000;
 const MAX_SESSION_TIMEOUT_MS = 60_000;
+/** While the database is unreachable, an agent's groups as last read are used for this long. */
+const GROUPS_STALE_MS = 15 * 60_000;
+/** Agents whose groups are remembered, at most (the oldest read is forgotten first). */
+const GROUPS_CACHED_MAX = 100_000;
+/** A group lookup slower than this counts as the database being unreachable. */
+const GROUPS_DEADLINE_MS = 500;
 
 export interface SessionRequest {
   agentId: string;
@@ -71,8 +87,10 @@ export interface SessionApiOptions {
   name: string;
   secret: string;
   metrics: NodeMetricsApi;
-  /** Where audit records go and group membership comes from. */
+  /** Where group membership comes from. */
   store: Store;
+  /** Where audit records go: the database, or the relay's spool while it is unreachable. */
+  audit: AuditSpool;
   /** At most one line a second (the relay's error log). */
   logError: (message: string) => void;
   /** The agent's open tunnel on this relay, if any. */
@@ -93,18 +111,55 @@ export class SessionApi {
   /** Sessions pending on this relay; the tunnel side delivers their answers. */
   readonly sessions = new SessionBroker(MAX_PENDING_SESSIONS, MAX_SESSIONS_PER_AGENT);
   private readonly forwardKey: string;
+  /** Agent id → its groups and when they were read. Map order is read order (oldest first). */
+  private readonly groups = new Map<string, { groups: string[]; atMs: number }>();
 
   constructor(private readonly o: SessionApiOptions) {
     this.forwardKey = deriveKey(o.secret, 'relay-forward');
   }
 
   routeOf(method: string, path: string): string {
+    if (path.startsWith(RELAY_HOLDS_PREFIX)) return 'relay-holds';
     return path === USER_ROUTES.sessions ? (method === 'POST' ? 'session' : 'session-bad-method') : 'not-found';
+  }
+
+  /**
+   * An agent's groups for a group scope: read from the database on every session (a change of
+   * group takes effect at once), and remembered only for when it is unreachable.
+   */
+  private async groupsOf(agentId: string): Promise<string[]> {
+    const now = Date.now();
+    const cached = this.groups.get(agentId);
+    try {
+      const groups = await withDeadline(this.o.store.agentGroups(agentId), GROUPS_DEADLINE_MS);
+      this.groups.delete(agentId);
+      if (this.groups.size >= GROUPS_CACHED_MAX) this.groups.delete(this.groups.keys().next().value!);
+      this.groups.set(agentId, { groups, atMs: Date.now() });
+      return groups;
+    } catch (err) {
+      if (cached && now - cached.atMs < GROUPS_STALE_MS) {
+        this.o.metrics.count('session-scope-stale-groups');
+        return cached.groups;
+      }
+      throw err instanceof StoreUnavailableError ? err : new StoreUnavailableError(`agent ${JSON.stringify(agentId)}'s groups could not be read (${(err as Error).message}) and none are remembered`);
+    }
+  }
+
+  /** `GET /relay/v1/holds/AGENT` from a sibling (with the siblings' key): whether this relay holds that agent's tunnel. */
+  private holds(req: IncomingMessage, res: ServerResponse, path: string): void {
+    if (!sameCredential(req.headers[HEADER_RELAY_KEY] as string | undefined, this.forwardKey)) {
+      this.o.metrics.count('session-refused-forward-key');
+      return refuse(req, res, 401, `${RELAY_HOLDS_PREFIX}AGENT needs the siblings' key (${HEADER_RELAY_KEY})`);
+    }
+    if (req.method !== 'GET') return refuse(req, res, 405, 'GET only', { allow: 'GET' });
+    const agentId = decodeURIComponent(path.slice(RELAY_HOLDS_PREFIX.length));
+    sendJson(res, 200, { relay: this.o.name, agentId, holds: this.o.tunnelOf(agentId) !== undefined });
   }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     res.setHeader(HEADER_SERVED_BY, this.o.name);
     const path = (req.url ?? '/').split('?')[0];
+    if (path.startsWith(RELAY_HOLDS_PREFIX)) return this.holds(req, res, path);
     if (path !== USER_ROUTES.sessions) return refuse(req, res, 404, `not found: a relay serves ${USER_ROUTES.sessions} (operators) and ${AGENT_ROUTES.tunnel} (agents)`);
     if (req.method !== 'POST') return refuse(req, res, 405, 'POST only', { allow: 'POST' });
     const token = bearerToken(req);
@@ -125,7 +180,17 @@ export class SessionApi {
       } catch {
         scope = null; // minted with the secret but malformed: reaches nothing
       }
-      if (!scope || !(await inScope(scope, parsed, (id) => this.o.store.agentGroups(id)))) {
+      let allowed: boolean;
+      try {
+        allowed = scope !== null && (await inScope(scope, parsed, (id) => this.groupsOf(id)));
+      } catch (err) {
+        if (!(err instanceof StoreUnavailableError)) throw err;
+        // A group scope, the database unreachable and the agent's groups never read: undecidable now.
+        this.o.metrics.count('session-refused-scope-unknown');
+        await audit.end('scope-unavailable', 503);
+        return refuse(req, res, 503, `user ${JSON.stringify(who.user)}: agent ${JSON.stringify(parsed.agentId)}'s groups cannot be read now (${err.reason}); retry shortly`, { 'retry-after': '1' });
+      }
+      if (!allowed) {
         this.o.metrics.count('session-refused-scope');
         await audit.end('refused-scope', 403);
         const why = scope ? `does not cover agent ${JSON.stringify(parsed.agentId)} with protocol ${JSON.stringify(parsed.protocol)}` : 'carries no session scope';
@@ -148,10 +213,10 @@ export class SessionApi {
   private auditor(user: string, s: SessionRequest): { open(): Promise<void>; end(outcome: string, status: number): Promise<void> } {
     const rec: SessionAuditRecord = { id: randomUUID(), user, agentId: s.agentId, protocol: s.protocol, relay: this.o.name, startedMs: Date.now(), endedMs: null, outcome: 'open', status: null };
     return {
-      open: () => this.o.store.auditSession(rec),
+      open: () => this.o.audit.write(rec),
       end: async (outcome, status) => {
         try {
-          await this.o.store.auditSession({ ...rec, endedMs: Date.now(), outcome, status });
+          await this.o.audit.write({ ...rec, endedMs: Date.now(), outcome, status });
         } catch (err) {
           this.o.metrics.count('session-audit-failed');
           this.o.logError(`session audit ${rec.id} (${user} → ${s.agentId}, ${outcome}) not written: ${(err as Error).message}`);
@@ -162,7 +227,7 @@ export class SessionApi {
 
   private async broker(res: ServerResponse, s: SessionRequest, audit: { open(): Promise<void>; end(outcome: string, status: number): Promise<void> }): Promise<void> {
     const { name, metrics } = this.o;
-    // No audit record, no session: a database that cannot take it fails the session (503).
+    // No audit record, no session: one kept neither by the database nor by the spool fails it (503).
     await audit.open();
     const ws: WebSocket | undefined = this.o.tunnelOf(s.agentId);
     if (!ws) {

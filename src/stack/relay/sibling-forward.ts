@@ -11,7 +11,8 @@ import type { SessionRequest } from './session-api.js';
 
 /**
  * An operator session for an agent whose tunnel is not on this relay: the relay reads the agent's
- * presence (which relay holds it) from the database and forwards the request once to that
+ * presence (which relay holds it) from the database (or, when the database does not answer, asks
+ * its siblings: GET /relay/v1/holds/AGENT with the siblings' key) and forwards the request once to that
  * sibling, marked with x-rmmscale-relay-hop so the sibling does not forward it again. The
  * sibling's answer is passed through as it is. Nobody holds the agent, or the holder is not a
  * sibling: 404 naming the agent. The sibling is unreachable: 502.
@@ -28,6 +29,28 @@ import type { SessionRequest } from './session-api.js';
 
 export const HEADER_RELAY_HOP = 'x-rmmscale-relay-hop';
 export const HEADER_RELAY_KEY = 'x-rmmscale-relay-key';
+/** `GET /relay/v1/holds/AGENT` (siblings' key): does this relay hold that agent's tunnel? */
+export const RELAY_HOLDS_PREFIX = '/relay/v1/holds/';
+
+/** A presence lookup slower than this counts as the database being unreachable. */
+const PRESENCE_DEADLINE_MS = 500;
+
+/** `p`, or a rejection once `ms` passed without an answer (p still runs; its late answer is ignored). */
+export function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (err: unknown) => {
+        clearTimeout(t);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  });
+}
 
 /** What became of a forward: whether a sibling answered (and so audited it), and what the operator got. */
 export interface ForwardResult {
@@ -60,6 +83,7 @@ export class SiblingForwarder {
   private siblings: string[];
   private readonly siblingByName = new Map<string, string>();
   private siblingProbeAtMs = 0;
+  private probing: Promise<void> | null = null;
   private dispatcher: Agent | null = null;
   private readonly key: string;
   private readonly ca: Buffer[] | undefined;
@@ -91,7 +115,7 @@ export class SiblingForwarder {
 
   /** Not here: ask the database which relay holds the agent and hand the request to it, once. */
   async forward(req: IncomingMessage, res: ServerResponse, s: SessionRequest): Promise<ForwardResult> {
-    const holder = await this.store.getPresence(s.agentId);
+    const holder = await this.holderOf(s.agentId);
     if (holder === null || holder === this.name) {
       refuse(req, res, 404, `agent ${JSON.stringify(s.agentId)} is not connected: no relay holds its tunnel (asked ${this.name})`);
       return { reachedSibling: false, status: 404, outcome: 'not-connected' };
@@ -123,19 +147,57 @@ export class SiblingForwarder {
     }
   }
 
+  /**
+   * Which relay holds the agent: the database's presence row, or, when the database does not
+   * answer within 500 ms (the control plane down), the siblings themselves, asked in parallel.
+   */
+  private async holderOf(agentId: string): Promise<string | null> {
+    try {
+      return await withDeadline(this.store.getPresence(agentId), PRESENCE_DEADLINE_MS);
+    } catch {
+      this.metrics.count('session-presence-from-siblings');
+    }
+    if (this.siblingByName.size < this.siblings.length) await this.learnSiblings();
+    const dispatcher = this.agent();
+    const asked = await Promise.all(
+      [...this.siblingByName].map(async ([name, url]) => {
+        try {
+          const r = await request(`${url}${RELAY_HOLDS_PREFIX}${encodeURIComponent(agentId)}`, { dispatcher, headers: { [HEADER_RELAY_KEY]: this.key }, headersTimeout: SIBLING_PROBE_MS, bodyTimeout: SIBLING_PROBE_MS });
+          const h = (await r.body.json()) as { holds?: unknown };
+          return r.statusCode === 200 && h.holds === true ? name : null;
+        } catch {
+          return null;
+        }
+      }),
+    );
+    return asked.find((n) => n !== null) ?? null;
+  }
+
   /** One keep-alive pool for the siblings, made on first use; TLS siblings' certificates are verified. */
   private agent(): Agent {
     this.dispatcher ??= new Agent({ connections: 16, keepAliveTimeout: 10_000, connect: this.ca ? { ca: this.ca } : {} });
     return this.dispatcher;
   }
 
-  /** A sibling's URL by node name, learned from the siblings' /healthz (re-asked at most once a second). */
+  /** A sibling's URL by node name, learned from the siblings' /healthz. */
   private async siblingUrl(name: string): Promise<string | null> {
     const known = this.siblingByName.get(name);
-    if (known || this.siblings.length === 0) return known ?? null;
+    if (known) return known;
+    await this.learnSiblings();
+    return this.siblingByName.get(name) ?? null;
+  }
+
+  /** Ask every sibling's /healthz for its node name (at most once a second; callers meanwhile share the asking). */
+  private learnSiblings(): Promise<void> {
+    if (this.probing) return this.probing;
     const now = Date.now();
-    if (now - this.siblingProbeAtMs < 1000) return null;
+    if (this.siblings.length === 0 || now - this.siblingProbeAtMs < 1000) return Promise.resolve();
     this.siblingProbeAtMs = now;
+    this.probing = this.probeSiblings().finally(() => (this.probing = null));
+    return this.probing;
+  }
+
+  private async probeSiblings(): Promise<void> {
     const dispatcher = this.agent();
     await Promise.all(
       this.siblings.map(async (url) => {
@@ -148,7 +210,6 @@ export class SiblingForwarder {
         }
       }),
     );
-    return this.siblingByName.get(name) ?? null;
   }
 
   async close(): Promise<void> {

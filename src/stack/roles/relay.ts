@@ -1,6 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { StackError } from '../../core/errors.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AuditSpool } from '../relay/audit-spool.js';
 import { SessionApi } from '../relay/session-api.js';
 import { SiblingForwarder } from '../relay/sibling-forward.js';
 import { DEFAULT_TELEMETRY_BATCH, type TelemetryBatchOptions } from '../relay/telemetry-batcher.js';
@@ -44,6 +48,9 @@ export class RelayHandler implements RoleHandler {
   private shutDown = false;
   private lastErrorLogMs = 0;
 
+  private readonly audit: AuditSpool;
+  private readonly ownSpoolDir: string | null;
+
   constructor(ctx: RoleContext, batch: TelemetryBatchOptions) {
     if (!ctx.store) throw new StackError(`${ctx.spec.name}: the relay role needs a store (spec.db)`);
     const { name, secret } = ctx.spec;
@@ -51,11 +58,20 @@ export class RelayHandler implements RoleHandler {
     this.log = ctx.log;
     this.forwarder = new SiblingForwarder(name, ctx.spec.relay?.siblings ?? [], ctx.store, ctx.metrics, { secret, caFiles: ctx.spec.relay?.siblingCaFiles });
     const store = ctx.store;
-    this.api = new SessionApi({ name, secret, metrics: ctx.metrics, store, logError: (m) => this.logError(m), tunnelOf: (agentId) => this.tunnels.openTunnel(agentId), forwarder: this.forwarder });
+    // Without a spool file from the launcher: one in a temp folder of this process, removed at close if empty.
+    this.ownSpoolDir = ctx.spec.relay?.auditSpoolFile ? null : mkdtempSync(join(tmpdir(), `rmmscale-${name}-`));
+    const spoolFile = ctx.spec.relay?.auditSpoolFile ?? join(this.ownSpoolDir!, 'audit.spool');
+    this.audit = new AuditSpool({ file: spoolFile, store, metrics: ctx.metrics, logError: (m) => this.logError(m), maxRecords: ctx.spec.relay?.auditSpoolMax });
+    this.api = new SessionApi({ name, secret, metrics: ctx.metrics, store, audit: this.audit, logError: (m) => this.logError(m), tunnelOf: (agentId) => this.tunnels.openTunnel(agentId), forwarder: this.forwarder });
     this.tunnels = new TunnelServer({ name, secret, store: ctx.store, metrics: ctx.metrics, batch, sessions: this.api.sessions, logError: (m) => this.logError(m) });
     this.gaugeTimer = setInterval(() => this.gauges(), 1000);
     this.gaugeTimer.unref();
     this.gauges();
+  }
+
+  /** Take over the audit records a predecessor on the same spool file left. */
+  load(): Promise<void> {
+    return this.audit.load();
   }
 
   /** At most one error line a second, so a database outage cannot flood stderr. */
@@ -94,9 +110,15 @@ export class RelayHandler implements RoleHandler {
   async close(): Promise<void> {
     clearInterval(this.gaugeTimer);
     await this.tunnels.close();
+    await this.audit.close();
+    if (this.ownSpoolDir && this.audit.size === 0) rmSync(this.ownSpoolDir, { recursive: true, force: true });
     await this.forwarder.close();
     this.shutDown = true;
   }
 }
 
-export const createRole: RoleFactory = async (ctx) => new RelayHandler(ctx, batchPolicyFrom(process.env[RELAY_BATCH_ENV]));
+export const createRole: RoleFactory = async (ctx) => {
+  const relay = new RelayHandler(ctx, batchPolicyFrom(process.env[RELAY_BATCH_ENV]));
+  await relay.load();
+  return relay;
+};

@@ -76,10 +76,14 @@ export const SQL = {
   markOffline: `UPDATE agents SET offline_alerted = 1 WHERE last_seen_ms < ? AND offline_alerted = 0`,
   recentAlerts: `SELECT COUNT(*) AS n FROM alerts WHERE at_ms > ?`,
   queueEmail: `INSERT INTO emails (kind, body, queued_ms) VALUES ('alert-digest', ?, ?)`,
-  /** One record per operator session: written when it opens, completed (same id) when it ends. */
+  /**
+   * One record per operator session: written when it opens, completed (same id) when it ends. An
+   * ended record is never moved back to 'open' (a late or replayed open, audit-spool.ts).
+   */
   auditSession: `INSERT INTO session_audit (id, user_name, agent_id, protocol, relay, started_ms, ended_ms, outcome, status)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-     ON CONFLICT (id) DO UPDATE SET ended_ms = excluded.ended_ms, outcome = excluded.outcome, status = excluded.status`,
+     ON CONFLICT (id) DO UPDATE SET ended_ms = excluded.ended_ms, outcome = excluded.outcome, status = excluded.status
+     WHERE session_audit.outcome = 'open'`,
   agentGroups: `SELECT client, group_name FROM agents WHERE id = ?`,
 } as const;
 

@@ -1,0 +1,208 @@
+import { open, readFile, type FileHandle } from 'node:fs/promises';
+import { StoreUnavailableError } from '../store/errors.js';
+import type { NodeMetricsApi, SessionAuditRecord, Store } from '../types.js';
+
+/**
+ * The relay's audit stream when the control plane is down. The article: "Control plane degraded.
+ * Agents and sessions keep working; new policy changes pause." Yet every session must leave an
+ * audit record (issue 14). So a relay writes each record to the database when it can, and when it
+ * cannot (the call failed, or took longer than `deadlineMs`: a hung db answers nothing for its
+ * whole 10 s call timeout), it appends the record to a local spool file and fsyncs it before the
+ * session goes on: no record, no session, but a record on the relay's own disk counts.
+ *
+ * A drain loop (every `drainEveryMs`) replays the spool to the database in order, stopping at the
+ * first failure; once all of it is in, the file is truncated. The records are upserts by session
+ * id, and the database never moves a record back from an end to `open` (schema-sql.ts), so a
+ * replay after a crash mid-drain, or a timed-out direct write that commits late, stores nothing
+ * twice and loses no outcome. While the spool holds records, every new record joins it (each
+ * session is not made to wait out the deadline), so records reach the database in the order
+ * they were written.
+ *
+ * Bounded: at most `maxRecords` waiting; past it a record cannot be kept and the session is
+ * refused (StoreUnavailableError: 503 + retry-after). A relay restarted on the same spool file
+ * (the launcher keeps it in the stack's data folder) drains what its predecessor left.
+ */
+
+export interface AuditSpoolOptions {
+  /** The spool file (JSON lines). */
+  file: string;
+  store: Store;
+  metrics: NodeMetricsApi;
+  logError: (message: string) => void;
+  /** A database write slower than this goes to the spool instead (default 500 ms). */
+  deadlineMs?: number;
+  /** Records waiting in the spool at most (default 100,000). */
+  maxRecords?: number;
+  /** How often the spool is replayed to the database (default 1 s). */
+  drainEveryMs?: number;
+}
+
+export const DEFAULT_AUDIT_DEADLINE_MS = 500;
+export const DEFAULT_AUDIT_SPOOL_MAX = 100_000;
+
+/** A database write that did not answer within the deadline. */
+class AuditDeadline extends Error {}
+
+export class AuditSpool {
+  private readonly pending: SessionAuditRecord[] = [];
+  /** Sessions with a record in the spool: their later records follow it there. */
+  private readonly spooledIds = new Set<string>();
+  private fh: FileHandle | null = null;
+  /** Appends and truncations, one at a time, in order. */
+  private fileChain: Promise<void> = Promise.resolve();
+  private draining = false;
+  private closed = false;
+  private readonly timer: NodeJS.Timeout;
+  private readonly deadlineMs: number;
+  private readonly maxRecords: number;
+  /** Records written to the spool, and replayed from it, since start. */
+  spooledTotal = 0;
+  drainedTotal = 0;
+
+  /** Records can be written once `load()` resolved. */
+  constructor(private readonly o: AuditSpoolOptions) {
+    this.deadlineMs = o.deadlineMs ?? DEFAULT_AUDIT_DEADLINE_MS;
+    this.maxRecords = o.maxRecords ?? DEFAULT_AUDIT_SPOOL_MAX;
+    this.timer = setInterval(() => void this.drain(), o.drainEveryMs ?? 1000);
+    this.timer.unref();
+  }
+
+  /** Open the spool file, taking over the records a predecessor on the same file left. */
+  async load(): Promise<void> {
+    const o = this.o;
+    let text = '';
+    try {
+      text = await readFile(o.file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    for (const line of text.split('\n')) {
+      if (line.trim() === '') continue;
+      try {
+        const r = JSON.parse(line) as SessionAuditRecord;
+        this.pending.push(r);
+        this.spooledIds.add(r.id);
+      } catch {
+        // a line cut short by a crash mid-append: it was never fsynced, so no session relied on it
+      }
+    }
+    this.fh = await open(o.file, 'a', 0o600);
+    this.gauge();
+  }
+
+  /** Records waiting for the database. */
+  get size(): number {
+    return this.pending.length;
+  }
+
+  /**
+   * Keep one record: in the database, or else durably in the spool. Throws StoreUnavailableError
+   * only when it could be kept in neither (the spool is full or its disk failed).
+   */
+  async write(r: SessionAuditRecord): Promise<void> {
+    // While the spool holds anything, the database is taken to be down (the drain finds out when it
+    // is back): new records go straight to the spool instead of waiting out the deadline each.
+    if (this.pending.length === 0 && !this.spooledIds.has(r.id)) {
+      try {
+        await this.direct(r);
+        return;
+      } catch (err) {
+        const why = err instanceof AuditDeadline ? `no answer within ${this.deadlineMs} ms` : (err as Error).message;
+        this.o.logError(`session audit ${r.id}: the database did not take it (${why}); spooled on this relay until it does`);
+      }
+    }
+    await this.spool(r);
+  }
+
+  private direct(r: SessionAuditRecord): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new AuditDeadline()), this.deadlineMs);
+      this.o.store.auditSession(r).then(
+        () => {
+          clearTimeout(t);
+          resolve();
+        },
+        (err: unknown) => {
+          clearTimeout(t);
+          reject(err instanceof Error ? err : new Error(String(err)));
+        },
+      );
+    });
+  }
+
+  private async spool(r: SessionAuditRecord): Promise<void> {
+    if (this.closed || !this.fh) throw new StoreUnavailableError('the relay is stopping; its audit spool is closed');
+    if (this.pending.length >= this.maxRecords) {
+      this.o.metrics.count('session-audit-spool-full');
+      throw new StoreUnavailableError(`the database is unreachable and this relay's audit spool holds ${this.pending.length} records, its limit`);
+    }
+    const fh = this.fh;
+    const line = `${JSON.stringify(r)}\n`;
+    // Counted as waiting only once it is on disk, and in the same turn of the file chain, so that a
+    // drain's truncation (queued on the same chain) sees it.
+    const appended = this.fileChain.then(async () => {
+      await fh.appendFile(line);
+      await fh.datasync();
+      this.pending.push(r);
+      this.spooledIds.add(r.id);
+    });
+    this.fileChain = appended.catch(() => undefined);
+    try {
+      await appended;
+    } catch (err) {
+      throw new StoreUnavailableError(`the database is unreachable and the audit spool could not be written (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
+    this.spooledTotal++;
+    this.o.metrics.count('session-audit-spooled');
+    this.gauge();
+  }
+
+  /** Replay the spool in order; stop at the first record the database does not take. */
+  async drain(): Promise<void> {
+    if (this.draining || this.closed || this.pending.length === 0) return;
+    this.draining = true;
+    try {
+      while (this.pending.length > 0) {
+        const r = this.pending[0]!;
+        try {
+          await this.direct(r);
+        } catch {
+          return; // still down: the next tick tries again
+        }
+        this.pending.shift();
+        this.drainedTotal++;
+        this.o.metrics.count('session-audit-drained');
+      }
+      // Everything is in the database: empty the file (after any append still in flight).
+      const fh = this.fh;
+      if (fh && this.pending.length === 0) {
+        const emptied = this.fileChain.then(async () => {
+          if (this.pending.length === 0) {
+            await fh.truncate(0);
+            await fh.datasync();
+            this.spooledIds.clear();
+          }
+        });
+        this.fileChain = emptied.catch(() => undefined);
+        await emptied.catch((err: unknown) => this.o.logError(`audit spool ${this.o.file}: could not be emptied (${(err as Error).message}); its records are replayed again, harmlessly`));
+      }
+    } finally {
+      this.draining = false;
+      this.gauge();
+    }
+  }
+
+  private gauge(): void {
+    this.o.metrics.gauge('session-audit-spooled', this.pending.length);
+  }
+
+  /** One last drain attempt, then the file is closed; what is left stays in it for the next start. */
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    await this.drain();
+    this.closed = true;
+    await this.fileChain;
+    await this.fh?.close().catch(() => undefined);
+    this.fh = null;
+  }
+}
