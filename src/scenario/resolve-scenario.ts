@@ -477,3 +477,15 @@ function resolveFaultNode(p: Problems, at: Segment[], value: unknown, topology: 
   if (action === 'slow' && node.role === 'proxy') p.expected(at, 'a node that queries the database (the proxy has none)', value);
   return node.name;
 }
+
+/**
+ * The `plan:` of a scenario as written (a result's `scenario.definition`), resolved as a run resolves
+ * it: null when it has none or it does not resolve. `rmmscale merge` sizes the merged result's plan by it.
+ */
+export function scenarioPlanOf(definition: unknown): ScenarioPlan | null {
+  const raw = map(definition);
+  if (raw.plan === undefined) return null;
+  const p = new Problems([]);
+  const plan = resolvePlan(map(raw.plan), p);
+  return p.list.length === 0 ? plan : null;
+}
