@@ -107,8 +107,8 @@ export function resolveScenario(data: unknown, p: Problems, file: string, agentV
   }
 
   const shard = raw.shard === undefined ? NO_SHARD : p.take(['shard'], (f) => parseShard(f, raw.shard), NO_SHARD);
+  // A ceiling search across shards also needs a coordinator: that is `rmmscale run`'s flags, checked there.
   if (shard.count > 1 && !stack.target && p.ok(['shard'])) p.expected(['shard'], 'a scenario with stack.target (the shards drive one shared stack)', raw.shard);
-  else if (shard.count > 1 && ceiling && p.ok(['shard'])) p.expected(['shard'], 'a staged scenario (a ceiling search across shards needs a coordinator)', raw.shard);
 
   return {
     shard,
