@@ -102,7 +102,8 @@ async function measureUntilTrusted(ctx: RunContext, first: WindowResult, again: 
 
 /**
  * A follower shard (`--coordinator-url`): join the coordinator, then measure each window it decides,
- * starting when it says (on this machine's clock), until it says the run is done. Its windows are
+ * starting when it says (at its barrier, on this machine's clock: measure-window.ts), until it says
+ * the run is done. Its windows are
  * this shard's own; the coordinator merges and judges the whole.
  */
 async function follow(ctx: RunContext, client: CoordinatorClient): Promise<SearchResult | null> {
@@ -116,7 +117,6 @@ async function follow(ctx: RunContext, client: CoordinatorClient): Promise<Searc
     if (plan.action !== 'measure') continue;
     const old = plan.spec.supersedes === undefined ? undefined : ctx.windows[plan.spec.supersedes];
     if (old) old.supersededBy = k;
-    ctx.startAtEpochMs = plan.startAtEpochMs;
     await measureWindow(ctx, plan.spec);
   }
 }

@@ -4,6 +4,7 @@ import { RmmscaleError } from '../core/errors.js';
 import { EXIT } from '../core/exit-codes.js';
 import { deriveKey, sameCredential } from '../core/identity.js';
 import type { Scenario } from '../scenario/types.js';
+import type { TrustBasis } from '../swarm/generator-trust.js';
 import type { SwarmResult } from '../swarm/result.js';
 import { describeShard, type Shard } from '../swarm/shard.js';
 import { bearerToken } from '../stack/auth.js';
@@ -16,25 +17,27 @@ import type { RunMergedShard } from './result-types.js';
  * protocol. Every request carries `Authorization: Bearer KEY`, KEY = deriveKey(the stack's secret,
  * 'shard-coordinator'); a wrong or missing key gets 401.
  *
- *   POST /v1/join   {index, count, fingerprint} → {nowMs}         a follower joins (and reads the clock)
- *   POST /v1/ready  {index, window}             → the window's plan, once every shard is ready for it:
- *                   {action: 'measure', spec, startAtEpochMs, supersedes?} | {action: 'done', search} |
- *                   {action: 'abort', reason}; or {action: 'wait'} after HOLD_MS (ask again)
+ *   POST /v1/join   {index, count, fingerprint} → {nowMs}     a follower joins (and reads the clock)
+ *   POST /v1/next   {index, window} → the window's plan, once the coordinator has decided it:
+ *                   {action: 'measure', spec} | {action: 'done', search} | {action: 'abort', reason}
+ *   POST /v1/start  {index, window} → {action: 'start', startAtEpochMs} once every shard's swarm is
+ *                   ready for the window (the barrier), or {action: 'abort', reason}
  *   POST /v1/result {index, window, swarm, trustworthy, why} → {}   a follower's measured window
+ *   (`next` and `start` are held at most HOLD_MS, then answered {action: 'wait'}: ask again)
  *
- * Per window: the coordinator decides the load (its ceiling search, or its next stage), waits until
- * every follower is ready (the barrier), and gives them all one start time on its clock, LEAD_MS
- * ahead; each shard drives its 1/n slice; the followers post their window's swarm result (exact
- * histograms); the coordinator merges them with its own (swarm/merge-shards.ts), judges the merged
- * window and decides the next. Every wait is bounded: a shard that does not come back in time fails
- * the run with one line naming it, and what was measured is still written.
+ * Per window: the coordinator decides the load (its ceiling search, or its next stage) and
+ * announces it; each shard starts the swarm of its 1/n slice, and once its workers are ready asks to
+ * start; when every shard is ready (the barrier) the coordinator gives them all one start time on
+ * its clock, leadMs ahead (each follower moves it onto its own clock by the offset it measured).
+ * The followers post their window's swarm result (exact histograms); the coordinator merges them
+ * with its own (swarm/merge-shards.ts), judges the merged window and decides the next. Every wait is
+ * bounded: a shard that does not come back in time fails the run with one line naming it, and what
+ * was measured is still written.
  */
 
 export const DEFAULT_COORDINATOR_PORT = 7470;
 /** Loopback unless asked (a pod's coordinator listens on 0.0.0.0, behind its Service). */
 export const DEFAULT_COORDINATOR_HOST = '127.0.0.1';
-/** The start time is this far ahead of the barrier's release, so that every follower hears it in time. */
-export const LEAD_MS = 1500;
 /** A ready request is held at most this long, then answered `wait` (the follower asks again). */
 const HOLD_MS = 20_000;
 const MAX_BODY_BYTES = 256 * 1024 * 1024;
@@ -48,9 +51,11 @@ export interface CoordinationTimeouts {
   resultMs: number;
   /** A follower: how long the coordinator may not answer at all before the run fails. */
   unreachableMs: number;
+  /** Each window starts this long after the barrier's release, so that every follower hears it and starts its swarm in time. */
+  leadMs: number;
 }
 
-export const DEFAULT_TIMEOUTS: CoordinationTimeouts = { joinMs: 120_000, barrierMs: 120_000, resultMs: 60_000, unreachableMs: 30_000 };
+export const DEFAULT_TIMEOUTS: CoordinationTimeouts = { joinMs: 120_000, barrierMs: 120_000, resultMs: 60_000, unreachableMs: 30_000, leadMs: 1000 };
 
 /** The search's end, as followers record it. */
 export interface SearchEnd {
@@ -61,10 +66,12 @@ export interface SearchEnd {
 }
 
 export type WindowPlan =
-  | { action: 'measure'; window: number; spec: WindowSpec; startAtEpochMs: number; supersedes?: number }
+  | { action: 'measure'; window: number; spec: WindowSpec }
   | { action: 'done'; window: number; search: SearchEnd | null }
   | { action: 'abort'; window: number; reason: string }
   | { action: 'wait'; window: number };
+
+export type StartPlan = { action: 'start'; window: number; startAtEpochMs: number } | { action: 'abort'; window: number; reason: string } | { action: 'wait'; window: number };
 
 /** A follower's measured window. */
 export interface ShardWindow {
@@ -73,6 +80,8 @@ export interface ShardWindow {
   swarm: SwarmResult;
   /** The shard's own judgement of its rig (GeneratorTrust on its window). */
   trustworthy: boolean;
+  /** How it was judged: `could-flip` was relative to the shard's own share of the SLO figures, which the merged window judges again. */
+  judgedAs: TrustBasis | null;
   why: string;
 }
 
@@ -148,6 +157,7 @@ export class ShardCoordinator {
   private readonly joined = new Map<number, number>();
   private readonly ready = new Map<number, Set<number>>();
   private readonly plans = new Map<number, Slot<WindowPlan>>();
+  private readonly starts = new Map<number, Slot<StartPlan>>();
   private readonly results = new Map<number, Map<number, ShardWindow>>();
   private readonly changed = new Set<() => void>();
   /** Each follower's last plan handed out (done or abort at the end). */
@@ -219,8 +229,16 @@ export class ShardCoordinator {
       .join(', ');
   }
 
-  /** Window `k` is `spec`: wait until every follower is ready for it, then give them all one start time. */
-  async beginWindow(k: number, spec: WindowSpec, signal?: AbortSignal, supersedes?: number): Promise<number> {
+  /** Window `k` is `spec`: the followers hear it (and start their swarms). */
+  announce(k: number, spec: WindowSpec): void {
+    this.slot(k).set({ action: 'measure', window: k, spec });
+  }
+
+  /**
+   * The barrier of window `k`, once the coordinator's own swarm is ready: wait until every follower's
+   * swarm is ready too, then give them all one start time (this clock), leadMs ahead.
+   */
+  async startGate(k: number, signal?: AbortSignal): Promise<number> {
     const ready = this.readySet(k);
     const first = k === 0;
     const ms = first ? this.timeouts.joinMs : this.timeouts.barrierMs;
@@ -230,14 +248,19 @@ export class ShardCoordinator {
       () =>
         new CoordinationError(
           first
-            ? `shard ${this.missing(ready)} did not join the coordinator at ${this.url} within ${ms / 1000} s (are they running with --coordinator-url and the same secret?)`
+            ? `shard ${this.missing(ready)} did not join the coordinator at ${this.url} and get ready within ${ms / 1000} s (are they running with --coordinator-url and the same secret?)`
             : `shard ${this.missing(ready)} was not ready for window ${k} within ${ms / 1000} s: it disappeared`,
         ),
       signal,
     );
-    const startAtEpochMs = Date.now() + LEAD_MS;
-    this.slot(k).set({ action: 'measure', window: k, spec, startAtEpochMs, ...(supersedes !== undefined ? { supersedes } : {}) });
+    const startAtEpochMs = Date.now() + this.timeouts.leadMs;
+    this.startSlot(k).set({ action: 'start', window: k, startAtEpochMs });
     return startAtEpochMs;
+  }
+
+  /** What the coordinator's own start gate waits at most: the barrier and the lead. */
+  gateMaxMs(k: number): number {
+    return (k === 0 ? this.timeouts.joinMs : this.timeouts.barrierMs) + this.timeouts.leadMs;
   }
 
   private readonly shards = new Map<number, RunMergedShard>();
@@ -282,6 +305,8 @@ export class ShardCoordinator {
   async finish(end: { search: SearchEnd | null } | { reason: string }, graceMs = 10_000): Promise<void> {
     this.endPlan = 'reason' in end ? { action: 'abort', window: -1, reason: end.reason } : { action: 'done', window: -1, search: end.search };
     for (const slot of this.plans.values()) if (slot.value === null) slot.set(this.endPlan);
+    const stopped: StartPlan = { action: 'abort', window: -1, reason: 'reason' in end ? end.reason : 'the run ended' };
+    for (const slot of this.starts.values()) if (slot.value === null) slot.set(stopped);
     this.notify();
     await this.until(() => this.followers.every((i) => this.heardEnd.has(i) || !this.joined.has(i)), graceMs, () => new Error('grace')).catch(() => undefined);
     await this.close();
@@ -312,6 +337,15 @@ export class ShardCoordinator {
     return s;
   }
 
+  private startSlot(k: number): Slot<StartPlan> {
+    let s = this.starts.get(k);
+    if (!s) {
+      this.starts.set(k, (s = new Slot()));
+      if (this.endPlan) s.set({ action: 'abort', window: k, reason: this.endPlan.action === 'abort' ? this.endPlan.reason : 'the run ended' });
+    }
+    return s;
+  }
+
   private resultMap(k: number): Map<number, ShardWindow> {
     let m = this.results.get(k);
     if (!m) this.results.set(k, (m = new Map()));
@@ -325,7 +359,7 @@ export class ShardCoordinator {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (!sameCredential(bearerToken(req), this.key)) return answer(res, 401, { error: "a coordinator key is required (Authorization: Bearer KEY, derived from the stack's secret)" });
-    if (req.method !== 'POST') return answer(res, 404, { error: 'expected POST /v1/join, /v1/ready or /v1/result' });
+    if (req.method !== 'POST') return answer(res, 404, { error: 'expected POST /v1/join, /v1/next, /v1/start or /v1/result' });
     const doc = await readJson(req);
     if (!doc) return answer(res, 400, { error: 'body: expected a JSON object' });
     const index = this.follower(doc);
@@ -340,30 +374,36 @@ export class ShardCoordinator {
         this.notify();
         return answer(res, 200, { nowMs: Date.now() });
       }
-      case '/v1/ready': {
+      case '/v1/next':
+      case '/v1/start': {
         const k = doc.window;
         if (index === null || !this.joined.has(index)) return answer(res, 409, { error: index === null ? allowed : 'join first (POST /v1/join)' });
         if (typeof k !== 'number' || !Number.isInteger(k) || k < 0) return answer(res, 400, { error: `window: expected an integer ≥ 0, got ${JSON.stringify(k)}` });
-        this.readySet(k).add(index);
-        this.notify();
+        if (req.url === '/v1/start') {
+          this.readySet(k).add(index);
+          this.notify();
+          const start = await this.startSlot(k).wait(HOLD_MS);
+          return answer(res, 200, start === null ? { action: 'wait', window: k } : { ...start, window: k });
+        }
         const plan = await this.slot(k).wait(HOLD_MS);
         if (plan === null) return answer(res, 200, { action: 'wait', window: k });
         if (plan.action === 'done' || plan.action === 'abort') {
           this.heardEnd.add(index);
           this.notify();
         }
-        return answer(res, 200, plan.action === 'measure' ? plan : { ...plan, window: k });
+        return answer(res, 200, { ...plan, window: k });
       }
       case '/v1/result': {
         const k = doc.window;
         if (index === null) return answer(res, 409, { error: allowed });
         if (typeof k !== 'number' || typeof doc.swarm !== 'object' || doc.swarm === null) return answer(res, 400, { error: 'body: expected {index, window, swarm, trustworthy, why}' });
-        this.resultMap(k).set(index, { index, window: k, swarm: doc.swarm as SwarmResult, trustworthy: doc.trustworthy === true, why: typeof doc.why === 'string' ? doc.why : '' });
+        const judgedAs = typeof doc.judgedAs === 'string' ? (doc.judgedAs as TrustBasis) : null;
+        this.resultMap(k).set(index, { index, window: k, swarm: doc.swarm as SwarmResult, trustworthy: doc.trustworthy === true, judgedAs, why: typeof doc.why === 'string' ? doc.why : '' });
         this.notify();
         return answer(res, 200, {});
       }
       default:
-        return answer(res, 404, { error: 'expected POST /v1/join, /v1/ready or /v1/result' });
+        return answer(res, 404, { error: 'expected POST /v1/join, /v1/next, /v1/start or /v1/result' });
     }
   }
 }
@@ -435,14 +475,29 @@ export class CoordinatorClient {
     this.clockOffsetMs = Math.round(best!.offsetMs * 10) / 10;
   }
 
-  /** Window `k`'s plan, once every shard is ready for it; the start time is on this machine's clock. */
+  /** Window `k`'s plan, once the coordinator has decided it. */
   async next(k: number, signal?: AbortSignal): Promise<WindowPlan> {
     for (;;) {
-      const doc = (await this.post('/v1/ready', { index: this.shard.index, window: k }, HOLD_MS + 10_000, signal)) as unknown as WindowPlan;
-      if (doc.action === 'wait') continue;
-      if (doc.action === 'measure') return { ...doc, startAtEpochMs: doc.startAtEpochMs + this.clockOffsetMs };
-      return doc;
+      const doc = (await this.post('/v1/next', { index: this.shard.index, window: k }, HOLD_MS + 10_000, signal)) as unknown as WindowPlan;
+      if (doc.action !== 'wait') return doc;
     }
+  }
+
+  /**
+   * This shard's swarm is ready for window `k`: wait at the barrier for the start time, returned on
+   * this machine's clock. Throws when the coordinator ends the run instead.
+   */
+  async start(k: number, signal?: AbortSignal): Promise<number> {
+    for (;;) {
+      const doc = (await this.post('/v1/start', { index: this.shard.index, window: k }, HOLD_MS + 10_000, signal)) as unknown as StartPlan;
+      if (doc.action === 'start') return doc.startAtEpochMs + this.clockOffsetMs;
+      if (doc.action === 'abort') throw new CoordinationError(`the coordinator ended the run: ${doc.reason}`);
+    }
+  }
+
+  /** How long this shard's start gate may wait: the coordinator's barrier (its join bound for the first window) and the lead. */
+  gateMaxMs(k: number): number {
+    return (k === 0 ? this.timeouts.joinMs : this.timeouts.barrierMs) + this.timeouts.unreachableMs + this.timeouts.leadMs;
   }
 
   async postWindow(w: Omit<ShardWindow, 'index'>, signal?: AbortSignal): Promise<void> {
