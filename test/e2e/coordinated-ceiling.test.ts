@@ -122,5 +122,9 @@ describe('a ceiling search across 3 shards with a coordinator', () => {
     const files = [0, 1, 2].map((i) => join(out(i), 'result.json'));
     const again = mergeRunShards(files.map((f) => ({ file: f, doc: readResultFile(f) })));
     expect(again.search).toEqual(merged.search);
+    // …and plan --from sizes a fleet from the merged search, as from any result.
+    const plan = await runCli(['plan', '--from', files[0], '--agents', '1000']);
+    expect(plan.stderr).toBe('');
+    expect(plan.code).toBe(0);
   }, 90_000);
 });
