@@ -302,7 +302,7 @@ export class ShardCoordinator {
    * The end: the followers' next ready request hears `done` (with the search's end) or `abort`.
    * Waits, bounded, until each has heard it, then closes the endpoint.
    */
-  async finish(end: { search: SearchEnd | null } | { reason: string }, graceMs = 10_000): Promise<void> {
+  async finish(end: { search: SearchEnd | null } | { reason: string }, graceMs = Math.min(10_000, this.timeouts.resultMs)): Promise<void> {
     this.endPlan = 'reason' in end ? { action: 'abort', window: -1, reason: end.reason } : { action: 'done', window: -1, search: end.search };
     for (const slot of this.plans.values()) if (slot.value === null) slot.set(this.endPlan);
     const stopped: StartPlan = { action: 'abort', window: -1, reason: 'reason' in end ? end.reason : 'the run ended' };

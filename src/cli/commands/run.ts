@@ -113,6 +113,9 @@ export function coordinationOf(input: RunCliInput, shard: Shard, ceiling: boolea
   if (sharded && ceiling && !input.coordinator && input.coordinatorUrl === undefined) {
     throw new InvalidArgumentError('--shard', describeShard(shard), 'a staged scenario, or a ceiling search with a coordinator: --coordinator on one shard, --coordinator-url URL on the others');
   }
+  if ((input.coordinator || input.coordinatorUrl !== undefined) && input.startAt !== undefined) {
+    throw new InvalidArgumentError('--start-at', input.startAt, 'nothing with a coordinator: its barrier starts every window on every shard together');
+  }
   if (input.coordinator) {
     if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) throw new InvalidArgumentError('--coordinator-port', port, 'a TCP port, 0–65535 (0: a free one)');
     if (host !== undefined && (host.trim() === '' || /[\s/]/.test(host))) throw new InvalidArgumentError('--coordinator-host', host, 'an address to listen on, like 127.0.0.1 or 0.0.0.0');
