@@ -34,6 +34,10 @@ export function formatRunEvent(e: RunEvent): string {
       return `run failed: ${e.stack}`;
     case 'stack-stopping':
       return 'stopping the stack…';
+    case 'coordinator-listening':
+      return `coordinator: listening on ${e.url} for ${e.followers} shard${e.followers === 1 ? '' : 's'}`;
+    case 'coordinator-joined':
+      return `joined the coordinator at ${e.url} (this clock ${e.clockOffsetMs >= 0 ? '+' : ''}${e.clockOffsetMs} ms against its)`;
     case 'ledger': {
       const l = e.ledger;
       return `ledger: ${l.acked} writes acknowledged, ${l.stored} stored, ${l.lost} lost, ${l.duplicated} duplicated; commands ${l.commandsCreated} created, ${l.commandsDelivered} delivered, ${l.commandsLost} lost`;

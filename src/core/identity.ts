@@ -25,9 +25,10 @@ export function generateSecret(): string {
  * Control-plane credentials, one per purpose, derived from the stack secret so that nodes share
  * them without another file: HMAC-SHA256(secret, "key\0" + purpose). A key for one purpose is
  * useless for another, and none of them is an agent or user token. 'control' is `stack up`'s own
- * fault endpoint (src/stack/control.ts), not a node's.
+ * fault endpoint (src/stack/control.ts), not a node's; 'shard-coordinator' is a sharded run's
+ * coordinator (src/run/shard-coordinator.ts).
  */
-export type KeyPurpose = 'admin' | 'db-rpc' | 'relay-forward' | 'control';
+export type KeyPurpose = 'admin' | 'db-rpc' | 'relay-forward' | 'control' | 'shard-coordinator';
 
 export function deriveKey(secret: string, purpose: KeyPurpose): string {
   return createHmac('sha256', secret).update(`key\0${purpose}`).digest('base64url');

@@ -30,9 +30,14 @@ export interface ShardCommandInput {
   allowRemote: boolean;
 }
 
-/** A shard's result file; `index` is a shell word (`${JOB_COMPLETION_INDEX}`) or a number. */
+/** A shard's output folder (its result.json inside); `index` is a shell word (`${JOB_COMPLETION_INDEX}`) or a number. */
+export function shardResultDir(index: string | number): string {
+  return `${RESULTS_DIR}/shard-${index}`;
+}
+
+/** A shard's result file. */
 export function shardResultPath(index: string | number): string {
-  return `${RESULTS_DIR}/shard-${index}.json`;
+  return `${shardResultDir(index)}/result.json`;
 }
 
 /** The file a shard writes its exit code to, whatever happened. */
@@ -40,20 +45,32 @@ export function shardExitPath(index: string | number): string {
   return `${RESULTS_DIR}/shard-${index}.exit`;
 }
 
-/** The `rmmscale run` of one shard; index 0 is also the coordinator. */
+/** The coordinator's flags (index 0): it listens on every address of its pod, behind its Service. */
+export function coordinatorFlags(): string {
+  return `--coordinator --coordinator-host 0.0.0.0 --coordinator-port ${COORDINATOR_PORT}`;
+}
+
+/** A follower's flags (every other index): the coordinator's Service URL. */
+export function followerFlags(i: ShardCommandInput): string {
+  return `--coordinator-url ${i.coordinatorUrl}`;
+}
+
+/** The `rmmscale run` of one shard, without its role (`$role`: coordinatorFlags or followerFlags). */
 export function shardRunCommand(i: ShardCommandInput, index: string): string {
   return [
     'rmmscale run',
     `${SCENARIO_DIR}/${SCENARIO_KEY}`,
     `--shard ${index}/${i.shards}`,
-    `--coordinator-url ${i.coordinatorUrl}`,
-    `--out ${shardResultPath(index)}`,
+    `--out ${shardResultDir(index)}`,
     `--metrics-port ${METRICS_PORT}`,
     ...(i.allowRemote ? ['--allow-remote'] : []),
   ].join(' ');
 }
 
-/** The merge of every shard's result into one. */
+/**
+ * The merge of every shard's result into one. With a coordinator (index 0), its result is already
+ * the merge of every window; `rmmscale merge` checks the others are its shards and writes it.
+ */
 export function mergeCommand(): string {
   return `rmmscale merge ${shardResultPath('*')} --out ${MERGED_RESULT}`;
 }
@@ -68,8 +85,8 @@ export function shardScript(i: ShardCommandInput): string {
   const index = '${JOB_COMPLETION_INDEX}';
   return [
     'ulimit -n `ulimit -Hn` 2>/dev/null || true',
-    'role=""',
-    `if [ "${index}" = 0 ]; then role="--coordinator"; fi`,
+    `role="${followerFlags(i)}"`,
+    `if [ "${index}" = 0 ]; then role="${coordinatorFlags()}"; fi`,
     `${shardRunCommand(i, index)} $role`,
     'code=$?',
     `echo "$code" > ${shardExitPath(index)}`,

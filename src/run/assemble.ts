@@ -6,12 +6,22 @@ import { hostFacts } from '../core/host.js';
 import { round } from '../core/units.js';
 import type { Scenario } from '../scenario/types.js';
 import { calmerWindow, tierCeilings } from './diagnose.js';
-import { RUN_RESULT_SCHEMA, type NodeSecond, type RunResult, type RunSummary, type UslResult, type WindowResult } from './result-types.js';
+import { RUN_RESULT_SCHEMA, type NodeSecond, type RunMergedShard, type RunResult, type RunShard, type RunSummary, type UslResult, type WindowResult } from './result-types.js';
 
 /** Everything after the measurements: summary, ceilings, fits, plan. Pure over the windows. */
 
+/**
+ * What of the scenario the assembly reads: a resolved Scenario, or (rmmscale merge) the same facts
+ * read back from a shard's result.json.
+ */
+export type AssembleScenario = Pick<Scenario, 'name' | 'file' | 'description' | 'definition' | 'thresholds' | 'slo' | 'plan'> & {
+  fleet: Pick<Scenario['fleet'], 'checkin' | 'seed'>;
+  ceiling: Pick<NonNullable<Scenario['ceiling']>, 'unit' | 'precision'> | null;
+  stack: Pick<Scenario['stack'], 'target' | 'topology' | 'profile' | 'proxy' | 'db'> & { nodes: readonly unknown[] };
+};
+
 export interface AssembleInput {
-  sc: Scenario;
+  sc: AssembleScenario;
   startedAt: string;
   complete: boolean;
   interrupted: boolean;
@@ -25,6 +35,10 @@ export interface AssembleInput {
   warnings: string[];
   nodes: RunResult['stack']['nodes'];
   versions: RunResult['versions'];
+  /** A shard's own result: its slice and clock. */
+  shard?: RunShard;
+  /** A merged result: the shards it was made of. */
+  mergedFrom?: RunMergedShard[];
 }
 
 export function assemble(a: AssembleInput): RunResult {
@@ -76,32 +90,34 @@ export function assemble(a: AssembleInput): RunResult {
     hlogFiles: a.hlogFiles,
     faults: a.faults,
     ledger: a.ledger,
+    ...(a.shard ? { shard: a.shard } : {}),
+    ...(a.mergedFrom ? { mergedFrom: a.mergedFrom } : {}),
   };
 }
 
 /** An external target whose nodes were not listed: nothing server-side was measured. */
-const unmeasured = (sc: Scenario): boolean => sc.stack.target !== null && sc.stack.nodes.length === 0;
+const unmeasured = (sc: AssembleScenario): boolean => sc.stack.target !== null && sc.stack.nodes.length === 0;
 
 const NO_NODES_HINT = 'an external target without stack.nodes is measured from the client side only (list its nodes with their Prometheus /metrics URLs and a mapping file under stack.nodes to have the limiting tier named)';
 
 /** Why a window that broke the SLO named no tier, in one line for result.json. */
-function noTierReason(sc: Scenario, evidence: readonly string[]): string {
+function noTierReason(sc: AssembleScenario, evidence: readonly string[]): string {
   return unmeasured(sc) ? `the stack's nodes were not measured: ${NO_NODES_HINT}` : `no measured tier showed saturation, server errors or a rising node-side p99: ${evidence.join('; ')}`;
 }
 
-const loadUnit = (sc: Scenario): 'agents' | 'rate' => sc.ceiling?.unit ?? 'agents';
+const loadUnit = (sc: AssembleScenario): 'agents' | 'rate' => sc.ceiling?.unit ?? 'agents';
 
 /**
  * The load of a window in agents at the fleet's check-in model: its agents, or for a search by
  * rate its offered rate as agents at the fleet's fraction (the fleet of a search by rate is a fixed
  * size; its agents say nothing about the rate). Tier ceilings and the summary count agents alike.
  */
-function agentsAtModel(sc: Scenario, w: WindowResult): number {
+function agentsAtModel(sc: AssembleScenario, w: WindowResult): number {
   return loadUnit(sc) === 'rate' ? (ceilingAgentsForRate(sc, w.client.offeredRatePerSec) ?? w.agents) : w.agents;
 }
 
 /** The headline: the ceiling window of a search, or the last stage of a staged run. `windows`: those not superseded. */
-function headlineIndexOf(sc: Scenario, search: SearchResult | null, windows: WindowResult[]): number | null {
+function headlineIndexOf(sc: AssembleScenario, search: SearchResult | null, windows: WindowResult[]): number | null {
   if (search) {
     const good = search.ceilingLoad;
     const cands = windows.filter((w) => w.verdict.ok && (sc.ceiling?.unit === 'agents' ? w.agents === good : Math.abs(w.client.offeredRatePerSec - (good ?? -1)) < 1));
@@ -114,7 +130,7 @@ function headlineIndexOf(sc: Scenario, search: SearchResult | null, windows: Win
 }
 
 /** The run's summary: a found ceiling with its limiting tier, or why there is none. Adds to `warnings`. */
-function summaryOf(sc: Scenario, search: SearchResult | null, windows: WindowResult[], headlineWindow: WindowResult | null, trustworthy: boolean, warnings: string[]): RunSummary {
+function summaryOf(sc: AssembleScenario, search: SearchResult | null, windows: WindowResult[], headlineWindow: WindowResult | null, trustworthy: boolean, warnings: string[]): RunSummary {
   if (search && search.outcome === 'found' && headlineWindow) {
     const firstBad = windows.find((w) => !w.verdict.ok && (sc.ceiling?.unit === 'agents' ? w.agents === search.firstBad : true)) ?? windows.find((w) => !w.verdict.ok)!;
     const limiting = firstBad.diagnosis.limitingTier;
@@ -157,7 +173,7 @@ function summaryOf(sc: Scenario, search: SearchResult | null, windows: WindowRes
 }
 
 /** USL over every trustworthy window: load = agents (or offered rate), throughput = achieved. */
-function uslOf(sc: Scenario, windows: WindowResult[]): { usl: UslResult | null; uslError: string | null } {
+function uslOf(sc: AssembleScenario, windows: WindowResult[]): { usl: UslResult | null; uslError: string | null } {
   const points = windows.filter((w) => w.generator.trustworthy).map((w) => ({ load: sc.ceiling?.unit === 'rate' ? w.client.offeredRatePerSec : w.agents, throughput: w.client.achievedRatePerSec }));
   const distinct = new Set(points.map((p) => p.load)).size;
   if (distinct < 3) return { usl: null, uslError: `needs at least 3 distinct loads, got ${distinct}` };
@@ -176,13 +192,13 @@ function uslOf(sc: Scenario, windows: WindowResult[]): { usl: UslResult | null; 
  * A rate ceiling in agents: only a per-agent check-in model (a fraction per minute) converts. A
  * fixed aggregate rate says nothing about how many agents would produce it, so no agent figure.
  */
-function ceilingAgentsForRate(sc: Scenario, ratePerSec: number): number | null {
+function ceilingAgentsForRate(sc: AssembleScenario, ratePerSec: number): number | null {
   const c = sc.fleet.checkin;
   return c.kind === 'fraction' ? Math.round(ratePerSec / (c.fractionPerMin / 60)) : null;
 }
 
 /** The scenario's plan from the measured tier ceilings, sized as `rmmscale plan --from` sizes them (analysis/tier-sizing.ts). */
-export function planFromSummary(summary: RunSummary, layout: readonly TierLayout[], sc: Scenario): Plan | null {
+export function planFromSummary(summary: RunSummary, layout: readonly TierLayout[], sc: AssembleScenario): Plan | null {
   const { tiers } = tierCapacities(summary.tiers, layout);
   const agents = sc.plan?.agents[0] ?? summary.ceilingAgents;
   if (tiers.length === 0 || agents === null) return null;

@@ -8,12 +8,14 @@ import { remeasureDecision, waitForQuietHost } from './remeasure.js';
 import type { WindowResult } from './result-types.js';
 import { RunAborted } from './run-aborted.js';
 import type { RunContext } from './run-context.js';
+import { CoordinationError, type CoordinatorClient } from './shard-coordinator.js';
 
 /**
  * Which windows a run measures: each stage in turn, or the steps and bisections of a ceiling
  * search (null when the scenario has neither). Every window is measured by measure-window.ts.
  */
 export async function drive(ctx: RunContext): Promise<SearchResult | null> {
+  if (ctx.coordination?.role === 'follower') return follow(ctx, ctx.coordination.client);
   if (ctx.sc.stages) await driveStages(ctx);
   else if (ctx.sc.ceiling) return driveCeiling(ctx);
   return null;
@@ -45,11 +47,13 @@ async function driveCeiling(ctx: RunContext): Promise<SearchResult> {
       n++;
       // Bisecting once any window (the search's own, so far) has broken the SLO.
       const kind = ctx.windows.some((w) => !w.verdict.ok) ? 'bisect' : 'step';
-      const measure = (label: string): Promise<WindowResult> =>
-        c.unit === 'agents'
-          ? measureWindow(ctx, { kind, label, agents: load, checkin: sc.fleet.checkin, warmupMs: windowWarmupMs(sc.fleet.transport, load, c.warmupMs), measureMs: c.measureMs })
-          : measureWindow(ctx, { kind, label, agents: sc.fleet.agents, checkin: { kind: 'rate', ratePerSec: load, text: `${load}/s` }, warmupMs: windowWarmupMs(sc.fleet.transport, sc.fleet.agents, c.warmupMs), measureMs: c.measureMs });
-      const w = await measureUntilTrusted(ctx, await measure(`${kind} ${n}`), (attempts) => measure(`${kind} ${n} (again${attempts > 0 ? ` ${attempts + 1}` : ''})`));
+      const measure = (label: string, supersedes?: number): Promise<WindowResult> => {
+        const again = supersedes === undefined ? {} : { supersedes };
+        return c.unit === 'agents'
+          ? measureWindow(ctx, { kind, label, agents: load, checkin: sc.fleet.checkin, warmupMs: windowWarmupMs(sc.fleet.transport, load, c.warmupMs), measureMs: c.measureMs, ...again })
+          : measureWindow(ctx, { kind, label, agents: sc.fleet.agents, checkin: { kind: 'rate', ratePerSec: load, text: `${load}/s` }, warmupMs: windowWarmupMs(sc.fleet.transport, sc.fleet.agents, c.warmupMs), measureMs: c.measureMs, ...again });
+      };
+      const w = await measureUntilTrusted(ctx, await measure(`${kind} ${n}`), (attempts, supersedes) => measure(`${kind} ${n} (again${attempts > 0 ? ` ${attempts + 1}` : ''})`, supersedes));
       return { offeredRatePerSec: w.client.attemptedRatePerSec, achievedRatePerSec: w.client.achievedRatePerSec, p99Us: sloLatency(w.client).p99Us, errorRate: w.client.errorRate, trustworthy: w.generator.trustworthy };
     },
     {
@@ -71,7 +75,7 @@ async function driveCeiling(ctx: RunContext): Promise<SearchResult> {
  * (src/run/remeasure.ts). An untrustworthy window after that stops the search: it
  * refuses to call that a ceiling.
  */
-async function measureUntilTrusted(ctx: RunContext, first: WindowResult, again: (attempts: number) => Promise<WindowResult>): Promise<WindowResult> {
+async function measureUntilTrusted(ctx: RunContext, first: WindowResult, again: (attempts: number, supersedes: number) => Promise<WindowResult>): Promise<WindowResult> {
   let w = first;
   for (let attempts = 0; !w.generator.trustworthy; attempts++) {
     const next = remeasureDecision(attempts, w.generator.hostStealMean ?? null, w.generator.hostStealMax ?? null);
@@ -89,9 +93,30 @@ async function measureUntilTrusted(ctx: RunContext, first: WindowResult, again: 
     } else {
       ctx.emit({ type: 'remeasure', label: w.label });
     }
-    const retry = await again(attempts);
+    const retry = await again(attempts, w.index);
     w.supersededBy = retry.index;
     w = retry;
   }
   return w;
+}
+
+/**
+ * A follower shard (`--coordinator-url`): join the coordinator, then measure each window it decides,
+ * starting when it says (at its barrier, on this machine's clock: measure-window.ts), until it says
+ * the run is done. Its windows are
+ * this shard's own; the coordinator merges and judges the whole.
+ */
+async function follow(ctx: RunContext, client: CoordinatorClient): Promise<SearchResult | null> {
+  await client.join(ctx.signal);
+  ctx.emit({ type: 'coordinator-joined', url: client.url, clockOffsetMs: client.clockOffsetMs });
+  for (;;) {
+    const k = ctx.windows.length;
+    const plan = await client.next(k, ctx.signal);
+    if (plan.action === 'done') return plan.search ? { ...plan.search, steps: [] } : null;
+    if (plan.action === 'abort') throw new CoordinationError(`the coordinator ended the run: ${plan.reason}`);
+    if (plan.action !== 'measure') continue;
+    const old = plan.spec.supersedes === undefined ? undefined : ctx.windows[plan.spec.supersedes];
+    if (old) old.supersededBy = k;
+    await measureWindow(ctx, plan.spec);
+  }
 }

@@ -25,14 +25,8 @@ export interface WindowJudgement {
 export function judgeWindow(swarm: SwarmResult, nodes: NodeWindow[], windowSec: number, sc: Scenario, earlier: WindowResult[]): WindowJudgement {
   const client = clientFromSwarm(swarm);
   const generator = generatorFromSwarm(swarm);
-  const p99 = sloLatency(client).p99Us;
-  // "Achieved below offered" is judged against the sends actually made: a Poisson window's
-  // arrivals differ from the target by chance (±7% over 5 s at 45/s), a saturated stack's
-  // completions fall behind its arrivals for good.
-  const m: StepMeasurement = { offeredRatePerSec: client.attemptedRatePerSec, achievedRatePerSec: client.achievedRatePerSec, p99Us: p99, errorRate: client.errorRate, trustworthy: true };
-  const verdict = judgeStep(m, { p99Us: sc.slo.p99Ms * 1000, errorRate: sc.slo.errorRate, minAchievedRatio: sc.slo.minAchievedRatio });
-  const prevGood = [...earlier].reverse().find((w) => w.verdict.ok && w.generator.trustworthy);
-  const diagnosis = diagnose(nodes, prevGood?.nodes ?? null);
+  const { measurement: m, verdict } = windowVerdict(client, sc.slo);
+  const diagnosis = windowDiagnosis(nodes, earlier);
   const hostLimited = nodes.filter((n) => n.hostLimitedSec > windowSec / 2).map((n) => n.node);
   if (hostLimited.length > 0) {
     generator.hostBound = true;
@@ -42,6 +36,24 @@ export function judgeWindow(swarm: SwarmResult, nodes: NodeWindow[], windowSec: 
   generator.trustworthy = trust.trustworthy;
   generator.trust = trust;
   return { client, generator, verdict, diagnosis, trust };
+}
+
+/**
+ * A window's client-side figures against the SLO: the verdict the run, the coordinator of a sharded
+ * run and `rmmscale merge` all judge by (merge judges the merged figures, never a shard's).
+ */
+export function windowVerdict(client: ClientStats, slo: Pick<Scenario['slo'], 'p99Ms' | 'errorRate' | 'minAchievedRatio'>): { measurement: StepMeasurement; verdict: SloVerdict } {
+  // "Achieved below offered" is judged against the sends actually made: a Poisson window's
+  // arrivals differ from the target by chance (±7% over 5 s at 45/s), a saturated stack's
+  // completions fall behind its arrivals for good.
+  const measurement: StepMeasurement = { offeredRatePerSec: client.attemptedRatePerSec, achievedRatePerSec: client.achievedRatePerSec, p99Us: sloLatency(client).p99Us, errorRate: client.errorRate, trustworthy: true };
+  return { measurement, verdict: judgeStep(measurement, { p99Us: slo.p99Ms * 1000, errorRate: slo.errorRate, minAchievedRatio: slo.minAchievedRatio }) };
+}
+
+/** Which tier limited the window, against the last earlier window that met the SLO and was trusted. */
+export function windowDiagnosis(nodes: NodeWindow[], earlier: readonly WindowResult[]): Diagnosis {
+  const prevGood = [...earlier].reverse().find((w) => w.verdict.ok && w.generator.trustworthy);
+  return diagnose(nodes, prevGood?.nodes ?? null);
 }
 
 /** Per tier, its worst node's event-loop delay p99 in the window, summed along a request's path (µs). */

@@ -34,6 +34,8 @@ export interface WindowSpec {
   rampFromAgents?: number;
   /** A stage's index (0-based): its faults count their time from its measured start. */
   stageIndex?: number;
+  /** This window measures again the window of that index (not trustworthy): a coordinator tells its followers so. */
+  supersedes?: number;
 }
 
 export interface WindowTargets {

@@ -293,4 +293,39 @@ export interface RunResult {
    * that was down at the end, or a file written before the ledger existed.
    */
   ledger: Ledger | null;
+  /** A shard's own result (`--shard i/n`, n > 1): its slice and its clock. Absent in unsharded and merged results. */
+  shard?: RunShard;
+  /** A merged result (`rmmscale merge`, or a coordinated run's coordinator): the shards it was made of. Absent otherwise. */
+  mergedFrom?: RunMergedShard[];
+}
+
+/**
+ * A shard's place and clock. `clockOffsetMs` is this machine's clock minus the coordinator's,
+ * measured NTP-style (half the round trip) when the shard joined it; so a time on this shard's
+ * clock is `t − clockOffsetMs` on the coordinator's. Without a coordinator nothing is measured:
+ * null, and `clockNote` says so (shards given one `--start-at` trust their own clocks, NTP).
+ */
+export interface RunShard {
+  index: number;
+  count: number;
+  /** Its windows were decided by a coordinator (`--coordinator`, `--coordinator-url`). */
+  coordinated: boolean;
+  /** The `--start-at` asked for, epoch ms (null: none). */
+  startAtRequestedEpochMs: number | null;
+  clockOffsetMs: number | null;
+  /** What the offset was measured against (the coordinator's URL); null when not measured. */
+  clockReference: string | null;
+  /** Why clockOffsetMs is null, when it is. */
+  clockNote: string | null;
+}
+
+/** One shard of a merged result. */
+export interface RunMergedShard {
+  index: number;
+  count: number;
+  /** Its result file; null for a shard that posted its windows to the coordinator. */
+  file: string | null;
+  startedAt: string;
+  trustworthy: boolean;
+  clockOffsetMs: number | null;
 }

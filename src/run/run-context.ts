@@ -11,6 +11,7 @@ import type { FaultRunner } from './faults.js';
 import type { WindowResult } from './result-types.js';
 import type { Shard } from '../swarm/shard.js';
 import type { RunEvent } from './run-event.js';
+import type { CoordinatorClient, ShardCoordinator } from './shard-coordinator.js';
 
 /**
  * What the phases of one run share: the scenario, the running stack and its collector, the windows
@@ -55,6 +56,11 @@ export interface RunContext {
   acked: SwarmLedger[];
   /** Where the agents' enrolment is kept between windows (a protocol with `enroll:`), or null; removed at the end. */
   enrolledStateDir: string | null;
+  /**
+   * A sharded run with a coordinator (shard-coordinator.ts): this shard decides every window and
+   * merges its followers' (`coordinator`), or follows its decisions (`follower`); null otherwise.
+   */
+  coordination: { role: 'coordinator'; coordinator: ShardCoordinator } | { role: 'follower'; client: CoordinatorClient } | null;
   /** End the run now as failed (a node died that no fault named): the run is incomplete. */
   fail: (message: string) => void;
 }

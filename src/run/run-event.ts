@@ -23,6 +23,10 @@ export type RunEvent =
   /** An unexpected error (a known RmmscaleError is only the result's `error`). */
   | { type: 'run-failed'; stack: string }
   | { type: 'stack-stopping' }
+  /** A sharded run's coordinator listens (`--coordinator`) for its followers. */
+  | { type: 'coordinator-listening'; url: string; followers: number }
+  /** A follower joined its coordinator; its clock minus the coordinator's. */
+  | { type: 'coordinator-joined'; url: string; clockOffsetMs: number }
   /** The ledger, read from the database after the last window (run/ledger.ts). */
   | { type: 'ledger'; ledger: Ledger }
   | SwarmEvent;

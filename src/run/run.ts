@@ -21,7 +21,8 @@ import { openStore } from '../stack/store/index.js';
 import type { Store } from '../stack/types.js';
 import { checkLedger, type Ledger } from './ledger.js';
 import { libraryVersions } from './library-versions.js';
-import type { NodeSecond, RunResult } from './result-types.js';
+import type { NodeSecond, RunResult, RunShard } from './result-types.js';
+import { CoordinatorClient, DEFAULT_TIMEOUTS, runFingerprint, ShardCoordinator, type CoordinationTimeouts } from './shard-coordinator.js';
 import { RunAborted } from './run-aborted.js';
 import type { RunContext } from './run-context.js';
 import type { RunEvent } from './run-event.js';
@@ -55,7 +56,12 @@ export interface RunOptions {
   scrapeSchedule?: ScrapeSchedule;
   /** The live view (--metrics-port): every window's swarm feeds it, and each window's trust. */
   live?: LiveMetrics;
+  /** A sharded run's coordination (`--coordinator`, `--coordinator-url`): null or absent, none. */
+  coordination?: CoordinationOptions | null;
 }
+
+/** Serve as the coordinator of a sharded run, or follow the one at `url` (shard-coordinator.ts). */
+export type CoordinationOptions = ({ role: 'coordinator'; host: string; port: number } | { role: 'follower'; url: string }) & { timeouts?: CoordinationTimeouts };
 
 export interface RunOutput {
   result: RunResult;
@@ -76,7 +82,9 @@ export async function runScenario(o: RunOptions): Promise<RunOutput> {
   const resultFile = join(o.outDir, 'result.json');
   const end: RunEnd = { error: null, interrupted: false };
   const abort = watchAbort(sc, o.signal, end);
+  const coordination = await startCoordination(o, sc);
   const ctx: RunContext = {
+    coordination,
     sc,
     outDir: o.outDir,
     allowRemote: o.allowRemote,
@@ -127,12 +135,17 @@ export async function runScenario(o: RunOptions): Promise<RunOutput> {
     abort.dispose();
     ctx.faults?.close();
   }
+  // The followers hear how the run ended (the search's end, or why it stopped), then the endpoint closes.
+  if (coordination?.role === 'coordinator') {
+    const why = end.error ?? (end.interrupted ? 'the coordinator was interrupted' : null);
+    await coordination.coordinator.finish(why ? { reason: why } : { search: search ? { outcome: search.outcome, ceilingLoad: search.ceilingLoad, lastGood: search.lastGood, firstBad: search.firstBad } : null });
+  }
   // The ledger reads the database while the stack still runs (after the operators' last command).
   await ctx.background?.stop().catch(() => undefined);
   const ledger = await readLedger(ctx);
   await stopAll(ctx);
   if (ctx.enrolledStateDir) rmSync(ctx.enrolledStateDir, { recursive: true, force: true });
-  const result = await buildResult(ctx, startedAt, end, search, ledger);
+  const result = await buildResult(ctx, startedAt, end, search, ledger, o.startAtEpochMs ?? null);
   writeFileAtomic(resultFile, JSON.stringify(result, null, 2) + '\n');
   return { result, resultFile };
 }
@@ -231,7 +244,7 @@ async function readLedger(ctx: RunContext): Promise<Ledger | null> {
   }
 }
 
-async function buildResult(ctx: RunContext, startedAt: string, end: RunEnd, search: SearchResult | null, ledger: Ledger | null): Promise<RunResult> {
+async function buildResult(ctx: RunContext, startedAt: string, end: RunEnd, search: SearchResult | null, ledger: Ledger | null, startAtRequested: number | null): Promise<RunResult> {
   const timeline: Record<string, NodeSecond[]> = {};
   if (ctx.collector) for (const [k, v] of ctx.collector.timeline) timeline[k] = v;
   // An external stack's nodes are listed with their /metrics URL; their processes are not ours (pid 0).
@@ -239,6 +252,7 @@ async function buildResult(ctx: RunContext, startedAt: string, end: RunEnd, sear
     ? ctx.stack.nodes.map((n) => ({ name: n.name, role: n.role, tier: n.tier, url: n.url, pid: n.pid }))
     : ctx.sc.stack.nodes.map((n) => ({ name: n.name, role: n.role, tier: n.tier, url: n.metricsUrl, pid: 0 }));
   if (!ctx.stack && ctx.collector) ctx.warnings.push(...ctx.collector.scrapeWarnings());
+  const coord = ctx.coordination;
   return assemble({
     sc: ctx.sc,
     startedAt,
@@ -254,5 +268,42 @@ async function buildResult(ctx: RunContext, startedAt: string, end: RunEnd, sear
     warnings: ctx.warnings,
     nodes,
     versions: { rmmscale: toolVersion(), node: process.version, libraries: await libraryVersions() },
+    // The coordinator's result is the merge of every shard; any other shard's is its own.
+    ...(coord?.role === 'coordinator' ? { mergedFrom: coord.coordinator.mergedFrom(startedAt) } : ctx.shard.count > 1 ? { shard: shardFacts(ctx, startAtRequested) } : {}),
   });
+}
+
+const NO_COORDINATOR_CLOCK =
+  'no coordinator: the shards started on their own clocks (--start-at), which were not measured against one another; keep them in sync with NTP, or run with --coordinator / --coordinator-url to have the offset measured';
+
+/** A shard's own result: its slice, and its clock against the coordinator's (when it follows one). */
+function shardFacts(ctx: RunContext, startAtRequested: number | null): RunShard {
+  const client = ctx.coordination?.role === 'follower' ? ctx.coordination.client : null;
+  return {
+    index: ctx.shard.index,
+    count: ctx.shard.count,
+    coordinated: client !== null,
+    startAtRequestedEpochMs: startAtRequested,
+    clockOffsetMs: client ? client.clockOffsetMs : null,
+    clockReference: client ? client.url : null,
+    clockNote: client ? null : NO_COORDINATOR_CLOCK,
+  };
+}
+
+/**
+ * The coordinator listens before anything starts, so that its followers can join while the run
+ * gets ready; a follower joins when its run is ready to measure (drive.ts). Both need the stack's
+ * secret shared by every shard: the control endpoint's key is derived from it.
+ */
+async function startCoordination(o: RunOptions, sc: Scenario): Promise<RunContext['coordination']> {
+  const c = o.coordination;
+  if (!c) return null;
+  const secret = sc.fleet.secret ?? resolveSecret('fleet.secret', undefined, sc.stack.target ? sc.stack.target.split(',').map((t) => t.trim()) : []);
+  const fingerprint = runFingerprint(sc, sc.shard.count);
+  const timeouts = c.timeouts ?? DEFAULT_TIMEOUTS;
+  if (c.role === 'follower') return { role: 'follower', client: new CoordinatorClient(c.url, sc.shard, secret, fingerprint, timeouts) };
+  const coordinator = new ShardCoordinator(sc.shard, secret, fingerprint, timeouts);
+  const url = await coordinator.listen(c.host, c.port);
+  o.onEvent?.({ type: 'coordinator-listening', url, followers: sc.shard.count - 1 });
+  return { role: 'coordinator', coordinator };
 }

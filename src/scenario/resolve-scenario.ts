@@ -107,8 +107,8 @@ export function resolveScenario(data: unknown, p: Problems, file: string, agentV
   }
 
   const shard = raw.shard === undefined ? NO_SHARD : p.take(['shard'], (f) => parseShard(f, raw.shard), NO_SHARD);
+  // A ceiling search across shards also needs a coordinator: that is `rmmscale run`'s flags, checked there.
   if (shard.count > 1 && !stack.target && p.ok(['shard'])) p.expected(['shard'], 'a scenario with stack.target (the shards drive one shared stack)', raw.shard);
-  else if (shard.count > 1 && ceiling && p.ok(['shard'])) p.expected(['shard'], 'a staged scenario (a ceiling search across shards needs a coordinator)', raw.shard);
 
   return {
     shard,
@@ -476,4 +476,16 @@ function resolveFaultNode(p: Problems, at: Segment[], value: unknown, topology: 
   }
   if (action === 'slow' && node.role === 'proxy') p.expected(at, 'a node that queries the database (the proxy has none)', value);
   return node.name;
+}
+
+/**
+ * The `plan:` of a scenario as written (a result's `scenario.definition`), resolved as a run resolves
+ * it: null when it has none or it does not resolve. `rmmscale merge` sizes the merged result's plan by it.
+ */
+export function scenarioPlanOf(definition: unknown): ScenarioPlan | null {
+  const raw = map(definition);
+  if (raw.plan === undefined) return null;
+  const p = new Problems([]);
+  const plan = resolvePlan(map(raw.plan), p);
+  return p.list.length === 0 ? plan : null;
 }

@@ -10,7 +10,7 @@ import type { SwarmResult } from './result.js';
 import { sizeRun } from './sizing.js';
 import type { SwarmEvent } from './swarm-event.js';
 import { TunnelLog } from './tunnel-log.js';
-import { WorkerPool } from './worker-pool.js';
+import { WorkerPool, type StartGate } from './worker-pool.js';
 
 /**
  * Runs a swarm, in phases: probe the targets, size the workers (sizing.ts), fork them and start
@@ -53,6 +53,8 @@ export interface SwarmRunOptions {
   control?: SwarmControl;
   /** The live view (--metrics-port): every merged second goes to it, and the swarm's own verdict at the end. */
   live?: LiveMetrics;
+  /** t = 0 from a barrier once every worker is ready (a sharded run's coordinator); its failure is thrown. */
+  startGate?: StartGate;
 }
 
 export interface SwarmRunOutput {
@@ -84,6 +86,7 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
     caPem,
     intervalMs,
     signal: opts.signal,
+    startGate: opts.startGate,
     onGo: (startAtEpochMs) => {
       merged.begin(startAtEpochMs, hlogComment);
       opts.onStart?.(startAtEpochMs);
@@ -103,6 +106,7 @@ export async function runSwarm(opts: SwarmRunOptions): Promise<SwarmRunOutput> {
     opts.control?.attach(null);
     opts.live?.setRunning(false);
   }
+  if (pool.gateError) throw pool.gateError;
 
   const result = buildSwarmResult({ cfg, sizing, host, startedAt, intervalMs, merged, workers: pool.workers, interrupted: pool.interrupted });
   return { result, hlog: merged.hlog ? merged.hlog.toString() : '', ledger: mergeLedgers(pool.ledgers, sizing.workers) };

@@ -40,6 +40,18 @@ export interface WorkerPoolOptions {
   onWorkerError: (m: Extract<WorkerMessage, { type: 'error' }>) => void;
   /** A worker's tunnel events, as they arrive (before the interval is complete). */
   onTunnelEvents?: (events: TunnelEvent[]) => void;
+  /** A barrier before t = 0 (a sharded run's coordinator): once every worker is ready, t = 0 is what it gives. */
+  startGate?: StartGate;
+}
+
+/**
+ * Where t = 0 comes from when it is not known in advance: `wait` resolves with it (epoch ms, this
+ * machine's clock) once every shard is ready, or rejects (the swarm then stops, and runSwarm throws
+ * that error). `maxMs` bounds the wait, on top of the swarm's own hard bound.
+ */
+export interface StartGate {
+  wait: () => Promise<number>;
+  maxMs: number;
 }
 
 /** Time between `go` and t = 0: pools connect and code warms up before the first intended send. */
@@ -51,6 +63,8 @@ export class WorkerPool {
   readonly workers: WorkerState[] = [];
   /** Ctrl-C: the workers were told to stop; the result is partial. */
   interrupted = false;
+  /** The start gate failed (a shard or the coordinator went away): the workers were stopped before t = 0. */
+  gateError: Error | null = null;
   /** Each HTTP worker's acknowledged writes, as it reported them at its end. */
   readonly ledgers: Array<{ worker: number; wire: AckLedgerWire }> = [];
   private readonly pending = new Map<number, Map<number, IntervalPart>>();
@@ -75,7 +89,7 @@ export class WorkerPool {
     signal?.addEventListener('abort', onAbort, { once: true });
     // Hard bound: the profile, the drain and a margin. Nothing runs forever.
     const waitMs = cfg.startAtEpochMs === null ? 0 : Math.max(0, cfg.startAtEpochMs - Date.now());
-    const hardMs = waitMs + cfg.profile.durationMs + Math.min(cfg.timeoutMs, 10_000) + 30_000 + cfg.agents * 0.05;
+    const hardMs = waitMs + (this.o.startGate?.maxMs ?? 0) + cfg.profile.durationMs + Math.min(cfg.timeoutMs, 10_000) + 30_000 + cfg.agents * 0.05;
     const hard = setTimeout(() => {
       for (const w of this.workers) if (!w.done) w.proc.kill('SIGKILL');
     }, hardMs);
@@ -154,9 +168,19 @@ export class WorkerPool {
         // Workers connect pools and warm up before the shared t = 0; with --start-at, t = 0 is that
         // instant (every shard the same). Ready after it, they start late, and the sends they
         // missed go out late and count as late (the verdict says so): never silently shifted.
-        const startAtEpochMs = cfg.startAtEpochMs ?? Date.now() + START_DELAY_MS;
-        for (const w of this.workers) send(w, { type: 'go', startAtEpochMs });
-        this.o.onGo(startAtEpochMs);
+        const go = (startAtEpochMs: number): void => {
+          for (const w of this.workers) send(w, { type: 'go', startAtEpochMs });
+          this.o.onGo(startAtEpochMs);
+        };
+        if (!this.o.startGate) go(cfg.startAtEpochMs ?? Date.now() + START_DELAY_MS);
+        else {
+          this.o.startGate.wait().then(go, (err: unknown) => {
+            // No t = 0: the workers never started; stop them (ours, by their process).
+            this.gateError = err instanceof Error ? err : new Error(String(err));
+            this.interrupted = true;
+            for (const w of this.workers) if (!w.done && w.proc.exitCode === null) w.proc.kill('SIGTERM');
+          });
+        }
       }
     } else if (m.type === 'interval') {
       const measured = m.index * intervalMs >= cfg.warmupMs && m.index * intervalMs < cfg.profile.durationMs;

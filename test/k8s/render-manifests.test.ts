@@ -6,7 +6,10 @@ import { ConfigMap, PersistentVolumeClaim, Service } from 'kubernetes-models/v1'
 import { Job } from 'kubernetes-models/batch/v1';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import { RESULTS_DIR, shardScript, waitForShardsScript } from '../../src/k8s/k8s-commands.js';
+import yargs from 'yargs';
+import { coordinationOf, runCommand } from '../../src/cli/commands/run.js';
+import { COORDINATOR_PORT, RESULTS_DIR, shardScript, waitForShardsScript } from '../../src/k8s/k8s-commands.js';
+import { parseShard } from '../../src/swarm/shard.js';
 import { objectBaseName, parseImage, parseNamespace, parseShards } from '../../src/k8s/k8s-flags.js';
 import { manifestsYaml, renderManifests, type RenderInput } from '../../src/k8s/render-manifests.js';
 import { runCli } from '../helpers/spawn-cli.js';
@@ -78,14 +81,16 @@ describe('k8s render: the manifests', () => {
     for (const [k, v] of Object.entries(svc.spec.selector)) if (k !== 'batch.kubernetes.io/job-completion-index') expect(shards.spec.template.metadata.labels[k]).toBe(v);
     expect(svc.spec.ports[0].port).toBe(pod.containers[0].ports[0].containerPort);
     const script: string = pod.containers[0].command[2];
-    expect(script).toContain(`rmmscale run /scenario/scenario.yaml --shard \${JOB_COMPLETION_INDEX}/${n} --coordinator-url http://rmmscale-remote-ceiling-coordinator.load.svc:7470 --out /results/shard-\${JOB_COMPLETION_INDEX}.json --metrics-port 9464 --allow-remote $role`);
+    expect(script).toContain(`rmmscale run /scenario/scenario.yaml --shard \${JOB_COMPLETION_INDEX}/${n} --out /results/shard-\${JOB_COMPLETION_INDEX} --metrics-port 9464 --allow-remote $role`);
+    expect(script).toContain('role="--coordinator-url http://rmmscale-remote-ceiling-coordinator.load.svc:7470"');
+    expect(script).toContain('then role="--coordinator --coordinator-host 0.0.0.0 --coordinator-port 7470"; fi');
     // Kubernetes expands $(NAME) in commands itself: none may appear.
     for (const d of [shards, merge]) expect(JSON.stringify(d)).not.toMatch(/\$\(/);
     expect(pod.containers[0].env).toEqual([{ name: 'RMMSCALE_SECRET', valueFrom: { secretKeyRef: { name: 'rmmscale-stack', key: 'secret' } } }]);
     expect(pod.containers[0].resources.limits).toBeUndefined();
     const mergePod = merge.spec.template.spec;
     expect(mergePod.initContainers[0].command[2]).toContain(`while [ "$i" -lt ${n} ]`);
-    expect(mergePod.containers[0].command[2]).toContain('rmmscale merge /results/shard-*.json --out /results/result.json');
+    expect(mergePod.containers[0].command[2]).toContain('rmmscale merge /results/shard-*/result.json --out /results/result.json');
     expect(mergePod.containers[0].readinessProbe.exec.command).toEqual(['test', '-f', '/results/result.json']);
     expect(mergePod.volumes).toEqual(pod.volumes);
   });
@@ -102,7 +107,7 @@ describe('k8s render: the manifests', () => {
     const docs = validatedDocs(manifestsYaml(renderManifests(input({ namespace: null, storageClass: 'nfs-client', accessMode: 'ReadWriteOnce', scenarioText: withSecret })))) as Any[];
     for (const d of docs) expect(d.metadata.namespace).toBeUndefined();
     expect(docs[1].spec).toMatchObject({ accessModes: ['ReadWriteOnce'], storageClassName: 'nfs-client' });
-    expect(docs[3].spec.template.spec.containers[0].command[2]).toContain('--coordinator-url http://rmmscale-remote-ceiling-coordinator:7470 ');
+    expect(docs[3].spec.template.spec.containers[0].command[2]).toContain('--coordinator-url http://rmmscale-remote-ceiling-coordinator:7470"');
     expect(docs[3].spec.template.spec.containers[0].env).toEqual([]);
   });
 
@@ -195,9 +200,38 @@ describe('k8s render: the pods\' scripts under /bin/sh', () => {
     const r = spawnSync('/bin/sh', ['-c', script], { env: { PATH: `${bin}:/usr/bin:/bin`, JOB_COMPLETION_INDEX: index, FAKE_EXIT: String(code) }, encoding: 'utf8' });
     expect(r.status).toBe(podExit);
     expect(readFileSync(join(dir, 'args'), 'utf8').trim()).toBe(
-      `run /scenario/scenario.yaml --shard ${index}/3 --coordinator-url http://c:7470 --out ${dir}/results/shard-${index}.json --metrics-port 9464 --allow-remote${coordinator ? ' --coordinator' : ''}`,
+      `run /scenario/scenario.yaml --shard ${index}/3 --out ${dir}/results/shard-${index} --metrics-port 9464 --allow-remote ${coordinator ? '--coordinator --coordinator-host 0.0.0.0 --coordinator-port 7470' : '--coordinator-url http://c:7470'}`,
     );
     expect(readFileSync(join(dir, 'results', `shard-${index}.exit`), 'utf8')).toBe(`${code}\n`);
+  });
+
+  it.each(['0', '2'])('index %s: the rendered shard command is accepted by rmmscale run\'s own parser, as the role it must take', async (index) => {
+    const bin = fakeRmmscale();
+    const rendered = renderManifests(input()).find((d) => (d as Any).kind === 'Job' && (d as Any).spec.completionMode === 'Indexed') as Any;
+    const script = here(rendered.spec.template.spec.containers[0].command[2] as string);
+    const r = spawnSync('/bin/sh', ['-c', script], { env: { PATH: `${bin}:/usr/bin:/bin`, JOB_COMPLETION_INDEX: index, FAKE_EXIT: '0' }, encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    const args = readFileSync(join(dir, 'args'), 'utf8').trim().split(/\s+/);
+    // yargs with the run command's own builder, strict as bin/rmmscale is; the handler is not run.
+    let parsed: Record<string, unknown> | null = null;
+    await yargs(args)
+      .strict()
+      .exitProcess(false)
+      .fail((msg) => {
+        throw new Error(msg);
+      })
+      .command({ ...runCommand, handler: (argv) => void (parsed = argv) })
+      .parseAsync();
+    const a = parsed as unknown as Record<string, unknown>;
+    expect(a.shard).toBe(`${index}/3`);
+    const shard = parseShard('--shard', a.shard);
+    const role = coordinationOf(
+      { scenario: String(a.scenario), allowRemote: a.allowRemote === true, coordinator: a.coordinator === true, coordinatorUrl: a['coordinator-url'] as string | undefined, coordinatorPort: a['coordinator-port'] as number | undefined, coordinatorHost: a['coordinator-host'] as string | undefined },
+      shard,
+      true,
+    );
+    if (index === '0') expect(role).toEqual({ role: 'coordinator', host: '0.0.0.0', port: COORDINATOR_PORT });
+    else expect(role).toEqual({ role: 'follower', url: 'http://rmmscale-remote-ceiling-coordinator.load.svc:7470' });
   });
 
   it('the merge waits for every shard, and gives up at once on a shard without a result', () => {

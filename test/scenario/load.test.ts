@@ -423,14 +423,13 @@ describe('shard: i/n', () => {
     expect(parseScenario(`${TARGET}shard: 2/3\n`, 's.yaml').shard).toEqual({ index: 2, count: 3 });
     expect(parseScenario(TARGET, 's.yaml').shard).toEqual({ index: 0, count: 1 });
   });
-  it('refuses a bad value, a started stack and a search, each with its line and path', () => {
+  it('refuses a bad value and a started stack, each with its line and path; a search loads', () => {
     expect(problems(`${TARGET}shard: 3/3\n`)).toEqual(['bad.yaml:5 shard: expected "i/n": shard i of n, 0 ≤ i < n ≤ 1000, e.g. "0/3", got "3/3"']);
     expect(problems(`${TARGET}shard: half\n`)).toEqual(['bad.yaml:5 shard: expected "i/n": shard i of n, e.g. "0/3", got "half"']);
     expect(problems(`${STACK}stages:\n  - { duration: 10s, agents: 100 }\nshard: 1/2\n`)).toEqual([
       'bad.yaml:5 shard: expected a scenario with stack.target (the shards drive one shared stack), got "1/2"',
     ]);
-    expect(problems('stack:\n  target: http://127.0.0.1:9\nceiling: { start: 100, max: 500 }\nshard: 1/2\n')).toEqual([
-      'bad.yaml:4 shard: expected a staged scenario (a ceiling search across shards needs a coordinator), got "1/2"',
-    ]);
+    // A search across shards loads: its coordinator is `rmmscale run`'s --coordinator / --coordinator-url (checked there).
+    expect(parseScenario('stack:\n  target: http://127.0.0.1:9\nceiling: { start: 100, max: 500 }\nshard: 1/2\n', 'ok.yaml').shard).toEqual({ index: 1, count: 2 });
   });
 });

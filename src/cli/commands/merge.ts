@@ -5,22 +5,29 @@ import { InvalidArgumentError } from '../../core/errors.js';
 import type { SwarmResult } from '../../swarm/result.js';
 
 /**
- * `rmmscale merge SHARD.json… --out result.json`: the results of the n shards of one run
- * (`rmmscale swarm --shard i/n --json FILE`), merged exactly into one result of the same kind
- * (src/swarm/merge-shards.ts). Prints the merged summary; exits as the one run would have (4 when
- * a shard was untrustworthy, 3 when the merged error rate is over the limit).
+ * `rmmscale merge SHARD.json… --out result.json`: the results of the n shards of one run merged
+ * exactly into one result of the same kind: `rmmscale run --shard i/n` results (src/run/merge-run.ts;
+ * exits as `rmmscale run` would have on the merged result) or `rmmscale swarm --shard i/n --json
+ * FILE` results (src/swarm/merge-shards.ts; 4 when a shard was untrustworthy, 3 when the merged error
+ * rate is over the limit). Prints the merged summary.
  */
 export const mergeCommand: CommandModule<object, Record<string, unknown>> = {
   command: 'merge <files..>',
   describe: 'merge the results of the n shards of one run (--shard i/n) exactly: histograms, series by wall clock, verdicts',
   builder: (y: Argv) =>
     y
-      .positional('files', { type: 'string', array: true, describe: 'the shard results (rmmscale.swarm/1 from swarm --shard i/n --json)' })
+      .positional('files', { type: 'string', array: true, describe: 'the shard results: result.json of run --shard i/n (rmmscale.run/1), or swarm --shard i/n --json (rmmscale.swarm/1)' })
       .option('out', { type: 'string', requiresArg: true, demandOption: true, describe: 'write the merged result to FILE' }) as Argv<Record<string, unknown>>,
   handler: async (argv) => {
     const files = (argv.files as string[]).map(String);
     const out = String(argv.out);
     if (out === '') throw new InvalidArgumentError('--out', out, 'a file path');
+    const { RUN_RESULT_SCHEMA } = await import('../../run/result-types.js');
+    // Run shards (result.json of rmmscale run --shard i/n) or swarm shards: as the first file says.
+    if (schemaOf(files[0]) === RUN_RESULT_SCHEMA) {
+      process.exitCode = await mergeRuns(files, out);
+      return;
+    }
     const { mergeSwarmShards } = await import('../../swarm/merge-shards.js');
     const { SWARM_RESULT_SCHEMA } = await import('../../swarm/result.js');
     const { renderSummary, exitCodeFor } = await import('./swarm.js');
@@ -32,6 +39,37 @@ export const mergeCommand: CommandModule<object, Record<string, unknown>> = {
     process.exitCode = exitCodeFor(merged);
   },
 };
+
+/**
+ * The shards of one `rmmscale run` (src/run/merge-run.ts): each read through the result reader, the
+ * merge written atomically, read back as `report` and `gate` will read it, and judged as the run
+ * would have been (runOutcome: the scenario's thresholds on the merged result).
+ */
+async function mergeRuns(files: string[], out: string): Promise<number> {
+  const { readResultFile } = await import('../../run/result-file.js');
+  const { mergeRunShards } = await import('../../run/merge-run.js');
+  const { gateRunResult, runOutcome } = await import('./run.js');
+  const { terminalSummary } = await import('../../report/index.js');
+  const { EXIT } = await import('../../core/exit-codes.js');
+  const docs = files.map((file) => ({ file, doc: readResultFile(file) }));
+  writeFileAtomic(out, JSON.stringify(mergeRunShards(docs), null, 2) + '\n');
+  const merged = readResultFile(out);
+  const outcome = runOutcome(merged, await gateRunResult(out));
+  process.stdout.write(terminalSummary(merged));
+  process.stdout.write(`merged ${files.length} shard result${files.length === 1 ? '' : 's'}: ${out}\n`);
+  process.stderr.write(`rmmscale merge: ${outcome.exitCode === EXIT.ok ? 'ok' : `exit ${outcome.exitCode}`}: ${outcome.reason}\n`);
+  return outcome.exitCode;
+}
+
+/** The `schema` a JSON file declares (undefined when it is not readable JSON: the reader then says why). */
+function schemaOf(file: string | undefined): unknown {
+  if (file === undefined) return undefined;
+  try {
+    return (JSON.parse(readFileSync(file, 'utf8')) as { schema?: unknown } | null)?.schema;
+  } catch {
+    return undefined;
+  }
+}
 
 function readShard(file: string, schema: string): SwarmResult {
   let doc: unknown;

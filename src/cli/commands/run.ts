@@ -10,6 +10,9 @@ import { gateText, summaryLine } from '../../gate/gate-text.js';
 import { parseThreshold, ThresholdError } from '../../gate/grammar.js';
 import { headlineWindow } from '../../report/format.js';
 import type { RunResult } from '../../run/result-types.js';
+import type { CoordinationOptions } from '../../run/run.js';
+import { DEFAULT_COORDINATOR_HOST, DEFAULT_COORDINATOR_PORT } from '../../run/shard-coordinator.js';
+import { describeShard, type Shard } from '../../swarm/shard.js';
 import { METRICS_PORT_FLAG, parseMetricsPort, PRINT_SCRAPE_CONFIG_FLAG, printScrapeConfig, startLiveView } from '../live-view.js';
 import type { ProgressPrinter } from '../progress.js';
 
@@ -28,6 +31,10 @@ export const runCommand: CommandModule<object, Record<string, unknown>> = {
       .option('out', { type: 'string', describe: 'output folder [default reports/<scenario>-<timestamp>/]', requiresArg: true })
       .option('shard', { type: 'string', requiresArg: true, describe: "run shard i of n of the fleet (overrides the scenario's shard:), e.g. 0/3; merge the results with rmmscale merge" })
       .option('start-at', { type: 'string', requiresArg: true, describe: "the first window's t = 0 on the wall clock (ISO 8601 with a zone, or epoch ms), so shards start together" })
+      .option('coordinator', { type: 'boolean', describe: 'be the coordinator of a sharded run: decide every window (the ceiling search), start the shards together, merge and judge them; needs --shard' })
+      .option('coordinator-url', { type: 'string', requiresArg: true, describe: "follow the coordinator at URL (another shard's --coordinator): its windows, its start times; needs --shard" })
+      .option('coordinator-port', { type: 'number', requiresArg: true, describe: `the coordinator's control port [default ${DEFAULT_COORDINATOR_PORT}]` })
+      .option('coordinator-host', { type: 'string', requiresArg: true, describe: `the coordinator's bind address [default ${DEFAULT_COORDINATOR_HOST}; 0.0.0.0 in a pod, behind its Service]` })
       .option('var', { type: 'string', array: true, requiresArg: true, describe: "a protocol variable NAME=VALUE, repeatable; overrides the scenario's agentVars (e.g. --var enroll_secret=…)" })
       .option('allow-remote', { type: 'boolean', describe: 'allow a scenario target that is not loopback' })
       .option('report', { type: 'boolean', default: true, describe: 'write report.html and summary.md beside result.json (--no-report to skip)' })
@@ -52,6 +59,10 @@ export const runCommand: CommandModule<object, Record<string, unknown>> = {
       shard: argv.shard as string | undefined,
       startAt: argv.startAt as string | undefined,
       var: Array.isArray(argv.var) ? argv.var.map(String) : undefined,
+      coordinator: argv.coordinator === true,
+      coordinatorUrl: argv['coordinator-url'] as string | undefined,
+      coordinatorPort: argv['coordinator-port'] as number | undefined,
+      coordinatorHost: argv['coordinator-host'] as string | undefined,
     });
   },
 };
@@ -75,6 +86,46 @@ export interface RunCliInput {
   startAt?: string;
   /** `--var NAME=VALUE` each: the scenario protocol's variables, over its `agentVars`. */
   var?: string[];
+  /** `--coordinator`: this shard coordinates the others. */
+  coordinator?: boolean;
+  /** `--coordinator-url`: follow the coordinator there. */
+  coordinatorUrl?: string;
+  /** `--coordinator-port` (default 7470). */
+  coordinatorPort?: number;
+  /** `--coordinator-host` (default 127.0.0.1). */
+  coordinatorHost?: string;
+}
+
+/**
+ * `--coordinator`, `--coordinator-url`, `--coordinator-port` and `--coordinator-host` against the
+ * shard: one role or none, each flag with the role it belongs to, a ceiling search across shards only
+ * with one. Every refusal is one line naming the flag.
+ */
+export function coordinationOf(input: RunCliInput, shard: Shard, ceiling: boolean): CoordinationOptions | null {
+  const sharded = shard.count > 1;
+  const port = input.coordinatorPort;
+  const host = input.coordinatorHost;
+  if (input.coordinator && input.coordinatorUrl !== undefined) throw new InvalidArgumentError('--coordinator-url', input.coordinatorUrl, 'nothing on the coordinator itself (--coordinator): the other shards follow it with --coordinator-url');
+  if (input.coordinator && !sharded) throw new InvalidArgumentError('--coordinator', true, 'a sharded run (--shard i/n with n > 1, or the scenario\'s shard:)');
+  if (input.coordinatorUrl !== undefined && !sharded) throw new InvalidArgumentError('--coordinator-url', input.coordinatorUrl, 'a sharded run (--shard i/n with n > 1, or the scenario\'s shard:)');
+  if (!input.coordinator && port !== undefined) throw new InvalidArgumentError('--coordinator-port', port, 'a port for --coordinator (a follower takes the port in --coordinator-url)');
+  if (!input.coordinator && host !== undefined) throw new InvalidArgumentError('--coordinator-host', host, 'an address for --coordinator (a follower takes it in --coordinator-url)');
+  if (sharded && ceiling && !input.coordinator && input.coordinatorUrl === undefined) {
+    throw new InvalidArgumentError('--shard', describeShard(shard), 'a staged scenario, or a ceiling search with a coordinator: --coordinator on one shard, --coordinator-url URL on the others');
+  }
+  if ((input.coordinator || input.coordinatorUrl !== undefined) && input.startAt !== undefined) {
+    throw new InvalidArgumentError('--start-at', input.startAt, 'nothing with a coordinator: its barrier starts every window on every shard together');
+  }
+  if (input.coordinator) {
+    if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) throw new InvalidArgumentError('--coordinator-port', port, 'a TCP port, 0–65535 (0: a free one)');
+    if (host !== undefined && (host.trim() === '' || /[\s/]/.test(host))) throw new InvalidArgumentError('--coordinator-host', host, 'an address to listen on, like 127.0.0.1 or 0.0.0.0');
+    return { role: 'coordinator', host: host ?? DEFAULT_COORDINATOR_HOST, port: port ?? DEFAULT_COORDINATOR_PORT };
+  }
+  if (input.coordinatorUrl !== undefined) {
+    const url = checkTarget('--coordinator-url', input.coordinatorUrl, ['http:'], input.allowRemote === true);
+    return { role: 'follower', url: url.toString().replace(/\/$/, '') };
+  }
+  return null;
 }
 
 /** reports/<scenario>-<timestamp>/ unless --out says otherwise. */
@@ -191,9 +242,9 @@ export async function runRunCli(input: RunCliInput): Promise<ExitCode> {
   if (input.shard !== undefined) {
     const shard = parseShard('--shard', input.shard);
     if (shard.count > 1 && !scenario.stack.target) throw new InvalidArgumentError('--shard', input.shard, 'a scenario with stack.target (the shards drive one shared stack)');
-    if (shard.count > 1 && scenario.ceiling) throw new InvalidArgumentError('--shard', input.shard, 'a staged scenario (a ceiling search across shards needs a coordinator)');
     scenario = { ...scenario, shard };
   }
+  const coordination = coordinationOf(input, scenario.shard, scenario.ceiling !== null);
   const startAtEpochMs = input.startAt === undefined ? null : parseStartAt('--start-at', input.startAt);
   checkScenarioThresholds(scenario.thresholds, input.scenario, { junit: input.junit, md: input.md });
   // Loopback only, unless the user says otherwise: checked before anything starts.
@@ -228,6 +279,7 @@ export async function runRunCli(input: RunCliInput): Promise<ExitCode> {
       outDir,
       allowRemote: input.allowRemote === true,
       startAtEpochMs,
+      coordination,
       signal: controller.signal,
       // A worker's error is written beside the progress line, as the swarm always wrote it;
       // every other event ends the progress line first.
