@@ -15,9 +15,10 @@ import { reconnectAfter } from '../../src/swarm/tunnel-log.js';
 import { relayFor } from '../../src/swarm/transports/ws-tunnels.js';
 
 /**
- * The relay role on real processes: relays2 (db, app, relay-1, relay-2), each its own OS process,
- * agents as real WebSocket clients (plain `ws` here, the swarm's TunnelFleet in the swarm tests).
- * The telemetry table is read straight from the db node's SQLite file.
+ * The relay role on real processes: relays2 (db, analytics, app, relay-1, relay-2), each its own OS
+ * process, agents as real WebSocket clients (plain `ws` here, the swarm's TunnelFleet in the swarm
+ * tests). The telemetry table is read straight from the analytics node's SQLite file (relays send
+ * telemetry to the analytics plane, not to the control plane's database).
  */
 
 const SECRET = 'relay-secret';
@@ -47,7 +48,7 @@ afterAll(async () => {
 const agent = (i: number): AgentIdentity => deriveAgent(SEED, SECRET, i);
 
 function telemetryRows(agentId?: string): number {
-  const db = new Database(join(dataDir, 'rmmscale.sqlite'), { readonly: true, fileMustExist: true });
+  const db = new Database(join(dataDir, 'analytics.sqlite'), { readonly: true, fileMustExist: true });
   try {
     const row = (agentId ? db.prepare('SELECT COUNT(*) AS n FROM telemetry WHERE agent_id = ?').get(agentId) : db.prepare('SELECT COUNT(*) AS n FROM telemetry').get()) as { n: number };
     return row.n;

@@ -31,8 +31,8 @@ describe('named topologies', () => {
     ['single', ['single:single:single']],
     ['split3', ['db:db:db', 'app:app:app', 'web-agent-1:web:web-agent', 'web-agent-2:web:web-agent', 'web-user-1:web:web-user', 'proxy:proxy:proxy']],
     ['split4', ['db:db:db', 'app:app:app', 'web-agent-1:web:web-agent', 'web-agent-2:web:web-agent', 'web-agent-3:web:web-agent', 'web-user-1:web:web-user', 'proxy:proxy:proxy']],
-    ['relays', ['db:db:db', 'app:app:app', 'relay-1:relay:relay', 'relay-2:relay:relay', 'relay-3:relay:relay']],
-    ['relays2', ['db:db:db', 'app:app:app', 'relay-1:relay:relay', 'relay-2:relay:relay']],
+    ['relays', ['db:db:db', 'analytics:analytics:analytics', 'app:app:app', 'relay-1:relay:relay', 'relay-2:relay:relay', 'relay-3:relay:relay']],
+    ['relays2', ['db:db:db', 'analytics:analytics:analytics', 'app:app:app', 'relay-1:relay:relay', 'relay-2:relay:relay']],
   ])('%s', (name, nodes) => {
     expect(namedTopology(name).nodes.map((n) => `${n.name}:${n.role}:${n.tier}`)).toEqual(nodes);
   });
