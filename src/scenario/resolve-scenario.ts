@@ -352,7 +352,8 @@ function resolveBackground(raw: Record<string, unknown>, p: Problems): ScenarioB
     dashboard: stream('dashboard'),
     commands: stream('commands'),
     integration: integration && { ...integration, pageSize: num(map(raw.integration).pageSize) ?? DEFAULT_PAGE_SIZE },
-    sessions: stream('sessions'),
+    // Only when asked for: a scenario without sessions resolves as it did before they existed.
+    ...(raw.sessions !== undefined ? { sessions: stream('sessions') } : {}),
   };
 }
 

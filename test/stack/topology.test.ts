@@ -80,7 +80,7 @@ nodes:
     expect(problems(() => loadTopology(p))).toEqual([
       `${p}: nodes[0].name: expected a value matching ^[a-z][a-z0-9-]{0,40}$, got "Web"`,
       `${p}: nodes[0].serves: expected one of agent, user, both, got "everyone"`,
-      `${p}: nodes[1].role: expected one of single, web, app, db, proxy, relay, got "database"`,
+      `${p}: nodes[1].role: expected one of single, web, app, db, proxy, relay, analytics, got "database"`,
       `${p}: nodes[2].color: is not a known field (allowed: name, role, tier, serves, profile, dbProfile, tls)`,
       `${p}: nodes[2].profile.workers: expected a number >= 1, got 0`,
       `${p}: nodes[2].profile.service.meanMs: is required`,
