@@ -74,10 +74,10 @@ export interface FaultRecord {
    * when none was raised then, or the stack has no analytics node.
    */
   alertDelayMs?: AlertDelaySummary | null;
-  /** The same for the alerts from frames sent in the clean part of the run (outside every fault's span and settling). */
+  /** The same for the alerts from frames sent in the clean part of the fault's stage (outside every fault's span and settling). */
   alertDelayCleanMs?: AlertDelaySummary | null;
   /**
-   * Each client operation's latency while the fault lasted against the clean part of the run (the
+   * Each client operation's latency while the fault lasted against the clean part of its stage (the
    * swarm's seconds and the operators' sessions; warm-ups excluded). Empty when nothing was measured.
    * The three fields above are absent in results written before them.
    */
@@ -114,8 +114,13 @@ export class FaultRunner {
   private readonly paused = new Set<string>();
   /** Per second: [end of the second, epoch ms; failed sends in it]. */
   private readonly errorSeconds: Array<[number, number]> = [];
-  /** Client latency per operation in the clean part of the run (no fault's span or settling). */
-  private readonly clean = new Map<string, LatencyHistogram>();
+  /**
+   * Client latency per operation in the clean part of each stage (no fault's span or settling), by
+   * stage index: a fault is compared with its own stage (the same fleet and rate), not with a ramp.
+   */
+  private readonly clean = new Map<number, Map<string, LatencyHistogram>>();
+  /** When each stage's measured part started (epoch ms), in the order they started. */
+  private readonly stageStarts: Array<{ index: number; atMs: number }> = [];
   private closed = false;
 
   constructor(
@@ -160,6 +165,7 @@ export class FaultRunner {
 
   /** Stage `stageIndex` (0-based) started its measured part at `epochMs`: schedule its faults. */
   stageStarted(stageIndex: number, epochMs: number): void {
+    this.stageStarts.push({ index: stageIndex, atMs: epochMs });
     for (const p of this.pending) {
       if (p.fault.stageIndex !== stageIndex || p.firedAtMs !== null) continue;
       this.after(epochMs + p.fault.atInStageMs - this.clock.now(), () => void this.fire(p));
@@ -175,15 +181,37 @@ export class FaultRunner {
     if (!ops || warmup) return;
     const faults = this.overlapping(endEpochMs - 1000, endEpochMs);
     for (const [op, h] of ops) {
-      if (faults.during.length === 0 && !faults.settling) addOp(this.clean, op, h);
+      if (faults.during.length === 0 && !faults.settling) addOp(this.cleanOf(endEpochMs - 1000), op, h);
       for (const p of faults.during) addOp(p.during, op, h);
     }
+  }
+
+  /** The stage running at `epochMs` (the last one started by then; -1 before any). */
+  private stageAt(epochMs: number): number {
+    let index = -1;
+    for (const s of this.stageStarts) if (s.atMs <= epochMs) index = s.index;
+    return index;
+  }
+
+  /** The clean histograms of the stage running at `epochMs`. */
+  private cleanOf(epochMs: number): Map<string, LatencyHistogram> {
+    const stage = this.stageAt(epochMs);
+    let m = this.clean.get(stage);
+    if (!m) this.clean.set(stage, (m = new Map()));
+    return m;
+  }
+
+  /** The clean part of a stage as spans (epoch ms): from its start to the next stage's start (or forever). */
+  private stageSpan(stageIndex: number): Span | null {
+    const i = this.stageStarts.findIndex((s) => s.index === stageIndex);
+    if (i < 0) return null;
+    return { fromMs: this.stageStarts[i]!.atMs, toMs: this.stageStarts[i + 1]?.atMs ?? Infinity };
   }
 
   /** One client operation outside the swarm (an operator session) ended at `endEpochMs`, taking `latencyUs`. */
   recordOp(op: string, endEpochMs: number, latencyUs: number): void {
     const faults = this.overlapping(endEpochMs, endEpochMs + 1);
-    if (faults.during.length === 0 && !faults.settling) recordOp(this.clean, op, latencyUs);
+    if (faults.during.length === 0 && !faults.settling) recordOp(this.cleanOf(endEpochMs), op, latencyUs);
     for (const p of faults.during) recordOp(p.during, op, latencyUs);
   }
 
@@ -230,7 +258,6 @@ export class FaultRunner {
       const s = this.span(p);
       return s ? [{ fromMs: s.fromMs, toMs: s.toMs + SETTLE_MS }] : [];
     });
-    const alertDelayCleanMs = alerts ? alertDelay(alerts, undefined, busy) : null;
     return this.pending.map((p) => {
       if (p.firedAtMs === null || p.record.outcome !== 'done') return { ...p.record };
       const horizonMs = p.firedAtMs + (p.fault.forMs ?? 0) + this.clientTimeoutMs + EPISODE_GAP_MS;
@@ -240,8 +267,9 @@ export class FaultRunner {
         errorsSec: episode.seconds,
         errors: episode.errors,
         alertDelayMs: alerts ? alertDelay(alerts, this.span(p)!) : null,
-        alertDelayCleanMs,
-        latencyVsClean: compareLatency(this.clean, p.during),
+        // The fault's own stage, outside every fault's span and settling.
+        alertDelayCleanMs: alerts ? alertDelay(alerts, this.stageSpan(p.fault.stageIndex) ?? undefined, busy) : null,
+        latencyVsClean: compareLatency(this.clean.get(p.fault.stageIndex) ?? new Map(), p.during),
       };
       if (!tunnels) return r;
       const next = this.pending.find((q) => q !== p && q.firedAtMs !== null && q.firedAtMs > p.firedAtMs! && q.fault.node === p.fault.node);

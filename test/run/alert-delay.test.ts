@@ -117,4 +117,35 @@ describe('FaultRunner: what a slow fault measured', () => {
     // Without an analytics node (no alerts read): null, not zero.
     expect(runner.records(undefined, clock.now())[0]).toMatchObject({ alertDelayMs: null, alertDelayCleanMs: null });
   });
+
+  it("a fault is compared with its own stage's clean part, not with an earlier stage (a ramp)", async () => {
+    const clock = new ManualClock();
+    const target: FaultTarget = { kill: () => undefined, restart: async () => undefined, slow: async () => undefined, disconnect: async () => 0 };
+    const fault: ScenarioFault = { atMs: 13_000, stageIndex: 1, atInStageMs: 3_000, action: 'slow', node: 'analytics', forMs: 2_000, byMs: 100, byFactor: null, fraction: null };
+    const t0 = clock.now();
+    const runner = new FaultRunner([fault], target, t0, 10_000, clock);
+    const ping = (us: number) => {
+      const h = createLatencyHistogram();
+      recordUs(h, us);
+      return new Map([['ws-ping', h]]);
+    };
+    runner.stageStarted(0, t0);
+    // Stage 1 (index 0): a ramp, 20 ms pings for 10 s.
+    for (let s = 1; s <= 10; s++) {
+      await clock.advance(1000);
+      runner.recordSecond(t0 + s * 1000, 0, ping(20_000));
+    }
+    runner.stageStarted(1, clock.now());
+    // Stage 2 (index 1): 1 ms pings, 2 ms during the fault (3–5 s in), for 20 s.
+    for (let s = 1; s <= 20; s++) {
+      await clock.advance(1000);
+      runner.recordSecond(t0 + 10_000 + s * 1000, 0, ping(s > 3 && s <= 5 ? 2000 : 1000));
+    }
+    const alertsSent = [...alerts(t0 + 1000, [900, 900, 900]), ...alerts(t0 + 22_000, [100, 120], 10), ...alerts(t0 + 13_500, [400], 20)];
+    const [r] = runner.records(undefined, clock.now(), alertsSent);
+    // Clean: stage 2's 13 seconds outside the span (2 s) and settling (5 s); stage 1's 20 ms are not in it.
+    expect(r!.latencyVsClean!.find((x) => x.op === 'ws-ping')).toMatchObject({ faultCount: 2, cleanCount: 13, cleanP50Ms: expect.closeTo(1, 1), faultP50Ms: expect.closeTo(2, 1) });
+    expect(r!.alertDelayCleanMs).toEqual({ alerts: 2, p50Ms: 100, p99Ms: 120, maxMs: 120 });
+    expect(r!.alertDelayMs).toEqual({ alerts: 1, p50Ms: 400, p99Ms: 400, maxMs: 400 });
+  });
 });

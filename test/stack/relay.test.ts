@@ -100,6 +100,31 @@ describe('relay: tunnels', () => {
     expect(Object.keys(hdr.histograms)).toContain('op:telemetry-commit');
   });
 
+  it('the analytics plane hung (SIGSTOP): frames wait unacked, while pings and an operator session on the same tunnel still answer; resumed, every frame is acked and stored once', async () => {
+    const a = agent(9);
+    const t = await connect('relay-1', a);
+    stack.kill('analytics', 'SIGSTOP');
+    try {
+      for (let seq = 1; seq <= 5; seq++) t.ws.send(JSON.stringify({ t: 'tel', seq, cpuPct: 99, memPct: 50, sentMs: Date.now() } satisfies TunnelFrame));
+      // The data plane answers: a ping's pong, and a session brokered down this tunnel.
+      const pong = new Promise<number>((r) => {
+        const t0 = performance.now();
+        t.ws.once('pong', () => r(performance.now() - t0));
+        t.ws.ping();
+      });
+      expect(await pong).toBeLessThan(1000);
+      expect(await session('relay-2', { agentId: a.id, protocol: 'shell', command: 'uptime' })).toMatchObject({ status: 200, body: { relay: 'relay-1', exitCode: 3 } });
+      // No frame is acked while the analytics node cannot store it.
+      await sleep(300);
+      expect(t.acks).toEqual([]);
+    } finally {
+      stack.kill('analytics', 'SIGCONT');
+    }
+    expect(await eventually(() => t.acks.length === 5, 10_000)).toBe(true);
+    expect(t.acks).toEqual([1, 2, 3, 4, 5]);
+    expect(telemetryRows(a.id)).toBe(5);
+  });
+
   it('closes a tunnel that sends a malformed frame (1008) and stores nothing from it', async () => {
     const a = agent(3);
     const t = await connect('relay-2', a);
