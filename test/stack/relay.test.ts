@@ -103,6 +103,8 @@ describe('relay: tunnels', () => {
   it('the analytics plane hung (SIGSTOP): frames wait unacked, while pings and an operator session on the same tunnel still answer; resumed, every frame is acked and stored once', async () => {
     const a = agent(9);
     const t = await connect('relay-1', a);
+    // Presence (the control plane) first, so relay-2 can find the tunnel.
+    expect(await eventually(async () => (await dbCall<string | null>('getPresence', [a.id])) === 'relay-1', 3000)).toBe(true);
     stack.kill('analytics', 'SIGSTOP');
     try {
       for (let seq = 1; seq <= 5; seq++) t.ws.send(JSON.stringify({ t: 'tel', seq, cpuPct: 99, memPct: 50, sentMs: Date.now() } satisfies TunnelFrame));
