@@ -12,8 +12,8 @@ import { alive } from '../helpers/fork-node.js';
  * unaffected"), on a real relays2 stack: db, analytics, app and two relays, each its own process.
  * 200 agents send telemetry every second over their tunnels (about 5% of frames raise an alert on
  * the analytics node); operators open sessions at 5/s. One 8 s stage (one swarm: a second stage
- * would reconnect every tunnel first, a warm-up this test cannot afford): the first 4 s are the
- * clean part, then the analytics node is slowed 10× for 3 s.
+ * would reconnect every tunnel first, a warm-up this test cannot afford): the first 5 s are the
+ * clean part, then the analytics node is slowed 10× for 2.5 s.
  *
  * Oracles: the alert delay is measured and is larger during the fault than in the clean part; the
  * tunnels' own latency (ws-ping) and the operators' sessions stay within a tolerance of the clean
@@ -49,7 +49,7 @@ describe('the analytics plane slowed 10x', () => {
         '  errors: 50%',
         '  minAchieved: 10%',
         'faults:',
-        '  - { at: 4s, slow: analytics, by: 10x, for: 3s }',
+        '  - { at: 5s, slow: analytics, by: 10x, for: 2.5s }',
         'timeLimit: 1m',
         '',
       ].join('\n'),
@@ -60,12 +60,12 @@ describe('the analytics plane slowed 10x', () => {
     expect(result.stack.nodes.map((n) => n.name)).toEqual(['db', 'analytics', 'app', 'relay-1', 'relay-2']);
     const [f] = result.faults;
     if (process.env.RMMSCALE_E2E_PRINT) console.log(JSON.stringify({ fault: f, alertDelayMs: result.alertDelayMs, ledger: result.ledger }));
-    expect(f).toMatchObject({ action: 'slow', node: 'analytics', byFactor: 10, bySec: null, forSec: 3, outcome: 'done' });
+    expect(f).toMatchObject({ action: 'slow', node: 'analytics', byFactor: 10, bySec: null, forSec: 2.5, outcome: 'done' });
     // Alerts were raised on both sides, and those from frames sent while the sink was slow came later.
     const during = f!.alertDelayMs!;
     const clean = f!.alertDelayCleanMs!;
-    expect(during.alerts).toBeGreaterThan(5);
-    expect(clean.alerts).toBeGreaterThan(5);
+    expect(during.alerts).toBeGreaterThanOrEqual(3);
+    expect(clean.alerts).toBeGreaterThanOrEqual(3);
     expect(during.p50Ms).toBeGreaterThan(clean.p50Ms);
     expect(result.alertDelayMs!.alerts).toBeGreaterThanOrEqual(during.alerts + clean.alerts);
     // The tunnel and the operators' path: within 10% of the clean part, plus an absolute slack for a shared host.
