@@ -267,6 +267,10 @@ describe('chart data', () => {
     expect(md).toContain('| 20 s (stage 2) | slow analytics ×10 for 30 s | 51.2 s | done | none | 317 ms (clean 156 ms) |');
     expect(md).toContain('| 60 s (stage 2) | kill relay-2 | 91.2 s | done | none | – (clean 156 ms) |');
     expect(md).toContain('**Alert delay** (the analytics node\'s alerts, from the agent\'s send to the alert): 795 alerts, p50 207 ms, p99 1,053 ms, max 1,807 ms');
+    const term = terminalSummary(r);
+    expect(term).toContain('alert delay (analytics node, agent send → alert): 795 alerts, p50 207 ms, p99 1,053 ms, max 1,807 ms');
+    expect(term).toContain('  during slow analytics at 20 s: p50 317 ms (clean 156 ms), p99 1,260 ms, 286 alerts');
+    expect(term).not.toContain('during kill');
   });
 
   it('draws a reconnect curve per tunnel fault: share of its agents back, and connects per second', () => {
