@@ -16,8 +16,12 @@ export interface TierLayout {
   scalable: boolean;
 }
 
-/** Roles that cannot scale out: one DBAgent (app), one database (db); the single server is one box. */
-export const SINGLE_INSTANCE_ROLES: readonly string[] = ['app', 'db', 'single'];
+/**
+ * Roles that cannot scale out: one DBAgent (app), one database (db), one analytics store in the
+ * reference stack (a real one shards by tenant, seed 004; ours is one SQLite file); the single
+ * server is one box.
+ */
+export const SINGLE_INSTANCE_ROLES: readonly string[] = ['app', 'db', 'analytics', 'single'];
 
 /**
  * The tiers of a stack, in node order, from its nodes' roles and tiers. A tier keeps the name the

@@ -28,7 +28,7 @@ export function generateSecret(): string {
  * fault endpoint (src/stack/control.ts), not a node's; 'shard-coordinator' is a sharded run's
  * coordinator (src/run/shard-coordinator.ts).
  */
-export type KeyPurpose = 'admin' | 'db-rpc' | 'relay-forward' | 'control' | 'shard-coordinator';
+export type KeyPurpose = 'admin' | 'db-rpc' | 'relay-forward' | 'control' | 'shard-coordinator' | 'analytics-rpc';
 
 export function deriveKey(secret: string, purpose: KeyPurpose): string {
   return createHmac('sha256', secret).update(`key\0${purpose}`).digest('base64url');

@@ -91,7 +91,7 @@ export interface CommandResult {
 }
 
 export type TunnelFrame =
-  | { t: 'tel'; seq: number; cpuPct: number; memPct: number } // agent → relay: telemetry
+  | { t: 'tel'; seq: number; cpuPct: number; memPct: number; sentMs?: number } // agent → relay: telemetry (sentMs: the agent's send time, epoch ms)
   | { t: 'ack'; seq: number } // relay → agent: telemetry stored (or batched for storage)
   | { t: 'cmd'; id: string; kind: string; args: Record<string, unknown> } // relay → agent
   | { t: 'res'; id: string; exitCode: number; output: string }; // agent → relay

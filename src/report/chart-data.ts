@@ -117,7 +117,7 @@ export function faultMarkers(r: RunResult): FaultMarker[] {
     .map((f) => {
       const what = f.action === 'disconnect' ? `${round((f.fraction ?? 0) * 100, 1)}%` : (f.node ?? '');
       const lasting = f.forSec !== null ? ` ${f.forSec} s` : '';
-      const by = f.bySec !== null ? ` +${round(f.bySec * 1000, 1)} ms` : '';
+      const by = f.bySec !== null ? ` +${round(f.bySec * 1000, 1)} ms` : f.byFactor ? ` ×${f.byFactor}` : '';
       return { label: `${f.action} ${what}${by}${lasting}`, atSec: f.firedAtSec! };
     });
 }

@@ -28,10 +28,10 @@ function latencyRow(name: string, s: OpStatsRow): string[] {
   return [name, fmtCount(s.count), fmtPct(s.errorRate), ...[l.p50Us, l.p90Us, l.p95Us, l.p99Us, l.p999Us, l.maxUs].map(fmtUs)];
 }
 
-/** `kill web-agent-1`, `stop db for 20 s`, `slow db +200 ms for 60 s`, `disconnect 10% (100 tunnels)`. */
+/** `kill web-agent-1`, `stop db for 20 s`, `slow db +200 ms for 60 s`, `slow analytics ×10 for 30 s`, `disconnect 10% (100 tunnels)`. */
 export function faultText(f: NonNullable<RunResult['faults']>[number]): string {
   if (f.action === 'disconnect') return `disconnect ${round((f.fraction ?? 0) * 100, 1)}%${f.dropped !== null ? ` (${f.dropped} tunnels)` : ''}`;
-  const by = f.bySec !== null ? ` +${round(f.bySec * 1000, 3)} ms` : '';
+  const by = f.bySec !== null ? ` +${round(f.bySec * 1000, 3)} ms` : f.byFactor ? ` ×${f.byFactor}` : '';
   return `${f.action} ${f.node ?? ''}${by}${f.forSec !== null ? ` for ${f.forSec} s` : ''}`;
 }
 
@@ -98,21 +98,32 @@ export function renderMarkdown(r: RunResult): string {
   }
   const faults = r.faults ?? [];
   if (faults.length > 0) {
+    // Alert delay (a stack with an analytics node): a column only when some fault measured one.
+    const alerts = faults.some((f) => f.alertDelayMs || f.alertDelayCleanMs);
+    const delay = (f: (typeof faults)[number]): string => {
+      const p50 = (d: typeof f.alertDelayMs): string => (d ? `${fmtCount(d.p50Ms)} ms` : '–');
+      return `${p50(f.alertDelayMs)} (clean ${p50(f.alertDelayCleanMs)})`;
+    };
     out.push(`### Faults`, '');
     out.push(
       mdTable(
-        ['At', 'Fault', 'Ran at', 'Outcome', 'Clients saw errors'],
-        ['r', 'l', 'r', 'l', 'l'],
+        ['At', 'Fault', 'Ran at', 'Outcome', 'Clients saw errors', ...(alerts ? ['Alert delay p50'] : [])],
+        ['r', 'l', 'r', 'l', 'l', ...(alerts ? (['r'] as const) : [])],
         faults.map((f) => [
           `${f.at} s (stage ${f.stage})`,
           mdEsc(faultText(f)),
           f.firedAtSec === null ? '–' : `${f.firedAtSec} s`,
           f.outcome === 'failed' ? `failed: ${mdEsc(f.error)}` : f.outcome,
           f.errorsSec === null ? '–' : f.errorsSec === 0 ? 'none' : `${f.errorsSec} s (${fmtCount(f.errors ?? 0)} failed)`,
+          ...(alerts ? [delay(f)] : []),
         ]),
       ),
       '',
     );
+  }
+  if (r.alertDelayMs) {
+    const a = r.alertDelayMs;
+    out.push(`**Alert delay** (the analytics node's alerts, from the agent's send to the alert): ${fmtCount(a.alerts)} alerts, p50 ${fmtCount(a.p50Ms)} ms, p99 ${fmtCount(a.p99Ms)} ms, max ${fmtCount(a.maxMs)} ms`, '');
   }
   const st = r.stack;
   const where = st.target ? `external target ${st.target}` : `${st.topology}, ${st.profile} profile, ${st.proxy} proxy, ${st.db}`;

@@ -54,6 +54,16 @@ export function terminalSummary(r: RunResult): string {
       textTable(['op', 'requests', 'errors', 'p50', 'p90', 'p95', 'p99', 'p99.9', 'max'], rows, [false, true, true, true, true, true, true, true, true]),
     );
   }
+  // A stack with an analytics node: the alert delay over the run, and each fault's against its clean part.
+  if (r.alertDelayMs) {
+    const a = r.alertDelayMs;
+    out.push('', `alert delay (analytics node, agent send → alert): ${fmtCount(a.alerts)} alerts, p50 ${fmtCount(a.p50Ms)} ms, p99 ${fmtCount(a.p99Ms)} ms, max ${fmtCount(a.maxMs)} ms`);
+    for (const f of r.faults ?? []) {
+      if (!f.alertDelayMs) continue;
+      const clean = f.alertDelayCleanMs ? `${fmtCount(f.alertDelayCleanMs.p50Ms)} ms` : '–';
+      out.push(`  during ${f.action} ${f.node ?? ''} at ${f.at} s: p50 ${fmtCount(f.alertDelayMs.p50Ms)} ms (clean ${clean}), p99 ${fmtCount(f.alertDelayMs.p99Ms)} ms, ${fmtCount(f.alertDelayMs.alerts)} alerts`);
+    }
+  }
   if (r.plan) {
     const p = r.plan;
     out.push('', `plan for ${fmtCount(p.agents)} agents: ${p.feasible ? 'feasible' : 'NOT feasible'}; ${p.tiers.map((t) => `${t.tier} ×${t.nodes}`).join(', ')}`);

@@ -18,7 +18,7 @@ import type { ClientStats } from './result-types.js';
 const MAX_INFLIGHT = 64;
 const TIMEOUT_MS = 30_000;
 
-type Stream = 'dashboard' | 'commands' | 'integration';
+type Stream = 'dashboard' | 'commands' | 'integration' | 'sessions';
 
 /** An operation's live figures, and every send it intended (dropped ones included). */
 interface OpState extends OpAccumulator {
@@ -34,11 +34,14 @@ export interface BackgroundOptions {
   /** Agents of the fleet now (commands go to one of them). */
   agents: () => number;
   streams: ScenarioBackground;
+  /** Each request answered 2xx, as it ended (epoch ms) and its latency from the intended time (µs): the faults' latency comparison. */
+  onAnswered?: (op: string, endEpochMs: number, latencyUs: number) => void;
 }
 
 export class BackgroundTraffic {
   private readonly pool: Pool;
   private readonly token: string;
+  private readonly sessionToken: string;
   private readonly rng: Rng;
   private timers: NodeJS.Timeout[] = [];
   private inflight = 0;
@@ -55,12 +58,14 @@ export class BackgroundTraffic {
   constructor(private readonly o: BackgroundOptions) {
     this.pool = new Pool(o.entryUrl, { connections: 16, headersTimeout: TIMEOUT_MS, bodyTimeout: TIMEOUT_MS });
     this.token = userToken(o.secret, 'operator');
+    // Sessions need a session scope on the token: every agent, the shell protocol.
+    this.sessionToken = userToken(o.secret, 'operator', '*@shell');
     this.rng = new Rng(`${o.seed}\0background`);
   }
 
   get enabled(): boolean {
     const s = this.o.streams;
-    return Boolean(s.dashboard || s.commands || s.integration);
+    return Boolean(s.dashboard || s.commands || s.integration || s.sessions);
   }
 
   start(): void {
@@ -81,6 +86,7 @@ export class BackgroundTraffic {
     if (s.dashboard) every('dashboard', s.dashboard.ratePerSec);
     if (s.commands) every('commands', s.commands.ratePerSec);
     if (s.integration) every('integration', s.integration.ratePerSec);
+    if (s.sessions) every('sessions', s.sessions.ratePerSec);
   }
 
   private fire(stream: Stream, intendedMs: number): void {
@@ -98,12 +104,14 @@ export class BackgroundTraffic {
     const sentMs = performance.now();
     const sentWallMs = Date.now();
     const p = this.pool
-      .request({ method, path, body, headers: { authorization: `Bearer ${this.token}`, ...(body ? { 'content-type': 'application/json' } : {}) } })
+      .request({ method, path, body, headers: { authorization: `Bearer ${stream === 'sessions' ? this.sessionToken : this.token}`, ...(body ? { 'content-type': 'application/json' } : {}) } })
       .then(async (r) => {
         const text = await r.body.text();
         const doneWall = Date.now();
+        const correctedUs = Math.max(1, Math.round((doneWall - Math.min(intendedMs, sentWallMs)) * 1000));
         recordUs(st.service, Math.max(1, Math.round((performance.now() - sentMs) * 1000)));
-        recordUs(st.corrected, Math.max(1, Math.round((doneWall - Math.min(intendedMs, sentWallMs)) * 1000)));
+        recordUs(st.corrected, correctedUs);
+        if (r.statusCode < 300) this.o.onAnswered?.(op, doneWall, correctedUs);
         if (r.statusCode >= 500) {
           st.failed++;
           this.errors.set(`http-${r.statusCode}`, (this.errors.get(`http-${r.statusCode}`) ?? 0) + 1);
@@ -140,6 +148,11 @@ export class BackgroundTraffic {
   }
 
   private next(stream: Stream): { op: string; path: string; method: 'GET' | 'POST'; body?: string } {
+    if (stream === 'sessions') {
+      // A short shell command on a random agent of the fleet; any relay forwards it to the tunnel's holder.
+      const agent = deriveAgent(this.o.seed, this.o.secret, this.rng.int(Math.max(1, this.o.agents())));
+      return { op: 'user-session', path: USER_ROUTES.sessions, method: 'POST', body: JSON.stringify({ agentId: agent.id, protocol: 'shell', command: 'uptime', timeoutMs: 10_000 }) };
+    }
     if (stream === 'integration') {
       const size = this.o.streams.integration?.pageSize ?? 500;
       const after = this.syncCursor === null ? '' : `&after=${encodeURIComponent(this.syncCursor)}`;
@@ -176,7 +189,7 @@ export class BackgroundTraffic {
       ops[name] = opStats(s, s.count);
     }
     const s = this.o.streams;
-    const offered = (s.dashboard?.ratePerSec ?? 0) + (s.commands?.ratePerSec ?? 0) + (s.integration?.ratePerSec ?? 0);
+    const offered = (s.dashboard?.ratePerSec ?? 0) + (s.commands?.ratePerSec ?? 0) + (s.integration?.ratePerSec ?? 0) + (s.sessions?.ratePerSec ?? 0);
     const out: ClientStats = {
       agents,
       offeredRatePerSec: offered,

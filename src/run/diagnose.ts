@@ -24,9 +24,9 @@ export const UTILIZATION_SATURATED = 0.9;
 export const QUEUE_GROWTH_PER_SEC = 0.5;
 export const ERROR_SHARE = 0.005;
 export const P99_RISE = 2;
-const DEPTH: readonly TierName[] = ['db', 'app', 'relay', 'web-agent', 'web-user', 'single', 'proxy'];
+const DEPTH: readonly TierName[] = ['db', 'analytics', 'app', 'relay', 'web-agent', 'web-user', 'single', 'proxy'];
 /** Where a tier of each role sits in DEPTH when its name is not one of the reference tiers. */
-const ROLE_DEPTH_TIER: Readonly<Record<string, TierName>> = { db: 'db', app: 'app', relay: 'relay', web: 'web-agent', single: 'single', proxy: 'proxy' };
+const ROLE_DEPTH_TIER: Readonly<Record<string, TierName>> = { db: 'db', analytics: 'analytics', app: 'app', relay: 'relay', web: 'web-agent', single: 'single', proxy: 'proxy' };
 
 export interface TierSignals {
   tier: TierName;

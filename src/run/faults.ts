@@ -2,6 +2,9 @@ import { round } from '../core/units.js';
 import type { RunningStack } from '../stack/launcher.js';
 import type { FaultAction, ScenarioFault } from '../scenario/types.js';
 import type { FaultReconnect, ReconnectCurve } from '../swarm/tunnel-log.js';
+import type { LatencyHistogram } from '../metrics/histogram.js';
+import type { AlertTiming } from '../stack/analytics/analytics-store.js';
+import { addOp, alertDelay, compareLatency, recordOp, type AlertDelaySummary, type LatencyVsClean, type Span } from './alert-delay.js';
 
 /**
  * A scenario's `faults:`, run at their times. Each fault's time counts from the start of its
@@ -15,7 +18,8 @@ import type { FaultReconnect, ReconnectCurve } from '../swarm/tunnel-log.js';
 export interface FaultTarget {
   kill(node: string, signal: NodeJS.Signals): void;
   restart(node: string): Promise<void>;
-  slow(node: string, byMs: number, forMs: number): Promise<void>;
+  /** `byMs` added to each query, or (factor > 1) each request and query `factor` times as long. */
+  slow(node: string, byMs: number, forMs: number, factor: number): Promise<void>;
   /** Drop that share of the agents' tunnels at once; resolves with how many were dropped. */
   disconnect(fraction: number): Promise<number>;
 }
@@ -41,6 +45,8 @@ export interface FaultRecord {
   node: string | null;
   forSec: number | null;
   bySec: number | null;
+  /** A slow's `by: 10x`: the factor (null with the duration form, and for other actions). Absent in older results. */
+  byFactor?: number | null;
   fraction: number | null;
   /** Seconds from the run's start when it was done; null when it never ran (the run ended first). */
   firedAtSec: number | null;
@@ -62,6 +68,20 @@ export interface FaultRecord {
   relayPeakConnectsPerSec: number | null;
   /** A tunnel fault: its agents back and all connects over time, for the report's reconnect curve. */
   reconnectCurve: ReconnectCurve | null;
+  /**
+   * Alert delay (a stack with an analytics node): the alerts raised from frames the agents sent
+   * during the fault (from its firing to the end of its `for`, or 10 s for an instant fault); null
+   * when none was raised then, or the stack has no analytics node.
+   */
+  alertDelayMs?: AlertDelaySummary | null;
+  /** The same for the alerts from frames sent in the clean part of the fault's stage (outside every fault's span and settling). */
+  alertDelayCleanMs?: AlertDelaySummary | null;
+  /**
+   * Each client operation's latency while the fault lasted against the clean part of its stage (the
+   * swarm's seconds and the operators' sessions; warm-ups excluded). Empty when nothing was measured.
+   * The three fields above are absent in results written before them.
+   */
+  latencyVsClean?: LatencyVsClean[];
 }
 
 /** What a tunnel fault's reconnect is measured from, once the run is over (fault-reconnect.ts). */
@@ -72,11 +92,17 @@ export interface TunnelFaultMeasure {
 
 /** Gaps shorter than this join two error seconds into one episode. */
 const EPISODE_GAP_MS = 5000;
+/** An instant fault's span, for its latency and alert delay: this long from its firing. */
+export const INSTANT_FAULT_SPAN_MS = 10_000;
+/** After a fault's span, this long still does not count as clean (the stack settling). */
+export const SETTLE_MS = 5000;
 
 interface Pending {
   fault: ScenarioFault;
   record: FaultRecord;
   firedAtMs: number | null;
+  /** Client latency per operation while the fault lasted. */
+  during: Map<string, LatencyHistogram>;
 }
 
 export class FaultRunner {
@@ -88,6 +114,13 @@ export class FaultRunner {
   private readonly paused = new Set<string>();
   /** Per second: [end of the second, epoch ms; failed sends in it]. */
   private readonly errorSeconds: Array<[number, number]> = [];
+  /**
+   * Client latency per operation in the clean part of each stage (no fault's span or settling), by
+   * stage index: a fault is compared with its own stage (the same fleet and rate), not with a ramp.
+   */
+  private readonly clean = new Map<number, Map<string, LatencyHistogram>>();
+  /** When each stage's measured part started (epoch ms), in the order they started. */
+  private readonly stageStarts: Array<{ index: number; atMs: number }> = [];
   private closed = false;
 
   constructor(
@@ -100,6 +133,7 @@ export class FaultRunner {
     this.pending = faults.map((fault) => ({
       fault,
       firedAtMs: null,
+      during: new Map(),
       record: {
         at: round(fault.atMs / 1000, 3),
         stage: fault.stageIndex + 1,
@@ -107,6 +141,7 @@ export class FaultRunner {
         node: fault.node,
         forSec: fault.forMs === null ? null : round(fault.forMs / 1000, 3),
         bySec: fault.byMs === null ? null : round(fault.byMs / 1000, 3),
+        byFactor: fault.byFactor ?? null,
         fraction: fault.fraction,
         firedAtSec: null,
         outcome: 'skipped',
@@ -117,6 +152,9 @@ export class FaultRunner {
         reconnect: null,
         relayPeakConnectsPerSec: null,
         reconnectCurve: null,
+        alertDelayMs: null,
+        alertDelayCleanMs: null,
+        latencyVsClean: [],
       },
     }));
   }
@@ -127,15 +165,73 @@ export class FaultRunner {
 
   /** Stage `stageIndex` (0-based) started its measured part at `epochMs`: schedule its faults. */
   stageStarted(stageIndex: number, epochMs: number): void {
+    this.stageStarts.push({ index: stageIndex, atMs: epochMs });
     for (const p of this.pending) {
       if (p.fault.stageIndex !== stageIndex || p.firedAtMs !== null) continue;
       this.after(epochMs + p.fault.atInStageMs - this.clock.now(), () => void this.fire(p));
     }
   }
 
-  /** One second of the swarm ended at `endEpochMs` with `errors` failed sends. */
-  recordSecond(endEpochMs: number, errors: number): void {
+  /**
+   * One second of the swarm ended at `endEpochMs` with `errors` failed sends, and (measured seconds)
+   * its operations' latency histograms: into each fault whose span it overlaps, else into the clean part.
+   */
+  recordSecond(endEpochMs: number, errors: number, ops?: ReadonlyMap<string, LatencyHistogram>, warmup = false): void {
     this.errorSeconds.push([endEpochMs, errors]);
+    if (!ops || warmup) return;
+    const faults = this.overlapping(endEpochMs - 1000, endEpochMs);
+    for (const [op, h] of ops) {
+      if (faults.during.length === 0 && !faults.settling) addOp(this.cleanOf(endEpochMs - 1000), op, h);
+      for (const p of faults.during) addOp(p.during, op, h);
+    }
+  }
+
+  /** The stage running at `epochMs` (the last one started by then; -1 before any). */
+  private stageAt(epochMs: number): number {
+    let index = -1;
+    for (const s of this.stageStarts) if (s.atMs <= epochMs) index = s.index;
+    return index;
+  }
+
+  /** The clean histograms of the stage running at `epochMs`. */
+  private cleanOf(epochMs: number): Map<string, LatencyHistogram> {
+    const stage = this.stageAt(epochMs);
+    let m = this.clean.get(stage);
+    if (!m) this.clean.set(stage, (m = new Map()));
+    return m;
+  }
+
+  /** The clean part of a stage as spans (epoch ms): from its start to the next stage's start (or forever). */
+  private stageSpan(stageIndex: number): Span | null {
+    const i = this.stageStarts.findIndex((s) => s.index === stageIndex);
+    if (i < 0) return null;
+    return { fromMs: this.stageStarts[i]!.atMs, toMs: this.stageStarts[i + 1]?.atMs ?? Infinity };
+  }
+
+  /** One client operation outside the swarm (an operator session) ended at `endEpochMs`, taking `latencyUs`. */
+  recordOp(op: string, endEpochMs: number, latencyUs: number): void {
+    const faults = this.overlapping(endEpochMs, endEpochMs + 1);
+    if (faults.during.length === 0 && !faults.settling) recordOp(this.cleanOf(endEpochMs), op, latencyUs);
+    for (const p of faults.during) recordOp(p.during, op, latencyUs);
+  }
+
+  /** A fired fault's span: from its firing to the end of its `for` (an instant fault: INSTANT_FAULT_SPAN_MS). */
+  private span(p: Pending): Span | null {
+    if (p.firedAtMs === null) return null;
+    return { fromMs: p.firedAtMs, toMs: p.firedAtMs + (p.fault.forMs ?? INSTANT_FAULT_SPAN_MS) };
+  }
+
+  /** The faults whose span overlaps [fromMs, toMs), and whether it falls in any fault's settling. */
+  private overlapping(fromMs: number, toMs: number): { during: Pending[]; settling: boolean } {
+    const during: Pending[] = [];
+    let settling = false;
+    for (const p of this.pending) {
+      const s = this.span(p);
+      if (!s) continue;
+      if (fromMs < s.toMs && toMs > s.fromMs) during.push(p);
+      else if (fromMs < s.toMs + SETTLE_MS && toMs > s.fromMs) settling = true;
+    }
+    return { during, settling };
   }
 
   /** Whether a fault caused this node's exit (a kill, or a restart's stop). */
@@ -156,12 +252,25 @@ export class FaultRunner {
    * reconnect. A fault's episode runs until the next fault that fired on the same node (a
    * disconnect: the next disconnect), or `endMs`.
    */
-  records(tunnels?: TunnelFaultMeasure, endMs = this.clock.now()): FaultRecord[] {
+  records(tunnels?: TunnelFaultMeasure, endMs = this.clock.now(), alerts?: readonly AlertTiming[]): FaultRecord[] {
+    // The clean part: outside every fired fault's span and its settling.
+    const busy = this.pending.flatMap((p) => {
+      const s = this.span(p);
+      return s ? [{ fromMs: s.fromMs, toMs: s.toMs + SETTLE_MS }] : [];
+    });
     return this.pending.map((p) => {
       if (p.firedAtMs === null || p.record.outcome !== 'done') return { ...p.record };
       const horizonMs = p.firedAtMs + (p.fault.forMs ?? 0) + this.clientTimeoutMs + EPISODE_GAP_MS;
       const episode = errorEpisode(this.errorSeconds, p.firedAtMs, horizonMs);
-      const r: FaultRecord = { ...p.record, errorsSec: episode.seconds, errors: episode.errors };
+      const r: FaultRecord = {
+        ...p.record,
+        errorsSec: episode.seconds,
+        errors: episode.errors,
+        alertDelayMs: alerts ? alertDelay(alerts, this.span(p)!) : null,
+        // The fault's own stage, outside every fault's span and settling.
+        alertDelayCleanMs: alerts ? alertDelay(alerts, this.stageSpan(p.fault.stageIndex) ?? undefined, busy) : null,
+        latencyVsClean: compareLatency(this.clean.get(p.fault.stageIndex) ?? new Map(), p.during),
+      };
       if (!tunnels) return r;
       const next = this.pending.find((q) => q !== p && q.firedAtMs !== null && q.firedAtMs > p.firedAtMs! && q.fault.node === p.fault.node);
       return { ...r, ...tunnels(r, p.firedAtMs, next?.firedAtMs ?? Math.max(endMs, p.firedAtMs)) };
@@ -214,7 +323,7 @@ export class FaultRunner {
         }
         return;
       case 'slow':
-        await this.target.slow(node, f.byMs ?? 0, f.forMs ?? 0);
+        await this.target.slow(node, f.byMs ?? 0, f.forMs ?? 0, f.byFactor ?? 1);
         return;
       case 'disconnect':
         p.record.dropped = await this.target.disconnect(f.fraction ?? 0);
@@ -258,7 +367,7 @@ export function faultTarget(stack: RunningStack, currentSwarm: () => ((fraction:
   return {
     kill: (node, signal) => stack.kill(node, signal),
     restart: (node) => stack.restart(node),
-    slow: (node, byMs, forMs) => stack.slow(node, byMs, forMs),
+    slow: (node, byMs, forMs, factor) => stack.slow(node, byMs, forMs, factor),
     disconnect: (fraction) => {
       const disconnect = currentSwarm();
       return disconnect ? disconnect(fraction) : Promise.reject(new Error('no swarm was running to disconnect'));

@@ -38,8 +38,15 @@ export interface LedgerInput {
   commandIds: string[];
 }
 
-/** The ledger of a run, read from `store` (an authenticated RemoteStore to the db node, or the SQLite file). */
-export async function checkLedger(store: Store, input: LedgerInput): Promise<Ledger> {
+/** Where the stored keys are read: the control plane's database (a Store), or the analytics node (telemetry frames). */
+export type LedgerSource = Pick<Store, 'ledgerKeys'> & Partial<Pick<Store, 'commandStates'>>;
+
+/**
+ * The ledger of a run, read from `store`: an authenticated RemoteStore to the db node, or the
+ * SQLite file, for agent writes; the analytics node (AnalyticsClient) for a tunnel fleet's telemetry
+ * frames, each acked by a relay only once the analytics node stored it.
+ */
+export async function checkLedger(store: LedgerSource, input: LedgerInput): Promise<Ledger> {
   const swarms = [...input.swarms].sort((a, b) => a.seqBase - b.seqBase);
   let acked = 0;
   let maxAgent = -1;
@@ -68,7 +75,7 @@ export async function checkLedger(store: Store, input: LedgerInput): Promise<Led
       after = rows[rows.length - 1];
     }
   }
-  const states = input.commandIds.length > 0 ? await store.commandStates(input.commandIds) : [];
+  const states = input.commandIds.length > 0 && store.commandStates ? await store.commandStates(input.commandIds) : [];
   const held = new Map(states.map((c) => [c.id, c]));
   let delivered = 0;
   let commandsLost = 0;

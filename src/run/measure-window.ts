@@ -128,9 +128,9 @@ async function driveWindow(ctx: RunContext, spec: WindowSpec, cfg: SwarmConfig):
       t0EpochMs = startAtEpochMs;
       startTimer = setTimeout(markStart, Math.max(0, startAtEpochMs + spec.warmupMs - Date.now()));
     },
-    onProgress: (p) => {
+    onProgress: ({ opHists, ...p }) => {
       if (!startHdr && !p.warmup) markStart();
-      ctx.faults?.recordSecond(t0EpochMs + p.elapsedSec * 1000, p.errorsInInterval);
+      ctx.faults?.recordSecond(t0EpochMs + p.elapsedSec * 1000, p.errorsInInterval, opHists, p.warmup);
       ctx.onProgress?.({ ...p, window: spec.label });
     },
   }).finally(() => {

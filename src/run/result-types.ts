@@ -1,3 +1,4 @@
+import type { AlertDelaySummary } from './alert-delay.js';
 import type { SloVerdict } from '../analysis/ceiling-search.js';
 import type { Plan } from '../analysis/plan.js';
 import type { TierLayout } from '../analysis/tier-sizing.js';
@@ -23,7 +24,7 @@ export const RUN_RESULT_SCHEMA = 'rmmscale.run/1';
  * display order. A topology file may name its own tiers (`[a-z][a-z0-9-]*`), which keep their
  * names everywhere: a tier is any such name.
  */
-export const TIER_NAMES = ['single', 'proxy', 'web-agent', 'web-user', 'app', 'db', 'relay'] as const;
+export const TIER_NAMES = ['single', 'proxy', 'web-agent', 'web-user', 'app', 'db', 'relay', 'analytics'] as const;
 export type TierName = string;
 
 /** What the run's load axis counts, and the check-in model its agent figures are counted at. */
@@ -297,6 +298,12 @@ export interface RunResult {
   shard?: RunShard;
   /** A merged result (`rmmscale merge`, or a coordinated run's coordinator): the shards it was made of. Absent otherwise. */
   mergedFrom?: RunMergedShard[];
+  /**
+   * Alert delay over the whole run (a stack with an analytics node: the alerts it raised, each from
+   * the agent's send time of its frame to its creation); null without an analytics node or alerts.
+   * Absent in older results. Per fault: faults[].alertDelayMs.
+   */
+  alertDelayMs?: AlertDelaySummary | null;
 }
 
 /**

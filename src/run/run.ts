@@ -19,6 +19,9 @@ import { tunnelFaultMeasure } from './fault-reconnect.js';
 import { FaultRunner, faultTarget, type FaultRecord } from './faults.js';
 import { openStore } from '../stack/store/index.js';
 import type { Store } from '../stack/types.js';
+import { AnalyticsClient } from '../stack/analytics/analytics-client.js';
+import { ALERTS_PAGE_MAX, type AlertTiming } from '../stack/analytics/analytics-store.js';
+import { alertDelay } from './alert-delay.js';
 import { checkLedger, type Ledger } from './ledger.js';
 import { libraryVersions } from './library-versions.js';
 import type { NodeSecond, RunResult, RunShard } from './result-types.js';
@@ -121,7 +124,14 @@ export async function runScenario(o: RunOptions): Promise<RunOutput> {
   try {
     await startRunStack(ctx, o.scrapeSchedule);
     if (ctx.stack && sc.faults.length > 0) ctx.faults = new FaultRunner(sc.faults, faultTarget(ctx.stack, () => ctx.swarmDisconnect), runStartMs, sc.fleet.timeoutMs);
-    ctx.background = new BackgroundTraffic({ entryUrl: ctx.entryUrl, secret: ctx.secret, seed: sc.fleet.seed, agents: () => ctx.currentAgents, streams: sc.background });
+    ctx.background = new BackgroundTraffic({
+      entryUrl: ctx.entryUrl,
+      secret: ctx.secret,
+      seed: sc.fleet.seed,
+      agents: () => ctx.currentAgents,
+      streams: sc.background,
+      onAnswered: (op, endMs, latencyUs) => ctx.faults?.recordOp(op, endMs, latencyUs),
+    });
     if (ctx.background.enabled) ctx.background.start();
     search = await drive(ctx);
   } catch (err) {
@@ -143,9 +153,10 @@ export async function runScenario(o: RunOptions): Promise<RunOutput> {
   // The ledger reads the database while the stack still runs (after the operators' last command).
   await ctx.background?.stop().catch(() => undefined);
   const ledger = await readLedger(ctx);
+  const alerts = await readAlerts(ctx);
   await stopAll(ctx);
   if (ctx.enrolledStateDir) rmSync(ctx.enrolledStateDir, { recursive: true, force: true });
-  const result = await buildResult(ctx, startedAt, end, search, ledger, o.startAtEpochMs ?? null);
+  const result = await buildResult(ctx, startedAt, end, search, ledger, o.startAtEpochMs ?? null, alerts);
   writeFileAtomic(resultFile, JSON.stringify(result, null, 2) + '\n');
   return { result, resultFile };
 }
@@ -201,10 +212,10 @@ function watchAbort(sc: Scenario, signal: AbortSignal | undefined, end: RunEnd):
 }
 
 /** The faults as result.json lists them; one that failed or never ran is also a warning. */
-function faultRecords(ctx: RunContext): FaultRecord[] {
+function faultRecords(ctx: RunContext, alerts: AlertTiming[] | null): FaultRecord[] {
   const relays = ctx.stack ? ctx.stack.nodes.filter((n) => n.role === 'relay').map((n) => n.name) : [];
   const timeline = ctx.collector?.timeline ?? new Map();
-  const records = ctx.faults?.records(tunnelFaultMeasure({ log: ctx.tunnelLog, relays, timeline, runStartMs: ctx.runStartMs })) ?? [];
+  const records = ctx.faults?.records(tunnelFaultMeasure({ log: ctx.tunnelLog, relays, timeline, runStartMs: ctx.runStartMs }), undefined, alerts ?? undefined) ?? [];
   for (const f of records) {
     const what = `fault ${f.action}${f.node ? ` ${f.node}` : ''} at ${f.at} s`;
     if (f.outcome === 'failed') ctx.warnings.push(`${what} failed: ${f.error}`);
@@ -228,6 +239,7 @@ async function stopAll(ctx: RunContext): Promise<void> {
  * (an external target, a tunnel fleet) or the database does not answer.
  */
 async function readLedger(ctx: RunContext): Promise<Ledger | null> {
+  if (ctx.sc.fleet.transport === 'ws') return readTelemetryLedger(ctx);
   const storage = ctx.stack?.storage;
   if (!storage || ctx.sc.fleet.transport !== 'http' || ctx.acked.length === 0) return null;
   let store: Store | null = null;
@@ -244,7 +256,59 @@ async function readLedger(ctx: RunContext): Promise<Ledger | null> {
   }
 }
 
-async function buildResult(ctx: RunContext, startedAt: string, end: RunEnd, search: SearchResult | null, ledger: Ledger | null, startAtRequested: number | null): Promise<RunResult> {
+/**
+ * A tunnel fleet's ledger: every telemetry frame a relay acked, by its key (agent id + seq), against
+ * the frames the analytics node stored. Null when the stack has no analytics node (its relays write
+ * telemetry into the control plane's database without keys) or no frame was acked.
+ */
+async function readTelemetryLedger(ctx: RunContext): Promise<Ledger | null> {
+  const url = ctx.stack?.analyticsUrl;
+  if (!url || ctx.acked.length === 0) return null;
+  const client = new AnalyticsClient(url, ctx.secret, { connections: 1, timeoutMs: 30_000 });
+  try {
+    const ledger = await checkLedger(client, { seed: ctx.sc.fleet.seed, swarms: ctx.acked, commandIds: [] });
+    ctx.emit({ type: 'ledger', ledger });
+    return ledger;
+  } catch (err) {
+    ctx.warnings.push(`the ledger could not be read from the analytics node: ${(err as Error)?.message ?? String(err)}`);
+    return null;
+  } finally {
+    await client.close().catch(() => undefined);
+  }
+}
+
+/** Every alert the analytics node raised in this run ([id, sentMs, createdMs]); null without an analytics node. */
+async function readAlerts(ctx: RunContext): Promise<AlertTiming[] | null> {
+  const url = ctx.stack?.analyticsUrl;
+  if (!url) return null;
+  const client = new AnalyticsClient(url, ctx.secret, { connections: 1, timeoutMs: 30_000 });
+  const out: AlertTiming[] = [];
+  try {
+    // Bounded: pages of ALERTS_PAGE_MAX, at most 1,000 of them (ten million alerts).
+    for (let page = 0, after = 0; page < 1000; page++) {
+      const rows = await client.alerts(after, ALERTS_PAGE_MAX);
+      out.push(...rows);
+      if (rows.length < ALERTS_PAGE_MAX) break;
+      after = rows[rows.length - 1]![0];
+    }
+    return out;
+  } catch (err) {
+    ctx.warnings.push(`the alerts could not be read from the analytics node: ${(err as Error)?.message ?? String(err)}`);
+    return null;
+  } finally {
+    await client.close().catch(() => undefined);
+  }
+}
+
+async function buildResult(
+  ctx: RunContext,
+  startedAt: string,
+  end: RunEnd,
+  search: SearchResult | null,
+  ledger: Ledger | null,
+  startAtRequested: number | null,
+  alerts: AlertTiming[] | null,
+): Promise<RunResult> {
   const timeline: Record<string, NodeSecond[]> = {};
   if (ctx.collector) for (const [k, v] of ctx.collector.timeline) timeline[k] = v;
   // An external stack's nodes are listed with their /metrics URL; their processes are not ours (pid 0).
@@ -253,7 +317,7 @@ async function buildResult(ctx: RunContext, startedAt: string, end: RunEnd, sear
     : ctx.sc.stack.nodes.map((n) => ({ name: n.name, role: n.role, tier: n.tier, url: n.metricsUrl, pid: 0 }));
   if (!ctx.stack && ctx.collector) ctx.warnings.push(...ctx.collector.scrapeWarnings());
   const coord = ctx.coordination;
-  return assemble({
+  const result = assemble({
     sc: ctx.sc,
     startedAt,
     complete: end.error === null && !end.interrupted,
@@ -263,7 +327,7 @@ async function buildResult(ctx: RunContext, startedAt: string, end: RunEnd, sear
     search,
     timeline,
     hlogFiles: ctx.hlogFiles,
-    faults: faultRecords(ctx),
+    faults: faultRecords(ctx, alerts),
     ledger,
     warnings: ctx.warnings,
     nodes,
@@ -271,6 +335,8 @@ async function buildResult(ctx: RunContext, startedAt: string, end: RunEnd, sear
     // The coordinator's result is the merge of every shard; any other shard's is its own.
     ...(coord?.role === 'coordinator' ? { mergedFrom: coord.coordinator.mergedFrom(startedAt) } : ctx.shard.count > 1 ? { shard: shardFacts(ctx, startAtRequested) } : {}),
   });
+  result.alertDelayMs = alerts ? alertDelay(alerts) : null;
+  return result;
 }
 
 const NO_COORDINATOR_CLOCK =

@@ -95,8 +95,15 @@ export function resolveScenario(data: unknown, p: Problems, file: string, agentV
   const faults = raw.faults === undefined ? [] : resolveFaults(raw.faults, p, { stages, topology, stack, fleet, hasCeiling: raw.ceiling !== undefined });
 
   const background = resolveBackground(map(raw.background), p);
-  if (raw.background !== undefined && topology && !topology.nodes.some((n) => n.role === 'single' || n.role === 'web')) {
+  const userStreams = background.dashboard || background.commands || background.integration;
+  if (userStreams && topology && !topology.nodes.some((n) => n.role === 'single' || n.role === 'web')) {
     p.expectedWords(['background'], 'a topology with user paths (a single or web node)', `topology ${JSON.stringify(stack.topology)}, which has none`);
+  }
+  if (background.sessions && topology && !topology.nodes.some((n) => n.role === 'relay')) {
+    p.expectedWords(['background', 'sessions'], 'a topology with relays (operator sessions are brokered by relays)', `topology ${JSON.stringify(stack.topology)}, which has none`);
+  }
+  if (background.sessions && fleet.transport !== 'ws') {
+    p.expectedWords(['background', 'sessions'], 'a fleet with tunnels (fleet.transport ws): sessions reach agents down their tunnels', `fleet.transport ${fleet.transport}`);
   }
 
   const timeLimitMs = positiveDurationMs(p, ['timeLimit'], raw.timeLimit, DEFAULT_TIME_LIMIT);
@@ -212,7 +219,7 @@ function resolveStack(raw: Record<string, unknown>, p: Problems, baseDir: string
   return { stack, topology };
 }
 
-const NODE_ROLES = ['proxy', 'web', 'app', 'db', 'relay', 'single'];
+const NODE_ROLES = ['proxy', 'web', 'app', 'db', 'relay', 'single', 'analytics'];
 
 /**
  * `stack.nodes`: only with `target` (a stack rmmscale starts is scraped without being told), unique
@@ -335,7 +342,7 @@ function resolveCeiling(raw: Record<string, unknown>, p: Problems): ScenarioCeil
 }
 
 function resolveBackground(raw: Record<string, unknown>, p: Problems): ScenarioBackground {
-  const stream = (key: 'dashboard' | 'commands' | 'integration'): { ratePerSec: number } | null => {
+  const stream = (key: 'dashboard' | 'commands' | 'integration' | 'sessions'): { ratePerSec: number } | null => {
     if (raw[key] === undefined) return null;
     const rate = map(raw[key]).rate;
     return { ratePerSec: p.take(['background', key, 'rate'], (f) => parseRatePerSec(f, rate), 1) };
@@ -345,6 +352,8 @@ function resolveBackground(raw: Record<string, unknown>, p: Problems): ScenarioB
     dashboard: stream('dashboard'),
     commands: stream('commands'),
     integration: integration && { ...integration, pageSize: num(map(raw.integration).pageSize) ?? DEFAULT_PAGE_SIZE },
+    // Only when asked for: a scenario without sessions resolves as it did before they existed.
+    ...(raw.sessions !== undefined ? { sessions: stream('sessions') } : {}),
   };
 }
 
@@ -428,11 +437,12 @@ function resolveFaults(raw: unknown, p: Problems, c: FaultContext): ScenarioFaul
     const timed = action === 'stop' || action === 'slow';
     if (timed && f.for === undefined) p.expectedWords([...at, 'for'], `a duration: ${action} needs to know how long it lasts`, 'nothing');
     if (!timed && f.for !== undefined) p.expected([...at, 'for'], `nothing: only stop and slow last for a while (${action} is instant)`, f.for);
-    if (action === 'slow' && f.by === undefined) p.expectedWords([...at, 'by'], 'a duration: the latency slow adds to each query', 'nothing');
+    if (action === 'slow' && f.by === undefined) p.expectedWords([...at, 'by'], 'a duration (the latency slow adds to each query) or a factor like 10x', 'nothing');
     if (action !== 'slow' && f.by !== undefined) p.expected([...at, 'by'], 'nothing: only slow adds latency', f.by);
     const atMs = p.take([...at, 'at'], (fld) => parseDurationMs(fld, f.at), 0);
     const forMs = f.for === undefined ? null : positiveDurationMs(p, [...at, 'for'], f.for, '1s');
-    const byMs = f.by === undefined ? null : positiveDurationMs(p, [...at, 'by'], f.by, '1ms');
+    const byFactor = f.by === undefined ? null : slowFactor(p, [...at, 'by'], f.by);
+    const byMs = f.by === undefined || byFactor !== null ? null : positiveDurationMs(p, [...at, 'by'], f.by, '1ms');
     const fraction = action === 'disconnect' ? p.take([...at, 'disconnect'], (fld) => parsePercentFraction(fld, f.disconnect), 0) : null;
     if (fraction !== null && fraction <= 0) p.expected([...at, 'disconnect'], 'a share above 0%', f.disconnect);
     if (action === 'disconnect' && c.fleet.transport !== 'ws') p.expected([...at, 'disconnect'], 'a fleet with tunnels (fleet.transport ws): disconnect drops tunnels', f.disconnect);
@@ -458,9 +468,27 @@ function resolveFaults(raw: unknown, p: Problems, c: FaultContext): ScenarioFaul
     if (forMs !== null && absMs + forMs > totalMs && stages.length > 0 && p.ok([...at, 'at'])) {
       p.expected([...at, 'for'], `at most ${formatDurationMs(totalMs - absMs)} (the fault must end before the stages do)`, f.for);
     }
-    out.push({ atMs: absMs, stageIndex: Math.max(0, stageIndex), atInStageMs, action, node, forMs, byMs, fraction });
+    out.push({ atMs: absMs, stageIndex: Math.max(0, stageIndex), atInStageMs, action, node, forMs, byMs, byFactor, fraction });
   });
   return out.sort((a, b) => a.atMs - b.atMs);
+}
+
+/** The most a `by: Nx` may slow a node: past it the node is down, which `stop` says better. */
+export const MAX_SLOW_FACTOR = 1000;
+
+/**
+ * A slow's `by` as a factor (`10x`, `1.5x`): N times as long, above 1 and at most MAX_SLOW_FACTOR.
+ * Null when `by` is not a factor (a duration, checked by the caller).
+ */
+export function slowFactor(p: Problems, at: Segment[], value: unknown): number | null {
+  const m = typeof value === 'string' ? /^\s*(\d+(?:\.\d+)?)\s*x\s*$/.exec(value) : null;
+  if (!m) return null;
+  const n = Number(m[1]);
+  if (!(n > 1) || n > MAX_SLOW_FACTOR) {
+    p.expected(at, `a factor above 1x and at most ${MAX_SLOW_FACTOR}x (1x would change nothing)`, value);
+    return 2;
+  }
+  return n;
 }
 
 /** A node name from the topology, or a tier name (its first node). */

@@ -76,8 +76,10 @@ export interface ScenarioFault {
   node: string | null;
   /** stop, slow: how long; null otherwise. */
   forMs: number | null;
-  /** slow: the latency added to each query. */
+  /** slow: the latency added to each query (`by: 200ms`); null with a factor or another action. */
   byMs: number | null;
+  /** slow: `by: 10x`, each request and query that many times as long; null with the ms form or another action. */
+  byFactor: number | null;
   /** disconnect: the share of agents (0..1). */
   fraction: number | null;
 }
@@ -109,6 +111,8 @@ export interface ScenarioBackground {
   commands: BackgroundStream | null;
   /** An integration sync paging through agents. */
   integration: (BackgroundStream & { pageSize: number }) | null;
+  /** Operator sessions (relays): POST /api/v1/sessions to a random agent of the fleet, brokered down its tunnel. */
+  sessions?: BackgroundStream | null;
 }
 
 export interface ScenarioSlo {

@@ -69,6 +69,9 @@ export class CapacityLimiter {
    */
   private debtMs = 0;
   private readonly debtLimitMs: number;
+  /** A `slow: NODE, by: Nx` fault: service times × factor until untilMs (performance.now()). */
+  private slowFactor = 1;
+  private slowUntilMs = 0;
 
   constructor(profile: CapacityProfile, opts: { seed?: string; rng?: Rng } = {}) {
     if (!(profile.workers >= 1)) throw new RangeError(`workers must be at least 1, got ${profile.workers}`);
@@ -76,6 +79,12 @@ export class CapacityLimiter {
     this.queueLimit = Math.max(0, Math.floor(profile.queue));
     this.sample = serviceSampler(profile.service, opts.rng ?? new Rng(opts.seed ?? 'capacity'));
     this.debtLimitMs = Math.max(5, profile.service.meanMs);
+  }
+
+  /** A `by: Nx` slow fault: every service time sampled in the next `forMs` is `factor` times as long. */
+  slowBy(factor: number, forMs: number): void {
+    this.slowFactor = Math.max(1, factor);
+    this.slowUntilMs = performance.now() + Math.max(0, forMs);
   }
 
   get busy(): number {
@@ -138,7 +147,7 @@ export class CapacityLimiter {
     const wait = this.acquire();
     if (wait) await wait;
     try {
-      const ms = this.sample();
+      const ms = this.sample() * (this.slowFactor > 1 && performance.now() < this.slowUntilMs ? this.slowFactor : 1);
       const askMs = ms - this.debtMs;
       let heldMs = 0;
       if (askMs > 0) {

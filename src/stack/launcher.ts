@@ -85,6 +85,8 @@ export class RunningStack extends EventEmitter {
    * derived from the secret), or the single node's own SQLite file. The run's ledger reads it.
    */
   storage: DbSpec | null = null;
+  /** The analytics node (telemetry and alerts, its own store), when the topology has one: the run's ledger and alert delay read it. */
+  analyticsUrl: string | null = null;
   private readonly procs: Map<string, ChildProcess>;
   private readonly cleanup: () => Promise<void>;
   private readonly graceMs: number;
@@ -147,8 +149,12 @@ export class RunningStack extends EventEmitter {
     this.watch(name, proc);
   }
 
-  /** Add `byMs` to every query of a node's database for `forMs` (a scenario's `slow` fault). */
-  slow(name: string, byMs: number, forMs: number, timeoutMs = 5000): Promise<void> {
+  /**
+   * A scenario's `slow` fault for `forMs`: `byMs` added to every query of a node's database, or
+   * (factor > 1) every request and query of the node `factor` times as long; the analytics node
+   * slows its own ingest.
+   */
+  slow(name: string, byMs: number, forMs: number, factor = 1, timeoutMs = 5000): Promise<void> {
     const p = this.procs.get(name);
     if (!p) return Promise.reject(new StackError(`no node named ${name}; nodes: ${[...this.procs.keys()].join(', ')}`));
     if (!p.connected) return Promise.reject(new StackError(`node ${name} is not running`));
@@ -164,7 +170,7 @@ export class RunningStack extends EventEmitter {
       };
       const timer = setTimeout(() => done(new StackError(`node ${name} did not take the slow fault within ${timeoutMs} ms`)), timeoutMs);
       p.on('message', onMessage);
-      p.send({ type: 'slow', byMs, forMs } satisfies NodeSlowMessage);
+      p.send({ type: 'slow', byMs, forMs, factor } satisfies NodeSlowMessage);
     });
   }
 
@@ -315,7 +321,8 @@ export async function startStack(topology: Topology, opts: StackOptions = {}): P
   const timeoutMs = opts.startTimeoutMs ?? 30_000;
   const usePostgres = opts.db === 'postgres';
   if (usePostgres && !opts.dbUrl) throw new StackError('--db postgres needs --db-url URL (or DATABASE_URL)');
-  // The data folder: the SQLite file and the relays' audit spools (with PostgreSQL, only the spools).
+  // The data folder: the SQLite file, the relays' audit spools (with PostgreSQL, only the spools)
+  // and the analytics node's own SQLite file.
   const tempDir = opts.dataDir ? null : mkdtempSync(join(tmpdir(), `rmmscale-${topology.name}-`));
   const dataDir = opts.dataDir ?? tempDir ?? '';
   const primary: DbSpec = usePostgres ? { kind: 'postgres', url: opts.dbUrl! } : { kind: 'sqlite', path: join(dataDir, 'rmmscale.sqlite') };
@@ -338,6 +345,8 @@ export async function startStack(topology: Topology, opts: StackOptions = {}): P
 
   const specFor = (n: TopologyNode): NodeSpec => {
     const dbUrl = hasDbNode ? (byName.get(topology.nodes.find((x) => x.role === 'db')!.name)?.url ?? null) : null;
+    const analyticsNode = topology.nodes.find((x) => x.role === 'analytics');
+    const analyticsUrl = analyticsNode ? byName.get(analyticsNode.name)?.url : undefined;
     // The database's model lives in one process: the db node, or else the single node.
     const ownsDb = n.role === 'db' || (!hasDbNode && n.role === 'single');
     return {
@@ -347,14 +356,16 @@ export async function startStack(topology: Topology, opts: StackOptions = {}): P
       host: '127.0.0.1',
       port: ports.get(n.name) ?? 0,
       secret,
-      db: storageFor(n, dbUrl, primary),
+      // The analytics node has a store of its own (spec.analytics), not the control plane's.
+      db: n.role === 'analytics' ? undefined : storageFor(n, dbUrl, primary),
+      analytics: n.role === 'analytics' ? { path: join(dataDir, 'analytics.sqlite') } : undefined,
       profile: n.profile ?? set.tiers[n.tier],
       // The database's per-query model applies where the database lives.
       dbProfile: ownsDb ? (n.dbProfile ?? set.db) : undefined,
       web: n.role === 'web' ? { serves: n.serves ?? 'both' } : undefined,
       app: opts.loopScale && (n.role === 'app' || n.role === 'single') ? { loopScale: opts.loopScale } : undefined,
       proxy: n.role === 'proxy' ? proxyPools([...byName.values()]) : undefined,
-      relay: n.role === 'relay' ? { siblings: [], tls: n.tls, siblingCaFiles: siblingCaFiles.length ? siblingCaFiles : undefined, auditSpoolFile: join(dataDir, `${n.name}-audit.spool`) } : undefined,
+      relay: n.role === 'relay' ? { siblings: [], tls: n.tls, siblingCaFiles: siblingCaFiles.length ? siblingCaFiles : undefined, auditSpoolFile: join(dataDir, `${n.name}-audit.spool`), analyticsUrl } : undefined,
       limits: opts.limits,
     };
   };
@@ -405,6 +416,7 @@ export async function startStack(topology: Topology, opts: StackOptions = {}): P
   const stack = new RunningStack(entry.url, nodes, procs, cleanup, opts.stopGraceMs ?? STOP_GRACE_MS, { value: secret, generated: secretGenerated }, relaunch);
   const dbNode = nodes.find((n) => n.role === 'db');
   stack.storage = dbNode ? { kind: 'remote', url: dbNode.url } : primary;
+  stack.analyticsUrl = nodes.find((n) => n.role === 'analytics')?.url ?? null;
   return stack;
 }
 

@@ -98,8 +98,17 @@ async function main(): Promise<void> {
     server = new NodeServer(spec, role, metrics);
     process.on('message', (m: NodeSiblingsMessage | NodeSlowMessage) => {
       if (m?.type === 'slow') {
-        if (delay) delay.set(m.byMs, m.forMs);
-        const reply: NodeSlowSetMessage = { type: 'slow-set', name: spec.name, error: delay ? null : `node ${spec.name} (${spec.role}) has no database to slow` };
+        const factor = m.factor ?? 1;
+        // A role that slows itself (analytics) takes the fault; else the store's queries are slowed.
+        // `by: Nx` also stretches the modelled service times (the node's, and its database's).
+        const slowable = !!role.slow || !!delay;
+        if (role.slow) role.slow(m.byMs, factor, m.forMs);
+        else if (delay) delay.set(m.byMs, m.forMs, factor);
+        if (slowable && factor > 1) {
+          metrics.limiter?.slowBy(factor, m.forMs);
+          metrics.dbLimiter?.slowBy(factor, m.forMs);
+        }
+        const reply: NodeSlowSetMessage = { type: 'slow-set', name: spec.name, error: slowable ? null : `node ${spec.name} (${spec.role}) has no database to slow` };
         process.send?.(reply);
         return;
       }

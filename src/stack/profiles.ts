@@ -27,12 +27,17 @@ export interface ProfileSet {
 }
 
 const WEB: CapacityProfile = { workers: 16, queue: 4000, service: { dist: 'exponential', meanMs: 51 } };
+/**
+ * The analytics node's ingest of one relay batch. An assumption, not an article figure (seed 004
+ * gives only query latency, p50 100 ms on 30-day windows): a small columnar insert, 20 ms, 4 at once.
+ */
+const ANALYTICS: CapacityProfile = { workers: 4, queue: 1000, service: { dist: 'exponential', meanMs: 20 } };
 
 export const PROFILES: Record<string, ProfileSet> = {
   none: { name: 'none', tiers: {} },
   automate: {
     name: 'automate',
-    tiers: { single: WEB, 'web-agent': WEB, 'web-user': WEB },
+    tiers: { single: WEB, 'web-agent': WEB, 'web-user': WEB, analytics: ANALYTICS },
     db: { workers: 25, queue: 20_000, service: { dist: 'exponential', meanMs: 94 } },
   },
 };

@@ -15,7 +15,8 @@ import type { CapacityProfile, RoleName, WebServes } from './types.js';
  *             node, one app node (the DBAgent), one db node (owns the database). split3 is the
  *             article's layout; split4 adds a third agent web node.
  *   relaysN   N relays holding agent tunnels (agents pick one by hash and fail over to a sibling),
- *             an app node and a db node; `relays` is relays3.
+ *             an app node, a db node and an analytics node (telemetry and alerts, its own store);
+ *             `relays` is relays3.
  */
 export interface TopologyNode {
   name: string;
@@ -39,9 +40,12 @@ export const TOPOLOGY_NAMES = "single, split2 … split16 (split3 is the article
 
 const MAX_NODES_NAMED = 16;
 
-/** Start order: the database first, then what needs it, then the proxy (it needs backend URLs). */
+/**
+ * Start order: the stores first (the db node, the analytics node), then what needs them, then the
+ * proxy (it needs backend URLs). Stop order is the reverse, so relays drain into a live analytics node.
+ */
 export function startPhase(role: RoleName): 0 | 1 | 2 {
-  return role === 'db' ? 0 : role === 'proxy' ? 2 : 1;
+  return role === 'db' || role === 'analytics' ? 0 : role === 'proxy' ? 2 : 1;
 }
 
 /** The tier a node gets when its file does not name one. */
@@ -69,8 +73,10 @@ export function namedTopology(name: string): Topology {
   const relays = /^relays(\d*)$/.exec(name);
   const count = relays ? (relays[1] === '' ? 3 : Number(relays[1])) : NaN;
   if (count >= 1 && count <= MAX_NODES_NAMED) {
+    // The article's three planes: relays (data), db + app (control), analytics (telemetry, alerts).
     const nodes: TopologyNode[] = [
       { name: 'db', role: 'db', tier: 'db' },
+      { name: 'analytics', role: 'analytics', tier: 'analytics' },
       { name: 'app', role: 'app', tier: 'app' },
     ];
     for (let i = 1; i <= count; i++) nodes.push({ name: `relay-${i}`, role: 'relay', tier: 'relay' });
@@ -99,13 +105,14 @@ function semanticProblems(t: Topology, source: string): string[] {
     for (const i of idx.slice(1)) out.push(`${source}: nodes[${i}].role: at most one ${role} node (${why}), nodes[${idx[0]}] is one already`);
   };
   singleton('db', 'it owns the database');
+  singleton('analytics', 'it owns the analytics store');
   // Several app nodes are allowed: the DBAgent lease makes one the leader, the others stand by.
   singleton('proxy', 'one entry point');
   const proxy = t.nodes.findIndex((n) => n.role === 'proxy');
   if (proxy >= 0 && !t.nodes.some((n) => n.role === 'web' && n.tier === 'web-agent')) {
     out.push(`${source}: nodes[${proxy}]: a proxy needs at least one web node in tier web-agent (its agent pool)`);
   }
-  if (t.nodes.every((n) => n.role === 'proxy' || n.role === 'db')) out.push(`${source}: nodes: no node serves requests (add a single, web or relay node)`);
+  if (t.nodes.every((n) => n.role === 'proxy' || n.role === 'db' || n.role === 'analytics')) out.push(`${source}: nodes: no node serves requests (add a single, web or relay node)`);
   return out;
 }
 

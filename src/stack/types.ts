@@ -11,7 +11,7 @@ import type { CheckinRequest, CommandResult, PendingCommand } from '../core/prot
  */
 
 /** Role names as users write them in topology files. */
-export const ROLE_NAMES = ['single', 'web', 'app', 'db', 'proxy', 'relay'] as const;
+export const ROLE_NAMES = ['single', 'web', 'app', 'db', 'proxy', 'relay', 'analytics'] as const;
 export type RoleName = (typeof ROLE_NAMES)[number];
 
 export type ServiceDist = 'constant' | 'exponential' | 'lognormal';
@@ -81,8 +81,11 @@ export interface NodeSpec {
    * relay only. auditSpoolFile: where session audit records wait while the database is unreachable
    * (the launcher keeps it in the stack's data folder, so a restarted relay drains it; absent, a
    * file in a fresh temp folder of this process). auditSpoolMax: records it may hold (default 100,000).
+   * analyticsUrl: the analytics node, where telemetry goes (absent: into the store).
    */
-  relay?: { siblings: string[]; tls?: { certFile: string; keyFile: string }; siblingCaFiles?: string[]; auditSpoolFile?: string; auditSpoolMax?: number };
+  relay?: { siblings: string[]; tls?: { certFile: string; keyFile: string }; siblingCaFiles?: string[]; auditSpoolFile?: string; auditSpoolMax?: number; analyticsUrl?: string };
+  /** analytics role: its own SQLite file (the analytics plane's store, apart from the control plane's database). */
+  analytics?: { path: string };
   /** Test hooks: scale the DBAgent's loop periods; shorten its lease (defaults 15 s, renewed every 5 s). */
   app?: { loopScale?: number; leaseTtlMs?: number; renewMs?: number };
   /**
@@ -122,6 +125,8 @@ export interface NodeSiblingsSetMessage {
 export interface NodeSlowMessage {
   type: 'slow';
   byMs: number;
+  /** `by: 10x`: every request (or query) takes this many times as long; 1 with the ms form. */
+  factor?: number;
   forMs: number;
 }
 
@@ -165,6 +170,11 @@ export interface RoleHandler {
   limited?(method: string, path: string): boolean;
   handle(req: IncomingMessage, res: ServerResponse): void | Promise<void>;
   upgrade?(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  /**
+   * A `slow` fault on a role that slows itself (the analytics node has no control-plane store):
+   * `byMs` added, and the work `factor` times as long, for `forMs`.
+   */
+  slow?(byMs: number, factor: number, forMs: number): void;
   /** Sibling URLs learned after start (relays); throws a StackError for a URL it refuses. */
   setSiblings?(urls: string[]): void;
   /**
@@ -226,6 +236,10 @@ export interface TelemetrySample {
   atMs: number;
   cpuPct: number;
   memPct: number;
+  /** The frame's sequence number: with the agent id, its idempotency key (the analytics store keeps a key once). */
+  seq?: number;
+  /** When the agent sent the frame (epoch ms, the agent's clock), if it said: alerts' delay counts from here. */
+  sentMs?: number;
 }
 
 /**

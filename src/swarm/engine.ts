@@ -224,6 +224,10 @@ export class SwarmEngine {
       firstConnects: leadBy(new ConnectPlan(cfg.profile, cfg.connectRatePerSec, this.plan.share), CONNECT_LEAD_MS),
       commandDelayMs: cfg.commandDelayMs,
       tls: { ca: this.plan.caPem ? Buffer.from(this.plan.caPem) : undefined, insecure: cfg.insecure },
+      seqBase: this.seqBase,
+      startAtEpochMs: this.startAtEpochMs,
+      // Each telemetry frame a relay acked (rmmscale's frames; a protocol file's carry no key).
+      onAck: codec ? undefined : (slot, n) => this.ledger.ack(slot, n),
       recorder: this.rec,
       rng: new Rng(`${cfg.seed}\0tunnels\0${this.plan.share.first}`),
       now: this.now,
@@ -458,7 +462,7 @@ export class SwarmEngine {
     // For the run's next swarm; failing to is an error, not silence.
     const unsaved = this.saveEnrolled?.(this.startAtEpochMs);
     if (unsaved) this.emit({ type: 'error', worker: this.plan.workerIndex, message: unsaved, code: 'ERR_ENROLLED_STATE' });
-    if (this.http) this.emit({ type: 'ledger', worker: this.plan.workerIndex, ledger: this.ledger.toWire() });
+    if (this.http || this.tunnels) this.emit({ type: 'ledger', worker: this.plan.workerIndex, ledger: this.ledger.toWire() });
     this.emit({ type: 'done', worker: this.plan.workerIndex });
     this.resolveFinished();
   }

@@ -34,6 +34,8 @@ export interface ProgressSnapshot {
   dropped: number;
   generatorOk: boolean;
   generatorNote: string;
+  /** This second's latency per operation (µs, from the intended time): the run's fault comparisons read it. Not for printing. */
+  opHists?: ReadonlyMap<string, LatencyHistogram>;
 }
 
 const COUNTS = ['target', 'attempted', 'completed', 'failed', 'late', 'dropped'] as const;
@@ -116,7 +118,7 @@ export class IntervalMerger {
     const progress = progressOf(point, this.totals, cfg.profile.durationMs / 1000);
     this.live?.interval(point, opHists, progress.generatorOk);
     if (drain) return;
-    this.onProgress?.(progress);
+    this.onProgress?.({ ...progress, opHists });
   }
 
   /** One worker's interval into the point, and (measured intervals only) into the run's totals. */

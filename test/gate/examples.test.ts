@@ -50,7 +50,7 @@ describe('shipped gate expressions parse', () => {
     }
     // The counts prove the loop ran (a missing folder or a renamed key would check nothing); a new
     // scenario or threshold updates them.
-    expect(files).toHaveLength(9);
+    expect(files).toHaveLength(10);
     expect(checked).toBe(3);
   });
 });

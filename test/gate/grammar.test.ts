@@ -113,7 +113,7 @@ describe('threshold grammar: malformed expressions get one exact line', () => {
     ['cpu < 2', `unknown metric "cpu"; known: ${KNOWN}`],
     ['latency.p99.ms < 5ms', 'unknown metric "latency.p99.ms"; did you mean "latency.p99.9"?'],
     ['latency.p99.ms.x < 5ms', `unknown metric "latency.p99.ms.x"; known: ${KNOWN}`],
-    ['tier[Web-Agent].ceiling.agents >= 100', 'expected a tier name inside tier[…] (lowercase letters, digits and "-", like single, proxy, web-agent, web-user, app, db, relay or a topology file\'s own), got "Web-Agent"'],
+    ['tier[Web-Agent].ceiling.agents >= 100', 'expected a tier name inside tier[…] (lowercase letters, digits and "-", like single, proxy, web-agent, web-user, app, db, relay, analytics or a topology file\'s own), got "Web-Agent"'],
     ['node[].utilization < 0.8', 'expected a node name inside node[…], got nothing'],
     ['node[web-1.utilization < 0.8', 'expected "]" to close "node[" in "node[web-1.utilization"'],
     ['errors.rate < 5', 'expected a fraction from 0 to 1 or a percentage like 0.1% after "<", got "5"'],

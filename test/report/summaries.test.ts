@@ -253,6 +253,26 @@ describe('chart data', () => {
     expect(chartData(r).reconnect).toEqual([]);
   });
 
+  it("a slow by a factor, and the analytics node's alert delay: a column when measured, and the run's line", () => {
+    const r = structuredClone(search);
+    const base = { stage: 2, bySec: null, fraction: null, error: null, errorsSec: 0, errors: 0, dropped: null, reconnect: null, relayPeakConnectsPerSec: null, reconnectCurve: null } as const;
+    r.faults = [
+      { ...base, at: 20, action: 'slow', node: 'analytics', byFactor: 10, forSec: 30, firedAtSec: 51.2, outcome: 'done', alertDelayMs: { alerts: 286, p50Ms: 317, p99Ms: 1260, maxMs: 1372 }, alertDelayCleanMs: { alerts: 332, p50Ms: 156, p99Ms: 387, maxMs: 1138 }, latencyVsClean: [] },
+      { ...base, at: 60, action: 'kill', node: 'relay-2', forSec: null, firedAtSec: 91.2, outcome: 'done', alertDelayMs: null, alertDelayCleanMs: { alerts: 332, p50Ms: 156, p99Ms: 387, maxMs: 1138 }, latencyVsClean: [] },
+    ];
+    r.alertDelayMs = { alerts: 795, p50Ms: 207, p99Ms: 1053, maxMs: 1807 };
+    expect(chartData(r).faults[0]).toEqual({ label: 'slow analytics ×10 30 s', atSec: 51.2 });
+    const md = renderMarkdown(r);
+    expect(md).toContain('| At | Fault | Ran at | Outcome | Clients saw errors | Alert delay p50 |');
+    expect(md).toContain('| 20 s (stage 2) | slow analytics ×10 for 30 s | 51.2 s | done | none | 317 ms (clean 156 ms) |');
+    expect(md).toContain('| 60 s (stage 2) | kill relay-2 | 91.2 s | done | none | – (clean 156 ms) |');
+    expect(md).toContain('**Alert delay** (the analytics node\'s alerts, from the agent\'s send to the alert): 795 alerts, p50 207 ms, p99 1,053 ms, max 1,807 ms');
+    const term = terminalSummary(r);
+    expect(term).toContain('alert delay (analytics node, agent send → alert): 795 alerts, p50 207 ms, p99 1,053 ms, max 1,807 ms');
+    expect(term).toContain('  during slow analytics at 20 s: p50 317 ms (clean 156 ms), p99 1,260 ms, 286 alerts');
+    expect(term).not.toContain('during kill');
+  });
+
   it('draws a reconnect curve per tunnel fault: share of its agents back, and connects per second', () => {
     const r = structuredClone(search);
     const base = { stage: 1, forSec: null, bySec: null, fraction: null, error: null, errorsSec: 1, errors: 5, dropped: null, relayPeakConnectsPerSec: 6 } as const;

@@ -44,7 +44,7 @@ function recordingTarget(clock: ManualClock, failRestart = false): { target: Fau
         log.push(`${at()} restart ${node}`);
         if (failRestart) throw new Error('port 8080 taken');
       },
-      slow: async (node, byMs, forMs) => void log.push(`${at()} slow ${node} +${byMs}ms for ${forMs}ms`),
+      slow: async (node, byMs, forMs, factor) => void log.push(`${at()} slow ${node} +${byMs}ms for ${forMs}ms${factor > 1 ? ` x${factor}` : ''}`),
       disconnect: async (fraction) => {
         log.push(`${at()} disconnect ${fraction}`);
         return 42;
@@ -59,6 +59,7 @@ const fault = (f: Partial<ScenarioFault> & Pick<ScenarioFault, 'action' | 'atInS
   node: 'db',
   forMs: null,
   byMs: null,
+  byFactor: null,
   fraction: null,
   ...f,
 });

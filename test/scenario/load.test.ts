@@ -30,7 +30,7 @@ describe('shipped scenarios', () => {
   const load = (name: string): Scenario => loadScenario(join(SCENARIOS, `${name}.yaml`));
 
   it('ships the ones the issues ask for', () => {
-    expect(files.sort()).toEqual(['automate-single.yaml', 'automate-split3.yaml', 'automate-split4.yaml', 'ci-gate.yaml', 'control-plane-down.yaml', 'failover-split3.yaml', 'quickstart.yaml', 'relay-failover.yaml', 'relays-10k.yaml']);
+    expect(files.sort()).toEqual(['analytics-degraded.yaml', 'automate-single.yaml', 'automate-split3.yaml', 'automate-split4.yaml', 'ci-gate.yaml', 'control-plane-down.yaml', 'failover-split3.yaml', 'quickstart.yaml', 'relay-failover.yaml', 'relays-10k.yaml']);
   });
 
   it.each([
@@ -217,7 +217,7 @@ describe('relative paths', () => {
 
   it("a bad topology file's own problems are listed under the scenario's line", () => {
     expect(problems(`stack:\n  topology: stacks/bad.yaml\n${STAGES}`, join(sub, 'b.yaml'))).toEqual([
-      `${join(sub, 'b.yaml')}:2 stack.topology: ${join(sub, 'stacks', 'bad.yaml')}: nodes[0].role: expected one of single, web, app, db, proxy, relay, got "cache"`,
+      `${join(sub, 'b.yaml')}:2 stack.topology: ${join(sub, 'stacks', 'bad.yaml')}: nodes[0].role: expected one of single, web, app, db, proxy, relay, analytics, got "cache"`,
     ]);
   });
 

@@ -95,7 +95,7 @@ describe('rmmscale stack up (the real binary)', () => {
     writeFileSync(bad, 'nodes:\n  - {name: a, role: cache}\n  - {name: a, role: web, serves: all}\n');
     const r = await runCli(['stack', 'up', bad]);
     expect(r.code).toBe(2);
-    expect(r.stderr.trim().split('\n')).toEqual([`rmmscale: ${bad}: nodes[0].role: expected one of single, web, app, db, proxy, relay, got "cache"`, `rmmscale: ${bad}: nodes[1].serves: expected one of agent, user, both, got "all"`]);
+    expect(r.stderr.trim().split('\n')).toEqual([`rmmscale: ${bad}: nodes[0].role: expected one of single, web, app, db, proxy, relay, analytics, got "cache"`, `rmmscale: ${bad}: nodes[1].serves: expected one of agent, user, both, got "all"`]);
   });
 });
 

@@ -15,9 +15,10 @@ import { reconnectAfter } from '../../src/swarm/tunnel-log.js';
 import { relayFor } from '../../src/swarm/transports/ws-tunnels.js';
 
 /**
- * The relay role on real processes: relays2 (db, app, relay-1, relay-2), each its own OS process,
- * agents as real WebSocket clients (plain `ws` here, the swarm's TunnelFleet in the swarm tests).
- * The telemetry table is read straight from the db node's SQLite file.
+ * The relay role on real processes: relays2 (db, analytics, app, relay-1, relay-2), each its own OS
+ * process, agents as real WebSocket clients (plain `ws` here, the swarm's TunnelFleet in the swarm
+ * tests). The telemetry table is read straight from the analytics node's SQLite file (relays send
+ * telemetry to the analytics plane, not to the control plane's database).
  */
 
 const SECRET = 'relay-secret';
@@ -47,7 +48,7 @@ afterAll(async () => {
 const agent = (i: number): AgentIdentity => deriveAgent(SEED, SECRET, i);
 
 function telemetryRows(agentId?: string): number {
-  const db = new Database(join(dataDir, 'rmmscale.sqlite'), { readonly: true, fileMustExist: true });
+  const db = new Database(join(dataDir, 'analytics.sqlite'), { readonly: true, fileMustExist: true });
   try {
     const row = (agentId ? db.prepare('SELECT COUNT(*) AS n FROM telemetry WHERE agent_id = ?').get(agentId) : db.prepare('SELECT COUNT(*) AS n FROM telemetry').get()) as { n: number };
     return row.n;
@@ -97,6 +98,33 @@ describe('relay: tunnels', () => {
     expect(await eventually(async () => (await dbCall<string | null>('getPresence', [a.id])) === null, 3000)).toBe(true);
     const hdr = (await (await fetch(`${node('relay-1').url}/admin/hdr`, { headers: { authorization: `Bearer ${stack.adminKey}` } })).json()) as { histograms: Record<string, string> };
     expect(Object.keys(hdr.histograms)).toContain('op:telemetry-commit');
+  });
+
+  it('the analytics plane hung (SIGSTOP): frames wait unacked, while pings and an operator session on the same tunnel still answer; resumed, every frame is acked and stored once', async () => {
+    const a = agent(9);
+    const t = await connect('relay-1', a);
+    // Presence (the control plane) first, so relay-2 can find the tunnel.
+    expect(await eventually(async () => (await dbCall<string | null>('getPresence', [a.id])) === 'relay-1', 3000)).toBe(true);
+    stack.kill('analytics', 'SIGSTOP');
+    try {
+      for (let seq = 1; seq <= 5; seq++) t.ws.send(JSON.stringify({ t: 'tel', seq, cpuPct: 99, memPct: 50, sentMs: Date.now() } satisfies TunnelFrame));
+      // The data plane answers: a ping's pong, and a session brokered down this tunnel.
+      const pong = new Promise<number>((r) => {
+        const t0 = performance.now();
+        t.ws.once('pong', () => r(performance.now() - t0));
+        t.ws.ping();
+      });
+      expect(await pong).toBeLessThan(1000);
+      expect(await session('relay-2', { agentId: a.id, protocol: 'shell', command: 'uptime' })).toMatchObject({ status: 200, body: { relay: 'relay-1', exitCode: 3 } });
+      // No frame is acked while the analytics node cannot store it.
+      await sleep(300);
+      expect(t.acks).toEqual([]);
+    } finally {
+      stack.kill('analytics', 'SIGCONT');
+    }
+    expect(await eventually(() => t.acks.length === 5, 10_000)).toBe(true);
+    expect(t.acks).toEqual([1, 2, 3, 4, 5]);
+    expect(telemetryRows(a.id)).toBe(5);
   });
 
   it('closes a tunnel that sends a malformed frame (1008) and stores nothing from it', async () => {

@@ -31,8 +31,8 @@ describe('named topologies', () => {
     ['single', ['single:single:single']],
     ['split3', ['db:db:db', 'app:app:app', 'web-agent-1:web:web-agent', 'web-agent-2:web:web-agent', 'web-user-1:web:web-user', 'proxy:proxy:proxy']],
     ['split4', ['db:db:db', 'app:app:app', 'web-agent-1:web:web-agent', 'web-agent-2:web:web-agent', 'web-agent-3:web:web-agent', 'web-user-1:web:web-user', 'proxy:proxy:proxy']],
-    ['relays', ['db:db:db', 'app:app:app', 'relay-1:relay:relay', 'relay-2:relay:relay', 'relay-3:relay:relay']],
-    ['relays2', ['db:db:db', 'app:app:app', 'relay-1:relay:relay', 'relay-2:relay:relay']],
+    ['relays', ['db:db:db', 'analytics:analytics:analytics', 'app:app:app', 'relay-1:relay:relay', 'relay-2:relay:relay', 'relay-3:relay:relay']],
+    ['relays2', ['db:db:db', 'analytics:analytics:analytics', 'app:app:app', 'relay-1:relay:relay', 'relay-2:relay:relay']],
   ])('%s', (name, nodes) => {
     expect(namedTopology(name).nodes.map((n) => `${n.name}:${n.role}:${n.tier}`)).toEqual(nodes);
   });
@@ -80,7 +80,7 @@ nodes:
     expect(problems(() => loadTopology(p))).toEqual([
       `${p}: nodes[0].name: expected a value matching ^[a-z][a-z0-9-]{0,40}$, got "Web"`,
       `${p}: nodes[0].serves: expected one of agent, user, both, got "everyone"`,
-      `${p}: nodes[1].role: expected one of single, web, app, db, proxy, relay, got "database"`,
+      `${p}: nodes[1].role: expected one of single, web, app, db, proxy, relay, analytics, got "database"`,
       `${p}: nodes[2].color: is not a known field (allowed: name, role, tier, serves, profile, dbProfile, tls)`,
       `${p}: nodes[2].profile.workers: expected a number >= 1, got 0`,
       `${p}: nodes[2].profile.service.meanMs: is required`,

@@ -4,7 +4,7 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { openFileLimit } from '../../core/host.js';
 import { AGENT_ROUTES, HEADER_SERVED_BY } from '../../core/protocol.js';
 import { authenticateAgent } from '../auth.js';
-import type { NodeMetricsApi, Store } from '../types.js';
+import type { NodeMetricsApi, Store, TelemetrySample } from '../types.js';
 import { PresenceWriter } from './presence-writer.js';
 import { PingWheel } from './ping-wheel.js';
 import type { SessionBroker } from './sessions.js';
@@ -44,6 +44,8 @@ export interface TunnelServerOptions {
   store: Store;
   metrics: NodeMetricsApi;
   batch: TelemetryBatchOptions;
+  /** Where telemetry goes: the analytics node (its own plane), or, without one, the store. */
+  telemetrySink?: (samples: TelemetrySample[]) => Promise<unknown>;
   sessions: SessionBroker;
   /** The relay's rate-limited error line. */
   logError: (message: string) => void;
@@ -83,7 +85,10 @@ export class TunnelServer {
     const fds = openFileLimit().soft ?? 20_000;
     this.maxTunnels = Math.max(16, Math.min(fds - 256, Math.floor(fds * 0.9)));
     this.batcher = new TelemetryBatcher<WebSocket>(o.batch, {
-      write: (samples) => o.store.telemetry(samples),
+      write: async (samples) => {
+        if (o.telemetrySink) await o.telemetrySink(samples);
+        else await o.store.telemetry(samples);
+      },
       committed: (ws, seq) => {
         if (ws.readyState === ws.OPEN) ws.send(`{"t":"ack","seq":${seq}}`);
         else this.metrics.count('telemetry-ack-undeliverable');
@@ -190,7 +195,10 @@ export class TunnelServer {
     }
     if (f?.t === 'tel' && Number.isInteger(f.seq) && isFiniteNumber(f.cpuPct) && isFiniteNumber(f.memPct)) {
       // Refused past the shared or the per-agent bound (counted by the batcher): never acked.
-      this.batcher.add({ agentId, relay: this.name, atMs: Date.now(), cpuPct: f.cpuPct, memPct: f.memPct }, ws, f.seq as number);
+      // The seq (the frame's idempotency key with the agent id) and the agent's send time go along.
+      const sample: TelemetrySample = { agentId, relay: this.name, atMs: Date.now(), cpuPct: f.cpuPct, memPct: f.memPct, seq: f.seq as number };
+      if (isFiniteNumber(f.sentMs)) sample.sentMs = f.sentMs;
+      this.batcher.add(sample, ws, f.seq as number);
       return;
     }
     if (f?.t === 'res' && typeof f.id === 'string' && isFiniteNumber(f.exitCode) && typeof f.output === 'string') {

@@ -13,6 +13,7 @@ export const ROLES = {
   db: () => import('./db.js'),
   proxy: () => import('./proxy.js'),
   relay: () => import('./relay.js'),
+  analytics: () => import('./analytics.js'),
 } satisfies Record<RoleName, () => Promise<{ createRole: RoleFactory }>>;
 
 export type RegisteredRole = keyof typeof ROLES;

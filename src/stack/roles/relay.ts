@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AuditSpool } from '../relay/audit-spool.js';
+import { AnalyticsClient } from '../analytics/analytics-client.js';
 import { SessionApi } from '../relay/session-api.js';
 import { SiblingForwarder } from '../relay/sibling-forward.js';
 import { DEFAULT_TELEMETRY_BATCH, type TelemetryBatchOptions } from '../relay/telemetry-batcher.js';
@@ -45,6 +46,8 @@ export class RelayHandler implements RoleHandler {
   private readonly api: SessionApi;
   private readonly tunnels: TunnelServer;
   private readonly gaugeTimer: NodeJS.Timeout;
+  /** The analytics node, when the stack has one: telemetry goes there, not into the control plane's database. */
+  private readonly analytics: AnalyticsClient | null;
   private shutDown = false;
   private lastErrorLogMs = 0;
 
@@ -63,7 +66,20 @@ export class RelayHandler implements RoleHandler {
     const spoolFile = ctx.spec.relay?.auditSpoolFile ?? join(this.ownSpoolDir!, 'audit.spool');
     this.audit = new AuditSpool({ file: spoolFile, store, metrics: ctx.metrics, logError: (m) => this.logError(m), maxRecords: ctx.spec.relay?.auditSpoolMax });
     this.api = new SessionApi({ name, secret, metrics: ctx.metrics, store, audit: this.audit, logError: (m) => this.logError(m), tunnelOf: (agentId) => this.tunnels.openTunnel(agentId), forwarder: this.forwarder });
-    this.tunnels = new TunnelServer({ name, secret, store: ctx.store, metrics: ctx.metrics, batch, sessions: this.api.sessions, logError: (m) => this.logError(m) });
+    const analyticsUrl = ctx.spec.relay?.analyticsUrl;
+    // One connection per batch the batcher may have committing: a slow sink holds at most those.
+    this.analytics = analyticsUrl ? new AnalyticsClient(analyticsUrl, secret, { connections: batch.maxInFlight }) : null;
+    const sink = this.analytics;
+    this.tunnels = new TunnelServer({
+      name,
+      secret,
+      store: ctx.store,
+      metrics: ctx.metrics,
+      batch,
+      telemetrySink: sink ? (samples) => sink.telemetry(samples) : undefined,
+      sessions: this.api.sessions,
+      logError: (m) => this.logError(m),
+    });
     this.gaugeTimer = setInterval(() => this.gauges(), 1000);
     this.gaugeTimer.unref();
     this.gauges();
@@ -113,6 +129,7 @@ export class RelayHandler implements RoleHandler {
     await this.audit.close();
     if (this.ownSpoolDir && this.audit.size === 0) rmSync(this.ownSpoolDir, { recursive: true, force: true });
     await this.forwarder.close();
+    await this.analytics?.close();
     this.shutDown = true;
   }
 }

@@ -73,6 +73,16 @@ export interface TunnelFleetOptions {
    */
   firstConnects?: FirstConnects;
   tls?: { ca?: Buffer; insecure: boolean };
+  /**
+   * rmmscale's frames: a frame's `seq` is seqBase + n (n: the agent's frames in this swarm, from 1),
+   * so that with the agent id it is the frame's idempotency key across the run's swarms
+   * (ack-ledger.ts). Default 0.
+   */
+  seqBase?: number;
+  /** The start instant (epoch ms) of the fleet's clock: frames carry their send time as epoch ms. Default 0. */
+  startAtEpochMs?: number;
+  /** A telemetry frame (n) of a local slot was acked by a relay: the ledger records it. */
+  onAck?: (slot: number, n: number) => void;
   recorder: SwarmRecorder;
   rng: Rng;
   now: () => number;
@@ -143,6 +153,11 @@ export class TunnelFleet {
   private readonly telIntended: Float64Array;
   private readonly telSeq: Uint32Array;
   private readonly telSentAt: Float64Array;
+  /** When each tunnel's last ping went out (-1: none awaiting its pong), for `ws-ping`. */
+  private readonly pingSentAt: Float64Array;
+  /** A hash of each agent's id: its telemetry values follow from it and the frame's n (telemetryCpuPct). */
+  private readonly idHash: Uint32Array;
+  private readonly seqBase: number;
   /** The periodic frame's operation: ws-rtt, or a protocol file's frame name. */
   private readonly frameOp: string;
   private readonly reconnectAt: Float64Array;
@@ -187,6 +202,10 @@ export class TunnelFleet {
     this.telIntended = new Float64Array(n).fill(-1);
     this.telSeq = new Uint32Array(n);
     this.telSentAt = new Float64Array(n);
+    this.pingSentAt = new Float64Array(n).fill(-1);
+    this.idHash = new Uint32Array(n);
+    for (let s = 0; s < n; s++) this.idHash[s] = fnv1a(o.agents.idAt(s));
+    this.seqBase = o.seqBase ?? 0;
     this.reconnectAt = new Float64Array(n);
     this.reconnects = new MinHeap(n, this.reconnectAt);
     this.home = new Uint16Array(n);
@@ -212,6 +231,14 @@ export class TunnelFleet {
       if (ws.probe) fleet.onProbeClose(ws.slot, ws);
       else fleet.onClose(ws.slot, ws);
     };
+    this.onPongShared = function (this: WebSocket) {
+      const ws = this as AgentSocket;
+      if (ws.probe || fleet.sockets[ws.slot] !== ws) return;
+      const sent = fleet.pingSentAt[ws.slot];
+      if (sent < 0) return;
+      fleet.pingSentAt[ws.slot] = -1;
+      fleet.o.recorder.observe('ws-ping', fleet.o.now() - sent);
+    };
     this.onErrorShared = function (this: WebSocket, err: NodeJS.ErrnoException) {
       const slot = (this as AgentSocket).slot;
       // A home probe that fails is the normal case while home is down: not an error.
@@ -225,6 +252,7 @@ export class TunnelFleet {
   private readonly onMessageShared: (this: WebSocket, data: WebSocket.RawData) => void;
   private readonly onCloseShared: (this: WebSocket) => void;
   private readonly onErrorShared: (this: WebSocket, err: NodeJS.ErrnoException) => void;
+  private readonly onPongShared: (this: WebSocket) => void;
 
   /** Begin paced connects; one timer drives first connects and due reconnects alike. */
   start(): void {
@@ -341,6 +369,7 @@ export class TunnelFleet {
     ws.on('message', this.onMessageShared);
     ws.on('close', this.onCloseShared);
     ws.on('error', this.onErrorShared);
+    ws.on('pong', this.onPongShared);
     return ws;
   }
 
@@ -440,8 +469,9 @@ export class TunnelFleet {
     }
     if (frame.t === 'ack') {
       const intended = this.telIntended[slot];
-      if (intended >= 0 && frame.seq === this.telSeq[slot]) {
+      if (intended >= 0 && frame.seq === this.seqBase + this.telSeq[slot]) {
         this.o.recorder.done('ws-rtt', intended, this.telSentAt[slot], this.o.now(), true);
+        this.o.onAck?.(slot, this.telSeq[slot]);
         this.telIntended[slot] = -1;
         this.pending--;
         if (this.probeReady(slot) && this.awayFromHome(slot)) this.goHome(slot);
@@ -521,6 +551,7 @@ export class TunnelFleet {
       if (this.droppedAt[slot] < 0) this.droppedAt[slot] = this.connectStart[slot];
       this.relay[slot] = (this.relay[slot] + 1) % this.o.urls.length;
     }
+    this.pingSentAt[slot] = -1;
     if (this.telIntended[slot] >= 0) {
       this.o.recorder.done(this.frameOp, this.telIntended[slot], this.telSentAt[slot], this.o.now(), false, 'tunnel-closed');
       this.telIntended[slot] = -1;
@@ -569,7 +600,16 @@ export class TunnelFleet {
     this.telIntended[slot] = intendedMs;
     this.telSentAt[slot] = now;
     this.pending++;
-    if (!codec) tunnel.send(JSON.stringify({ t: 'tel', seq, cpuPct: this.o.rng.int(100), memPct: 20 + this.o.rng.int(75) } satisfies TunnelFrame));
+    if (codec) return;
+    // The tunnel's own latency, apart from telemetry's: a ping with each frame, its pong timed as
+    // `ws-ping` (the relay's ws answers it, whatever happens to telemetry downstream).
+    if (this.pingSentAt[slot] < 0) {
+      this.pingSentAt[slot] = now;
+      tunnel.ping();
+    }
+    const sentMs = Math.round((this.o.startAtEpochMs ?? 0) + now);
+    const frame: TunnelFrame = { t: 'tel', seq: this.seqBase + seq, cpuPct: telemetryCpuPct(this.idHash[slot]!, seq), memPct: 20 + this.o.rng.int(75), sentMs };
+    tunnel.send(JSON.stringify(frame));
   }
 
   /**
@@ -650,4 +690,26 @@ export class TunnelFleet {
 export function relayFor(agentId: string, relays: number): number {
   if (relays <= 1) return 0;
   return createHash('sha1').update(agentId).digest().readUInt32BE(0) % relays;
+}
+
+/** FNV-1a of a string: a stable 32-bit hash, the same in every worker. */
+function fnv1a(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+/**
+ * An agent's CPU figure in its n-th frame: 0–99, a mix of the agent id's hash and n, so the same
+ * seed sends the same values whatever the split into workers or the timing. About 5% of frames are
+ * at 95 or more, the analytics node's alert rule (src/stack/analytics/analytics-store.ts).
+ */
+export function telemetryCpuPct(idHash: number, n: number): number {
+  let h = (idHash ^ Math.imul(n, 0x9e3779b1)) >>> 0;
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return ((h ^ (h >>> 16)) >>> 0) % 100;
 }

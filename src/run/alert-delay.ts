@@ -1,0 +1,88 @@
+import type { AlertTiming } from '../stack/analytics/analytics-store.js';
+import { createLatencyHistogram, recordUs, type LatencyHistogram } from '../metrics/histogram.js';
+import { round } from '../core/units.js';
+
+/**
+ * Alert delay (the analytics plane, seed 004: "alerts may delay"): for each alert the analytics
+ * node raised, its creation time minus the agent's send time of the frame that raised it. The
+ * agent and the stack run on one host (a stack rmmscale starts), so both are the same clock.
+ */
+export interface AlertDelaySummary {
+  alerts: number;
+  /** Nearest-rank percentiles of the delays, ms (exact: every alert is kept). */
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+}
+
+/** A time span, epoch ms, start included, end excluded. */
+export interface Span {
+  fromMs: number;
+  toMs: number;
+}
+
+/** The nearest-rank percentile of ascending `sorted` (q in 0..100). */
+function rank(sorted: readonly number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((q / 100) * sorted.length) - 1))]!;
+}
+
+/**
+ * The delays of the alerts whose frame was sent inside `within` (every alert when absent) and
+ * outside every span of `without`; null when no alert qualifies. Delays below 0 (a clock step) count as 0.
+ */
+export function alertDelay(alerts: readonly AlertTiming[], within?: Span, without: readonly Span[] = []): AlertDelaySummary | null {
+  const delays: number[] = [];
+  for (const [, sentMs, createdMs] of alerts) {
+    if (within && (sentMs < within.fromMs || sentMs >= within.toMs)) continue;
+    if (without.some((s) => sentMs >= s.fromMs && sentMs < s.toMs)) continue;
+    delays.push(Math.max(0, createdMs - sentMs));
+  }
+  if (delays.length === 0) return null;
+  delays.sort((a, b) => a - b);
+  return { alerts: delays.length, p50Ms: round(rank(delays, 50), 1), p99Ms: round(rank(delays, 99), 1), maxMs: round(delays[delays.length - 1]!, 1) };
+}
+
+/** One operation's latency during a fault against the clean part of the run. */
+export interface LatencyVsClean {
+  op: string;
+  cleanCount: number;
+  faultCount: number;
+  cleanP50Ms: number | null;
+  faultP50Ms: number | null;
+  cleanP99Ms: number | null;
+  faultP99Ms: number | null;
+  /** fault ÷ clean (null when either side has no sample). */
+  p50Ratio: number | null;
+  p99Ratio: number | null;
+}
+
+const pct = (h: LatencyHistogram | undefined, q: number): number | null => (h && h.totalCount > 0 ? round(h.getValueAtPercentile(q) / 1000, 2) : null);
+const ratio = (a: number | null, b: number | null): number | null => (a === null || b === null || b <= 0 ? null : round(a / b, 3));
+
+/** Each operation seen on either side, during against clean, by name. */
+export function compareLatency(clean: ReadonlyMap<string, LatencyHistogram>, during: ReadonlyMap<string, LatencyHistogram>): LatencyVsClean[] {
+  const ops = [...new Set([...clean.keys(), ...during.keys()])].sort();
+  return ops.map((op) => {
+    const c = clean.get(op);
+    const d = during.get(op);
+    const cleanP50Ms = pct(c, 50);
+    const faultP50Ms = pct(d, 50);
+    const cleanP99Ms = pct(c, 99);
+    const faultP99Ms = pct(d, 99);
+    return { op, cleanCount: c?.totalCount ?? 0, faultCount: d?.totalCount ?? 0, cleanP50Ms, faultP50Ms, cleanP99Ms, faultP99Ms, p50Ratio: ratio(faultP50Ms, cleanP50Ms), p99Ratio: ratio(faultP99Ms, cleanP99Ms) };
+  });
+}
+
+/** Add `h` into `into[op]` (created on first use). */
+export function addOp(into: Map<string, LatencyHistogram>, op: string, h: LatencyHistogram): void {
+  let t = into.get(op);
+  if (!t) into.set(op, (t = createLatencyHistogram()));
+  t.add(h);
+}
+
+/** Record one sample (µs) into `into[op]`. */
+export function recordOp(into: Map<string, LatencyHistogram>, op: string, valueUs: number): void {
+  let t = into.get(op);
+  if (!t) into.set(op, (t = createLatencyHistogram()));
+  recordUs(t, valueUs);
+}
