@@ -50,11 +50,8 @@ export type ParseOutcome = FastRequest | typeof HANDOFF | typeof INCOMPLETE;
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 const REQUEST_LINE = /^(GET|POST|PUT|PATCH|DELETE) (\/[A-Za-z0-9\-._~!$&'()*+,;=:@/?%]*) HTTP\/1\.1$/;
-/**
- * Anything but visible ASCII, SP and HTAB, or a CR or LF that is not part of a CRLF pair: one scan
- * of the whole head, so each line needs no check of its own.
- */
-const OUTSIDE_SUBSET = /[^\t\x20-\x7e\r\n]|\r(?!\n)|(?<!\r)\n/;
+/** Anything but visible ASCII, SP, HTAB, CR and LF (a CR or LF outside a CRLF pair is caught line by line). */
+const OUTSIDE_SUBSET = /[^\t\x20-\x7e\r\n]/;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const DIGITS = /^\d{1,15}$/;
 
@@ -116,6 +113,15 @@ function trimOws(v: string): string {
   return a === 0 && b === v.length ? v : v.slice(a, b);
 }
 
+/**
+ * Where the line starting at `start` ends (its CR), or -1 when a bare CR or LF comes first. `text`
+ * ends in CRLF, so there is always a CR.
+ */
+function lineEnd(text: string, start: number): number {
+  const cr = text.indexOf('\r', start);
+  return text.charCodeAt(cr + 1) === 10 && text.indexOf('\n', start) === cr + 1 ? cr : -1;
+}
+
 /** Parse the request starting at `buf[0]`; see the subset above. */
 export function parseFastRequest(buf: Buffer, maxBodyBytes: number): ParseOutcome {
   const end = buf.indexOf(CRLFCRLF);
@@ -124,7 +130,8 @@ export function parseFastRequest(buf: Buffer, maxBodyBytes: number): ParseOutcom
   // The head plus its first CRLF, so every line, the last too, ends in CRLF.
   const text = buf.toString('latin1', 0, end + 2);
   if (OUTSIDE_SUBSET.test(text)) return HANDOFF;
-  const firstEol = text.indexOf('\r\n');
+  const firstEol = lineEnd(text, 0);
+  if (firstEol < 0) return HANDOFF;
   const requestLine = text.slice(0, firstEol);
   const m = REQUEST_LINE.exec(requestLine);
   if (m === null) return HANDOFF;
@@ -136,7 +143,8 @@ export function parseFastRequest(buf: Buffer, maxBodyBytes: number): ParseOutcom
   let contentLength = -1;
   let start = run;
   while (start < text.length) {
-    const eol = text.indexOf('\r\n', start);
+    const eol = lineEnd(text, start);
+    if (eol < 0) return HANDOFF;
     const colon = text.indexOf(':', start);
     // No colon in the line, or (obs-fold, `name :`) a name that is not a token.
     if (colon < 0 || colon > eol) return HANDOFF;

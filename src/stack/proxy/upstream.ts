@@ -32,8 +32,14 @@ export const BUFFER_RESPONSE_BYTES = 64 * 1024;
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-/** NUL, or a CR or LF that is not part of a CRLF pair, anywhere in the head: one scan for all lines. */
-const BAD_HEAD = /\0|\r(?!\n)|(?<!\r)\n/;
+/**
+ * Where the line starting at `start` ends (its CR), or -1 when a bare CR or LF comes first. `text`
+ * ends in CRLF, so there is always a CR.
+ */
+function lineEnd(text: string, start: number): number {
+  const cr = text.indexOf('\r', start);
+  return text.charCodeAt(cr + 1) === 10 && text.indexOf('\n', start) === cr + 1 ? cr : -1;
+}
 const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: [^\r\n]*)?$/;
 
 /**
@@ -384,8 +390,9 @@ class UpstreamConnection {
 
   /** `text`: the status line and header lines, each ending in CRLF. */
   private head(text: string, ex: UpstreamExchange): void {
-    if (BAD_HEAD.test(text)) throw new FramingError('HPE_INVALID_HEADER_TOKEN');
-    const eol = text.indexOf('\r\n');
+    if (text.indexOf('\0') >= 0) throw new FramingError('HPE_INVALID_HEADER_TOKEN');
+    const eol = lineEnd(text, 0);
+    if (eol < 0) throw new FramingError('HPE_INVALID_HEADER_TOKEN');
     const m = STATUS_LINE.exec(text.slice(0, eol));
     if (!m) throw new FramingError('HPE_INVALID_STATUS');
     const status = Number(m[2]);
@@ -398,7 +405,8 @@ class UpstreamConnection {
     let run = eol + 2;
     let start = run;
     while (start < text.length) {
-      const end = text.indexOf('\r\n', start);
+      const end = lineEnd(text, start);
+      if (end < 0) throw new FramingError('HPE_INVALID_HEADER_TOKEN'); // a bare CR or LF
       const c0 = text.charCodeAt(start);
       if (c0 === 32 || c0 === 9) throw new FramingError('HPE_INVALID_HEADER_TOKEN'); // obs-fold
       const colon = text.indexOf(':', start);
