@@ -101,6 +101,26 @@ function roleOf(raw: string): Role {
   return role;
 }
 
+/**
+ * The name seen at each header position of the last head parsed, with its role: clients (and
+ * backends) send the same names in the same order every time, so a name is usually recognised by
+ * comparing it in place, without slicing a string and hashing it for the cache.
+ */
+const lastNames: string[] = [];
+const lastRoles: Role[] = [];
+const MEMO_LINES = 32;
+function roleAt(text: string, start: number, colon: number, line: number): Role {
+  const last = line < MEMO_LINES ? lastNames[line] : undefined;
+  if (last !== undefined && last.length === colon - start && text.startsWith(last, start)) return lastRoles[line];
+  const name = text.slice(start, colon);
+  const role = roleOf(name);
+  if (line < MEMO_LINES) {
+    lastNames[line] = name;
+    lastRoles[line] = role;
+  }
+  return role;
+}
+
 function isOws(c: number): boolean {
   return c === 32 || c === 9;
 }
@@ -142,13 +162,14 @@ export function parseFastRequest(buf: Buffer, maxBodyBytes: number): ParseOutcom
   let hosts = 0;
   let contentLength = -1;
   let start = run;
+  let line = 0;
   while (start < text.length) {
     const eol = lineEnd(text, start);
     if (eol < 0) return HANDOFF;
     const colon = text.indexOf(':', start);
     // No colon in the line, or (obs-fold, `name :`) a name that is not a token.
     if (colon < 0 || colon > eol) return HANDOFF;
-    const role = roleOf(text.slice(start, colon));
+    const role = roleAt(text, start, colon, line++);
     const next = eol + 2;
     if (role === Role.Forward) {
       // As received when the value is `: value` with no other surrounding whitespace.

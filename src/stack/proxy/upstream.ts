@@ -120,6 +120,26 @@ function roleOf(raw: string): Role {
   return role;
 }
 
+/**
+ * The name seen at each header position of the last head parsed, with its role: clients (and
+ * backends) send the same names in the same order every time, so a name is usually recognised by
+ * comparing it in place, without slicing a string and hashing it for the cache.
+ */
+const lastNames: string[] = [];
+const lastRoles: Role[] = [];
+const MEMO_LINES = 32;
+function roleAt(text: string, start: number, colon: number, line: number): Role {
+  const last = line < MEMO_LINES ? lastNames[line] : undefined;
+  if (last !== undefined && last.length === colon - start && text.startsWith(last, start)) return lastRoles[line];
+  const name = text.slice(start, colon);
+  const role = roleOf(name);
+  if (line < MEMO_LINES) {
+    lastNames[line] = name;
+    lastRoles[line] = role;
+  }
+  return role;
+}
+
 function isOws(c: number): boolean {
   return c === 32 || c === 9;
 }
@@ -404,6 +424,7 @@ class UpstreamConnection {
     /** Start of the run of lines forwarded as received, not yet copied into `lines`. */
     let run = eol + 2;
     let start = run;
+    let line = 0;
     while (start < text.length) {
       const end = lineEnd(text, start);
       if (end < 0) throw new FramingError('HPE_INVALID_HEADER_TOKEN'); // a bare CR or LF
@@ -411,7 +432,7 @@ class UpstreamConnection {
       if (c0 === 32 || c0 === 9) throw new FramingError('HPE_INVALID_HEADER_TOKEN'); // obs-fold
       const colon = text.indexOf(':', start);
       if (colon <= start || colon > end) throw new FramingError('HPE_INVALID_HEADER_TOKEN');
-      const role = roleOf(text.slice(start, colon));
+      const role = roleAt(text, start, colon, line++);
       const next = end + 2;
       let keep = role === Role.Forward;
       if (role === Role.ContentLength) {
