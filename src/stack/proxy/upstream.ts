@@ -255,7 +255,12 @@ class UpstreamConnection {
     });
     s.on('timeout', () => this.fail(this.connected ? (this.phase === Phase.Head ? 'UND_ERR_HEADERS_TIMEOUT' : 'UND_ERR_BODY_TIMEOUT') : 'UND_ERR_CONNECT_TIMEOUT'));
     s.on('error', (err: NodeJS.ErrnoException) => this.fail(err.code ?? 'ECONNRESET'));
-    s.on('close', () => this.fail(this.phase === Phase.ToEnd ? '' : 'UND_ERR_SOCKET'));
+    // The backend's end (a read-to-end body is complete; otherwise the connection is unusable):
+    // dropped at once, not after node:net's own shutdown of the socket, so no request is written
+    // to it meanwhile.
+    const ended = (): void => this.fail(this.phase === Phase.ToEnd ? '' : 'UND_ERR_SOCKET');
+    s.on('end', ended);
+    s.on('close', ended);
   }
 
   /** Drop the socket; report `code` to the exchange in progress (or complete a read-to-end body). */
