@@ -51,6 +51,24 @@ describe('built-in proxy fast path', () => {
     expect(proxy!.metrics.prometheus()).toMatch(/rmmscale_requests_total\{[^}]*route="proxy:agent",status="200"\} 3\n/);
   });
 
+  it('forwards the end-to-end headers and sets its own: hop-by-hop dropped, X-Forwarded-For appended, values trimmed', async () => {
+    const req =
+      'POST /agent/echo HTTP/1.1\r\nHost: front:80\r\nX-Agent-Id: a-7\r\nProxy-Authorization: Basic eA==\r\nTE: trailers\r\nKeep-Alive: timeout=9\r\n' +
+      'X-Forwarded-For: 203.0.113.5\r\nX-Forwarded-Proto: https\r\nX-Pad:   padded \t\r\nx-forwarded-for: 198.51.100.7\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nhi';
+    const r = await exchange(proxy!.url, req, 1000);
+    expect(r.text).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    const echo = JSON.parse(r.text.slice(r.text.indexOf('{'), r.text.lastIndexOf('}') + 1)) as { headers: Record<string, string>; bodyBytes: number };
+    const h = echo.headers;
+    expect(echo.bodyBytes).toBe(2);
+    expect(h['x-agent-id']).toBe('a-7');
+    expect(h['x-pad']).toBe('padded');
+    expect(h['x-forwarded-for']).toBe('203.0.113.5, 198.51.100.7, 127.0.0.1');
+    expect(h['x-forwarded-proto']).toBe('http');
+    expect(h.host).toBe(new URL(backend.url).host);
+    expect(h['content-length']).toBe('2');
+    for (const gone of ['proxy-authorization', 'te', 'keep-alive']) expect([gone, h[gone]]).toEqual([gone, undefined]);
+  });
+
   it('a stop lets the request in flight finish; its answer says connection: close and the connection ends', async () => {
     let closing: Promise<void> | null = null;
     const r = await exchange(proxy!.url, 'GET /agent/slow?ms=300 HTTP/1.1\r\nHost: x\r\n\r\n', 3000, () => {

@@ -276,7 +276,17 @@ describe('built-in proxy: response framing from a backend', () => {
     '/agent/bad-status': 'HTTP/1.1 2000 OK\r\ncontent-length: 2\r\n\r\nok',
     '/agent/bad-chunk': 'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nab\r\n0\r\n\r\n',
     '/agent/extra': 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokHTTP/1.1 200 OK\r\ncontent-length: 7\r\n\r\nspliced',
+    '/agent/cl-twice': 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\nContent-Length: 2\r\nX-Pad:   padded \t\r\n\r\nok',
     '/agent/switching': 'HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n',
+  };
+  /**
+   * Answers written in pieces 30 ms apart, so the proxy reads each on its own: its sockets share one
+   * read buffer, and a piece kept as a view into it would be overwritten by the next read.
+   */
+  const PIECES: Record<string, string[]> = {
+    '/agent/pieces': [`HTTP/1.1 200 OK\r\ncontent-length: 3000\r\n\r\n${'a'.repeat(1000)}`, 'b'.repeat(1000), 'c'.repeat(1000)],
+    '/agent/split-head': ['HTTP/1.1 200 OK\r\ncontent-le', 'ngth: 5\r\nx-a: 1\r\n\r\nhel', 'lo'],
+    '/agent/chunks-apart': ['HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n', '3\r\ndef\r\n', '0\r\n\r\n'],
   };
   let backend: ReturnType<typeof createRawBackend>;
   let proxy: TestProxy;
@@ -292,6 +302,7 @@ describe('built-in proxy: response framing from a backend', () => {
           buf = buf.slice(end + 4);
           const path = head.split(' ')[1];
           if (path === '/healthz') s.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+          else if (PIECES[path]) PIECES[path].forEach((piece, i) => setTimeout(() => s.write(piece), i * 30));
           else if (RESPONSES[path]) {
             s.write(RESPONSES[path]);
             if (path === '/agent/to-close') s.end();
@@ -323,6 +334,21 @@ describe('built-in proxy: response framing from a backend', () => {
     expect(await get('/agent/chunked')).toEqual({ status: 200, body: 'abcde' });
     expect(await get('/agent/continue')).toEqual({ status: 201, body: 'x' });
     expect(await get('/agent/to-close')).toEqual({ status: 200, body: 'until the end' });
+  });
+
+  it('relays answers that arrive over several reads intact: a collected body, a split head, chunks', async () => {
+    const requests = [0, 1, 2].map(() => get('/agent/pieces'));
+    for (const r of await Promise.all(requests)) expect(r).toEqual({ status: 200, body: `${'a'.repeat(1000)}${'b'.repeat(1000)}${'c'.repeat(1000)}` });
+    expect(await get('/agent/split-head')).toEqual({ status: 200, body: 'hello' });
+    expect(await get('/agent/chunks-apart')).toEqual({ status: 200, body: 'abcdef' });
+  });
+
+  it('passes a repeated equal Content-Length on once, and header values trimmed', async () => {
+    const r = await raw(proxy.url, ['GET /agent/cl-twice HTTP/1.1\r\nHost: x\r\n\r\n'], { waitMs: 300 });
+    expect(r.statuses).toEqual([200]);
+    expect(r.text.match(/content-length/gi)).toHaveLength(1);
+    expect(r.text).toMatch(/\r\nX-Pad: padded\r\n/);
+    expect(r.text.endsWith('\r\n\r\nok')).toBe(true);
   });
 
   it('answers 502 to a badly framed response, and drops that connection', async () => {

@@ -1,6 +1,7 @@
-import { STATUS_CODES, type OutgoingHttpHeaders } from 'node:http';
+import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { RawFront, RawFrontRuntime } from '../types.js';
+import type { FastExchange } from './fast-forward.js';
 import { INCOMPLETE, parseFastRequest, type FastRequest } from './request-head.js';
 
 /**
@@ -31,14 +32,17 @@ export interface FastReply {
   readonly closed: boolean;
   /** The response head was written. */
   readonly started: boolean;
-  head(status: number, headers: OutgoingHttpHeaders, servedBy: string): void;
-  /** A piece of a streamed body; false: wait for `onDrain`. */
+  /** The forwarder's state for this connection, kept across its requests (fast-forward.ts). */
+  exchange: FastExchange | null;
+  /** The head of a streamed response: `lines` as UpstreamExchange.onHead hands them on. */
+  head(status: number, lines: string, hasLength: boolean, servedBy: string): void;
+  /** A piece of a streamed body (copied: it may be a view into a shared read buffer); false: wait for `onDrain`. */
   data(chunk: Buffer): boolean;
   onDrain: (() => void) | null;
   /** The end of a streamed response. */
   end(): void;
-  /** A whole response (head and collected body, or none) in one write. */
-  whole(status: number, headers: OutgoingHttpHeaders, servedBy: string, body: Buffer | null): void;
+  /** A whole response (head and collected body, or none) in one write; `body` is copied. */
+  whole(status: number, lines: string, servedBy: string, body: Buffer | null): void;
   /** An error answer of the proxy's own (JSON `{"error": message}`), keep-alive. */
   refuse(status: number, message: string, retryAfter: boolean): void;
   /** Cut the connection (a response that failed after it started). */
@@ -49,8 +53,9 @@ const MAX_PENDING_BYTES = 256 * 1024;
 const SWEEP_MS = 1000;
 const KEEP_ALIVE_TAIL = 'connection: keep-alive\r\nkeep-alive: timeout=5\r\n';
 
+const statusLines: string[] = [];
 function statusLine(status: number): string {
-  return `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\n`;
+  return (statusLines[status] ??= `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\n`);
 }
 
 class FrontConnection implements FastReply {
@@ -60,6 +65,7 @@ class FrontConnection implements FastReply {
   idleSweeps = 0;
   onClose: (() => void) | null = null;
   onDrain: (() => void) | null = null;
+  exchange: FastExchange | null = null;
   closed = false;
   started = false;
   private chunked = false;
@@ -181,49 +187,36 @@ class FrontConnection implements FastReply {
     return this.front.runtime.closing ? 'connection: close\r\n' : KEEP_ALIVE_TAIL;
   }
 
-  head(status: number, headers: OutgoingHttpHeaders, servedBy: string): void {
+  head(status: number, lines: string, hasLength: boolean, servedBy: string): void {
     this.status = status;
     this.started = true;
-    this.socket.write(this.headText(status, headers, servedBy, false), 'latin1');
-  }
-
-  private headText(status: number, headers: OutgoingHttpHeaders, servedBy: string, collected: boolean): string {
-    let head = statusLine(status);
-    let length = false;
-    for (const k in headers) {
-      const v = headers[k];
-      if (v === undefined) continue;
-      if (k === 'content-length') length = true;
-      if (Array.isArray(v)) for (const one of v) head += `${k}: ${one}\r\n`;
-      else head += `${k}: ${v}\r\n`;
-    }
-    // No length and not collected: the body is framed in chunks (as node:http would), except
-    // where a status has no body at all.
-    if (!length && !collected && status !== 204 && status !== 304) {
-      this.chunked = true;
-      head += 'transfer-encoding: chunked\r\n';
-    }
-    return `${head}x-served-by: ${servedBy}\r\n${this.tail()}\r\n`;
+    // No length: the body is framed in chunks (as node:http would), except where a status has
+    // no body at all.
+    this.chunked = !hasLength && status !== 204 && status !== 304;
+    this.socket.write(`${statusLine(status)}${lines}${this.chunked ? 'transfer-encoding: chunked\r\n' : ''}x-served-by: ${servedBy}\r\n${this.tail()}\r\n`, 'latin1');
   }
 
   /** Head and collected body in one write. */
-  whole(status: number, headers: OutgoingHttpHeaders, servedBy: string, body: Buffer | null): void {
+  whole(status: number, lines: string, servedBy: string, body: Buffer | null): void {
     this.status = status;
     this.started = true;
-    const head = this.headText(status, headers, servedBy, true);
-    const headBytes = Buffer.byteLength(head, 'latin1');
-    const out = Buffer.allocUnsafe(headBytes + (body ? body.length : 0));
+    const head = `${statusLine(status)}${lines}x-served-by: ${servedBy}\r\n${this.tail()}\r\n`;
+    // Every character of the head is latin1 (upstream.ts decoded it so), one byte each.
+    const out = Buffer.allocUnsafe(head.length + (body ? body.length : 0));
     out.write(head, 0, 'latin1');
-    if (body) body.copy(out, headBytes);
+    if (body) body.copy(out, head.length);
     this.socket.write(out);
     this.finish();
   }
 
   data(chunk: Buffer): boolean {
-    if (!this.chunked) return this.socket.write(chunk);
-    this.socket.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
-    this.socket.write(chunk);
-    return this.socket.write('\r\n', 'latin1');
+    if (!this.chunked) return this.socket.write(Buffer.from(chunk));
+    const size = `${chunk.length.toString(16)}\r\n`;
+    const out = Buffer.allocUnsafe(size.length + chunk.length + 2);
+    out.write(size, 0, 'latin1');
+    chunk.copy(out, size.length);
+    out.write('\r\n', size.length + chunk.length, 'latin1');
+    return this.socket.write(out);
   }
 
   end(): void {

@@ -2,7 +2,7 @@ import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:
 import type { Dispatcher } from 'undici';
 import type { Backend } from './backend.js';
 import { responseHeaders } from './headers.js';
-import type { UpstreamExchange } from './upstream.js';
+import { headersOf, type UpstreamExchange } from './upstream.js';
 
 /** Upstream failures answered 504 (the others: 502). */
 export const TIMEOUT_CODES: ReadonlySet<string> = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
@@ -136,21 +136,23 @@ export function forwardBuffered(b: Backend, req: IncomingMessage, res: ServerRes
     const ex: UpstreamExchange = {
       sent: false,
       conn: null,
-      onHead(s, h) {
+      onHead(s, lines) {
         status = s;
-        h['x-served-by'] = b.name;
-        headers = h;
+        headers = headersOf(lines);
+        headers['x-served-by'] = b.name;
       },
       onData(chunk) {
         if (!res.headersSent) res.writeHead(status, headers!);
-        if (res.write(chunk)) return true;
+        // (chunk is a view into the upstream's shared read buffer: res keeps a copy)
+        if (res.write(Buffer.from(chunk))) return true;
         res.once('drain', onDrain);
         return false;
       },
       onEnd(body) {
         if (!res.headersSent) res.writeHead(status, headers!);
-        // Head and body leave in one writev (Node corks the socket around end()).
-        if (body) res.end(body);
+        // Head and body leave in one writev (Node corks the socket around end()); body is a
+        // view into the upstream's shared read buffer, so res keeps a copy.
+        if (body) res.end(Buffer.from(body));
         else res.end();
         settle({ kind: 'relayed', status });
       },

@@ -23,8 +23,21 @@ export const MAX_FAST_HEAD_BYTES = 16 * 1024;
 export interface FastRequest {
   method: string;
   url: string;
-  /** Name, value, name, value…: names as sent, values without surrounding whitespace (as Node's rawHeaders). */
-  rawHeaders: string[];
+  /**
+   * The request line as received (`METHOD target HTTP/1.1`), without its CRLF. The subset makes
+   * it safe to pass on verbatim.
+   */
+  requestLine: string;
+  /**
+   * The end-to-end header lines to forward, each `name: value\r\n`, in the client's order: every
+   * line but the hop-by-hop ones (Connection, Keep-Alive, Proxy-*, TE, Trailer), Host,
+   * Content-Length, X-Forwarded-For and X-Forwarded-Proto, which the forwarder sets itself. Lines
+   * are passed on as received where their value has no surrounding whitespace beyond one space
+   * after the colon, else rebuilt with the value trimmed.
+   */
+  lines: string;
+  /** The client's own X-Forwarded-For values, joined with `, `; '' when it sent none. */
+  forwardedFor: string;
   /** The body's bytes (possibly empty), a view into the buffer parsed. */
   body: Buffer;
   /** Bytes of the buffer this request took (head and body). */
@@ -37,31 +50,96 @@ export type ParseOutcome = FastRequest | typeof HANDOFF | typeof INCOMPLETE;
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 const REQUEST_LINE = /^(GET|POST|PUT|PATCH|DELETE) (\/[A-Za-z0-9\-._~!$&'()*+,;=:@/?%]*) HTTP\/1\.1$/;
-/** Anything but visible ASCII, SP, HTAB, and the CR LF pairs that split lines (checked apart). */
+/** Anything but visible ASCII, SP, HTAB, CR and LF (a CR or LF outside a CRLF pair is caught line by line). */
 const OUTSIDE_SUBSET = /[^\t\x20-\x7e\r\n]/;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const DIGITS = /^\d{1,15}$/;
 
+/** What the parser does with a header, by lower-case name. */
+const enum Role {
+  Forward,
+  /** Hop-by-hop, or set by the forwarder: not passed on. */
+  Drop,
+  Host,
+  ContentLength,
+  Connection,
+  ForwardedFor,
+  /** Transfer-Encoding, Upgrade, Expect: outside the subset. */
+  Handoff,
+  /** Not a token. */
+  Bad,
+}
+
+const ROLES: ReadonlyMap<string, Role> = new Map([
+  ['host', Role.Host],
+  ['content-length', Role.ContentLength],
+  ['connection', Role.Connection],
+  ['x-forwarded-for', Role.ForwardedFor],
+  ['keep-alive', Role.Drop],
+  ['proxy-connection', Role.Drop],
+  ['proxy-authenticate', Role.Drop],
+  ['proxy-authorization', Role.Drop],
+  ['te', Role.Drop],
+  ['trailer', Role.Drop],
+  ['x-forwarded-proto', Role.Drop],
+  ['transfer-encoding', Role.Handoff],
+  ['upgrade', Role.Handoff],
+  ['expect', Role.Handoff],
+]);
+
 /**
- * Header names validated once: the lower-case name, or '' for a name that is not a token. Clients
- * repeat the same few names, so the cache stays small (at most NAME_CACHE_MAX names).
+ * Header names classified once, as sent (any case). Clients repeat the same few names, so the
+ * cache stays small (at most NAME_CACHE_MAX names).
  */
-const names = new Map<string, string>();
+const names = new Map<string, Role>();
 const NAME_CACHE_MAX = 512;
-function lowerName(raw: string): string {
+function roleOf(raw: string): Role {
   const known = names.get(raw);
   if (known !== undefined) return known;
-  const lower = TOKEN.test(raw) ? raw.toLowerCase() : '';
-  if (names.size < NAME_CACHE_MAX) names.set(raw, lower);
-  return lower;
+  const role = TOKEN.test(raw) ? (ROLES.get(raw.toLowerCase()) ?? Role.Forward) : Role.Bad;
+  if (names.size < NAME_CACHE_MAX) names.set(raw, role);
+  return role;
+}
+
+/**
+ * The name seen at each header position of the last head parsed, with its role: clients (and
+ * backends) send the same names in the same order every time, so a name is usually recognised by
+ * comparing it in place, without slicing a string and hashing it for the cache.
+ */
+const lastNames: string[] = [];
+const lastRoles: Role[] = [];
+const MEMO_LINES = 32;
+function roleAt(text: string, start: number, colon: number, line: number): Role {
+  const last = line < MEMO_LINES ? lastNames[line] : undefined;
+  if (last !== undefined && last.length === colon - start && text.startsWith(last, start)) return lastRoles[line];
+  const name = text.slice(start, colon);
+  const role = roleOf(name);
+  if (line < MEMO_LINES) {
+    lastNames[line] = name;
+    lastRoles[line] = role;
+  }
+  return role;
+}
+
+function isOws(c: number): boolean {
+  return c === 32 || c === 9;
 }
 
 function trimOws(v: string): string {
   let a = 0;
   let b = v.length;
-  while (a < b && (v.charCodeAt(a) === 32 || v.charCodeAt(a) === 9)) a++;
-  while (b > a && (v.charCodeAt(b - 1) === 32 || v.charCodeAt(b - 1) === 9)) b--;
+  while (a < b && isOws(v.charCodeAt(a))) a++;
+  while (b > a && isOws(v.charCodeAt(b - 1))) b--;
   return a === 0 && b === v.length ? v : v.slice(a, b);
+}
+
+/**
+ * Where the line starting at `start` ends (its CR), or -1 when a bare CR or LF comes first. `text`
+ * ends in CRLF, so there is always a CR.
+ */
+function lineEnd(text: string, start: number): number {
+  const cr = text.indexOf('\r', start);
+  return text.charCodeAt(cr + 1) === 10 && text.indexOf('\n', start) === cr + 1 ? cr : -1;
 }
 
 /** Parse the request starting at `buf[0]`; see the subset above. */
@@ -69,50 +147,71 @@ export function parseFastRequest(buf: Buffer, maxBodyBytes: number): ParseOutcom
   const end = buf.indexOf(CRLFCRLF);
   if (end < 0) return buf.length > MAX_FAST_HEAD_BYTES ? HANDOFF : INCOMPLETE;
   if (end > MAX_FAST_HEAD_BYTES) return HANDOFF;
-  const text = buf.toString('latin1', 0, end);
+  // The head plus its first CRLF, so every line, the last too, ends in CRLF.
+  const text = buf.toString('latin1', 0, end + 2);
   if (OUTSIDE_SUBSET.test(text)) return HANDOFF;
-  let eol = text.indexOf('\r\n');
-  const line = eol < 0 ? text : text.slice(0, eol);
-  if (line.indexOf('\r') >= 0 || line.indexOf('\n') >= 0) return HANDOFF;
-  const m = REQUEST_LINE.exec(line);
+  const firstEol = lineEnd(text, 0);
+  if (firstEol < 0) return HANDOFF;
+  const requestLine = text.slice(0, firstEol);
+  const m = REQUEST_LINE.exec(requestLine);
   if (m === null) return HANDOFF;
-  const rawHeaders: string[] = [];
+  let lines = '';
+  /** Start of the run of lines forwarded as received, not yet copied into `lines`. */
+  let run = firstEol + 2;
+  let forwardedFor = '';
   let hosts = 0;
   let contentLength = -1;
-  while (eol >= 0) {
-    const start = eol + 2;
-    eol = text.indexOf('\r\n', start);
-    const h = eol < 0 ? text.slice(start) : text.slice(start, eol);
-    // A bare CR or LF inside a line, or a line starting with whitespace (obs-fold): Node's call.
-    if (h.indexOf('\r') >= 0 || h.indexOf('\n') >= 0) return HANDOFF;
-    const colon = h.indexOf(':');
-    if (colon <= 0) return HANDOFF;
-    const rawName = h.slice(0, colon);
-    const name = lowerName(rawName);
-    if (name === '') return HANDOFF; // not a token: also catches obs-fold and `name :`
-    const value = trimOws(h.slice(colon + 1));
-    switch (name) {
-      case 'host':
+  let start = run;
+  let line = 0;
+  while (start < text.length) {
+    const eol = lineEnd(text, start);
+    if (eol < 0) return HANDOFF;
+    const colon = text.indexOf(':', start);
+    // No colon in the line, or (obs-fold, `name :`) a name that is not a token.
+    if (colon < 0 || colon > eol) return HANDOFF;
+    const role = roleAt(text, start, colon, line++);
+    const next = eol + 2;
+    if (role === Role.Forward) {
+      // As received when the value is `: value` with no other surrounding whitespace.
+      const plain = text.charCodeAt(colon + 1) === 32 && colon + 2 < eol && !isOws(text.charCodeAt(colon + 2)) && !isOws(text.charCodeAt(eol - 1));
+      if (!plain) {
+        lines += `${text.slice(run, start)}${text.slice(start, colon)}: ${trimOws(text.slice(colon + 1, eol))}\r\n`;
+        run = next;
+      }
+      start = next;
+      continue;
+    }
+    if (role === Role.Bad || role === Role.Handoff) return HANDOFF;
+    if (run < start) lines += text.slice(run, start);
+    run = next;
+    switch (role) {
+      case Role.Host:
         hosts++;
         break;
-      case 'content-length':
+      case Role.ContentLength: {
+        const value = trimOws(text.slice(colon + 1, eol));
         if (contentLength >= 0 || !DIGITS.test(value)) return HANDOFF;
         contentLength = Number(value);
         break;
-      case 'connection':
+      }
+      case Role.Connection: {
+        const value = trimOws(text.slice(colon + 1, eol));
         if (value.length !== 10 || value.toLowerCase() !== 'keep-alive') return HANDOFF;
         break;
-      case 'transfer-encoding':
-      case 'upgrade':
-      case 'expect':
-        return HANDOFF;
+      }
+      case Role.ForwardedFor: {
+        const value = trimOws(text.slice(colon + 1, eol));
+        forwardedFor = forwardedFor ? `${forwardedFor}, ${value}` : value;
+        break;
+      }
     }
-    rawHeaders.push(rawName, value);
+    start = next;
   }
+  if (run < text.length) lines += text.slice(run);
   if (hosts !== 1) return HANDOFF;
   const bodyBytes = contentLength < 0 ? 0 : contentLength;
   if (bodyBytes > maxBodyBytes) return HANDOFF;
   const length = end + 4 + bodyBytes;
   if (buf.length < length) return INCOMPLETE;
-  return { method: m[1], url: m[2], rawHeaders, body: buf.subarray(end + 4, length), length };
+  return { method: m[1], url: m[2], requestLine, lines, forwardedFor, body: buf.subarray(end + 4, length), length };
 }

@@ -18,6 +18,12 @@ import type { OutgoingHttpHeaders } from 'node:http';
  *
  * One request at a time per connection (no pipelining); at most `connections` per backend; more
  * wait in a FIFO whose length the caller bounds (the proxy's per-backend outstanding cap).
+ *
+ * Cost per exchange: sockets read into one shared buffer (net's `onread`: no Buffer and no stream
+ * event per read), and the response head is handed on as the header lines to forward, sliced
+ * from what the backend sent, not as an object to be serialised again. Body bytes handed to an
+ * exchange (`onData`, `onEnd`) are therefore views into that shared buffer: valid only during the
+ * call, copied by whoever keeps them.
  */
 
 export const MAX_HEAD_BYTES = 16 * 1024;
@@ -26,7 +32,22 @@ export const BUFFER_RESPONSE_BYTES = 64 * 1024;
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const BAD_VALUE = /[\r\n\0]/;
+/**
+ * Where the line starting at `start` ends (its CR), or -1 when a bare CR or LF comes first. `text`
+ * ends in CRLF, so there is always a CR.
+ */
+function lineEnd(text: string, start: number): number {
+  const cr = text.indexOf('\r', start);
+  return text.charCodeAt(cr + 1) === 10 && text.indexOf('\n', start) === cr + 1 ? cr : -1;
+}
+const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: [^\r\n]*)?$/;
+
+/**
+ * Every upstream socket reads into this one buffer (net's `onread`). Safe because each read is
+ * consumed (parsed, written on, or copied) before the callback returns, and JavaScript runs one
+ * callback at a time.
+ */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
 /** What the forwarder hears back about one exchange. */
 export interface UpstreamExchange {
@@ -34,11 +55,16 @@ export interface UpstreamExchange {
   sent: boolean;
   /** The connection carrying it, once one does (for pause/resume/abort). */
   conn: UpstreamConnection | null;
-  /** Status ≥ 200 and the end-to-end headers (hop-by-hop ones already dropped), once. */
-  onHead(status: number, headers: OutgoingHttpHeaders): void;
-  /** A piece of the body; return false to pause the upstream until resume() is called. */
+  /**
+   * Status ≥ 200 and the end-to-end header lines, once: `name: value\r\n` each, as the backend
+   * sent them (a value with surrounding whitespace trimmed), hop-by-hop ones and those the
+   * Connection header names already dropped, at most one Content-Length. `hasLength`: one of
+   * them is Content-Length. headersOf() turns the lines into an object.
+   */
+  onHead(status: number, lines: string, hasLength: boolean): void;
+  /** A piece of the body (a view valid during the call only); false: pause the upstream until resume(). */
   onData(chunk: Buffer): boolean;
-  /** The whole body in one piece, when it was collected (declared ≤ BUFFER_RESPONSE_BYTES). */
+  /** The whole body in one piece, when it was collected (declared ≤ BUFFER_RESPONSE_BYTES); a view valid during the call only. */
   onEnd(body: Buffer | null): void;
   /** `code`: connect/timeout/framing/socket error; `sent` tells whether the request left. */
   onError(code: string): void;
@@ -69,19 +95,92 @@ const enum Phase {
 /** Hop-by-hop response headers (RFC 9110 §7.6.1), dropped on the way to the client. */
 const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
 
+/** What the response parser does with a header, by name. */
+const enum Role {
+  Forward,
+  Hop,
+  ContentLength,
+  TransferEncoding,
+  Connection,
+}
+
 /**
- * A response header name, validated (an RFC 9110 token) and lower-cased. Backends repeat the same
+ * A response header name, validated (an RFC 9110 token) and classified. Backends repeat the same
  * few names, so the answers are cached, up to NAME_CACHE_MAX names.
  */
-const nameCache = new Map<string, string>();
+const roleCache = new Map<string, Role>();
 const NAME_CACHE_MAX = 512;
-function headerName(raw: string): string {
-  const known = nameCache.get(raw);
+function roleOf(raw: string): Role {
+  const known = roleCache.get(raw);
   if (known !== undefined) return known;
   if (!TOKEN.test(raw)) throw new FramingError('HPE_INVALID_HEADER_TOKEN');
   const lower = raw.toLowerCase();
-  if (nameCache.size < NAME_CACHE_MAX) nameCache.set(raw, lower);
-  return lower;
+  const role = lower === 'content-length' ? Role.ContentLength : lower === 'transfer-encoding' ? Role.TransferEncoding : lower === 'connection' ? Role.Connection : HOP.has(lower) ? Role.Hop : Role.Forward;
+  if (roleCache.size < NAME_CACHE_MAX) roleCache.set(raw, role);
+  return role;
+}
+
+/**
+ * The name seen at each header position of the last head parsed, with its role: clients (and
+ * backends) send the same names in the same order every time, so a name is usually recognised by
+ * comparing it in place, without slicing a string and hashing it for the cache.
+ */
+const lastNames: string[] = [];
+const lastRoles: Role[] = [];
+const MEMO_LINES = 32;
+function roleAt(text: string, start: number, colon: number, line: number): Role {
+  const last = line < MEMO_LINES ? lastNames[line] : undefined;
+  if (last !== undefined && last.length === colon - start && text.startsWith(last, start)) return lastRoles[line];
+  const name = text.slice(start, colon);
+  const role = roleOf(name);
+  if (line < MEMO_LINES) {
+    lastNames[line] = name;
+    lastRoles[line] = role;
+  }
+  return role;
+}
+
+function isOws(c: number): boolean {
+  return c === 32 || c === 9;
+}
+
+function trimOws(v: string): string {
+  let a = 0;
+  let b = v.length;
+  while (a < b && isOws(v.charCodeAt(a))) a++;
+  while (b > a && isOws(v.charCodeAt(b - 1))) b--;
+  return a === 0 && b === v.length ? v : v.slice(a, b);
+}
+
+/** The lines onHead() hands on, as an object (lower-case names; repeats in an array), for node:http's writeHead. */
+export function headersOf(lines: string): OutgoingHttpHeaders {
+  const headers: OutgoingHttpHeaders = {};
+  let start = 0;
+  while (start < lines.length) {
+    const eol = lines.indexOf('\r\n', start);
+    const colon = lines.indexOf(':', start);
+    const name = lines.slice(start, colon).toLowerCase();
+    const value = trimOws(lines.slice(colon + 1, eol));
+    const prior = headers[name];
+    if (prior === undefined) headers[name] = value;
+    else if (Array.isArray(prior)) prior.push(value);
+    else headers[name] = [String(prior), value];
+    start = eol + 2;
+  }
+  return headers;
+}
+
+/** The lines without those whose name the Connection header listed (Content-Length stays: it frames the body). */
+function dropNamed(lines: string, named: ReadonlySet<string>): string {
+  let out = '';
+  let start = 0;
+  while (start < lines.length) {
+    const eol = lines.indexOf('\r\n', start) + 2;
+    const name = lines.slice(start, lines.indexOf(':', start)).toLowerCase();
+    if (name === 'content-length' || !named.has(name)) out += lines.slice(start, eol);
+    start = eol;
+  }
+  return out;
 }
 
 class FramingError extends Error {
@@ -107,7 +206,12 @@ class UpstreamConnection {
   private dead = false;
   /** The exchange completed during the current read; the connection goes back after it. */
   private released = false;
-  private readonly onDataBound = (chunk: Buffer): void => this.onData(chunk);
+  /** Reads land in READ_BUFFER; false pauses the socket (backpressure from the client). */
+  private readonly onReadBound = (bytes: number, buf: Uint8Array): boolean => {
+    this.onData((buf as Buffer).subarray(0, bytes));
+    return !this.paused;
+  };
+  private paused = false;
 
   constructor(private readonly pool: UpstreamPool) {}
 
@@ -124,6 +228,7 @@ class UpstreamConnection {
     this.collect = null;
     this.collected = 0;
     this.noBody = noBody;
+    if (this.paused) this.resume(); // (a client that stopped reading the last answer)
     if (this.socket && this.connected) {
       ex.sent = true; // (the socket's timeout is already headersMs: set once at connect)
       this.socket.write(request);
@@ -135,7 +240,7 @@ class UpstreamConnection {
 
   private open(): void {
     const o = this.pool.opts;
-    const s = connect({ host: o.host, port: o.port });
+    const s = connect({ host: o.host, port: o.port, onread: { buffer: READ_BUFFER, callback: this.onReadBound } });
     this.socket = s;
     s.setNoDelay(true);
     s.setTimeout(o.connectMs);
@@ -148,10 +253,14 @@ class UpstreamConnection {
       }
       this.pending = null;
     });
-    s.on('data', this.onDataBound);
     s.on('timeout', () => this.fail(this.connected ? (this.phase === Phase.Head ? 'UND_ERR_HEADERS_TIMEOUT' : 'UND_ERR_BODY_TIMEOUT') : 'UND_ERR_CONNECT_TIMEOUT'));
     s.on('error', (err: NodeJS.ErrnoException) => this.fail(err.code ?? 'ECONNRESET'));
-    s.on('close', () => this.fail(this.phase === Phase.ToEnd ? '' : 'UND_ERR_SOCKET'));
+    // The backend's end (a read-to-end body is complete; otherwise the connection is unusable):
+    // dropped at once, not after node:net's own shutdown of the socket, so no request is written
+    // to it meanwhile.
+    const ended = (): void => this.fail(this.phase === Phase.ToEnd ? '' : 'UND_ERR_SOCKET');
+    s.on('end', ended);
+    s.on('close', ended);
   }
 
   /** Drop the socket; report `code` to the exchange in progress (or complete a read-to-end body). */
@@ -179,10 +288,12 @@ class UpstreamConnection {
 
   /** The client stopped reading: stop reading the backend until resume(). */
   pause(): void {
-    this.socket?.pause();
+    this.paused = true;
   }
 
   resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
     this.socket?.resume();
   }
 
@@ -222,13 +333,14 @@ class UpstreamConnection {
           const end = joined.indexOf(CRLFCRLF);
           if (end < 0) {
             if (joined.length > MAX_HEAD_BYTES) throw new FramingError('HPE_HEADER_OVERFLOW');
-            this.headBuf = joined;
+            this.headBuf = joined === buf ? Buffer.from(buf) : joined; // (buf is a view into READ_BUFFER)
             return;
           }
           if (end > MAX_HEAD_BYTES) throw new FramingError('HPE_HEADER_OVERFLOW');
           this.headBuf = null;
           buf = joined.subarray(end + 4);
-          this.head(joined.toString('latin1', 0, end), ex);
+          // With the first CRLF of the blank line: every header line ends in CRLF.
+          this.head(joined.toString('latin1', 0, end + 2), ex);
           break;
         }
         case Phase.Body: {
@@ -236,7 +348,8 @@ class UpstreamConnection {
           const piece = take === buf.length ? buf : buf.subarray(0, take);
           this.remaining -= take;
           buf = buf.subarray(take);
-          this.body(piece, ex);
+          if (this.collect) this.collectPiece(piece);
+          else this.body(piece, ex);
           if (this.remaining === 0) this.complete(ex);
           break;
         }
@@ -290,74 +403,84 @@ class UpstreamConnection {
     }
   }
 
-  private body(piece: Buffer, ex: UpstreamExchange): void {
-    if (this.collect) {
-      this.collect.push(piece);
-      this.collected += piece.length;
-      return;
-    }
-    if (!ex.onData(piece)) this.socket?.pause();
+  /** A piece of a collected body: kept as a view when it completes the body in this read, else copied. */
+  private collectPiece(piece: Buffer): void {
+    this.collect!.push(this.remaining === 0 ? piece : Buffer.from(piece));
+    this.collected += piece.length;
   }
 
+  private body(piece: Buffer, ex: UpstreamExchange): void {
+    if (!ex.onData(piece)) this.pause();
+  }
+
+  /** `text`: the status line and header lines, each ending in CRLF. */
   private head(text: string, ex: UpstreamExchange): void {
-    const eol = text.indexOf('\r\n');
-    const m = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: [^\r\n]*)?$/.exec(eol < 0 ? text : text.slice(0, eol));
+    if (text.indexOf('\0') >= 0) throw new FramingError('HPE_INVALID_HEADER_TOKEN');
+    const eol = lineEnd(text, 0);
+    if (eol < 0) throw new FramingError('HPE_INVALID_HEADER_TOKEN');
+    const m = STATUS_LINE.exec(text.slice(0, eol));
     if (!m) throw new FramingError('HPE_INVALID_STATUS');
     const status = Number(m[2]);
     if (m[1] === '0') this.reusable = false;
-    const headers: OutgoingHttpHeaders = {};
     let length = -1;
     let chunked = false;
     let named: Set<string> | null = null;
-    let start = eol;
-    while (start >= 0) {
-      start += 2;
-      let end = text.indexOf('\r\n', start);
-      if (end < 0) end = text.length;
-      const line = text.slice(start, end);
-      start = end < text.length ? end : -1;
-      const c0 = line.charCodeAt(0);
+    let lines = '';
+    /** Start of the run of lines forwarded as received, not yet copied into `lines`. */
+    let run = eol + 2;
+    let start = run;
+    let line = 0;
+    while (start < text.length) {
+      const end = lineEnd(text, start);
+      if (end < 0) throw new FramingError('HPE_INVALID_HEADER_TOKEN'); // a bare CR or LF
+      const c0 = text.charCodeAt(start);
       if (c0 === 32 || c0 === 9) throw new FramingError('HPE_INVALID_HEADER_TOKEN'); // obs-fold
-      const colon = line.indexOf(':');
-      if (colon <= 0) throw new FramingError('HPE_INVALID_HEADER_TOKEN');
-      const name = headerName(line.slice(0, colon));
-      const value = line.slice(colon + 1).trim();
-      if (BAD_VALUE.test(value)) throw new FramingError('HPE_INVALID_HEADER_TOKEN');
-      if (name === 'content-length') {
+      const colon = text.indexOf(':', start);
+      if (colon <= start || colon > end) throw new FramingError('HPE_INVALID_HEADER_TOKEN');
+      const role = roleAt(text, start, colon, line++);
+      const next = end + 2;
+      let keep = role === Role.Forward;
+      if (role === Role.ContentLength) {
+        const value = trimOws(text.slice(colon + 1, end));
         if (!/^\d{1,15}$/.test(value) || (length >= 0 && length !== Number(value))) throw new FramingError('HPE_UNEXPECTED_CONTENT_LENGTH');
+        keep = length < 0; // a repeat of the same value is passed on once
         length = Number(value);
-        headers[name] = value;
-        continue;
-      }
-      if (name === 'transfer-encoding') {
-        if (chunked || value.toLowerCase() !== 'chunked') throw new FramingError('HPE_INVALID_TRANSFER_ENCODING');
+      } else if (role === Role.TransferEncoding) {
+        if (chunked || trimOws(text.slice(colon + 1, end)).toLowerCase() !== 'chunked') throw new FramingError('HPE_INVALID_TRANSFER_ENCODING');
         chunked = true;
-        continue;
-      }
-      if (name === 'connection') {
-        const v = value.toLowerCase();
-        if (v === 'keep-alive') continue; // the common case: nothing named beyond a hop-by-hop header
-        for (const t of v.split(',')) {
-          const tok = t.trim();
-          if (tok === 'close') this.reusable = false;
-          else if (tok) (named ??= new Set()).add(tok);
+      } else if (role === Role.Connection) {
+        const v = trimOws(text.slice(colon + 1, end)).toLowerCase();
+        if (v !== 'keep-alive') {
+          // (keep-alive, the common case, names nothing beyond a hop-by-hop header)
+          for (const t of v.split(',')) {
+            const tok = t.trim();
+            if (tok === 'close') this.reusable = false;
+            else if (tok) (named ??= new Set()).add(tok);
+          }
         }
-        continue;
       }
-      if (HOP.has(name)) continue;
-      const prior = headers[name];
-      if (prior === undefined) headers[name] = value;
-      else if (Array.isArray(prior)) prior.push(value);
-      else headers[name] = [String(prior), value];
+      if (keep) {
+        // As received when the value is `: value` with no other surrounding whitespace.
+        const plain = text.charCodeAt(colon + 1) === 32 && colon + 2 < end && !isOws(text.charCodeAt(colon + 2)) && !isOws(text.charCodeAt(end - 1));
+        if (!plain) {
+          lines += `${text.slice(run, start)}${text.slice(start, colon)}: ${trimOws(text.slice(colon + 1, end))}\r\n`;
+          run = next;
+        }
+      } else {
+        if (run < start) lines += text.slice(run, start);
+        run = next;
+      }
+      start = next;
     }
+    if (run < text.length) lines += text.slice(run);
     if (chunked && length >= 0) throw new FramingError('HPE_UNEXPECTED_CONTENT_LENGTH');
-    if (named) for (const n of named) if (n !== 'content-length') delete headers[n];
+    if (named) lines = dropNamed(lines, named);
     if (status < 200) {
       if (status === 101) throw new FramingError('HPE_UNEXPECTED_UPGRADE');
       this.phase = Phase.Head; // informational: the real answer follows
       return;
     }
-    ex.onHead(status, headers);
+    ex.onHead(status, lines, length >= 0);
     if (this.noBody || status === 204 || status === 304) {
       this.complete(ex);
       return;

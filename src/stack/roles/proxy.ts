@@ -106,7 +106,7 @@ export class ProxyHandler implements RoleHandler {
         return kind === null || isAdminPath(path) || AMBIGUOUS_PATH.test(path) ? null : kind;
       },
       routeName: (kind) => (kind === 'agent' ? 'proxy:agent' : 'proxy:user'),
-      forward: (kind, req, remote, reply) => forwardFast(pools, kind, req, remote, reply, null, this.rotation++, ''),
+      forward: (kind, req, remote, reply) => forwardFast(pools, kind, req, remote, reply, this.rotation++),
       maxBodyBytes: Math.min(this.maxBodyBytes, BUFFER_BODY_BYTES),
     });
   }
