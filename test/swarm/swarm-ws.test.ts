@@ -43,8 +43,12 @@ describe('swarm over WebSocket tunnels', () => {
   it('reconnects every agent after the server closes every tunnel, and records the curve', async () => {
     const s = await startTunnelServer(SECRET);
     servers.push(s);
-    const run = runSwarm({ config: cfg({ target: s.url, agents: 200, checkinInterval: '1s', duration: '5s', reconnect: 'exponential:200ms:1s', workers: 2 }) });
-    await new Promise((r) => setTimeout(r, 1800));
+    const run = runSwarm({ config: cfg({ target: s.url, agents: 200, checkinInterval: '1s', duration: '6s', reconnect: 'exponential:200ms:1s', workers: 2 }) });
+    // Close them once all 200 are open (on a busy host the workers take longer than usual to spawn
+    // and connect; a fixed wait closed tunnels before the run had settled into its measured part).
+    for (const deadline = Date.now() + 4000; s.tunnels.size < 200 && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 50));
+    expect(s.tunnels.size).toBe(200);
+    await new Promise((r) => setTimeout(r, 300));
     s.closeAll();
     const { result } = await run;
     expect(s.connects).toBe(400);
