@@ -1,3 +1,5 @@
+import { isOws, namePositionMemo, trimOws } from './head-lines.js';
+
 /**
  * The proxy's fast-path request parser (proxy/fast-front.ts). It recognises a deliberately
  * narrow subset of HTTP/1.1 and says `handoff` for everything else, so Node's own parser (and the
@@ -101,37 +103,7 @@ function roleOf(raw: string): Role {
   return role;
 }
 
-/**
- * The name seen at each header position of the last head parsed, with its role: clients (and
- * backends) send the same names in the same order every time, so a name is usually recognised by
- * comparing it in place, without slicing a string and hashing it for the cache.
- */
-const lastNames: string[] = [];
-const lastRoles: Role[] = [];
-const MEMO_LINES = 32;
-function roleAt(text: string, start: number, colon: number, line: number): Role {
-  const last = line < MEMO_LINES ? lastNames[line] : undefined;
-  if (last !== undefined && last.length === colon - start && text.startsWith(last, start)) return lastRoles[line];
-  const name = text.slice(start, colon);
-  const role = roleOf(name);
-  if (line < MEMO_LINES) {
-    lastNames[line] = name;
-    lastRoles[line] = role;
-  }
-  return role;
-}
-
-function isOws(c: number): boolean {
-  return c === 32 || c === 9;
-}
-
-function trimOws(v: string): string {
-  let a = 0;
-  let b = v.length;
-  while (a < b && isOws(v.charCodeAt(a))) a++;
-  while (b > a && isOws(v.charCodeAt(b - 1))) b--;
-  return a === 0 && b === v.length ? v : v.slice(a, b);
-}
+const roleAt = namePositionMemo(roleOf);
 
 /**
  * Where the line starting at `start` ends (its CR), or -1 when a bare CR or LF comes first. `text`

@@ -1,5 +1,6 @@
 import { connect, type Socket } from 'node:net';
 import type { OutgoingHttpHeaders } from 'node:http';
+import { isOws, namePositionMemo, trimOws } from './head-lines.js';
 
 /**
  * The proxy's lean HTTP/1.1 client for requests whose body is already in memory (none, or up to
@@ -120,37 +121,7 @@ function roleOf(raw: string): Role {
   return role;
 }
 
-/**
- * The name seen at each header position of the last head parsed, with its role: clients (and
- * backends) send the same names in the same order every time, so a name is usually recognised by
- * comparing it in place, without slicing a string and hashing it for the cache.
- */
-const lastNames: string[] = [];
-const lastRoles: Role[] = [];
-const MEMO_LINES = 32;
-function roleAt(text: string, start: number, colon: number, line: number): Role {
-  const last = line < MEMO_LINES ? lastNames[line] : undefined;
-  if (last !== undefined && last.length === colon - start && text.startsWith(last, start)) return lastRoles[line];
-  const name = text.slice(start, colon);
-  const role = roleOf(name);
-  if (line < MEMO_LINES) {
-    lastNames[line] = name;
-    lastRoles[line] = role;
-  }
-  return role;
-}
-
-function isOws(c: number): boolean {
-  return c === 32 || c === 9;
-}
-
-function trimOws(v: string): string {
-  let a = 0;
-  let b = v.length;
-  while (a < b && isOws(v.charCodeAt(a))) a++;
-  while (b > a && isOws(v.charCodeAt(b - 1))) b--;
-  return a === 0 && b === v.length ? v : v.slice(a, b);
-}
+const roleAt = namePositionMemo(roleOf);
 
 /** The lines onHead() hands on, as an object (lower-case names; repeats in an array), for node:http's writeHead. */
 export function headersOf(lines: string): OutgoingHttpHeaders {
