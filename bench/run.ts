@@ -31,7 +31,7 @@ type BenchFn = (o: BenchOptions) => Promise<BenchRow[]>;
 const BENCHES: Record<string, BenchFn> = {
   throughput: ({ quick }) => benchThroughput({ rounds: quick ? 1 : 3, durationSec: quick ? 5 : 10, connections: 100 }),
   'open-model': ({ quick }) => benchOpenModel({ ratePerSec: 10_000, durationSec: quick ? 10 : 30, connections: 200 }),
-  proxy: ({ quick }) => benchProxy({ rounds: quick ? 1 : 3, durationSec: quick ? 4 : 8, connections: 100 }),
+  proxy: ({ quick }) => benchProxy({ rounds: quick ? 1 : 5, durationSec: quick ? 4 : 8, connections: 100 }),
   store: ({ quick }) => benchStoreCheckins({ total: quick ? 5000 : 20_000, concurrency: 256 }),
   relay: ({ quick }) => benchRelay({ rounds: quick ? 1 : 3, durationSec: quick ? 3 : 5, tunnels: 2000 }),
   reconnect: ({ quick }) => benchReconnect({ tunnels: quick ? 2000 : 10_000 }),
