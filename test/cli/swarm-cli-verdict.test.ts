@@ -1,36 +1,22 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
 import { readHlog } from '../../src/metrics/histogram.js';
 import type { SwarmResult } from '../../src/swarm/result.js';
-import { startAgentServer, type TestAgentServer } from '../helpers/agent-server.js';
 import { expectTrustedUnlessStolen } from '../helpers/host-trust.js';
 import { runCli } from '../helpers/spawn-cli.js';
+import { SWARM_CLI_SECRET, swarmCliFixture } from '../helpers/swarm-cli-fixture.js';
 
 // In the measured (one file at a time) group: this run's exit code and the lines it prints are its
 // trust verdict, and a verdict taken while other test files load the host is a verdict on the host.
 
-/** The agent server's secret: the swarm gets it with --secret (there is no default secret). */
-const SECRET = 'swarm-cli-test-secret';
-
-let server: TestAgentServer | null = null;
-let dir = '';
-
-beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'rmmscale-cli-'));
-});
-afterEach(async () => {
-  await server?.close();
-  server = null;
-  rmSync(dir, { recursive: true, force: true });
-});
+const fx = swarmCliFixture();
+const SECRET = SWARM_CLI_SECRET;
 
 describe('rmmscale swarm (the real binary): the verdict', () => {
   it('runs, prints achieved beside target, writes a versioned result and an .hlog, exits 0', async () => {
-    server = await startAgentServer(SECRET);
-    const json = join(dir, 'r.json');
-    const hlog = join(dir, 'r.hlog');
+    const server = await fx.start();
+    const json = fx.path('r.json');
+    const hlog = fx.path('r.hlog');
     const r = await runCli(['swarm', '--target', server.url, '--secret', SECRET, '--agents', '6000', '--duration', '3s', '--json', json, '--hlog', hlog]);
     expect(r.stderr).not.toContain('internal error');
     expect(r.stdout).toMatch(/rate\s+achieved [\d.]+\/s\s+target 30\/s/);

@@ -1,30 +1,16 @@
-import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { readFileSync, existsSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
 import type { SwarmResult } from '../../src/swarm/result.js';
-import { startAgentServer, type TestAgentServer } from '../helpers/agent-server.js';
 import { runCli } from '../helpers/spawn-cli.js';
+import { SWARM_CLI_SECRET, swarmCliFixture } from '../helpers/swarm-cli-fixture.js';
 
-/** The agent server's secret: the swarm gets it with --secret (there is no default secret). */
-const SECRET = 'swarm-cli-test-secret';
-
-let server: TestAgentServer | null = null;
-let dir = '';
-
-beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'rmmscale-cli-'));
-});
-afterEach(async () => {
-  await server?.close();
-  server = null;
-  rmSync(dir, { recursive: true, force: true });
-});
+const fx = swarmCliFixture();
+const SECRET = SWARM_CLI_SECRET;
 
 describe('rmmscale swarm (the real binary)', () => {
   it('--rate max: a closed loop is saturated by design; it says the target served at least that rate and exits 0', async () => {
-    server = await startAgentServer(SECRET);
-    const json = join(dir, 'r.json');
+    const server = await fx.start();
+    const json = fx.path('r.json');
     const r = await runCli(['swarm', '--target', server.url, '--secret', SECRET, '--rate', 'max', '--connections', '8', '--duration', '2s', '--json', json]);
     const result = JSON.parse(readFileSync(json, 'utf8')) as SwarmResult;
     expect(r.code).toBe(0);
@@ -53,8 +39,8 @@ describe('rmmscale swarm (the real binary)', () => {
   });
 
   it('a generator-bound run says so and exits 4, not 0 and not 3', async () => {
-    server = await startAgentServer(SECRET, { delayMs: 100 });
-    const json = join(dir, 'gb.json');
+    const server = await fx.start({ delayMs: 100 });
+    const json = fx.path('gb.json');
     const r = await runCli(['swarm', '--target', server.url, '--secret', SECRET, '--agents', '200', '--rate', '200/s', '--duration', '2s', '--connection', 'pool', '--connections', '2', '--json', json]);
     expect(r.code).toBe(4);
     expect(r.stdout).toContain('NOT TRUSTWORTHY (generator-bound)');
@@ -62,8 +48,8 @@ describe('rmmscale swarm (the real binary)', () => {
   });
 
   it('Ctrl-C stops cleanly, writes the partial result atomically and exits 130', async () => {
-    server = await startAgentServer(SECRET);
-    const json = join(dir, 'partial.json');
+    const server = await fx.start();
+    const json = fx.path('partial.json');
     const r = await runCli(['swarm', '--target', server.url, '--secret', SECRET, '--agents', '3000', '--rate', '100/s', '--duration', '60s', '--json', json], {
       onStart: (child) => setTimeout(() => child.kill('SIGINT'), 2500),
     });
