@@ -273,6 +273,31 @@ describe('chart data', () => {
     expect(term).not.toContain('during kill');
   });
 
+  it("a fault on the DBAgent's leader: its takeover, in a column of its own and a terminal line; none without", () => {
+    const r = structuredClone(search);
+    const base = { stage: 2, forSec: null, bySec: null, fraction: null, error: null, errorsSec: 0, errors: 0, dropped: null, reconnect: null, relayPeakConnectsPerSec: null, reconnectCurve: null } as const;
+    r.faults = [
+      { ...base, at: 30, action: 'kill', node: 'web-agent-1', firedAtSec: 50.1, outcome: 'done', takeover: null },
+      { ...base, at: 90, action: 'kill', node: 'app', firedAtSec: 110.2, outcome: 'done', takeover: { node: 'app-standby', takeoverMs: 14_612, leaseTtlMs: 15_000, afterLapseMs: 112, withinTtl: true, term: 2, previousTerm: 1, reason: null } },
+      { ...base, at: 100, action: 'kill', node: 'app-standby', firedAtSec: 120.2, outcome: 'done', takeover: { node: null, takeoverMs: null, leaseTtlMs: 15_000, afterLapseMs: null, withinTtl: null, term: null, previousTerm: 1, reason: 'no standby app node: nothing could take the lease from app-standby' } },
+    ];
+    const md = renderMarkdown(r);
+    expect(md).toContain('| At | Fault | Ran at | Outcome | Clients saw errors | DBAgent takeover |');
+    expect(md).toContain('| 30 s (stage 2) | kill web-agent-1 | 50.1 s | done | none | – |');
+    expect(md).toContain('| 90 s (stage 2) | kill app | 110.2 s | done | none | app-standby led 14,612 ms after (term 2; TTL 15,000 ms, within it; 112 ms after the old lease lapsed) |');
+    expect(md).toContain('| 100 s (stage 2) | kill app-standby | 120.2 s | done | none | none: no standby app node: nothing could take the lease from app-standby |');
+    const term = terminalSummary(r);
+    expect(term).toContain("DBAgent takeover (from the fault to the new leader's own lease stamp):\n  after kill app at 90 s: app-standby led 14,612 ms after (term 2; TTL 15,000 ms, within it; 112 ms after the old lease lapsed)\n  after kill app-standby at 100 s: none:");
+    expect(term).not.toContain('after kill web-agent-1');
+    // A takeover past the TTL says so.
+    r.faults[1]!.takeover = { ...r.faults[1]!.takeover!, takeoverMs: 15_090, withinTtl: false };
+    expect(renderMarkdown(r)).toContain('app-standby led 15,090 ms after (term 2; TTL 15,000 ms, NOT within it;');
+    // No fault on an app node (and results from before the field): no column, no line.
+    for (const f of r.faults) delete f.takeover;
+    expect(renderMarkdown(r)).toContain('| At | Fault | Ran at | Outcome | Clients saw errors |\n');
+    expect(terminalSummary(r)).not.toContain('DBAgent takeover');
+  });
+
   it('draws a reconnect curve per tunnel fault: share of its agents back, and connects per second', () => {
     const r = structuredClone(search);
     const base = { stage: 1, forSec: null, bySec: null, fraction: null, error: null, errorsSec: 1, errors: 5, dropped: null, relayPeakConnectsPerSec: 6 } as const;
