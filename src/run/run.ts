@@ -22,7 +22,7 @@ import { openStore } from '../stack/store/index.js';
 import type { Store } from '../stack/types.js';
 import { AnalyticsClient } from '../stack/analytics/analytics-client.js';
 import { ALERTS_PAGE_MAX, type AlertTiming } from '../stack/analytics/analytics-store.js';
-import { alertDelay } from './alert-delay.js';
+import { alertDelay, alertDelayPerSecond } from './alert-delay.js';
 import { checkLedger, type Ledger } from './ledger.js';
 import { libraryVersions } from './library-versions.js';
 import type { NodeSecond, RunResult, RunShard } from './result-types.js';
@@ -343,6 +343,7 @@ async function buildResult(
     ...(coord?.role === 'coordinator' ? { mergedFrom: coord.coordinator.mergedFrom(startedAt) } : ctx.shard.count > 1 ? { shard: shardFacts(ctx, startAtRequested) } : {}),
   });
   result.alertDelayMs = alerts ? alertDelay(alerts) : null;
+  result.alertDelayTimeline = alerts && alerts.length > 0 ? alertDelayPerSecond(alerts, ctx.runStartMs) : null;
   return result;
 }
 
