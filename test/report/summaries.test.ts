@@ -298,6 +298,39 @@ describe('chart data', () => {
     expect(terminalSummary(r)).not.toContain('DBAgent takeover');
   });
 
+  it('an alert-delay chart per fault (during against clean) and a per-second timeline, only for a run that measured them', () => {
+    const r = structuredClone(search);
+    const base = { stage: 2, bySec: null, fraction: null, error: null, errorsSec: 0, errors: 0, dropped: null, reconnect: null, relayPeakConnectsPerSec: null, reconnectCurve: null } as const;
+    r.faults = [
+      { ...base, at: 20, action: 'slow', node: 'analytics', byFactor: 10, forSec: 30, firedAtSec: 51.2, outcome: 'done', alertDelayMs: { alerts: 286, p50Ms: 317, p99Ms: 1260, maxMs: 1372 }, alertDelayCleanMs: { alerts: 332, p50Ms: 156, p99Ms: 387, maxMs: 1138 }, latencyVsClean: [] },
+      { ...base, at: 60, action: 'kill', node: 'relay-2', forSec: null, firedAtSec: 91.2, outcome: 'done', alertDelayMs: null, alertDelayCleanMs: { alerts: 332, p50Ms: 156, p99Ms: 387, maxMs: 1138 }, latencyVsClean: [] },
+      // Skipped, and one without alerts either side: no bars.
+      { ...base, at: 90, action: 'stop', node: 'db', forSec: 5, firedAtSec: null, outcome: 'skipped', alertDelayMs: null, alertDelayCleanMs: null, latencyVsClean: [] },
+      { ...base, at: 70, action: 'kill', node: 'web-agent-1', forSec: null, firedAtSec: 101.2, outcome: 'done', alertDelayMs: null, alertDelayCleanMs: null, latencyVsClean: [] },
+    ];
+    r.alertDelayMs = { alerts: 795, p50Ms: 207, p99Ms: 1053, maxMs: 1807 };
+    r.alertDelayTimeline = [
+      { tSec: 50, alerts: 11, p50Ms: 150, p99Ms: 380 },
+      { tSec: 52, alerts: 9, p50Ms: 330, p99Ms: 1250 },
+    ];
+    const d = chartData(r);
+    expect(d.alertDelay).toEqual([
+      { label: 'slow analytics ×10 30 s at 51.2 s', during: { alerts: 286, p50Ms: 317, p99Ms: 1260 }, clean: { alerts: 332, p50Ms: 156, p99Ms: 387 } },
+      { label: 'kill relay-2 at 91.2 s', during: null, clean: { alerts: 332, p50Ms: 156, p99Ms: 387 } },
+    ]);
+    expect(d.alertDelayTimeline).toEqual([
+      { label: 'p50', group: 'p50', points: [[50, 150], [52, 330]] },
+      { label: 'p99', group: 'p99', points: [[50, 380], [52, 1250]] },
+    ]);
+    // A run without an analytics node (and a result from before these fields): none.
+    const plain = chartData(search);
+    expect([plain.alertDelay, plain.alertDelayTimeline]).toEqual([[], []]);
+    for (const f of r.faults) delete f.alertDelayMs;
+    delete r.alertDelayTimeline;
+    expect(chartData(r).alertDelay.map((b) => b.during)).toEqual([null, null]);
+    expect(chartData(r).alertDelayTimeline).toEqual([]);
+  });
+
   it('draws a reconnect curve per tunnel fault: share of its agents back, and connects per second', () => {
     const r = structuredClone(search);
     const base = { stage: 1, forSec: null, bySec: null, fraction: null, error: null, errorsSec: 1, errors: 5, dropped: null, relayPeakConnectsPerSec: 6 } as const;
