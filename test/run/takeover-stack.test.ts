@@ -9,7 +9,8 @@ import { alive } from '../helpers/fork-node.js';
  * The DBAgent takeover on real processes: a db node and two app nodes (the lease at a 3 s TTL,
  * renewed every second, so the standby polls every 100 ms); the fault runner kills whichever app
  * leads, and the fault's entry says which node took the lease, when (the node's own stamp against
- * the kill's), and under which term. About 6 s.
+ * the kill's), and under which term; then a restart of the old leader (now a standby) and a short
+ * pause of the new one move no lease, and the entries say why. About 9 s.
  */
 
 const TTL_MS = 3000;
@@ -89,5 +90,30 @@ describe('DBAgent takeover after a fault on the leader (db + two app nodes, real
     expect(t.takeoverMs!).toBeLessThanOrEqual(TTL_MS + POLL_MS + 400);
     expect(t.withinTtl).toBe(t.takeoverMs! <= TTL_MS);
     process.stderr.write(`takeover: ${JSON.stringify(t)}\n`);
+    runner.close();
+
+    // The killed node restarted comes back as a standby: a fault on it moves no lease. Then the new
+    // leader paused for a third of the TTL keeps its lease through the pause.
+    const t1 = Date.now();
+    runner = new FaultRunner(
+      [
+        { atMs: 100, stageIndex: 0, atInStageMs: 100, action: 'restart', node: old.node, forMs: null, byMs: null, byFactor: null, fraction: null },
+        { atMs: 2000, stageIndex: 0, atInStageMs: 2000, action: 'stop', node: standby.node, forMs: TTL_MS / 3, byMs: null, byFactor: null, fraction: null },
+      ],
+      real,
+      t1,
+      5000,
+      undefined,
+      probe,
+    );
+    runner.stageStarted(0, t1);
+    // Until the paused leader has been seen leading again a second after it resumed, its entry says only what was watched so far.
+    const [restart, stop] = await until('the pause to settle', () => {
+      const rs = runner!.records();
+      return rs[1]!.takeover?.reason?.includes('kept the lease') ? rs : null;
+    }, 10_000);
+    expect(restart!.takeover).toMatchObject({ node: null, takeoverMs: null, withinTtl: null, previousTerm: old.term + 1 });
+    expect(restart!.takeover!.reason).toBe(`${old.node} was not the leader (${standby.node} led, term ${old.term + 1}): the lease had no reason to move`);
+    expect(stop!.takeover).toMatchObject({ node: null, withinTtl: null, reason: `${standby.node} kept the lease (term ${old.term + 1}) through its 1 s pause` });
   });
 });
