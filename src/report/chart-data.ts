@@ -55,11 +55,23 @@ export interface ReconnectSeries {
   connectsPerSec: XY[];
 }
 
+/** One fault's alert delay: the alerts from frames sent during it, and in the clean part of its stage. */
+export interface AlertDelayBars {
+  /** `slow analytics ×10 30 s at 51.2 s`. */
+  label: string;
+  during: { alerts: number; p50Ms: number; p99Ms: number } | null;
+  clean: { alerts: number; p50Ms: number; p99Ms: number } | null;
+}
+
 export interface ChartData {
   tiers: string[];
   bands: WindowBand[];
   faults: FaultMarker[];
   reconnect: ReconnectSeries[];
+  /** Per fault that ran with an alert delay measured (a stack with an analytics node); empty otherwise. */
+  alertDelay: AlertDelayBars[];
+  /** Alert delay p50 and p99 per second of the run (result.json alertDelayTimeline); empty without it. */
+  alertDelayTimeline: Series[];
   /** Requests/s per node per second; nodes of a tier stack together. */
   rate: Series[];
   spectrum: {
@@ -96,6 +108,8 @@ export function chartData(r: RunResult): ChartData {
     bands: r.windows.map((w) => ({ label: w.label, fromSec: w.startSec + w.warmupSec, toSec: w.startSec + w.warmupSec + w.measuredSec, ok: w.verdict.ok })),
     faults: faultMarkers(r),
     reconnect: reconnectSeries(r),
+    alertDelay: alertDelayBars(r),
+    alertDelayTimeline: alertDelayTimeline(r),
     rate: nodeNames.map((n) => ({ label: n, group: tierOf(n), points: r.timeline[n].map((s) => [s.tSec, round(s.requestsPerSec, 3)] as XY) })),
     spectrum: spectra(r),
     ceiling: ceiling(r),
@@ -139,6 +153,29 @@ export function reconnectSeries(r: RunResult): ReconnectSeries[] {
         connectsPerSec: c.connects.map((n, i) => [round((i + 1) * stepSec, 3), round(n / stepSec, 1)] as XY),
       };
     });
+}
+
+/** Each fault that ran with an alert delay, during it or in its stage's clean part (results without them have none). */
+export function alertDelayBars(r: RunResult): AlertDelayBars[] {
+  const markers = faultMarkers(r);
+  const pick = (d: { alerts: number; p50Ms: number; p99Ms: number } | null | undefined): AlertDelayBars['during'] => (d ? { alerts: d.alerts, p50Ms: d.p50Ms, p99Ms: d.p99Ms } : null);
+  return (r.faults ?? [])
+    .filter((f) => f.outcome === 'done' && f.firedAtSec !== null && (f.alertDelayMs || f.alertDelayCleanMs))
+    .map((f) => ({
+      label: `${markers.find((m) => m.atSec === f.firedAtSec)?.label ?? f.action} at ${f.firedAtSec} s`,
+      during: pick(f.alertDelayMs),
+      clean: pick(f.alertDelayCleanMs),
+    }));
+}
+
+/** The run's alert delay per second, as a p50 and a p99 line (seconds from the run's start, as the other timelines). */
+export function alertDelayTimeline(r: RunResult): Series[] {
+  const t = r.alertDelayTimeline ?? [];
+  if (t.length === 0) return [];
+  return [
+    { label: 'p50', group: 'p50', points: t.map((s) => [s.tSec, s.p50Ms] as XY) },
+    { label: 'p99', group: 'p99', points: t.map((s) => [s.tSec, s.p99Ms] as XY) },
+  ];
 }
 
 /** Three decimals: µs for latencies in ms, far below what a chart shows; keeps the page small. */

@@ -227,6 +227,46 @@ export const CHARTS_CLIENT_JS = String.raw`
       });
       return { type: 'line', data: { datasets: ds }, options: { scales: { x: axis('seconds after the fault', { type: 'linear', beginAtZero: true }), y: axis('share back', { beginAtZero: true, suggestedMax: 1 }), rate: axis('connects per second', { position: 'right', beginAtZero: true, grid: { drawOnChartArea: false } }) } } };
     },
+    'alert-delay': function () {
+      var ad = data.alertDelay || [];
+      if (!ad.length) return 'no alert delay measured (a stack without an analytics node, or no alert raised)';
+      function bars(label, side, q, color) {
+        return {
+          label: label,
+          data: ad.map(function (f) { return f[side] ? f[side][q] : null; }),
+          alerts: ad.map(function (f) { return f[side] ? f[side].alerts : 0; }),
+          backgroundColor: color,
+          borderColor: color,
+          borderWidth: 1
+        };
+      }
+      var ds = [
+        bars('p50 during the fault', 'during', 'p50Ms', alpha(BAD, 0.85)),
+        bars('p50 clean (same stage)', 'clean', 'p50Ms', alpha(OK, 0.85)),
+        bars('p99 during the fault', 'during', 'p99Ms', alpha(BAD, 0.35)),
+        bars('p99 clean (same stage)', 'clean', 'p99Ms', alpha(OK, 0.35))
+      ];
+      return {
+        type: 'bar',
+        data: { labels: ad.map(function (f) { return f.label; }), datasets: ds },
+        options: {
+          scales: { x: { type: 'category' }, y: axis('alert delay (ms)', { beginAtZero: true }) },
+          plugins: { tooltip: { callbacks: { label: function (it) { return it.dataset.label + ': ' + fmt(it.parsed.y, 1) + ' ms (' + fmt(it.dataset.alerts[it.dataIndex], 0) + ' alerts)'; } } } }
+        }
+      };
+    },
+    'alert-delay-timeline': function () {
+      var t = data.alertDelayTimeline || [];
+      if (!t.length) return 'no alert delay per second in this result';
+      var cfg = timeChart(t, 'alert delay (ms), by the second the frames were sent');
+      cfg.data.datasets.forEach(function (d, i) {
+        var c = i === 0 ? '#2563eb' : '#dc2626';
+        d.borderColor = c;
+        d.backgroundColor = c;
+        d.pointRadius = 1.5;
+      });
+      return cfg;
+    },
     utilization: function () {
       if (!data.utilization.length) return 'no utilization gauges (nodes without a capacity profile, or an external target)';
       return timeChart(data.utilization, 'utilization (mean over the tier’s nodes)', { byTier: true, suggestedMax: 1 });

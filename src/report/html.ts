@@ -53,6 +53,8 @@ const CHART_TITLES = {
   queue: 'Queue depth per tier over time',
   generator: 'Generator health per window',
   reconnect: 'Reconnect curve per tunnel fault',
+  'alert-delay': 'Alert delay per fault: during it against the clean part of its stage',
+  'alert-delay-timeline': 'Alert delay over time',
 } as const;
 
 function chartSpecs(d: ChartData): ChartSpec[] {
@@ -86,6 +88,23 @@ function chartSpecs(d: ChartData): ChartSpec[] {
           {
             id: 'reconnect' as const,
             how: 'Per tunnel fault, from the fault: the share of the agents it dropped that had a tunnel again (line), and the tunnel connects per second of every agent, reconnects and returns home alike (bars). A jittered policy spreads the bars; a fixed delay stacks them into one. After a restart the bars are the agents returning home.',
+          },
+        ]
+      : []),
+    // Only for a run with an analytics node's alerts: the others keep their charts as they were.
+    ...(d.alertDelay.length > 0
+      ? [
+          {
+            id: 'alert-delay' as const,
+            how: 'Per fault, the analytics node’s alert delay (the alert’s creation minus the agent’s send of the frame that raised it): p50 and p99 of the alerts from frames sent during the fault (from its firing to the end of its duration; an instant fault: 10 s), against those sent in the clean part of the same stage (outside every fault and the 5 s after it). The count of alerts is in each bar’s tooltip.',
+          },
+        ]
+      : []),
+    ...(d.alertDelayTimeline.length > 0
+      ? [
+          {
+            id: 'alert-delay-timeline' as const,
+            how: 'Alert delay p50 and p99 per second, by the second the frames were sent, so a fault’s effect lines up with its marker. Seconds without an alert have no point.',
           },
         ]
       : []),

@@ -35,6 +35,18 @@ export function faultText(f: NonNullable<RunResult['faults']>[number]): string {
   return `${f.action} ${f.node ?? ''}${by}${f.forSec !== null ? ` for ${f.forSec} s` : ''}`;
 }
 
+/**
+ * A fault's DBAgent takeover in one phrase: `app-standby led 14,612 ms after (term 2; TTL 15,000 ms,
+ * within it; 112 ms after the old lease lapsed)`, or `none: <reason>`.
+ */
+export function takeoverText(t: NonNullable<NonNullable<RunResult['faults']>[number]['takeover']>): string {
+  const ttl = t.leaseTtlMs === null ? 'TTL unknown' : `TTL ${fmtCount(t.leaseTtlMs)} ms`;
+  if (t.node === null || t.takeoverMs === null) return `none: ${t.reason ?? 'no app node took the lease'}${t.withinTtl === false ? ` (${ttl}: NOT within it)` : ''}`;
+  const within = t.withinTtl === null ? '' : t.withinTtl ? ', within it' : ', NOT within it';
+  const lapse = t.afterLapseMs === null ? '' : `; ${fmtCount(t.afterLapseMs)} ms after the old lease lapsed`;
+  return `${t.node} led ${fmtCount(t.takeoverMs)} ms after (term ${t.term ?? '?'}; ${ttl}${within}${lapse})`;
+}
+
 export function renderMarkdown(r: RunResult): string {
   const v = verdictOf(r);
   const s = r.summary;
@@ -100,6 +112,8 @@ export function renderMarkdown(r: RunResult): string {
   if (faults.length > 0) {
     // Alert delay (a stack with an analytics node): a column only when some fault measured one.
     const alerts = faults.some((f) => f.alertDelayMs || f.alertDelayCleanMs);
+    // The DBAgent's takeover (a fault on an app node): a column only when some fault has one.
+    const takeovers = faults.some((f) => f.takeover);
     const delay = (f: (typeof faults)[number]): string => {
       const p50 = (d: typeof f.alertDelayMs): string => (d ? `${fmtCount(d.p50Ms)} ms` : '–');
       return `${p50(f.alertDelayMs)} (clean ${p50(f.alertDelayCleanMs)})`;
@@ -107,8 +121,8 @@ export function renderMarkdown(r: RunResult): string {
     out.push(`### Faults`, '');
     out.push(
       mdTable(
-        ['At', 'Fault', 'Ran at', 'Outcome', 'Clients saw errors', ...(alerts ? ['Alert delay p50'] : [])],
-        ['r', 'l', 'r', 'l', 'l', ...(alerts ? (['r'] as const) : [])],
+        ['At', 'Fault', 'Ran at', 'Outcome', 'Clients saw errors', ...(alerts ? ['Alert delay p50'] : []), ...(takeovers ? ['DBAgent takeover'] : [])],
+        ['r', 'l', 'r', 'l', 'l', ...(alerts ? (['r'] as const) : []), ...(takeovers ? (['l'] as const) : [])],
         faults.map((f) => [
           `${f.at} s (stage ${f.stage})`,
           mdEsc(faultText(f)),
@@ -116,6 +130,7 @@ export function renderMarkdown(r: RunResult): string {
           f.outcome === 'failed' ? `failed: ${mdEsc(f.error)}` : f.outcome,
           f.errorsSec === null ? '–' : f.errorsSec === 0 ? 'none' : `${f.errorsSec} s (${fmtCount(f.errors ?? 0)} failed)`,
           ...(alerts ? [delay(f)] : []),
+          ...(takeovers ? [f.takeover ? takeoverText(f.takeover) : '–'] : []),
         ]),
       ),
       '',

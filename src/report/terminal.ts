@@ -1,6 +1,7 @@
 import { fmtCount, fmtPct, fmtRate, fmtUs } from '../core/format.js';
 import type { RunResult } from '../run/result-types.js';
 import { headlineWindow, STATUS_LABEL, verdictOf } from './format.js';
+import { takeoverText } from './markdown.js';
 
 /**
  * The compact summary printed at the end of `rmmscale run` and by `rmmscale report`: the verdict,
@@ -63,6 +64,12 @@ export function terminalSummary(r: RunResult): string {
       const clean = f.alertDelayCleanMs ? `${fmtCount(f.alertDelayCleanMs.p50Ms)} ms` : '–';
       out.push(`  during ${f.action} ${f.node ?? ''} at ${f.at} s: p50 ${fmtCount(f.alertDelayMs.p50Ms)} ms (clean ${clean}), p99 ${fmtCount(f.alertDelayMs.p99Ms)} ms, ${fmtCount(f.alertDelayMs.alerts)} alerts`);
     }
+  }
+  // A fault on an app node: which node took the DBAgent lease, and how long after the fault.
+  const takeovers = (r.faults ?? []).filter((f) => f.takeover);
+  if (takeovers.length) {
+    out.push('', 'DBAgent takeover (from the fault to the new leader\'s own lease stamp):');
+    for (const f of takeovers) out.push(`  after ${f.action} ${f.node ?? ''} at ${f.at} s: ${takeoverText(f.takeover!)}`);
   }
   if (r.plan) {
     const p = r.plan;

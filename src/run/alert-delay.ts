@@ -42,6 +42,37 @@ export function alertDelay(alerts: readonly AlertTiming[], within?: Span, withou
   return { alerts: delays.length, p50Ms: round(rank(delays, 50), 1), p99Ms: round(rank(delays, 99), 1), maxMs: round(delays[delays.length - 1]!, 1) };
 }
 
+/** The alerts of one second, by the second their frame was sent. */
+export interface AlertDelaySecond {
+  /** Seconds from the run's start to the start of that second. */
+  tSec: number;
+  alerts: number;
+  p50Ms: number;
+  p99Ms: number;
+}
+
+/**
+ * The alert delay per second of the run, by the agent's send time of each alert's frame (so a
+ * fault's effect lands at the time the frames were sent, as on the other timelines): only seconds
+ * with alerts, in order. Nearest-rank percentiles, as alertDelay.
+ */
+export function alertDelayPerSecond(alerts: readonly AlertTiming[], runStartMs: number): AlertDelaySecond[] {
+  const bySec = new Map<number, number[]>();
+  for (const [, sentMs, createdMs] of alerts) {
+    const t = Math.floor((sentMs - runStartMs) / 1000);
+    if (t < 0) continue;
+    let d = bySec.get(t);
+    if (!d) bySec.set(t, (d = []));
+    d.push(Math.max(0, createdMs - sentMs));
+  }
+  return [...bySec]
+    .sort((a, b) => a[0] - b[0])
+    .map(([tSec, d]) => {
+      d.sort((a, b) => a - b);
+      return { tSec, alerts: d.length, p50Ms: round(rank(d, 50), 1), p99Ms: round(rank(d, 99), 1) };
+    });
+}
+
 /** One operation's latency during a fault against the clean part of the run. */
 export interface LatencyVsClean {
   op: string;

@@ -4,6 +4,7 @@ import type { FaultAction, ScenarioFault } from '../scenario/types.js';
 import type { FaultReconnect, ReconnectCurve } from '../swarm/tunnel-log.js';
 import type { LatencyHistogram } from '../metrics/histogram.js';
 import type { AlertTiming } from '../stack/analytics/analytics-store.js';
+import { takeoverOf, takeoverSettled, watchLimitMs, type FaultTakeover, type LeaseProbe, type LeaseReading } from './takeover.js';
 import { addOp, alertDelay, compareLatency, recordOp, type AlertDelaySummary, type LatencyVsClean, type Span } from './alert-delay.js';
 
 /**
@@ -82,6 +83,12 @@ export interface FaultRecord {
    * The three fields above are absent in results written before them.
    */
   latencyVsClean?: LatencyVsClean[];
+  /**
+   * A kill, stop or restart of an `app` node (the DBAgent): which app node led after it, how long
+   * after the fault it took the lease (its own timestamp), against the lease TTL (takeover.ts);
+   * null for other faults. Absent in results written before it.
+   */
+  takeover?: FaultTakeover | null;
 }
 
 /** What a tunnel fault's reconnect is measured from, once the run is over (fault-reconnect.ts). */
@@ -96,6 +103,8 @@ const EPISODE_GAP_MS = 5000;
 export const INSTANT_FAULT_SPAN_MS = 10_000;
 /** After a fault's span, this long still does not count as clean (the stack settling). */
 export const SETTLE_MS = 5000;
+/** After a fault on the DBAgent's leader, its app nodes are read this often until the lease has moved. */
+export const TAKEOVER_POLL_MS = 100;
 
 interface Pending {
   fault: ScenarioFault;
@@ -103,6 +112,8 @@ interface Pending {
   firedAtMs: number | null;
   /** Client latency per operation while the fault lasted. */
   during: Map<string, LatencyHistogram>;
+  /** A fault on an app node: its app nodes read before it acted, and the latest reading after (takeover.ts). */
+  lease: { before: LeaseReading[]; after: LeaseReading[] | null; afterAtMs: number | null; settled: boolean } | null;
 }
 
 export class FaultRunner {
@@ -129,11 +140,14 @@ export class FaultRunner {
     private readonly runStartMs: number,
     private readonly clientTimeoutMs: number,
     private readonly clock: FaultClock = realClock,
+    /** The stack's app nodes (the DBAgent): a kill, stop or restart of one is watched for a takeover. */
+    private readonly lease: LeaseProbe | null = null,
   ) {
     this.pending = faults.map((fault) => ({
       fault,
       firedAtMs: null,
       during: new Map(),
+      lease: null,
       record: {
         at: round(fault.atMs / 1000, 3),
         stage: fault.stageIndex + 1,
@@ -155,6 +169,7 @@ export class FaultRunner {
         alertDelayMs: null,
         alertDelayCleanMs: null,
         latencyVsClean: [],
+        takeover: null,
       },
     }));
   }
@@ -270,6 +285,7 @@ export class FaultRunner {
         // The fault's own stage, outside every fault's span and settling.
         alertDelayCleanMs: alerts ? alertDelay(alerts, this.stageSpan(p.fault.stageIndex) ?? undefined, busy) : null,
         latencyVsClean: compareLatency(this.clean.get(p.fault.stageIndex) ?? new Map(), p.during),
+        takeover: p.lease ? takeoverOf(this.takeoverInput(p, p.lease)) : null,
       };
       if (!tunnels) return r;
       const next = this.pending.find((q) => q !== p && q.firedAtMs !== null && q.firedAtMs > p.firedAtMs! && q.fault.node === p.fault.node);
@@ -288,6 +304,13 @@ export class FaultRunner {
 
   private async fire(p: Pending): Promise<void> {
     const f = p.fault;
+    // A fault on the DBAgent: which app node leads, and which stand by, just before it acts.
+    const onApp = this.lease !== null && f.node !== null && (f.action === 'kill' || f.action === 'stop' || f.action === 'restart') && this.lease.nodes.includes(f.node);
+    if (onApp) {
+      const before = await this.lease!.read();
+      if (this.closed) return;
+      p.lease = { before, after: null, afterAtMs: null, settled: false };
+    }
     p.firedAtMs = this.clock.now();
     p.record.firedAtSec = round((p.firedAtMs - this.runStartMs) / 1000, 1);
     try {
@@ -297,6 +320,41 @@ export class FaultRunner {
       p.record.outcome = 'failed';
       p.record.error = (err as Error)?.message ?? String(err);
     }
+    if (p.lease && p.record.outcome === 'done') this.watchTakeover(p, p.lease);
+  }
+
+  private takeoverInput(p: Pending, lease: NonNullable<Pending['lease']>): Parameters<typeof takeoverOf>[0] {
+    const f = p.fault;
+    return { action: f.action, node: f.node ?? '', forMs: f.forMs, firedAtMs: p.firedAtMs!, before: lease.before, after: lease.after, afterAtMs: lease.afterAtMs };
+  }
+
+  /** Read the app nodes every TAKEOVER_POLL_MS until the takeover is settled or no longer expected. */
+  private watchTakeover(p: Pending, lease: NonNullable<Pending['lease']>): void {
+    const ttlMs = lease.before.find((r) => r.leader)?.leaseTtlMs ?? lease.before.find((r) => r.leaseTtlMs !== null)?.leaseTtlMs ?? null;
+    const untilMs = p.firedAtMs! + watchLimitMs(p.fault.forMs, ttlMs);
+    const poll = async (): Promise<void> => {
+      await this.readAfter(p, lease);
+      if (!lease.settled && this.clock.now() < untilMs) this.after(TAKEOVER_POLL_MS, () => void poll());
+    };
+    lease.settled = takeoverSettled(this.takeoverInput(p, lease));
+    if (!lease.settled) this.after(TAKEOVER_POLL_MS, () => void poll());
+  }
+
+  private async readAfter(p: Pending, lease: NonNullable<Pending['lease']>): Promise<void> {
+    const readings = await this.lease!.read();
+    const atMs = this.clock.now();
+    if (lease.settled) return;
+    lease.after = readings;
+    lease.afterAtMs = atMs;
+    lease.settled = takeoverSettled(this.takeoverInput(p, lease));
+  }
+
+  /**
+   * At the run's end, while the stack still runs: read the app nodes once more for every fault whose
+   * takeover is not settled yet (the run may end before the lease moves).
+   */
+  async finishTakeovers(): Promise<void> {
+    await Promise.all(this.pending.filter((p) => p.lease && !p.lease.settled && p.firedAtMs !== null).map((p) => this.readAfter(p, p.lease!)));
   }
 
   private async act(f: ScenarioFault, p: Pending): Promise<void> {

@@ -1,4 +1,4 @@
-import type { AlertDelaySummary } from './alert-delay.js';
+import type { AlertDelaySecond, AlertDelaySummary } from './alert-delay.js';
 import type { SloVerdict } from '../analysis/ceiling-search.js';
 import type { Plan } from '../analysis/plan.js';
 import type { TierLayout } from '../analysis/tier-sizing.js';
@@ -304,6 +304,12 @@ export interface RunResult {
    * Absent in older results. Per fault: faults[].alertDelayMs.
    */
   alertDelayMs?: AlertDelaySummary | null;
+  /**
+   * The same per second of the run, by the send time of each alert's frame (seconds without alerts
+   * left out); null without an analytics node or alerts. Absent in older results. The report's
+   * alert-delay timeline.
+   */
+  alertDelayTimeline?: AlertDelaySecond[] | null;
 }
 
 /**

@@ -17,11 +17,12 @@ import type { ScrapeSchedule } from './collector.js';
 import { drive } from './drive.js';
 import { tunnelFaultMeasure } from './fault-reconnect.js';
 import { FaultRunner, faultTarget, type FaultRecord } from './faults.js';
+import { stackLeaseProbe } from './takeover.js';
 import { openStore } from '../stack/store/index.js';
 import type { Store } from '../stack/types.js';
 import { AnalyticsClient } from '../stack/analytics/analytics-client.js';
 import { ALERTS_PAGE_MAX, type AlertTiming } from '../stack/analytics/analytics-store.js';
-import { alertDelay } from './alert-delay.js';
+import { alertDelay, alertDelayPerSecond } from './alert-delay.js';
 import { checkLedger, type Ledger } from './ledger.js';
 import { libraryVersions } from './library-versions.js';
 import type { NodeSecond, RunResult, RunShard } from './result-types.js';
@@ -123,7 +124,11 @@ export async function runScenario(o: RunOptions): Promise<RunOutput> {
   let search: SearchResult | null = null;
   try {
     await startRunStack(ctx, o.scrapeSchedule);
-    if (ctx.stack && sc.faults.length > 0) ctx.faults = new FaultRunner(sc.faults, faultTarget(ctx.stack, () => ctx.swarmDisconnect), runStartMs, sc.fleet.timeoutMs);
+    if (ctx.stack && sc.faults.length > 0) {
+      // The app nodes (the DBAgent) are read around a fault on one, to time the standby's takeover.
+      const lease = stackLeaseProbe(ctx.stack.nodes, ctx.stack.adminKey);
+      ctx.faults = new FaultRunner(sc.faults, faultTarget(ctx.stack, () => ctx.swarmDisconnect), runStartMs, sc.fleet.timeoutMs, undefined, lease);
+    }
     ctx.background = new BackgroundTraffic({
       entryUrl: ctx.entryUrl,
       secret: ctx.secret,
@@ -154,6 +159,8 @@ export async function runScenario(o: RunOptions): Promise<RunOutput> {
   await ctx.background?.stop().catch(() => undefined);
   const ledger = await readLedger(ctx);
   const alerts = await readAlerts(ctx);
+  // A DBAgent takeover still under way when the run ended: its app nodes, read once more.
+  await ctx.faults?.finishTakeovers().catch(() => undefined);
   await stopAll(ctx);
   if (ctx.enrolledStateDir) rmSync(ctx.enrolledStateDir, { recursive: true, force: true });
   const result = await buildResult(ctx, startedAt, end, search, ledger, o.startAtEpochMs ?? null, alerts);
@@ -336,6 +343,7 @@ async function buildResult(
     ...(coord?.role === 'coordinator' ? { mergedFrom: coord.coordinator.mergedFrom(startedAt) } : ctx.shard.count > 1 ? { shard: shardFacts(ctx, startAtRequested) } : {}),
   });
   result.alertDelayMs = alerts ? alertDelay(alerts) : null;
+  result.alertDelayTimeline = alerts && alerts.length > 0 ? alertDelayPerSecond(alerts, ctx.runStartMs) : null;
   return result;
 }
 

@@ -44,6 +44,8 @@ export interface StackOptions {
   proxy?: (typeof PROXY_KINDS)[number];
   /** Test hook: scale the DBAgent's loop periods. */
   loopScale?: number;
+  /** Test hook: the DBAgent lease's TTL and renewal period on every app/single node (default 15 s and 5 s). */
+  lease?: { ttlMs: number; renewMs: number };
   /** HTTP limits for every node (header/request timeouts, body size). */
   limits?: NodeSpec['limits'];
   startTimeoutMs?: number;
@@ -363,7 +365,10 @@ export async function startStack(topology: Topology, opts: StackOptions = {}): P
       // The database's per-query model applies where the database lives.
       dbProfile: ownsDb ? (n.dbProfile ?? set.db) : undefined,
       web: n.role === 'web' ? { serves: n.serves ?? 'both' } : undefined,
-      app: opts.loopScale && (n.role === 'app' || n.role === 'single') ? { loopScale: opts.loopScale } : undefined,
+      app:
+        (opts.loopScale || opts.lease) && (n.role === 'app' || n.role === 'single')
+          ? { loopScale: opts.loopScale, leaseTtlMs: opts.lease?.ttlMs, renewMs: opts.lease?.renewMs }
+          : undefined,
       proxy: n.role === 'proxy' ? proxyPools([...byName.values()]) : undefined,
       relay: n.role === 'relay' ? { siblings: [], tls: n.tls, siblingCaFiles: siblingCaFiles.length ? siblingCaFiles : undefined, auditSpoolFile: join(dataDir, `${n.name}-audit.spool`), analyticsUrl } : undefined,
       limits: opts.limits,
@@ -379,7 +384,16 @@ export async function startStack(topology: Topology, opts: StackOptions = {}): P
   try {
     for (const phase of [0, 1] as const) {
       const batch = topology.nodes.filter((n) => startPhase(n.role) === phase);
-      const results = await Promise.allSettled(batch.map(launch));
+      // The first app node listed leads the DBAgent: the others start once it is up (and holds the
+      // lease), so they stand by, and a scenario's `kill: app` hits the leader, not a standby.
+      const firstApp = batch.find((n) => n.role === 'app');
+      let firstAppUp: Promise<void> | null = null;
+      const results = await Promise.allSettled(
+        batch.map((n) => {
+          if (n === firstApp) return (firstAppUp = launch(n));
+          return n.role === 'app' && firstAppUp ? firstAppUp.then(() => launch(n)) : launch(n);
+        }),
+      );
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed) throw failed.reason;
     }

@@ -59,7 +59,7 @@ describe('the analytics plane slowed 10x', () => {
     expect(result.complete, result.error ?? '').toBe(true);
     expect(result.stack.nodes.map((n) => n.name)).toEqual(['db', 'analytics', 'app', 'relay-1', 'relay-2']);
     const [f] = result.faults;
-    if (process.env.RMMSCALE_E2E_PRINT) console.log(JSON.stringify({ fault: f, alertDelayMs: result.alertDelayMs, ledger: result.ledger }));
+    if (process.env.RMMSCALE_E2E_PRINT) console.log(JSON.stringify({ fault: f, alertDelayMs: result.alertDelayMs, alertDelayTimeline: result.alertDelayTimeline, ledger: result.ledger }));
     expect(f).toMatchObject({ action: 'slow', node: 'analytics', byFactor: 10, bySec: null, forSec: 2.5, outcome: 'done' });
     // Alerts were raised on both sides, and those from frames sent while the sink was slow came later.
     const during = f!.alertDelayMs!;
@@ -68,6 +68,13 @@ describe('the analytics plane slowed 10x', () => {
     expect(clean.alerts).toBeGreaterThanOrEqual(3);
     expect(during.p50Ms).toBeGreaterThan(clean.p50Ms);
     expect(result.alertDelayMs!.alerts).toBeGreaterThanOrEqual(during.alerts + clean.alerts);
+    // Per second, by the frames' send time: every alert of the run in exactly one second, in order;
+    // with under 100 alerts a second, a second's p99 is its slowest, so the slowest second's is the run's max.
+    const timeline = result.alertDelayTimeline!;
+    expect(timeline.reduce((n, s) => n + s.alerts, 0)).toBe(result.alertDelayMs!.alerts);
+    expect(timeline.map((s) => s.tSec)).toEqual([...new Set(timeline.map((s) => s.tSec))].sort((a, b) => a - b));
+    expect(Math.max(...timeline.map((s) => s.alerts))).toBeLessThan(100);
+    expect(Math.max(...timeline.map((s) => s.p99Ms))).toBe(result.alertDelayMs!.maxMs);
     // The tunnel and the operators' path: within 10% of the clean part, plus an absolute slack for a shared host.
     const op = (name: string) => f!.latencyVsClean!.find((x) => x.op === name)!;
     const ping = op('ws-ping');

@@ -4,6 +4,9 @@ import { tierLayout } from '../../src/analysis/tier-sizing.js';
 import { fitUsl } from '../../src/analysis/usl.js';
 import { Rng } from '../../src/core/random.js';
 import { createLatencyHistogram, encodeHistogram, mergeEncoded, recordUs, summarize, type LatencySummary } from '../../src/metrics/histogram.js';
+import { alertDelay, alertDelayPerSecond } from '../../src/run/alert-delay.js';
+import { INSTANT_FAULT_SPAN_MS, SETTLE_MS } from '../../src/run/faults.js';
+import type { AlertTiming } from '../../src/stack/analytics/analytics-store.js';
 import type { ClientStats, NodeSecond, NodeWindow, OpStats, RunResult, TierName, TierSummary, WindowResult } from '../../src/run/result-types.js';
 
 /**
@@ -50,6 +53,12 @@ export interface FixtureOptions {
   untrustworthy: boolean;
   /** Free text with HTML and Markdown in it (scenario, warnings, labels). */
   hostileText: boolean;
+  /**
+   * An analytics node's alerts: two faults (the analytics node slowed ×10 for 30 s, a relay
+   * killed), each with its alert delay during it and in the clean part, and the run's alert delay
+   * per second, computed by the run's own functions from simulated alerts.
+   */
+  alertDelays: boolean;
 }
 
 /** Per window: the load, what the stack did with it, and the resulting histograms. */
@@ -206,7 +215,7 @@ function nodeLatency(routes: NodeWindow['routes']): LatencySummary {
 }
 
 export function buildResult(opts: Partial<FixtureOptions> = {}): RunResult {
-  const o: FixtureOptions = { search: true, nodes: true, plan: true, fit: true, untrustworthy: false, hostileText: false, ...opts };
+  const o: FixtureOptions = { search: true, nodes: true, plan: true, fit: true, untrustworthy: false, hostileText: false, alertDelays: false, ...opts };
   const rng = new Rng('report-fixture');
   const timeline: Record<string, NodeSecond[]> = {};
   const loads = o.search ? ([[2000, 'step'], [4000, 'step'], [8000, 'step'], [6000, 'bisect'], [7000, 'bisect'], [6500, 'bisect']] as const) : ([[3000, 'stage'], [5000, 'stage']] as const);
@@ -299,8 +308,37 @@ export function buildResult(opts: Partial<FixtureOptions> = {}): RunResult {
       { agents: 20_000, maxUtilization: 0.8, redundancy: 'n+1' },
     );
   }
+  if (o.alertDelays) simulateAlerts(result, rng);
   // What a report reads is the file: Infinity becomes null, undefined keys vanish.
   return JSON.parse(JSON.stringify(result)) as RunResult;
+}
+
+/**
+ * Alerts raised every 250 ms of the run (a delay of ~150 ms, twice that and a longer tail while
+ * the analytics node is slowed), and the faults' and the run's alert delay from them, as the run
+ * computes them (run/alert-delay.ts).
+ */
+function simulateAlerts(result: RunResult, rng: Rng): void {
+  const startMs = Date.parse(result.startedAt);
+  const endSec = Math.round((Date.parse(result.endedAt) - startMs) / 1000);
+  const slow = { fromMs: startMs + 51_200, toMs: startMs + 81_200 };
+  const kill = { fromMs: startMs + 120_400, toMs: startMs + 120_400 + INSTANT_FAULT_SPAN_MS };
+  const alerts: AlertTiming[] = [];
+  for (let t = 0, id = 1; t < endSec * 1000; t += 250, id++) {
+    const sentMs = startMs + t;
+    const slowed = sentMs >= slow.fromMs && sentMs < slow.toMs;
+    const delayMs = 150 * Math.exp(0.4 * rng.normal()) * (slowed ? 2 : 1) + (slowed ? rng.exponential(300) : 0);
+    alerts.push([id, sentMs, sentMs + delayMs]);
+  }
+  const busy = [slow, kill].map((s) => ({ fromMs: s.fromMs, toMs: s.toMs + SETTLE_MS }));
+  const clean = alertDelay(alerts, { fromMs: startMs, toMs: Infinity }, busy);
+  const base = { stage: 1, bySec: null, fraction: null, error: null, errorsSec: 0, errors: 0, dropped: null, reconnect: null, relayPeakConnectsPerSec: null, reconnectCurve: null, takeover: null } as const;
+  result.faults = [
+    { ...base, at: 51, action: 'slow', node: 'analytics', forSec: 30, byFactor: 10, firedAtSec: 51.2, outcome: 'done', alertDelayMs: alertDelay(alerts, slow), alertDelayCleanMs: clean, latencyVsClean: [] },
+    { ...base, at: 120, action: 'kill', node: 'relay-2', forSec: null, byFactor: null, firedAtSec: 120.4, outcome: 'done', alertDelayMs: alertDelay(alerts, kill), alertDelayCleanMs: clean, latencyVsClean: [] },
+  ];
+  result.alertDelayMs = alertDelay(alerts);
+  result.alertDelayTimeline = alertDelayPerSecond(alerts, startMs);
 }
 
 /**

@@ -182,6 +182,21 @@ describe.skipIf(!found.path)('HTML report in headless Chromium', () => {
     await screenshot(o, 'report-untrustworthy');
   });
 
+  it('draws the alert-delay charts for a run with an analytics node\'s alerts, after the others', async () => {
+    const o = await open('report-alert-delay', buildResult({ alertDelays: true }));
+    const info = await canvases(o.page);
+    expect(info.map((c) => c.chart)).toEqual(['ceiling-throughput', 'ceiling-p99', 'rate', 'spectrum-ops', 'spectrum-nodes', 'utilization', 'queue', 'generator', 'alert-delay', 'alert-delay-timeline']);
+    const bars = info.find((c) => c.chart === 'alert-delay')!;
+    expect([bars.datasets, bars.points]).toEqual([4, 8]);
+    expect(bars.colored).toBeGreaterThan(500);
+    const line = info.find((c) => c.chart === 'alert-delay-timeline')!;
+    expect(line.datasets).toBe(2);
+    expect(line.colored).toBeGreaterThan(1500);
+    expect(o.errors).toEqual([]);
+    expect(o.foreignRequests).toEqual([]);
+    await screenshot(o, 'report-alert-delay');
+  });
+
   it('escapes hostile text: no injected element runs or renders', async () => {
     const o = await open('report-hostile', buildResult({ hostileText: true }));
     expect(o.dialogs).toEqual([]);

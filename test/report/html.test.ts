@@ -36,6 +36,32 @@ describe('HTML report (as a file)', () => {
     expect(embedJson({ s: '</script><!--' })).toBe('{"s":"\\u003c/script>\\u003c!--"}');
   });
 
+  it('adds the alert-delay charts, with their data, only to a run with alert delays', async () => {
+    const r = buildResult({ alertDelays: true });
+    const html = await renderHtml(r);
+    expect(html).toContain('<figure data-chart="alert-delay"><figcaption>Alert delay per fault: during it against the clean part of its stage</figcaption>');
+    expect(html).toContain('<figure data-chart="alert-delay-timeline"><figcaption>Alert delay over time</figcaption>');
+    const m = /<script type="application\/json" id="report-data">([\s\S]*?)<\/script>/.exec(html);
+    const data = JSON.parse(m![1]) as { alertDelay: Array<{ label: string; during: { p50Ms: number } | null; clean: { p50Ms: number } | null }>; alertDelayTimeline: Array<{ label: string; points: unknown[] }> };
+    // Each fault's p50 during it and in the clean part, as the run computed them.
+    const [slow, kill] = r.faults;
+    expect(data.alertDelay.map((b) => [b.label, b.during?.p50Ms, b.clean?.p50Ms])).toEqual([
+      ['slow analytics ×10 30 s at 51.2 s', slow!.alertDelayMs!.p50Ms, slow!.alertDelayCleanMs!.p50Ms],
+      ['kill relay-2 at 120.4 s', kill!.alertDelayMs!.p50Ms, kill!.alertDelayCleanMs!.p50Ms],
+    ]);
+    // The simulated slowdown shows: the slowed analytics node's p50 is above its clean part's.
+    expect(slow!.alertDelayMs!.p50Ms).toBeGreaterThan(1.5 * slow!.alertDelayCleanMs!.p50Ms);
+    expect(data.alertDelayTimeline.map((s) => [s.label, s.points.length])).toEqual([
+      ['p50', r.alertDelayTimeline!.length],
+      ['p99', r.alertDelayTimeline!.length],
+    ]);
+    // Without them, the page is as before: no figure, empty data.
+    const plain = await renderHtml(buildResult());
+    expect(plain).not.toContain('data-chart="alert-delay');
+    const pm = /<script type="application\/json" id="report-data">([\s\S]*?)<\/script>/.exec(plain);
+    expect((JSON.parse(pm![1]) as { alertDelay: unknown[] }).alertDelay).toEqual([]);
+  });
+
   it('renders a result with no windows, no headline, no nodes, no search, no fit, no plan', async () => {
     const r = buildResult({ search: false, nodes: false, plan: false, fit: false });
     r.windows = [];

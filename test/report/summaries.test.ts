@@ -273,6 +273,64 @@ describe('chart data', () => {
     expect(term).not.toContain('during kill');
   });
 
+  it("a fault on the DBAgent's leader: its takeover, in a column of its own and a terminal line; none without", () => {
+    const r = structuredClone(search);
+    const base = { stage: 2, forSec: null, bySec: null, fraction: null, error: null, errorsSec: 0, errors: 0, dropped: null, reconnect: null, relayPeakConnectsPerSec: null, reconnectCurve: null } as const;
+    r.faults = [
+      { ...base, at: 30, action: 'kill', node: 'web-agent-1', firedAtSec: 50.1, outcome: 'done', takeover: null },
+      { ...base, at: 90, action: 'kill', node: 'app', firedAtSec: 110.2, outcome: 'done', takeover: { node: 'app-standby', takeoverMs: 14_612, leaseTtlMs: 15_000, afterLapseMs: 112, withinTtl: true, term: 2, previousTerm: 1, reason: null } },
+      { ...base, at: 100, action: 'kill', node: 'app-standby', firedAtSec: 120.2, outcome: 'done', takeover: { node: null, takeoverMs: null, leaseTtlMs: 15_000, afterLapseMs: null, withinTtl: null, term: null, previousTerm: 1, reason: 'no standby app node: nothing could take the lease from app-standby' } },
+    ];
+    const md = renderMarkdown(r);
+    expect(md).toContain('| At | Fault | Ran at | Outcome | Clients saw errors | DBAgent takeover |');
+    expect(md).toContain('| 30 s (stage 2) | kill web-agent-1 | 50.1 s | done | none | – |');
+    expect(md).toContain('| 90 s (stage 2) | kill app | 110.2 s | done | none | app-standby led 14,612 ms after (term 2; TTL 15,000 ms, within it; 112 ms after the old lease lapsed) |');
+    expect(md).toContain('| 100 s (stage 2) | kill app-standby | 120.2 s | done | none | none: no standby app node: nothing could take the lease from app-standby |');
+    const term = terminalSummary(r);
+    expect(term).toContain("DBAgent takeover (from the fault to the new leader's own lease stamp):\n  after kill app at 90 s: app-standby led 14,612 ms after (term 2; TTL 15,000 ms, within it; 112 ms after the old lease lapsed)\n  after kill app-standby at 100 s: none:");
+    expect(term).not.toContain('after kill web-agent-1');
+    // A takeover past the TTL says so.
+    r.faults[1]!.takeover = { ...r.faults[1]!.takeover!, takeoverMs: 15_090, withinTtl: false };
+    expect(renderMarkdown(r)).toContain('app-standby led 15,090 ms after (term 2; TTL 15,000 ms, NOT within it;');
+    // No fault on an app node (and results from before the field): no column, no line.
+    for (const f of r.faults) delete f.takeover;
+    expect(renderMarkdown(r)).toContain('| At | Fault | Ran at | Outcome | Clients saw errors |\n');
+    expect(terminalSummary(r)).not.toContain('DBAgent takeover');
+  });
+
+  it('an alert-delay chart per fault (during against clean) and a per-second timeline, only for a run that measured them', () => {
+    const r = structuredClone(search);
+    const base = { stage: 2, bySec: null, fraction: null, error: null, errorsSec: 0, errors: 0, dropped: null, reconnect: null, relayPeakConnectsPerSec: null, reconnectCurve: null } as const;
+    r.faults = [
+      { ...base, at: 20, action: 'slow', node: 'analytics', byFactor: 10, forSec: 30, firedAtSec: 51.2, outcome: 'done', alertDelayMs: { alerts: 286, p50Ms: 317, p99Ms: 1260, maxMs: 1372 }, alertDelayCleanMs: { alerts: 332, p50Ms: 156, p99Ms: 387, maxMs: 1138 }, latencyVsClean: [] },
+      { ...base, at: 60, action: 'kill', node: 'relay-2', forSec: null, firedAtSec: 91.2, outcome: 'done', alertDelayMs: null, alertDelayCleanMs: { alerts: 332, p50Ms: 156, p99Ms: 387, maxMs: 1138 }, latencyVsClean: [] },
+      // Skipped, and one without alerts either side: no bars.
+      { ...base, at: 90, action: 'stop', node: 'db', forSec: 5, firedAtSec: null, outcome: 'skipped', alertDelayMs: null, alertDelayCleanMs: null, latencyVsClean: [] },
+      { ...base, at: 70, action: 'kill', node: 'web-agent-1', forSec: null, firedAtSec: 101.2, outcome: 'done', alertDelayMs: null, alertDelayCleanMs: null, latencyVsClean: [] },
+    ];
+    r.alertDelayMs = { alerts: 795, p50Ms: 207, p99Ms: 1053, maxMs: 1807 };
+    r.alertDelayTimeline = [
+      { tSec: 50, alerts: 11, p50Ms: 150, p99Ms: 380 },
+      { tSec: 52, alerts: 9, p50Ms: 330, p99Ms: 1250 },
+    ];
+    const d = chartData(r);
+    expect(d.alertDelay).toEqual([
+      { label: 'slow analytics ×10 30 s at 51.2 s', during: { alerts: 286, p50Ms: 317, p99Ms: 1260 }, clean: { alerts: 332, p50Ms: 156, p99Ms: 387 } },
+      { label: 'kill relay-2 at 91.2 s', during: null, clean: { alerts: 332, p50Ms: 156, p99Ms: 387 } },
+    ]);
+    expect(d.alertDelayTimeline).toEqual([
+      { label: 'p50', group: 'p50', points: [[50, 150], [52, 330]] },
+      { label: 'p99', group: 'p99', points: [[50, 380], [52, 1250]] },
+    ]);
+    // A run without an analytics node (and a result from before these fields): none.
+    const plain = chartData(search);
+    expect([plain.alertDelay, plain.alertDelayTimeline]).toEqual([[], []]);
+    for (const f of r.faults) delete f.alertDelayMs;
+    delete r.alertDelayTimeline;
+    expect(chartData(r).alertDelay.map((b) => b.during)).toEqual([null, null]);
+    expect(chartData(r).alertDelayTimeline).toEqual([]);
+  });
+
   it('draws a reconnect curve per tunnel fault: share of its agents back, and connects per second', () => {
     const r = structuredClone(search);
     const base = { stage: 1, forSec: null, bySec: null, fraction: null, error: null, errorsSec: 1, errors: 5, dropped: null, relayPeakConnectsPerSec: 6 } as const;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { alertDelay, compareLatency } from '../../src/run/alert-delay.js';
+import { alertDelay, alertDelayPerSecond, compareLatency } from '../../src/run/alert-delay.js';
 import { FaultRunner, type FaultClock, type FaultTarget } from '../../src/run/faults.js';
 import { createLatencyHistogram, recordUs } from '../../src/metrics/histogram.js';
 import type { AlertTiming } from '../../src/stack/analytics/analytics-store.js';
@@ -9,6 +9,19 @@ import type { ScenarioFault } from '../../src/scenario/types.js';
 function alerts(fromMs: number, delaysMs: number[], firstId = 1): AlertTiming[] {
   return delaysMs.map((d, i) => [firstId + i, fromMs + i * 100, fromMs + i * 100 + d]);
 }
+
+describe('alertDelayPerSecond', () => {
+  it('groups alerts by the second their frame was sent, from the run start; seconds without alerts left out', () => {
+    const start = 1_000_000;
+    // Second 0: 10 frames at 10..100 ms; second 3: 4 frames at 1,000..1,600 ms of delay; one before the start.
+    const a = [...alerts(start, Array.from({ length: 10 }, (_, i) => (i + 1) * 10)), ...alerts(start + 3000, [1000, 1200, 1600, 1400], 50), [99, start - 5, start + 10] as AlertTiming];
+    expect(alertDelayPerSecond(a, start)).toEqual([
+      { tSec: 0, alerts: 10, p50Ms: 50, p99Ms: 100 },
+      { tSec: 3, alerts: 4, p50Ms: 1200, p99Ms: 1600 },
+    ]);
+    expect(alertDelayPerSecond([], start)).toEqual([]);
+  });
+});
 
 describe('alertDelay', () => {
   it('nearest-rank p50/p99 and max of created − sent, ms', () => {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { errorEpisode, FaultRunner, type FaultClock, type FaultTarget } from '../../src/run/faults.js';
 import type { ScenarioFault } from '../../src/scenario/types.js';
+import { unreachable, type LeaseProbe, type LeaseReading } from '../../src/run/takeover.js';
 
 /** A clock the test moves by hand: timers fire in time order as it advances. */
 class ManualClock implements FaultClock {
@@ -146,6 +147,78 @@ describe('FaultRunner', () => {
     for (let s = 1; s <= 20; s++) runner.recordSecond(t0 + s * 1000, s === 3 ? 5 : s === 11 || s === 12 ? 40 : 0);
     await clock.advance(20_000);
     expect(runner.records()[0]).toMatchObject({ errorsSec: 2, errors: 80 });
+  });
+});
+
+/**
+ * Two app nodes on a simulated lease (TTL 15 s, renewed every 5 s): `app` leads under term 1 and
+ * renewed it last at 58 s; killed, it answers no more, and the standby takes the lease the first
+ * time it polls (every 0.5 s) after the lease lapsed, stamping that moment as its own.
+ */
+function simulatedLease(clock: ManualClock, t0: number): { probe: LeaseProbe; target: FaultTarget; reads: () => number } {
+  let killedAt: number | null = null;
+  let reads = 0;
+  const lastRenew = t0 + 58_000;
+  const standbyLedAt = (): number | null => {
+    if (killedAt === null) return null;
+    const lapse = lastRenew + 15_000;
+    const at = t0 + Math.ceil((lapse - t0) / 500) * 500;
+    return clock.now() >= at ? at : null;
+  };
+  const reading = (node: string, leads: number | null, term: number, untilMs: number | null): LeaseReading => ({ node, reachable: true, leader: leads !== null, standby: leads === null, term: leads !== null ? term : 0, ledSinceMs: leads, leaseUntilMs: leads !== null ? untilMs : null, leaseTtlMs: 15_000 });
+  return {
+    reads: () => reads,
+    probe: {
+      nodes: ['app', 'app-standby'],
+      read: async () => {
+        reads++;
+        const app: LeaseReading = killedAt === null ? reading('app', t0 + 1000, 1, lastRenew + 15_000) : unreachable('app');
+        const led = standbyLedAt();
+        return [app, reading('app-standby', led, 2, led === null ? null : led + 15_000)];
+      },
+    },
+    target: {
+      kill: (node) => {
+        if (node === 'app') killedAt = clock.now();
+      },
+      restart: async () => undefined,
+      slow: async () => undefined,
+      disconnect: async () => 0,
+    },
+  };
+}
+
+describe('FaultRunner: the DBAgent takeover after a fault on an app node', () => {
+  it('times the standby from the fault to its own acquire, and stops watching once it leads', async () => {
+    const clock = new ManualClock();
+    const t0 = clock.now();
+    const { probe, target, reads } = simulatedLease(clock, t0);
+    const runner = new FaultRunner([fault({ action: 'kill', node: 'app', atInStageMs: 60_000 }), fault({ action: 'kill', node: 'web-agent-1', atInStageMs: 61_000 })], target, t0, 30_000, clock, probe);
+    runner.stageStarted(0, t0);
+    await clock.advance(80_000);
+    const [app, web] = runner.records();
+    // Lease lapses at 58 + 15 = 73 s; the standby's poll at 73 s takes it: 13 s after the kill at 60 s.
+    expect(app!.takeover).toEqual({ node: 'app-standby', takeoverMs: 13_000, leaseTtlMs: 15_000, afterLapseMs: 0, withinTtl: true, term: 2, previousTerm: 1, reason: null });
+    expect(web!.takeover).toBeNull();
+    // One read before the kill, then one per 100 ms until 73 s, then none.
+    const n = reads();
+    expect(n).toBeGreaterThanOrEqual(120);
+    expect(n).toBeLessThanOrEqual(135);
+    await clock.advance(10_000);
+    expect(reads()).toBe(n);
+    runner.close();
+  });
+
+  it('a run that ends before the takeover: one last reading at the end, and no verdict before the TTL', async () => {
+    const clock = new ManualClock();
+    const t0 = clock.now();
+    const { probe, target } = simulatedLease(clock, t0);
+    const runner = new FaultRunner([fault({ action: 'kill', node: 'app', atInStageMs: 60_000 })], target, t0, 30_000, clock, probe);
+    runner.stageStarted(0, t0);
+    await clock.advance(66_000);
+    runner.close();
+    await runner.finishTakeovers();
+    expect(runner.records()[0]!.takeover).toMatchObject({ node: null, takeoverMs: null, withinTtl: null, reason: 'no app node took the lease in the 6 s the run watched after the fault' });
   });
 });
 

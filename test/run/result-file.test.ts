@@ -53,6 +53,8 @@ describe('schemas/result.schema.json: every result rmmscale writes is valid', ()
       buildResult({ nodes: false }),
       buildResult({ untrustworthy: true }),
       buildResult({ plan: false, fit: false, hostileText: true }),
+      buildResult({ alertDelays: true }),
+      buildResult({ search: false, fit: false, alertDelays: true }),
       runResult(),
       runResult({ headline: false, complete: false, error: 'interrupted' }),
     ];

@@ -29,7 +29,10 @@ import type { RoleContext, RoleFactory, RoleHandler, Store } from '../types.js';
  *
  * Each loop run is counted and timed through ctx.metrics (`loop:<name>`, `loop:<name>:rows`,
  * `loop:<name>:errors`; `dbagent:fenced` for a refused write). Runs of one loop never overlap: the
- * next is scheduled after one ends. Gauges `dbagent:leader` and `dbagent:standby` say which it is.
+ * next is scheduled after one ends. Gauges `dbagent:leader` and `dbagent:standby` say which it is;
+ * `dbagent:term` its term, `dbagent:led-since-ms` when it took the lease and `dbagent:lease-until-ms`
+ * when its lease lapses unless renewed (epoch ms, 0 when it does not lead), `dbagent:lease-ttl-ms`
+ * the TTL it holds the lease for: a run reads them to time a takeover (run/takeover.ts).
  */
 
 export const LEASE_NAME = 'dbagent';
@@ -107,6 +110,8 @@ export class DbAgent {
   /** Lead if the lease is free, else stand by and take over when it lapses. Never throws for a held lease. */
   async start(): Promise<void> {
     this.ctx.metrics.gauge('dbagent:leader', 0);
+    this.ctx.metrics.gauge('dbagent:lease-ttl-ms', this.ttlMs);
+    this.ctx.metrics.gauge('dbagent:led-since-ms', 0);
     if (!(await this.tryLead())) {
       const h = await this.store.leaseHolder(LEASE_NAME);
       this.ctx.log(`standby: the DBAgent lease is held by ${publicHolder(h?.holder ?? 'another instance')}${h ? ` until ${new Date(h.untilMs).toISOString()}` : ''}; taking over when it lapses`);
@@ -119,12 +124,17 @@ export class DbAgent {
     const atMs = Date.now();
     const term = await this.store.acquireLease(LEASE_NAME, this.holder, this.ttlMs, atMs);
     if (term === null || this.state_ === 'stopped') return false;
+    // When this instance learned it leads (the acquire's answer), on the host's clock: a run
+    // compares it with the time of the fault that ended the last leader (run/takeover.ts).
+    const ledAtMs = Date.now();
     this.leaseUntilMs = atMs + this.ttlMs;
     this.term = term;
     this.state_ = 'leader';
     this.ctx.metrics.gauge('dbagent:leader', 1);
     this.ctx.metrics.gauge('dbagent:standby', 0);
     this.ctx.metrics.gauge('dbagent:term', term);
+    this.ctx.metrics.gauge('dbagent:led-since-ms', ledAtMs);
+    this.ctx.metrics.gauge('dbagent:lease-until-ms', this.leaseUntilMs);
     this.ctx.log(`DBAgent leading (lease term ${term})`);
     this.armLease(this.renewMs, () => this.renew());
     for (const name of Object.keys(LOOPS) as LoopName[]) this.every(LOOPS[name] * this.scale, async () => void (await this.runLoop(name)));
@@ -136,6 +146,8 @@ export class DbAgent {
     this.term = 0;
     this.ctx.metrics.gauge('dbagent:leader', 0);
     this.ctx.metrics.gauge('dbagent:standby', 1);
+    this.ctx.metrics.gauge('dbagent:led-since-ms', 0);
+    this.ctx.metrics.gauge('dbagent:lease-until-ms', 0);
     this.armLease(this.standbyPollMs, async () => {
       try {
         if (await this.tryLead()) return;
@@ -180,6 +192,7 @@ export class DbAgent {
       if (this.state_ !== 'leader') return;
       if (term === this.term) {
         this.leaseUntilMs = atMs + this.ttlMs;
+        this.ctx.metrics.gauge('dbagent:lease-until-ms', this.leaseUntilMs);
         this.armLease(this.renewMs, () => this.renew());
         return;
       }
@@ -251,6 +264,8 @@ export class DbAgent {
     this.leaseUntilMs = 0;
     this.ctx.metrics.gauge('dbagent:leader', 0);
     this.ctx.metrics.gauge('dbagent:standby', 0);
+    this.ctx.metrics.gauge('dbagent:led-since-ms', 0);
+    this.ctx.metrics.gauge('dbagent:lease-until-ms', 0);
     if (wasLeader) await this.store.releaseLease(LEASE_NAME, this.holder).catch((err: unknown) => this.ctx.log(`DBAgent lease release failed: ${(err as Error).message}`));
   }
 }

@@ -9,7 +9,7 @@ import { WebHandler } from './web.js';
  */
 export const createRole: RoleFactory = async (ctx) => {
   if (!ctx.store) throw new Error('the single role needs a store');
-  const agent = new DbAgent(ctx, ctx.store);
+  const agent = new DbAgent(ctx, ctx.store, { leaseTtlMs: ctx.spec.app?.leaseTtlMs, renewMs: ctx.spec.app?.renewMs });
   await agent.start();
   const web = new WebHandler(ctx, 'both');
   return {
