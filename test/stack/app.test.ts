@@ -127,6 +127,28 @@ describe('app role: the DBAgent singleton', () => {
     expect(next.leaseTerm).toBe(crashed.leaseTerm + 1);
   });
 
+  it('a standby tries again the moment a dead holder\'s lease lapses, not at its next poll', async () => {
+    const { store, path } = await sqlite();
+    // The dead holder's lease lapses 600 ms after it took it; the standby's own TTL is 30 s, so its
+    // poll is 1 s: a standby that only polled would lead up to 1 s after the lapse.
+    const crashedStore = new SqliteStore(path);
+    const crashed = new DbAgent(ctxFor('app-crashed', crashedStore), crashedStore, { leaseTtlMs: 600, renewMs: 100 });
+    await crashed.start();
+    cleanups.push(() => crashed.stop());
+    const untilMs = (await store.leaseHolder(LEASE_NAME))!.untilMs;
+    await crashedStore.close();
+    const metrics = recording();
+    const next = new DbAgent({ ...ctxFor('app-next', store), metrics }, store, { leaseTtlMs: 30_000, renewMs: 10_000 });
+    cleanups.push(() => next.stop());
+    await next.start();
+    expect(next.state).toBe('standby');
+    await until('the takeover', async () => next.leader);
+    // The instance's own timestamp of its acquire: past the lapse, and well before a 1 s poll.
+    const ledAtMs = metrics.gauges.get('dbagent:led-since-ms')!;
+    expect(ledAtMs).toBeGreaterThan(untilMs);
+    expect(ledAtMs - untilMs).toBeLessThan(300);
+  });
+
   it('fencing: a leader paused past its TTL cannot write when it wakes; it stands by, and the new leader keeps writing', async () => {
     const { store, path } = await sqlite();
     const aStore = pausable(new SqliteStore(path));

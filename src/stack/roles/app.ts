@@ -13,7 +13,7 @@ import type { RoleContext, RoleFactory, RoleHandler, Store } from '../types.js';
  * across processes and hosts, and a standby waits on it:
  *
  *   start ── acquire(ttl) ── term T ──► leader: loops run while now < leaseUntil, each write fenced by T
- *     │                    └─ held by another ──► standby: try again every ttl/30
+ *     │                    └─ held by another ──► standby: try again every ttl/30, and at the lease's lapse
  *     └── leader, every renewMs: acquire again (a renewal keeps T); leaseUntil moves on only when it
  *         succeeds, so a DBAgent cut off from its database stops its loops before another may take
  *         over; a renewal refused (another holds it) demotes it to standby.
@@ -115,7 +115,7 @@ export class DbAgent {
     if (!(await this.tryLead())) {
       const h = await this.store.leaseHolder(LEASE_NAME);
       this.ctx.log(`standby: the DBAgent lease is held by ${publicHolder(h?.holder ?? 'another instance')}${h ? ` until ${new Date(h.untilMs).toISOString()}` : ''}; taking over when it lapses`);
-      this.standBy();
+      this.standBy(h?.untilMs ?? null);
     }
   }
 
@@ -141,22 +141,38 @@ export class DbAgent {
     return true;
   }
 
-  private standBy(): void {
+  /** Stand by; `untilMs`: when the holder's lease lapses, where known. */
+  private standBy(untilMs: number | null = null): void {
     this.state_ = 'standby';
     this.term = 0;
     this.ctx.metrics.gauge('dbagent:leader', 0);
     this.ctx.metrics.gauge('dbagent:standby', 1);
     this.ctx.metrics.gauge('dbagent:led-since-ms', 0);
     this.ctx.metrics.gauge('dbagent:lease-until-ms', 0);
-    this.armLease(this.standbyPollMs, async () => {
-      try {
-        if (await this.tryLead()) return;
-      } catch (err) {
-        this.ctx.metrics.count('dbagent:renew-errors');
-        this.ctx.log(`DBAgent standby could not reach the lease: ${(err as Error).message}`);
-      }
-      if (this.state_ === 'standby') this.standBy();
-    });
+    this.armLease(this.nextTryMs(untilMs), () => this.standbyTry());
+  }
+
+  /** The poll, or 1 ms past the holder's lapse if that comes first (the store frees a lease once `now > untilMs`). */
+  private nextTryMs(untilMs: number | null): number {
+    return untilMs === null ? this.standbyPollMs : Math.max(1, Math.min(this.standbyPollMs, untilMs + 1 - Date.now()));
+  }
+
+  /**
+   * One try of a standby. Failing, the next try is at the poll interval or at the moment the
+   * holder's lease lapses, whichever comes first: the poll catches a lease released early (a clean
+   * stop), the lapse a leader that died, so the loops pause for the rest of the dead leader's TTL
+   * and not up to a poll beyond it.
+   */
+  private async standbyTry(): Promise<void> {
+    let untilMs: number | null = null;
+    try {
+      if (await this.tryLead()) return;
+      untilMs = (await this.store.leaseHolder(LEASE_NAME))?.untilMs ?? null;
+    } catch (err) {
+      this.ctx.metrics.count('dbagent:renew-errors');
+      this.ctx.log(`DBAgent standby could not reach the lease: ${(err as Error).message}`);
+    }
+    if (this.state_ === 'standby') this.armLease(this.nextTryMs(untilMs), () => this.standbyTry());
   }
 
   /** The one lease timer: a leader's renewal or a standby's poll. */
