@@ -50,6 +50,8 @@ const V2_HEADER_BYTES = 40;
 interface CountsAccess {
   countsArrayIndex(value: number): number;
   getCountAtIndex(index: number): number;
+  valueFromIndex(index: number): number;
+  highestEquivalentValue(value: number): number;
 }
 const JsHistogramDecoder = hdr.JsHistogram as unknown as { decode(data: Uint8Array, bitBucketSize: number): LatencyHistogram };
 
@@ -277,6 +279,31 @@ export function cumulativeCountsAtUs(h: LatencyHistogram, boundsUs: readonly num
     const upTo = Math.min(last, c.countsArrayIndex(bound));
     while (i <= upTo) sum += c.getCountAtIndex(i++);
     out.push(sum);
+  }
+  return out;
+}
+
+/** A histogram's recorded values as parallel arrays, ascending: value (µs) and how many. */
+export interface RecordedCounts {
+  valuesUs: number[];
+  counts: number[];
+}
+
+/**
+ * Each non-empty bucket of `h`, ascending, as the value getValueAtPercentile reports for it (the
+ * bucket's highest equivalent value) and its count: a compact copy a resampling can work on, whose
+ * nearest-rank percentiles are the histogram's own.
+ */
+export function recordedCounts(h: LatencyHistogram): RecordedCounts {
+  const out: RecordedCounts = { valuesUs: [], counts: [] };
+  if (h.totalCount === 0) return out;
+  const c = h as unknown as CountsAccess;
+  const last = c.countsArrayIndex(h.maxValue);
+  for (let i = c.countsArrayIndex(h.minNonZeroValue); i <= last; i++) {
+    const n = c.getCountAtIndex(i);
+    if (n === 0) continue;
+    out.valuesUs.push(c.highestEquivalentValue(c.valueFromIndex(i)));
+    out.counts.push(n);
   }
   return out;
 }

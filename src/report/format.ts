@@ -1,4 +1,4 @@
-import { finiteOrNull, fmtCount, fmtRate } from '../core/format.js';
+import { finiteOrNull, fmtCount, fmtRate, fmtUs } from '../core/format.js';
 import type { RunResult, WindowResult } from '../run/result-types.js';
 
 /**
@@ -113,4 +113,24 @@ export function headlineWindow(r: RunResult): WindowResult | null {
   const i = r.headline?.windowIndex;
   if (i === null || i === undefined) return null;
   return r.windows.find((w) => w.index === i) ?? null;
+}
+
+type LatencyVsCleanRow = NonNullable<NonNullable<RunResult['faults']>[number]['latencyVsClean']>[number];
+
+/**
+ * One op's p50 during a fault against the clean part of its stage, as the reports show it:
+ * the ratio, its 95% interval and whether it is within 10% ("unresolved" when the interval
+ * straddles 1.10). A result written before the interval existed shows the ratio only.
+ */
+export function latencyVsCleanParts(l: LatencyVsCleanRow): { cleanP50: string; faultP50: string; ratio: string; interval: string; within: string } {
+  const ms = (x: number | null): string => (x === null ? '–' : fmtUs(x * 1000));
+  const x = (v: number): string => `${v.toFixed(2)}×`;
+  const ci = l.p50RatioCi;
+  return {
+    cleanP50: ms(l.cleanP50Ms),
+    faultP50: ms(l.faultP50Ms),
+    ratio: l.p50Ratio === null ? '–' : x(l.p50Ratio),
+    interval: ci ? `${x(ci.low)}–${x(ci.high)}` : '–',
+    within: l.within10pct ?? '–',
+  };
 }

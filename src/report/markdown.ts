@@ -2,7 +2,7 @@ import { finiteOrNull, fmtCount, fmtPct, fmtRate, fmtUs } from '../core/format.j
 import { round } from '../core/units.js';
 import type { OpStatsRow } from '../metrics/op-stats.js';
 import type { RunResult } from '../run/result-types.js';
-import { headlineWindow, STATUS_LABEL, verdictOf } from './format.js';
+import { headlineWindow, latencyVsCleanParts, STATUS_LABEL, verdictOf } from './format.js';
 
 /**
  * The Markdown summary, for a CI step summary (`$GITHUB_STEP_SUMMARY`) or a PR comment: the
@@ -135,6 +135,21 @@ export function renderMarkdown(r: RunResult): string {
       ),
       '',
     );
+    // Each fault's client latency against the clean part of its stage, with the verdict on "within 10%".
+    const rows = faults.flatMap((f) =>
+      (f.latencyVsClean ?? []).map((l) => {
+        const p = latencyVsCleanParts(l);
+        return [mdEsc(`${faultText(f)} at ${f.at} s`), mdEsc(l.op), p.cleanP50, p.faultP50, p.ratio, p.interval, p.within, `${fmtCount(l.cleanCount)} / ${fmtCount(l.faultCount)}`];
+      }),
+    );
+    if (rows.length) {
+      out.push(
+        '**Latency during each fault** (p50 during the fault against the clean part of its stage; the ratio\'s 95% interval, a block bootstrap over seconds; within 10%: held when the interval is at or below 1.10×, broken when above, else unresolved)',
+        '',
+        mdTable(['Fault', 'Op', 'p50 clean', 'p50 during', 'Ratio', '95% interval', 'Within 10%', 'Samples clean / during'], ['l', 'l', 'r', 'r', 'r', 'r', 'l', 'r'], rows),
+        '',
+      );
+    }
   }
   if (r.alertDelayMs) {
     const a = r.alertDelayMs;

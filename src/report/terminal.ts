@@ -1,6 +1,6 @@
 import { fmtCount, fmtPct, fmtRate, fmtUs } from '../core/format.js';
 import type { RunResult } from '../run/result-types.js';
-import { headlineWindow, STATUS_LABEL, verdictOf } from './format.js';
+import { headlineWindow, latencyVsCleanParts, STATUS_LABEL, verdictOf } from './format.js';
 import { takeoverText } from './markdown.js';
 
 /**
@@ -70,6 +70,19 @@ export function terminalSummary(r: RunResult): string {
   if (takeovers.length) {
     out.push('', 'DBAgent takeover (from the fault to the new leader\'s own lease stamp):');
     for (const f of takeovers) out.push(`  after ${f.action} ${f.node ?? ''} at ${f.at} s: ${takeoverText(f.takeover!)}`);
+  }
+  // Each fault's client latency against the clean part of its stage: is the p50 within 10%?
+  const compared = (r.faults ?? []).filter((f) => (f.latencyVsClean ?? []).length > 0);
+  if (compared.length) {
+    out.push('', 'latency during each fault (p50 during ÷ clean part of its stage, 95% interval; within 10%: held, broken or unresolved):');
+    for (const f of compared) {
+      out.push(`  ${f.action} ${f.node ?? ''} at ${f.at} s:`);
+      const rows = f.latencyVsClean!.map((l) => {
+        const p = latencyVsCleanParts(l);
+        return [`  ${l.op}`, `${p.cleanP50} → ${p.faultP50}`, p.ratio, p.interval, p.within, `${fmtCount(l.cleanCount)} / ${fmtCount(l.faultCount)}`];
+      });
+      out.push(textTable(['  op', 'p50 clean → during', 'ratio', '95% interval', 'within 10%', 'samples clean / during'], rows, [false, true, true, true, false, true]));
+    }
   }
   if (r.plan) {
     const p = r.plan;

@@ -1,6 +1,7 @@
 import type { AlertTiming } from '../stack/analytics/analytics-store.js';
-import { createLatencyHistogram, recordUs, type LatencyHistogram } from '../metrics/histogram.js';
+import { createLatencyHistogram, recordedCounts, recordUs, type LatencyHistogram } from '../metrics/histogram.js';
 import { round } from '../core/units.js';
+import { boundVerdict, p50RatioCi, type BoundVerdict, type RatioCi, type SampleBlock } from '../analysis/ratio-ci.js';
 
 /**
  * Alert delay (the analytics plane, seed 004: "alerts may delay"): for each alert the analytics
@@ -85,13 +86,71 @@ export interface LatencyVsClean {
   /** fault ÷ clean (null when either side has no sample). */
   p50Ratio: number | null;
   p99Ratio: number | null;
+  /**
+   * The 95% interval of p50Ratio, a block bootstrap over the seconds of each side
+   * (src/analysis/ratio-ci.ts); null with fewer than 5 seconds or 20 samples on a side. Absent in older results.
+   */
+  p50RatioCi?: RatioCi | null;
+  /** Whether the fault kept the op's p50 within 10% of clean: held (interval ≤ 1.10), broken (interval > 1.10), else unresolved. Absent in older results. */
+  within10pct?: BoundVerdict;
 }
 
 const pct = (h: LatencyHistogram | undefined, q: number): number | null => (h && h.totalCount > 0 ? round(h.getValueAtPercentile(q) / 1000, 2) : null);
 const ratio = (a: number | null, b: number | null): number | null => (a === null || b === null || b <= 0 ? null : round(a / b, 3));
 
-/** Each operation seen on either side, during against clean, by name. */
-export function compareLatency(clean: ReadonlyMap<string, LatencyHistogram>, during: ReadonlyMap<string, LatencyHistogram>): LatencyVsClean[] {
+/**
+ * Each operation's samples second by second, as blocks for the p50 ratio's interval: a second of
+ * the swarm's (its histogram), or the operator requests that ended in one wall-clock second.
+ */
+export class SecondBlocks {
+  private readonly blocks = new Map<string, SampleBlock[]>();
+  /** Operator requests: op → epoch second → latencies (µs). */
+  private readonly samples = new Map<string, Map<number, number[]>>();
+
+  /** One second of `op` (a histogram of that second only). */
+  addSecond(op: string, h: LatencyHistogram): void {
+    if (h.totalCount === 0) return;
+    let list = this.blocks.get(op);
+    if (!list) this.blocks.set(op, (list = []));
+    list.push(recordedCounts(h));
+  }
+
+  /** One request of `op` that ended at `endEpochMs`. */
+  addSample(op: string, endEpochMs: number, latencyUs: number): void {
+    let bySecond = this.samples.get(op);
+    if (!bySecond) this.samples.set(op, (bySecond = new Map()));
+    const second = Math.floor(endEpochMs / 1000);
+    let list = bySecond.get(second);
+    if (!list) bySecond.set(second, (list = []));
+    list.push(latencyUs);
+  }
+
+  /** `op`'s blocks: its swarm seconds, then its requests' seconds (each through a histogram, to the same bucket values). */
+  of(op: string): SampleBlock[] {
+    const out = [...(this.blocks.get(op) ?? [])];
+    const bySecond = this.samples.get(op);
+    if (bySecond) {
+      const h = createLatencyHistogram();
+      for (const values of bySecond.values()) {
+        h.reset();
+        for (const v of values) recordUs(h, v);
+        out.push(recordedCounts(h));
+      }
+    }
+    return out;
+  }
+}
+
+/**
+ * Each operation seen on either side, during against clean, by name; with each side's seconds,
+ * the p50 ratio's interval and whether it is within 10%.
+ */
+export function compareLatency(
+  clean: ReadonlyMap<string, LatencyHistogram>,
+  during: ReadonlyMap<string, LatencyHistogram>,
+  cleanSeconds?: SecondBlocks,
+  duringSeconds?: SecondBlocks,
+): LatencyVsClean[] {
   const ops = [...new Set([...clean.keys(), ...during.keys()])].sort();
   return ops.map((op) => {
     const c = clean.get(op);
@@ -100,7 +159,20 @@ export function compareLatency(clean: ReadonlyMap<string, LatencyHistogram>, dur
     const faultP50Ms = pct(d, 50);
     const cleanP99Ms = pct(c, 99);
     const faultP99Ms = pct(d, 99);
-    return { op, cleanCount: c?.totalCount ?? 0, faultCount: d?.totalCount ?? 0, cleanP50Ms, faultP50Ms, cleanP99Ms, faultP99Ms, p50Ratio: ratio(faultP50Ms, cleanP50Ms), p99Ratio: ratio(faultP99Ms, cleanP99Ms) };
+    const ci = cleanSeconds && duringSeconds ? p50RatioCi(cleanSeconds.of(op), duringSeconds.of(op), op) : null;
+    return {
+      op,
+      cleanCount: c?.totalCount ?? 0,
+      faultCount: d?.totalCount ?? 0,
+      cleanP50Ms,
+      faultP50Ms,
+      cleanP99Ms,
+      faultP99Ms,
+      p50Ratio: ratio(faultP50Ms, cleanP50Ms),
+      p99Ratio: ratio(faultP99Ms, cleanP99Ms),
+      p50RatioCi: ci,
+      within10pct: boundVerdict(ci),
+    };
   });
 }
 

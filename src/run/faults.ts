@@ -5,7 +5,7 @@ import type { FaultReconnect, ReconnectCurve } from '../swarm/tunnel-log.js';
 import type { LatencyHistogram } from '../metrics/histogram.js';
 import type { AlertTiming } from '../stack/analytics/analytics-store.js';
 import { takeoverOf, takeoverSettled, watchLimitMs, type FaultTakeover, type LeaseProbe, type LeaseReading } from './takeover.js';
-import { addOp, alertDelay, compareLatency, recordOp, type AlertDelaySummary, type LatencyVsClean, type Span } from './alert-delay.js';
+import { addOp, alertDelay, compareLatency, recordOp, SecondBlocks, type AlertDelaySummary, type LatencyVsClean, type Span } from './alert-delay.js';
 
 /**
  * A scenario's `faults:`, run at their times. Each fault's time counts from the start of its
@@ -79,7 +79,8 @@ export interface FaultRecord {
   alertDelayCleanMs?: AlertDelaySummary | null;
   /**
    * Each client operation's latency while the fault lasted against the clean part of its stage (the
-   * swarm's seconds and the operators' sessions; warm-ups excluded). Empty when nothing was measured.
+   * swarm's seconds and the operators' sessions; warm-ups excluded), with the p50 ratio's 95%
+   * interval and whether it is within 10% (alert-delay.ts). Empty when nothing was measured.
    * The three fields above are absent in results written before them.
    */
   latencyVsClean?: LatencyVsClean[];
@@ -114,6 +115,8 @@ interface Pending {
   during: Map<string, LatencyHistogram>;
   /** A fault on an app node: its app nodes read before it acted, and the latest reading after (takeover.ts). */
   lease: { before: LeaseReading[]; after: LeaseReading[] | null; afterAtMs: number | null; settled: boolean } | null;
+  /** The same second by second, for the p50 ratio's interval. */
+  duringSeconds: SecondBlocks;
 }
 
 export class FaultRunner {
@@ -130,6 +133,8 @@ export class FaultRunner {
    * stage index: a fault is compared with its own stage (the same fleet and rate), not with a ramp.
    */
   private readonly clean = new Map<number, Map<string, LatencyHistogram>>();
+  /** The same second by second, by stage index. */
+  private readonly cleanSeconds = new Map<number, SecondBlocks>();
   /** When each stage's measured part started (epoch ms), in the order they started. */
   private readonly stageStarts: Array<{ index: number; atMs: number }> = [];
   private closed = false;
@@ -148,6 +153,7 @@ export class FaultRunner {
       firedAtMs: null,
       during: new Map(),
       lease: null,
+      duringSeconds: new SecondBlocks(),
       record: {
         at: round(fault.atMs / 1000, 3),
         stage: fault.stageIndex + 1,
@@ -196,8 +202,14 @@ export class FaultRunner {
     if (!ops || warmup) return;
     const faults = this.overlapping(endEpochMs - 1000, endEpochMs);
     for (const [op, h] of ops) {
-      if (faults.during.length === 0 && !faults.settling) addOp(this.cleanOf(endEpochMs - 1000), op, h);
-      for (const p of faults.during) addOp(p.during, op, h);
+      if (faults.during.length === 0 && !faults.settling) {
+        addOp(this.cleanOf(endEpochMs - 1000), op, h);
+        this.cleanSecondsOf(endEpochMs - 1000).addSecond(op, h);
+      }
+      for (const p of faults.during) {
+        addOp(p.during, op, h);
+        p.duringSeconds.addSecond(op, h);
+      }
     }
   }
 
@@ -216,6 +228,14 @@ export class FaultRunner {
     return m;
   }
 
+  /** The clean seconds of the stage running at `epochMs`. */
+  private cleanSecondsOf(epochMs: number): SecondBlocks {
+    const stage = this.stageAt(epochMs);
+    let b = this.cleanSeconds.get(stage);
+    if (!b) this.cleanSeconds.set(stage, (b = new SecondBlocks()));
+    return b;
+  }
+
   /** The clean part of a stage as spans (epoch ms): from its start to the next stage's start (or forever). */
   private stageSpan(stageIndex: number): Span | null {
     const i = this.stageStarts.findIndex((s) => s.index === stageIndex);
@@ -226,8 +246,14 @@ export class FaultRunner {
   /** One client operation outside the swarm (an operator session) ended at `endEpochMs`, taking `latencyUs`. */
   recordOp(op: string, endEpochMs: number, latencyUs: number): void {
     const faults = this.overlapping(endEpochMs, endEpochMs + 1);
-    if (faults.during.length === 0 && !faults.settling) recordOp(this.cleanOf(endEpochMs), op, latencyUs);
-    for (const p of faults.during) recordOp(p.during, op, latencyUs);
+    if (faults.during.length === 0 && !faults.settling) {
+      recordOp(this.cleanOf(endEpochMs), op, latencyUs);
+      this.cleanSecondsOf(endEpochMs).addSample(op, endEpochMs, latencyUs);
+    }
+    for (const p of faults.during) {
+      recordOp(p.during, op, latencyUs);
+      p.duringSeconds.addSample(op, endEpochMs, latencyUs);
+    }
   }
 
   /** A fired fault's span: from its firing to the end of its `for` (an instant fault: INSTANT_FAULT_SPAN_MS). */
@@ -284,7 +310,7 @@ export class FaultRunner {
         alertDelayMs: alerts ? alertDelay(alerts, this.span(p)!) : null,
         // The fault's own stage, outside every fault's span and settling.
         alertDelayCleanMs: alerts ? alertDelay(alerts, this.stageSpan(p.fault.stageIndex) ?? undefined, busy) : null,
-        latencyVsClean: compareLatency(this.clean.get(p.fault.stageIndex) ?? new Map(), p.during),
+        latencyVsClean: compareLatency(this.clean.get(p.fault.stageIndex) ?? new Map(), p.during, this.cleanSeconds.get(p.fault.stageIndex) ?? new SecondBlocks(), p.duringSeconds),
         takeover: p.lease ? takeoverOf(this.takeoverInput(p, p.lease)) : null,
       };
       if (!tunnels) return r;

@@ -85,6 +85,10 @@ describe('the analytics plane slowed 10x', () => {
     expect(session.faultP50Ms!).toBeLessThanOrEqual(session.cleanP50Ms! * 1.1 + 250);
     // The telemetry ack waits for the analytics node's commit: that path is the one that slows.
     expect(op('ws-rtt').faultP50Ms!).toBeGreaterThan(op('ws-rtt').cleanP50Ms!);
+    // Every op carries a verdict on "within 10%"; the ack's can never be that it held (2.5 s is too
+    // short for an interval, so here it is unresolved, and with one it is broken).
+    for (const l of f!.latencyVsClean!) expect(['held', 'broken', 'unresolved']).toContain(l.within10pct);
+    expect(op('ws-rtt').within10pct).not.toBe('held');
     // Nothing acked is lost: every acked frame's key is in the analytics store, once.
     expect(result.ledger).toMatchObject({ lost: 0, duplicated: 0 });
     expect(result.ledger!.acked).toBeGreaterThan(500);

@@ -271,6 +271,44 @@ describe('chart data', () => {
     expect(term).toContain('alert delay (analytics node, agent send → alert): 795 alerts, p50 207 ms, p99 1,053 ms, max 1,807 ms');
     expect(term).toContain('  during slow analytics at 20 s: p50 317 ms (clean 156 ms), p99 1,260 ms, 286 alerts');
     expect(term).not.toContain('during kill');
+    // No fault compared any latency: no latency section.
+    expect(term).not.toContain('latency during each fault');
+    expect(md).not.toContain('**Latency during each fault**');
+  });
+
+  it("each fault's latency against clean: the p50 ratio, its 95% interval and the within-10% verdict", () => {
+    const r = structuredClone(search);
+    const base = { stage: 2, bySec: null, fraction: null, error: null, errorsSec: 0, errors: 0, dropped: null, reconnect: null, relayPeakConnectsPerSec: null, reconnectCurve: null } as const;
+    const ci = (low: number, high: number) => ({ level: 0.95, low, high, replicates: 2000, cleanBlocks: 55, faultBlocks: 60 });
+    const row = { cleanP99Ms: 900, faultP99Ms: 950, p99Ratio: 1.056 };
+    r.faults = [
+      {
+        ...base,
+        at: 30,
+        action: 'slow',
+        node: 'analytics',
+        byFactor: 10,
+        forSec: 60,
+        firedAtSec: 51.2,
+        outcome: 'done',
+        latencyVsClean: [
+          { op: 'user-session', cleanCount: 1100, faultCount: 1200, cleanP50Ms: 190.4, faultP50Ms: 185.5, p50Ratio: 0.974, p50RatioCi: ci(0.93, 1.021), within10pct: 'held', ...row },
+          { op: 'ws-command', cleanCount: 1000, faultCount: 1150, cleanP50Ms: 137, faultP50Ms: 152, p50Ratio: 1.109, p50RatioCi: ci(1.01, 1.22), within10pct: 'unresolved', ...row },
+          { op: 'ws-rtt', cleanCount: 9000, faultCount: 9500, cleanP50Ms: 156, faultP50Ms: 292, p50Ratio: 1.874, p50RatioCi: ci(1.79, 1.95), within10pct: 'broken', ...row },
+          // Written before the interval existed.
+          { op: 'ws-ping', cleanCount: 9000, faultCount: 9500, cleanP50Ms: 0.14, faultP50Ms: 0.12, p50Ratio: 0.857, ...row },
+        ],
+      },
+    ];
+    const md = renderMarkdown(r);
+    expect(md).toContain('| Fault | Op | p50 clean | p50 during | Ratio | 95% interval | Within 10% | Samples clean / during |');
+    expect(md).toContain('| slow analytics ×10 for 60 s at 30 s | user-session | 190 ms | 186 ms | 0.97× | 0.93×–1.02× | held | 1,100 / 1,200 |');
+    expect(md).toContain('| slow analytics ×10 for 60 s at 30 s | ws-rtt | 156 ms | 292 ms | 1.87× | 1.79×–1.95× | broken | 9,000 / 9,500 |');
+    expect(md).toContain('| slow analytics ×10 for 60 s at 30 s | ws-ping | 140 µs | 120 µs | 0.86× | – | – | 9,000 / 9,500 |');
+    const term = terminalSummary(r);
+    expect(term).toContain('latency during each fault');
+    expect(term).toContain('  slow analytics at 30 s:');
+    expect(term).toMatch(/ws-command +137 ms → 152 ms +1\.11× +1\.01×–1\.22× +unresolved +1,000 \/ 1,150/);
   });
 
   it("a fault on the DBAgent's leader: its takeover, in a column of its own and a terminal line; none without", () => {

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { alertDelay, alertDelayPerSecond, compareLatency } from '../../src/run/alert-delay.js';
 import { FaultRunner, type FaultClock, type FaultTarget } from '../../src/run/faults.js';
 import { createLatencyHistogram, recordUs } from '../../src/metrics/histogram.js';
+import { Rng } from '../../src/core/random.js';
 import type { AlertTiming } from '../../src/stack/analytics/analytics-store.js';
 import type { ScenarioFault } from '../../src/scenario/types.js';
 
@@ -126,6 +127,8 @@ describe('FaultRunner: what a slow fault measured', () => {
     const ping2 = r!.latencyVsClean!.find((x) => x.op === 'ws-ping')!;
     // Seconds 11–15 overlap the span (and second 10 ends at its start: not in it); 16–20 settle; the rest (20) are clean.
     expect(ping2).toMatchObject({ faultCount: 5, cleanCount: 20, cleanP50Ms: 1, faultP50Ms: 3, p50Ratio: 3 });
+    // 5 samples during the fault: too few for an interval, so 3× is not called broken.
+    expect(ping2).toMatchObject({ p50RatioCi: null, within10pct: 'unresolved' });
     expect(r!.latencyVsClean!.find((x) => x.op === 'user-session')).toMatchObject({ faultCount: 5, cleanCount: 20, faultP50Ms: expect.closeTo(40, 0), cleanP50Ms: expect.closeTo(20, 0), p50Ratio: expect.closeTo(2, 2) });
     // Without an analytics node (no alerts read): null, not zero.
     expect(runner.records(undefined, clock.now())[0]).toMatchObject({ alertDelayMs: null, alertDelayCleanMs: null });
@@ -160,5 +163,37 @@ describe('FaultRunner: what a slow fault measured', () => {
     expect(r!.latencyVsClean!.find((x) => x.op === 'ws-ping')).toMatchObject({ faultCount: 2, cleanCount: 13, cleanP50Ms: expect.closeTo(1, 1), faultP50Ms: expect.closeTo(2, 1) });
     expect(r!.alertDelayCleanMs).toEqual({ alerts: 2, p50Ms: 100, p99Ms: 120, maxMs: 120 });
     expect(r!.alertDelayMs).toEqual({ alerts: 1, p50Ms: 400, p99Ms: 400, maxMs: 400 });
+  });
+
+  it('within 10%: each op gets an interval from its seconds, and a verdict from the interval', async () => {
+    const clock = new ManualClock();
+    const target: FaultTarget = { kill: () => undefined, restart: async () => undefined, slow: async () => undefined, disconnect: async () => 0 };
+    const fault: ScenarioFault = { atMs: 20_000, stageIndex: 0, atInStageMs: 20_000, action: 'slow', node: 'analytics', forMs: 20_000, byMs: null, byFactor: 10, fraction: null };
+    const t0 = clock.now();
+    const runner = new FaultRunner([fault], target, t0, 10_000, clock);
+    runner.stageStarted(0, t0);
+    const rng = new Rng('within');
+    // 70 s: 50 acks a second, exponential (mean 100 ms), 1.5× slower during the fault (20–40 s);
+    // 20 sessions a second, 20 ms ± 2 ms whether or not the fault lasts.
+    for (let s = 1; s <= 70; s++) {
+      await clock.advance(1000);
+      const endMs = t0 + s * 1000;
+      const during = s > 20 && s <= 40;
+      const h = createLatencyHistogram();
+      for (let i = 0; i < 50; i++) recordUs(h, (1000 + rng.exponential(100_000)) * (during ? 1.5 : 1));
+      runner.recordSecond(endMs, 0, new Map([['ws-rtt', h]]));
+      for (let i = 0; i < 20; i++) runner.recordOp('user-session', endMs - 1000 + i * 50, 18_000 + rng.next() * 4000);
+    }
+    const [r] = runner.records(undefined, clock.now());
+    const rtt = r!.latencyVsClean!.find((x) => x.op === 'ws-rtt')!;
+    const session = r!.latencyVsClean!.find((x) => x.op === 'user-session')!;
+    // Clean: 1–20 and 46–70 (45 s); during: 21–40 (20 s).
+    expect(rtt.p50RatioCi).toMatchObject({ cleanBlocks: 45, faultBlocks: 20 });
+    expect(rtt.p50RatioCi!.low).toBeLessThanOrEqual(rtt.p50Ratio!);
+    expect(rtt.p50RatioCi!.high).toBeGreaterThanOrEqual(rtt.p50Ratio!);
+    expect(rtt.within10pct).toBe('broken');
+    expect(session.p50RatioCi).toMatchObject({ cleanBlocks: 45, faultBlocks: 20 });
+    expect(session.p50RatioCi!.high).toBeLessThanOrEqual(1.1);
+    expect(session.within10pct).toBe('held');
   });
 });
