@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { AuditSpool } from '../../src/stack/relay/audit-spool.js';
+import { AuditSpool, DRAIN_WINDOW } from '../../src/stack/relay/audit-spool.js';
 import { StoreUnavailableError } from '../../src/stack/store/errors.js';
 import type { NodeMetricsApi, SessionAuditRecord, Store } from '../../src/stack/types.js';
 
@@ -115,8 +115,10 @@ describe('the relay audit spool', () => {
     expect(s.size).toBe(2);
     await s.drain(); // still hung: nothing moves
     expect(s.size).toBe(2);
-    store.wake(); // the hung calls land now: the open (from write) and the drain's replayed open
-    expect(store.rows.get(a.id)).toMatchObject({ outcome: 'open' });
+    // The hung calls land now: the open (from write), and the drain's window, which sent the
+    // replayed open and end at once: the session is ended, whatever order they landed in.
+    store.wake();
+    expect(store.rows.get(a.id)).toMatchObject({ outcome: 'answered' });
     await s.drain();
     expect(s.size).toBe(0);
     expect(store.rows.get(a.id)).toMatchObject({ outcome: 'answered', status: 200 });
@@ -164,5 +166,64 @@ describe('the relay audit spool', () => {
     await expect(s.write(record())).rejects.toThrow(/audit spool holds 3 records, its limit/);
     expect(s.m.counts.get('session-audit-spool-full')).toBe(2);
     expect(s.size).toBe(3);
+  });
+
+  it('a drain keeps up with a database of 100 ms writes: it writes a window at once, not one record per round trip', async () => {
+    // Each write takes 100 ms and at most `inFlight` run at once is what the test watches.
+    const store = new MoodyStore();
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const slow = store.auditSession.bind(store);
+    store.auditSession = (r) => {
+      inFlight++;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      return new Promise<void>((resolve, reject) => setTimeout(() => slow(r).then(resolve, reject).finally(() => inFlight--), 100));
+    };
+    const file = join(dir, 'keep-up.spool');
+    const s = await spool(file, store, { deadlineMs: 1000 });
+    store.mood = 'down';
+    const first = record();
+    await s.write(first);
+    store.mood = 'up';
+    // 60 sessions (an open and an end each) behind it: 121 records, 12 s one at a time.
+    const ids: string[] = [];
+    for (let i = 0; i < 60; i++) {
+      const r = record();
+      ids.push(r.id);
+      await s.write(r);
+      await s.write({ ...r, outcome: 'answered', status: 200, endedMs: 3000 });
+    }
+    expect(s.size).toBe(121);
+    const t0 = Date.now();
+    await s.drain();
+    expect(Date.now() - t0).toBeLessThan(3000);
+    expect(maxInFlight).toBe(DRAIN_WINDOW);
+    expect(s.size).toBe(0);
+    expect(lines(file)).toEqual([]);
+    // Every session ended as answered, whichever of its two records landed first.
+    for (const id of ids) expect(store.rows.get(id)).toMatchObject({ outcome: 'answered', status: 200 });
+    expect(s.m.counts.get('session-audit-drained')).toBe(121);
+  });
+
+  it('a window with a failure: the records before it leave the spool, it and the rest stay, in order', async () => {
+    const store = new MoodyStore();
+    const file = join(dir, 'window-fail.spool');
+    const s = await spool(file, store);
+    store.mood = 'down';
+    const recs = Array.from({ length: 5 }, () => record());
+    for (const r of recs) await s.write(r);
+    store.mood = 'up';
+    // The third record's write fails (the database went away mid-window).
+    const write = store.auditSession.bind(store);
+    store.auditSession = (r) => (r.id === recs[2]!.id ? Promise.reject(new StoreUnavailableError('connection reset')) : write(r));
+    await s.drain();
+    expect(s.size).toBe(3);
+    expect(s.m.counts.get('session-audit-drained')).toBe(2);
+    // The file still holds everything until the spool is empty; the next drain finishes the rest.
+    store.auditSession = write;
+    await s.drain();
+    expect(s.size).toBe(0);
+    for (const r of recs) expect(store.rows.get(r.id)).toMatchObject({ outcome: 'open' });
+    expect(lines(file)).toEqual([]);
   });
 });
