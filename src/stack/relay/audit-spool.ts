@@ -42,6 +42,11 @@ export const DEFAULT_AUDIT_DEADLINE_MS = 500;
 export const DEFAULT_AUDIT_SPOOL_MAX = 100_000;
 /** Spooled records a drain writes to the database at once (at most this many calls in flight). */
 export const DRAIN_WINDOW = 16;
+/**
+ * Records a drain may have sent past the oldest one still unanswered: a head slow to land (up to
+ * the deadline) does not stop the rest. At 16 × 94 ms writes, 500 ms passes about 85.
+ */
+export const DRAIN_BEHIND_HEAD = 256;
 
 /** A database write that did not answer within the deadline. */
 class AuditDeadline extends Error {}
@@ -161,33 +166,57 @@ export class AuditSpool {
   }
 
   /**
-   * Replay the spool from its oldest record, DRAIN_WINDOW records at a time; stop at the first
-   * record the database does not take. Within a window the writes run at once: one at a time, a
-   * drain took about 10 records/s against a database with ~100 ms writes, while 5 sessions/s write
-   * 10, so past that a relay that spooled once (one write over the deadline) never left the spool,
-   * and it grew until it refused sessions. Out of order within a window is harmless: records are
-   * upserts by session id and an ended record is never moved back to open (schema-sql.ts), so the
-   * database ends as an in-order replay leaves it.
+   * Replay the spool from its oldest record, DRAIN_WINDOW writes in flight at a time; stop sending
+   * at the first record the database does not take. One at a time, a drain wrote about 10 records/s
+   * against a database with ~100 ms writes, while 5 sessions/s write 10: past that, a relay that
+   * spooled once (one write over the deadline) never left the spool, and it grew until it refused
+   * sessions. The spool's head leaves as soon as it and every record before it landed. Records
+   * landing out of order is harmless: they are upserts by session id and an ended record is never
+   * moved back to open (schema-sql.ts), so the database ends as an in-order replay leaves it.
    */
   async drain(): Promise<void> {
     if (this.draining || this.closed || this.pending.length === 0) return;
     this.draining = true;
     try {
-      while (this.pending.length > 0) {
-        const window = this.pending.slice(0, DRAIN_WINDOW);
-        const results = await Promise.allSettled(window.map((r) => this.direct(r)));
-        // The records before the first failure are in: off the spool. Later ones that landed are
-        // replayed again next time, harmlessly.
-        let landed = 0;
-        while (landed < results.length && results[landed]!.status === 'fulfilled') landed++;
-        if (landed > 0) {
-          this.pending.splice(0, landed);
-          this.drainedTotal += landed;
-          this.o.metrics.count('session-audit-drained', landed);
-          this.gauge();
-        }
-        if (landed < results.length) return; // still down: the next tick tries again
-      }
+      await new Promise<void>((finished) => {
+        // The records sent, in spool order: pending[i] is sent[i] while i < sent.length.
+        const sent: Array<{ landed: boolean }> = [];
+        let inFlight = 0;
+        let failed = false;
+        const pump = (): void => {
+          let landed = 0;
+          while (landed < sent.length && sent[landed]!.landed) landed++;
+          if (landed > 0) {
+            sent.splice(0, landed);
+            this.pending.splice(0, landed);
+            this.drainedTotal += landed;
+            this.o.metrics.count('session-audit-drained', landed);
+            this.gauge();
+          }
+          // Bounded: DRAIN_WINDOW calls in flight, and DRAIN_BEHIND_HEAD sent behind a slow head.
+          while (!failed && inFlight < DRAIN_WINDOW && sent.length < this.pending.length && sent.length < DRAIN_BEHIND_HEAD) {
+            const slot = { landed: false };
+            const r = this.pending[sent.length]!;
+            sent.push(slot);
+            inFlight++;
+            this.direct(r).then(
+              () => {
+                slot.landed = true;
+                inFlight--;
+                pump();
+              },
+              () => {
+                failed = true; // still down: the next tick tries again (what landed behind it is replayed, harmlessly)
+                inFlight--;
+                pump();
+              },
+            );
+          }
+          if (inFlight === 0) finished();
+        };
+        pump();
+      });
+      if (this.pending.length > 0) return;
       // Everything is in the database: empty the file (after any append still in flight).
       const fh = this.fh;
       if (fh && this.pending.length === 0) {
