@@ -144,7 +144,7 @@ export function renderMarkdown(r: RunResult): string {
     );
     if (rows.length) {
       out.push(
-        '**Latency during each fault** (p50 during the fault against the clean part of its stage; the ratio\'s 95% interval, a block bootstrap over seconds; within 10%: held when the interval is at or below 1.10×, broken when above, else unresolved)',
+        '**Latency during each fault** (p50 during the fault against the clean part of its stage; the ratio\'s 95% interval, a moving-block bootstrap over runs of seconds; within 10%: held when the interval is at or below 1.10×, broken when above, else unresolved)',
         '',
         mdTable(['Fault', 'Op', 'p50 clean', 'p50 during', 'Ratio', '95% interval', 'Within 10%', 'Samples clean / during'], ['l', 'l', 'r', 'r', 'r', 'r', 'l', 'r'], rows),
         '',

@@ -87,7 +87,7 @@ export interface LatencyVsClean {
   p50Ratio: number | null;
   p99Ratio: number | null;
   /**
-   * The 95% interval of p50Ratio, a block bootstrap over the seconds of each side
+   * The 95% interval of p50Ratio, a moving-block bootstrap over the seconds of each side
    * (src/analysis/ratio-ci.ts); null with fewer than 5 seconds or 20 samples on a side. Absent in older results.
    */
   p50RatioCi?: RatioCi | null;

@@ -45,7 +45,7 @@ describe('p50RatioCi and boundVerdict (within 10%)', () => {
     expect(ci!.low).toBeLessThan(1);
     expect(ci!.high).toBeGreaterThan(1);
     expect(ci!.high).toBeLessThanOrEqual(1.1);
-    expect(ci).toMatchObject({ level: 0.95, replicates: CI_REPLICATES, cleanBlocks: 60, faultBlocks: 40 });
+    expect(ci).toMatchObject({ level: 0.95, replicates: CI_REPLICATES, runSeconds: 5, cleanBlocks: 60, faultBlocks: 40 });
     expect(boundVerdict(ci)).toBe('held');
   });
 
@@ -79,6 +79,29 @@ describe('p50RatioCi and boundVerdict (within 10%)', () => {
     expect(boundVerdict(lumped)).toBe('unresolved');
   });
 
+  it('runs of seconds: a regime that holds for several seconds (a relay spooling its audit) widens the interval, as it should', () => {
+    // Each side: 10-second regimes, fast (mean 100 ms) or slow (mean 200 ms) by a coin per regime;
+    // within a regime the seconds are independent. 60 seconds a side, 30 samples a second.
+    const regimes = (seed: string) => {
+      const coin = new Rng(`${seed}:coin`);
+      const slow: boolean[] = [];
+      const draw = expo(seed, 100_000);
+      return (s: number) => {
+        slow[Math.floor(s / 10)] ??= coin.next() < 0.5;
+        return draw() * (slow[Math.floor(s / 10)] ? 2 : 1);
+      };
+    };
+    const c = blocks(60, 30, regimes('c'));
+    const f = blocks(60, 30, regimes('f'));
+    const bySecond = p50RatioCi(c, f, 'regimes', { runSeconds: 1 })!;
+    const byRuns = p50RatioCi(c, f, 'regimes')!;
+    expect(byRuns.runSeconds).toBe(5);
+    expect(bySecond.runSeconds).toBe(1);
+    expect(byRuns.high - byRuns.low).toBeGreaterThan(1.2 * (bySecond.high - bySecond.low));
+    // A short side: runs of at most half its seconds.
+    expect(p50RatioCi(blocks(6, 30, expo('c', 1000)), f, 'short')!.runSeconds).toBe(3);
+  });
+
   it('seeded: the same samples give the same interval; another seed a close one', () => {
     const c = blocks(30, 20, expo('c', 80_000));
     const f = blocks(30, 20, expo('f', 80_000));
@@ -98,7 +121,7 @@ describe('p50RatioCi and boundVerdict (within 10%)', () => {
   });
 
   it('the bound: high ≤ 1.10 held, low > 1.10 broken, straddling unresolved', () => {
-    const ci = (low: number, high: number) => ({ level: 0.95, low, high, replicates: 2000, cleanBlocks: 10, faultBlocks: 10 });
+    const ci = (low: number, high: number) => ({ level: 0.95, low, high, replicates: 2000, runSeconds: 5, cleanBlocks: 10, faultBlocks: 10 });
     expect(boundVerdict(ci(0.5, 1.1))).toBe('held');
     expect(boundVerdict(ci(1.1, 1.3))).toBe('unresolved');
     expect(boundVerdict(ci(1.101, 1.3))).toBe('broken');

@@ -279,7 +279,7 @@ describe('chart data', () => {
   it("each fault's latency against clean: the p50 ratio, its 95% interval and the within-10% verdict", () => {
     const r = structuredClone(search);
     const base = { stage: 2, bySec: null, fraction: null, error: null, errorsSec: 0, errors: 0, dropped: null, reconnect: null, relayPeakConnectsPerSec: null, reconnectCurve: null } as const;
-    const ci = (low: number, high: number) => ({ level: 0.95, low, high, replicates: 2000, cleanBlocks: 55, faultBlocks: 60 });
+    const ci = (low: number, high: number) => ({ level: 0.95, low, high, replicates: 2000, runSeconds: 5, cleanBlocks: 55, faultBlocks: 60 });
     const row = { cleanP99Ms: 900, faultP99Ms: 950, p99Ratio: 1.056 };
     r.faults = [
       {
