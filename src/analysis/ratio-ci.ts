@@ -12,10 +12,10 @@ import { round } from '../core/units.js';
  * random starts until it has as many seconds as the side, the medians of the two resamples are
  * divided, 2,000 times, and the interval is the 2.5th and 97.5th percentile of those ratios.
  * Seconds, not samples, and runs of them, are resampled, so that what holds the samples of a few
- * seconds together (a GC pause, a stalled event loop, a relay's audit spool taking records for a
- * few seconds: test/stack/audit-spool.test.ts) is drawn as a whole, not as many independent
- * draws. Drift slower than a run (a neighbour busy for 20 s) is not covered: that is what control
- * runs are for.
+ * seconds together (a GC pause, a stalled event loop, a relay's audit spool taking the records for
+ * a few seconds after one slow write: src/stack/relay/audit-spool.ts) is drawn as a whole, not as
+ * many independent draws. Drift slower than a run (a neighbour busy for 20 s) is not covered: that
+ * is what control runs are for.
  *
  * The medians are nearest-rank over the blocks' values (the HDR histograms' bucket values), so
  * on the original blocks they are the histograms' own p50. Seeded (the caller's seed string, e.g.
