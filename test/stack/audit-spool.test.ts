@@ -230,4 +230,39 @@ describe('the relay audit spool', () => {
     for (const r of recs) expect(store.rows.get(r.id)).toMatchObject({ outcome: 'open' });
     expect(lines(file)).toEqual([]);
   });
+
+  it('one write over the deadline: records spool only until a drain lands one, then go to the database again while the spool drains', async () => {
+    const store = new MoodyStore();
+    const file = join(dir, 'blip.spool');
+    const s = await spool(file, store, { deadlineMs: 50 });
+    // One slow write (the database's tail, not an outage): the breaker trips, b follows a.
+    store.mood = 'hung';
+    const a = record();
+    await s.write(a);
+    const b = record();
+    const t0 = Date.now();
+    await s.write(b);
+    expect(Date.now() - t0).toBeLessThan(45);
+    expect(s.size).toBe(2);
+    store.wake();
+    // The drain lands a, and b's write fails (the database dropped that one call).
+    const write = store.auditSession.bind(store);
+    store.auditSession = (r) => (r.id === b.id ? Promise.reject(new StoreUnavailableError('connection reset')) : write(r));
+    await s.drain();
+    expect(s.size).toBe(1);
+    store.auditSession = write;
+    // The database answered the drain: a new session's record goes to it, not behind b in the spool ...
+    const c = record();
+    await s.write(c);
+    expect(store.rows.get(c.id)).toMatchObject({ outcome: 'open' });
+    expect(s.size).toBe(1);
+    // ... while b, with a record in the spool, keeps its end there, after its open.
+    await s.write({ ...b, outcome: 'answered', status: 200, endedMs: 7000 });
+    expect(s.size).toBe(2);
+    expect(lines(file).map((l) => (JSON.parse(l) as SessionAuditRecord).id)).toEqual([a.id, b.id, b.id]);
+    await s.drain();
+    expect(s.size).toBe(0);
+    expect(store.rows.get(b.id)).toMatchObject({ outcome: 'answered', status: 200 });
+    expect(lines(file)).toEqual([]);
+  });
 });

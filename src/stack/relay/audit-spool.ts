@@ -15,9 +15,14 @@ import type { NodeMetricsApi, SessionAuditRecord, Store } from '../types.js';
  * truncated. The records are upserts by session id, and the database never moves a record back
  * from an end to `open` (schema-sql.ts), so a replay after a crash mid-drain, a timed-out direct
  * write that commits late, or two records of one session landing out of order within a window,
- * stores nothing twice and loses no outcome. While the spool holds records, every new record joins
- * it (each session is not made to wait out the deadline), so a session's open is spooled before
- * its end, and the database ends as if they had been written in order.
+ * stores nothing twice and loses no outcome. Once a write missed its deadline, every new record
+ * joins the spool (each session is not made to wait out the deadline) until the drain lands one
+ * again: then new records go to the database while the drain empties the spool behind them. A
+ * session with a record in the spool keeps its later ones there, so its open is written before its
+ * end, and an older record of another session landing later changes nothing of this one.
+ * Clearing on the first landed drain write, not on an empty spool: a database whose writes only
+ * sometimes miss the deadline (the `automate` db's exponential 94 ms, one in 200 over 500 ms) kept
+ * a relay spooling for seconds at a time, which swung its sessions' latency between two modes.
  *
  * Bounded: at most `maxRecords` waiting; past it a record cannot be kept and the session is
  * refused (StoreUnavailableError: 503 + retry-after). A relay restarted on the same spool file
@@ -59,6 +64,11 @@ export class AuditSpool {
   /** Appends and truncations, one at a time, in order. */
   private fileChain: Promise<void> = Promise.resolve();
   private draining = false;
+  /**
+   * A write missed its deadline or failed, and no drain write has landed since: the database is
+   * taken to be down. Cleared by the first record a drain lands, not only once the spool is empty.
+   */
+  private dbDown = false;
   private closed = false;
   private readonly timer: NodeJS.Timeout;
   private readonly deadlineMs: number;
@@ -95,6 +105,8 @@ export class AuditSpool {
       }
     }
     this.fh = await open(o.file, 'a', 0o600);
+    // A predecessor's records: taken as a database that was down, until the drain lands one.
+    this.dbDown = this.pending.length > 0;
     this.gauge();
   }
 
@@ -108,13 +120,15 @@ export class AuditSpool {
    * only when it could be kept in neither (the spool is full or its disk failed).
    */
   async write(r: SessionAuditRecord): Promise<void> {
-    // While the spool holds anything, the database is taken to be down (the drain finds out when it
-    // is back): new records go straight to the spool instead of waiting out the deadline each.
-    if (this.pending.length === 0 && !this.spooledIds.has(r.id)) {
+    // While the database is taken to be down (a write missed its deadline, and the drain has not
+    // landed one since), new records go straight to the spool instead of waiting out the deadline
+    // each. A session with a record in the spool keeps the rest there, after it.
+    if ((!this.dbDown || this.pending.length === 0) && !this.spooledIds.has(r.id)) {
       try {
         await this.direct(r);
         return;
       } catch (err) {
+        this.dbDown = true;
         const why = err instanceof AuditDeadline ? `no answer within ${this.deadlineMs} ms` : (err as Error).message;
         this.o.logError(`session audit ${r.id}: the database did not take it (${why}); spooled on this relay until it does`);
       }
@@ -202,6 +216,7 @@ export class AuditSpool {
             this.direct(r).then(
               () => {
                 slot.landed = true;
+                this.dbDown = false; // it answers again: new records go to it, while the spool drains behind them
                 inFlight--;
                 pump();
               },
