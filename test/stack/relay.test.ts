@@ -157,6 +157,19 @@ describe('relay: operator sessions', () => {
     expect(t.commands).toHaveLength(1);
   });
 
+  it("forwards a session whose agent's presence is not written yet (it lags the tunnel after a mass connect): the siblings are asked", async () => {
+    const a = agent(15);
+    const t = await connect('relay-1', a);
+    expect(await eventually(async () => (await dbCall<string | null>('getPresence', [a.id])) === 'relay-1', 3000)).toBe(true);
+    // As if relay-1's presence write were still waiting: no row for the agent.
+    await dbCall('setPresence', [a.id, null, Date.now()]);
+    expect(await dbCall<string | null>('getPresence', [a.id])).toBeNull();
+    const r = await session('relay-2', { agentId: a.id, protocol: 'shell', command: 'uname' });
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({ agentId: a.id, relay: 'relay-1', output: `${a.hostname}: ran shell uname` });
+    expect(t.commands).toHaveLength(1);
+  });
+
   it('refuses a bad user token (401), an agent token as a user token (401), and a bad body (400)', async () => {
     const a = agent(12);
     await connect('relay-1', a);

@@ -11,8 +11,8 @@ import type { SessionRequest } from './session-api.js';
 
 /**
  * An operator session for an agent whose tunnel is not on this relay: the relay reads the agent's
- * presence (which relay holds it) from the database (or, when the database does not answer, asks
- * its siblings: GET /relay/v1/holds/AGENT with the siblings' key) and forwards the request once to that
+ * presence (which relay holds it) from the database (or, when the database does not answer or has
+ * no sibling for it, asks its siblings: GET /relay/v1/holds/AGENT with the siblings' key) and forwards the request once to that
  * sibling, marked with x-rmmscale-relay-hop so the sibling does not forward it again. The
  * sibling's answer is passed through as it is. Nobody holds the agent, or the holder is not a
  * sibling: 404 naming the agent. The sibling is unreachable: 502.
@@ -150,10 +150,16 @@ export class SiblingForwarder {
   /**
    * Which relay holds the agent: the database's presence row, or, when the database does not
    * answer within 500 ms (the control plane down), the siblings themselves, asked in parallel.
+   * They are asked too when the row is missing or names this relay: presence is written behind
+   * the tunnels' backs, and after a mass connect (a ramp of 2,000 agents against the `automate`
+   * db) a sibling's rows lagged its tunnels by up to a minute, in which this relay answered 404
+   * for agents that were connected.
    */
   private async holderOf(agentId: string): Promise<string | null> {
     try {
-      return await withDeadline(this.store.getPresence(agentId), PRESENCE_DEADLINE_MS);
+      const holder = await withDeadline(this.store.getPresence(agentId), PRESENCE_DEADLINE_MS);
+      if (holder !== null && holder !== this.name) return holder;
+      this.metrics.count('session-presence-unknown');
     } catch {
       this.metrics.count('session-presence-from-siblings');
     }
