@@ -44,7 +44,7 @@ export interface FaultTakeover {
   leaseTtlMs: number | null;
   /**
    * From the old leader's lease lapsing (its last renewal + TTL, read just before the fault) to the
-   * takeover: the standby's own delay, at most its poll (TTL/30) plus the acquire; never below 0
+   * takeover: the standby's own delay (it tries 1 ms after the lapse) plus the acquire; never below 0
    * unless two leases overlapped. Null without a takeover or an old lease time.
    */
   afterLapseMs: number | null;
