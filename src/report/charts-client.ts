@@ -258,7 +258,7 @@ export const CHARTS_CLIENT_JS = String.raw`
     'alert-delay-timeline': function () {
       var t = data.alertDelayTimeline || [];
       if (!t.length) return 'no alert delay per second in this result';
-      var cfg = timeChart(t, 'alert delay (ms), by the second the frames were sent');
+      var cfg = timeChart(t, 'alert delay (ms)');
       cfg.data.datasets.forEach(function (d, i) {
         var c = i === 0 ? '#2563eb' : '#dc2626';
         d.borderColor = c;
