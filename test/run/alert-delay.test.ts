@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { alertDelay, alertDelayPerSecond, compareLatency } from '../../src/run/alert-delay.js';
-import { FaultRunner, type FaultClock, type FaultTarget } from '../../src/run/faults.js';
+import { FaultRunner, type FaultTarget } from '../../src/run/faults.js';
 import { createLatencyHistogram, recordUs } from '../../src/metrics/histogram.js';
 import { Rng } from '../../src/core/random.js';
 import type { AlertTiming } from '../../src/stack/analytics/analytics-store.js';
 import type { ScenarioFault } from '../../src/scenario/types.js';
+import { ManualClock } from '../helpers/manual-clock.js';
 
 /** Alerts [id, sentMs, createdMs] with the given delays, frames sent 100 ms apart from `fromMs`. */
 function alerts(fromMs: number, delaysMs: number[], firstId = 1): AlertTiming[] {
@@ -60,34 +61,6 @@ describe('compareLatency', () => {
   });
 });
 
-/** A clock moved by hand (timers in time order). */
-class ManualClock implements FaultClock {
-  t = 1_000_000;
-  private timers: Array<{ at: number; fn: () => void }> = [];
-  now(): number {
-    return this.t;
-  }
-  setTimeout(fn: () => void, ms: number): unknown {
-    const x = { at: this.t + ms, fn };
-    this.timers.push(x);
-    return x;
-  }
-  clearTimeout(handle: unknown): void {
-    this.timers = this.timers.filter((x) => x !== handle);
-  }
-  async advance(ms: number): Promise<void> {
-    const end = this.t + ms;
-    for (;;) {
-      const next = this.timers.filter((x) => x.at <= end).sort((a, b) => a.at - b.at)[0];
-      if (!next) break;
-      this.timers = this.timers.filter((x) => x !== next);
-      this.t = next.at;
-      next.fn();
-      await new Promise((r) => setImmediate(r));
-    }
-    this.t = end;
-  }
-}
 
 describe('FaultRunner: what a slow fault measured', () => {
   it('per fault: alert delay and latency during its span against the clean part (settling and warm-up excluded); the factor reaches the target', async () => {
