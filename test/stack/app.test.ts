@@ -47,6 +47,20 @@ describe('app role: the DBAgent singleton', () => {
     return { spec, store, metrics, log: () => undefined };
   }
 
+  /**
+   * A holder that took the lease (TTL 600 ms) on its own connection, which then died: no renewals,
+   * nothing released. `untilMs`: when its lease lapses.
+   */
+  async function crashedHolder(store: SqliteStore, path: string): Promise<{ crashed: DbAgent; untilMs: number }> {
+    const crashedStore = new SqliteStore(path);
+    const crashed = new DbAgent(ctxFor('app-crashed', crashedStore), crashedStore, { leaseTtlMs: 600, renewMs: 100 });
+    await crashed.start();
+    cleanups.push(() => crashed.stop());
+    const untilMs = (await store.leaseHolder(LEASE_NAME))!.untilMs;
+    await crashedStore.close();
+    return { crashed, untilMs };
+  }
+
   /** Metrics that remember counts and gauges, to read in the test. */
   function recording(): RoleContext['metrics'] & { counts: Map<string, number>; gauges: Map<string, number> } {
     const counts = new Map<string, number>();
@@ -110,13 +124,7 @@ describe('app role: the DBAgent singleton', () => {
 
   it('a crashed holder (no renewals, no release) is taken over once its lease expires, not before, under the next term', async () => {
     const { store, path } = await sqlite();
-    // The crashed instance: its own connection, which then dies (renewals fail, nothing is released).
-    const crashedStore = new SqliteStore(path);
-    const crashed = new DbAgent(ctxFor('app-crashed', crashedStore), crashedStore, { leaseTtlMs: 600, renewMs: 100 });
-    await crashed.start();
-    cleanups.push(() => crashed.stop());
-    const untilMs = (await store.leaseHolder(LEASE_NAME))!.untilMs;
-    await crashedStore.close();
+    const { crashed, untilMs } = await crashedHolder(store, path);
     const next = new DbAgent(ctxFor('app-next', store), store, { leaseTtlMs: 600, renewMs: 100 });
     cleanups.push(() => next.stop());
     await next.start();
@@ -131,12 +139,7 @@ describe('app role: the DBAgent singleton', () => {
     const { store, path } = await sqlite();
     // The dead holder's lease lapses 600 ms after it took it; the standby's own TTL is 30 s, so its
     // poll is 1 s: a standby that only polled would lead up to 1 s after the lapse.
-    const crashedStore = new SqliteStore(path);
-    const crashed = new DbAgent(ctxFor('app-crashed', crashedStore), crashedStore, { leaseTtlMs: 600, renewMs: 100 });
-    await crashed.start();
-    cleanups.push(() => crashed.stop());
-    const untilMs = (await store.leaseHolder(LEASE_NAME))!.untilMs;
-    await crashedStore.close();
+    const { untilMs } = await crashedHolder(store, path);
     const metrics = recording();
     const next = new DbAgent({ ...ctxFor('app-next', store), metrics }, store, { leaseTtlMs: 30_000, renewMs: 10_000 });
     cleanups.push(() => next.stop());
