@@ -6,6 +6,9 @@ import { latencySection } from '../../src/report/html-sections.js';
 import { renderMarkdown, terminalSummary, verdictOf } from '../../src/report/index.js';
 import { buildResult, withoutP95 } from './fixtures.js';
 
+/** The fields of a fault entry these tests do not vary: a fault of stage 2 that clients saw no errors from. */
+const FAULT_BASE = { stage: 2, bySec: null, fraction: null, error: null, errorsSec: 0, errors: 0, dropped: null, reconnect: null, relayPeakConnectsPerSec: null, reconnectCurve: null } as const;
+
 const search = buildResult();
 const staged = buildResult({ search: false, nodes: false, plan: false, fit: false });
 const untrusted = buildResult({ untrustworthy: true });
@@ -255,10 +258,9 @@ describe('chart data', () => {
 
   it("a slow by a factor, and the analytics node's alert delay: a column when measured, and the run's line", () => {
     const r = structuredClone(search);
-    const base = { stage: 2, bySec: null, fraction: null, error: null, errorsSec: 0, errors: 0, dropped: null, reconnect: null, relayPeakConnectsPerSec: null, reconnectCurve: null } as const;
     r.faults = [
-      { ...base, at: 20, action: 'slow', node: 'analytics', byFactor: 10, forSec: 30, firedAtSec: 51.2, outcome: 'done', alertDelayMs: { alerts: 286, p50Ms: 317, p99Ms: 1260, maxMs: 1372 }, alertDelayCleanMs: { alerts: 332, p50Ms: 156, p99Ms: 387, maxMs: 1138 }, latencyVsClean: [] },
-      { ...base, at: 60, action: 'kill', node: 'relay-2', forSec: null, firedAtSec: 91.2, outcome: 'done', alertDelayMs: null, alertDelayCleanMs: { alerts: 332, p50Ms: 156, p99Ms: 387, maxMs: 1138 }, latencyVsClean: [] },
+      { ...FAULT_BASE, at: 20, action: 'slow', node: 'analytics', byFactor: 10, forSec: 30, firedAtSec: 51.2, outcome: 'done', alertDelayMs: { alerts: 286, p50Ms: 317, p99Ms: 1260, maxMs: 1372 }, alertDelayCleanMs: { alerts: 332, p50Ms: 156, p99Ms: 387, maxMs: 1138 }, latencyVsClean: [] },
+      { ...FAULT_BASE, at: 60, action: 'kill', node: 'relay-2', forSec: null, firedAtSec: 91.2, outcome: 'done', alertDelayMs: null, alertDelayCleanMs: { alerts: 332, p50Ms: 156, p99Ms: 387, maxMs: 1138 }, latencyVsClean: [] },
     ];
     r.alertDelayMs = { alerts: 795, p50Ms: 207, p99Ms: 1053, maxMs: 1807 };
     expect(chartData(r).faults[0]).toEqual({ label: 'slow analytics ×10 30 s', atSec: 51.2 });
@@ -278,12 +280,11 @@ describe('chart data', () => {
 
   it("each fault's latency against clean: the p50 ratio, its 95% interval and the within-10% verdict", () => {
     const r = structuredClone(search);
-    const base = { stage: 2, bySec: null, fraction: null, error: null, errorsSec: 0, errors: 0, dropped: null, reconnect: null, relayPeakConnectsPerSec: null, reconnectCurve: null } as const;
     const ci = (low: number, high: number) => ({ level: 0.95, low, high, replicates: 2000, runSeconds: 5, cleanBlocks: 55, faultBlocks: 60 });
     const row = { cleanP99Ms: 900, faultP99Ms: 950, p99Ratio: 1.056 };
     r.faults = [
       {
-        ...base,
+        ...FAULT_BASE,
         at: 30,
         action: 'slow',
         node: 'analytics',
@@ -338,13 +339,12 @@ describe('chart data', () => {
 
   it('an alert-delay chart per fault (during against clean) and a per-second timeline, only for a run that measured them', () => {
     const r = structuredClone(search);
-    const base = { stage: 2, bySec: null, fraction: null, error: null, errorsSec: 0, errors: 0, dropped: null, reconnect: null, relayPeakConnectsPerSec: null, reconnectCurve: null } as const;
     r.faults = [
-      { ...base, at: 20, action: 'slow', node: 'analytics', byFactor: 10, forSec: 30, firedAtSec: 51.2, outcome: 'done', alertDelayMs: { alerts: 286, p50Ms: 317, p99Ms: 1260, maxMs: 1372 }, alertDelayCleanMs: { alerts: 332, p50Ms: 156, p99Ms: 387, maxMs: 1138 }, latencyVsClean: [] },
-      { ...base, at: 60, action: 'kill', node: 'relay-2', forSec: null, firedAtSec: 91.2, outcome: 'done', alertDelayMs: null, alertDelayCleanMs: { alerts: 332, p50Ms: 156, p99Ms: 387, maxMs: 1138 }, latencyVsClean: [] },
+      { ...FAULT_BASE, at: 20, action: 'slow', node: 'analytics', byFactor: 10, forSec: 30, firedAtSec: 51.2, outcome: 'done', alertDelayMs: { alerts: 286, p50Ms: 317, p99Ms: 1260, maxMs: 1372 }, alertDelayCleanMs: { alerts: 332, p50Ms: 156, p99Ms: 387, maxMs: 1138 }, latencyVsClean: [] },
+      { ...FAULT_BASE, at: 60, action: 'kill', node: 'relay-2', forSec: null, firedAtSec: 91.2, outcome: 'done', alertDelayMs: null, alertDelayCleanMs: { alerts: 332, p50Ms: 156, p99Ms: 387, maxMs: 1138 }, latencyVsClean: [] },
       // Skipped, and one without alerts either side: no bars.
-      { ...base, at: 90, action: 'stop', node: 'db', forSec: 5, firedAtSec: null, outcome: 'skipped', alertDelayMs: null, alertDelayCleanMs: null, latencyVsClean: [] },
-      { ...base, at: 70, action: 'kill', node: 'web-agent-1', forSec: null, firedAtSec: 101.2, outcome: 'done', alertDelayMs: null, alertDelayCleanMs: null, latencyVsClean: [] },
+      { ...FAULT_BASE, at: 90, action: 'stop', node: 'db', forSec: 5, firedAtSec: null, outcome: 'skipped', alertDelayMs: null, alertDelayCleanMs: null, latencyVsClean: [] },
+      { ...FAULT_BASE, at: 70, action: 'kill', node: 'web-agent-1', forSec: null, firedAtSec: 101.2, outcome: 'done', alertDelayMs: null, alertDelayCleanMs: null, latencyVsClean: [] },
     ];
     r.alertDelayMs = { alerts: 795, p50Ms: 207, p99Ms: 1053, maxMs: 1807 };
     r.alertDelayTimeline = [
