@@ -78,11 +78,14 @@ describe('DBAgent takeover after a fault on the leader (db + two app nodes, real
     expect(t.leaseTtlMs).toBe(TTL_MS);
     expect(t.reason).toBeNull();
 
-    // The standby's own stamp, read straight from its /metrics, is what the entry measured from the kill.
+    // The standby's own stamp, read straight from its /metrics, is what the entry measured from the
+    // kill. The runner stamps the fault just before it calls kill, and this test stamps inside the
+    // call: on a loaded host a few ms of event-loop lag can fall between (6 ms seen in a full run),
+    // against a takeover of seconds.
     const now = (await probe.read()).find((r) => r.node === standby.node)!;
     expect(now.leader).toBe(true);
-    expect(Math.abs(now.ledSinceMs! - killedAtMs - t.takeoverMs!)).toBeLessThanOrEqual(5);
-    // Not before the old lease lapsed (no two leaders), and at most a poll (plus a loaded host's lag) after.
+    expect(Math.abs(now.ledSinceMs! - killedAtMs - t.takeoverMs!)).toBeLessThanOrEqual(50);
+    // Not before the old lease lapsed (no two leaders), and soon after it (the standby tries 1 ms past the lapse; within a poll, plus a loaded host's lag).
     expect(t.afterLapseMs!).toBeGreaterThanOrEqual(0);
     expect(t.afterLapseMs!).toBeLessThanOrEqual(POLL_MS + 400);
     // The kill came at most a renewal after the last one: the lease lapsed TTL − renewal to TTL after it.
