@@ -24,6 +24,7 @@ import { AnalyticsClient } from '../stack/analytics/analytics-client.js';
 import { ALERTS_PAGE_MAX, type AlertTiming } from '../stack/analytics/analytics-store.js';
 import { alertDelay, alertDelayPerSecond } from './alert-delay.js';
 import { checkLedger, type Ledger } from './ledger.js';
+import { relaySpoolReader, waitForSpools } from './spool-drain.js';
 import { libraryVersions } from './library-versions.js';
 import type { NodeSecond, RunResult, RunShard } from './result-types.js';
 import { CoordinatorClient, DEFAULT_TIMEOUTS, runFingerprint, ShardCoordinator, type CoordinationTimeouts } from './shard-coordinator.js';
@@ -271,6 +272,7 @@ async function readLedger(ctx: RunContext): Promise<Ledger | null> {
 async function readTelemetryLedger(ctx: RunContext): Promise<Ledger | null> {
   const url = ctx.stack?.analyticsUrl;
   if (!url || ctx.acked.length === 0) return null;
+  await drainSpools(ctx);
   const client = new AnalyticsClient(url, ctx.secret, { connections: 1, timeoutMs: 30_000 });
   try {
     const ledger = await checkLedger(client, { seed: ctx.sc.fleet.seed, swarms: ctx.acked, commandIds: [] });
@@ -282,6 +284,16 @@ async function readTelemetryLedger(ctx: RunContext): Promise<Ledger | null> {
   } finally {
     await client.close().catch(() => undefined);
   }
+}
+
+/** How long the run waits for the relays to forward their spooled telemetry before the ledger. */
+const SPOOL_DRAIN_LIMIT_MS = 60_000;
+
+/** Wait for every relay's telemetry spool to reach the analytics node (run/spool-drain.ts). */
+async function drainSpools(ctx: RunContext): Promise<void> {
+  if (!ctx.stack) return;
+  const out = await waitForSpools(relaySpoolReader(ctx.stack.nodes, ctx.stack.adminKey), SPOOL_DRAIN_LIMIT_MS);
+  if (!out.drained) ctx.warnings.push(`relays still held telemetry for the analytics node after ${Math.round(out.waitedMs / 1000)} s: ${out.left.map((r) => `${r.node} ${r.spooled}`).join(', ')} samples; what never arrives counts as lost in the ledger`);
 }
 
 /** Every alert the analytics node raised in this run ([id, sentMs, createdMs]); null without an analytics node. */

@@ -370,7 +370,7 @@ export async function startStack(topology: Topology, opts: StackOptions = {}): P
           ? { loopScale: opts.loopScale, leaseTtlMs: opts.lease?.ttlMs, renewMs: opts.lease?.renewMs }
           : undefined,
       proxy: n.role === 'proxy' ? proxyPools([...byName.values()]) : undefined,
-      relay: n.role === 'relay' ? { siblings: [], tls: n.tls, siblingCaFiles: siblingCaFiles.length ? siblingCaFiles : undefined, auditSpoolFile: join(dataDir, `${n.name}-audit.spool`), analyticsUrl } : undefined,
+      relay: n.role === 'relay' ? { siblings: [], tls: n.tls, siblingCaFiles: siblingCaFiles.length ? siblingCaFiles : undefined, auditSpoolFile: join(dataDir, `${n.name}-audit.spool`), telemetrySpoolDir: join(dataDir, `${n.name}-telemetry`), analyticsUrl } : undefined,
       limits: opts.limits,
     };
   };

@@ -82,8 +82,11 @@ export interface NodeSpec {
    * (the launcher keeps it in the stack's data folder, so a restarted relay drains it; absent, a
    * file in a fresh temp folder of this process). auditSpoolMax: records it may hold (default 100,000).
    * analyticsUrl: the analytics node, where telemetry goes (absent: into the store).
+   * telemetrySpoolDir: with an analytics node, where acked telemetry waits to be forwarded to it
+   * (relay/telemetry-spool.ts; the launcher keeps it in the stack's data folder). telemetrySpoolMax:
+   * samples it may hold (default 200,000).
    */
-  relay?: { siblings: string[]; tls?: { certFile: string; keyFile: string }; siblingCaFiles?: string[]; auditSpoolFile?: string; auditSpoolMax?: number; analyticsUrl?: string };
+  relay?: { siblings: string[]; tls?: { certFile: string; keyFile: string }; siblingCaFiles?: string[]; auditSpoolFile?: string; auditSpoolMax?: number; analyticsUrl?: string; telemetrySpoolDir?: string; telemetrySpoolMax?: number };
   /** analytics role: its own SQLite file (the analytics plane's store, apart from the control plane's database). */
   analytics?: { path: string };
   /** Test hooks: scale the DBAgent's loop periods; shorten its lease (defaults 15 s, renewed every 5 s). */

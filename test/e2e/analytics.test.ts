@@ -16,7 +16,8 @@ import { alive } from '../helpers/fork-node.js';
  * clean part, then the analytics node is slowed 10× for 2.5 s.
  *
  * Oracles: the alert delay is measured and is larger during the fault than in the clean part; the
- * tunnels' own latency (ws-ping) and the operators' sessions stay within a tolerance of the clean
+ * tunnels' own latency (ws-ping), the telemetry ack (ws-rtt: relays ack from their own spool and
+ * forward behind it) and the operators' sessions stay within a tolerance of the clean
  * part (sub-millisecond pings on a shared 2-core host: 10% of that is noise, so an absolute slack
  * is added, see the bounds below); every telemetry frame a relay acked is in the analytics store
  * (the ledger, compared key by key).
@@ -90,12 +91,14 @@ describe('the analytics plane slowed 10x', () => {
     const sessions = result.windows[0]!.background!.ops['user-session']!;
     expect(sessions.completed).toBeGreaterThan(20);
     expect(sessions.failed).toBeLessThanOrEqual(sessions.count * 0.05);
-    // The telemetry ack waits for the analytics node's commit: that path is the one that slows.
-    expect(op('ws-rtt').faultP50Ms!).toBeGreaterThan(op('ws-rtt').cleanP50Ms!);
-    // Every op carries a verdict on "within 10%"; the ack's can never be that it held (2.5 s is too
-    // short for an interval, so here it is unresolved, and with one it is broken).
+    // The telemetry ack (the agent's check-in on a tunnel) does not wait for the analytics node: the
+    // relay acks once the frame is on its own disk (relay/telemetry-spool.ts). Its median is the
+    // batch wait (up to 250 ms) plus an fsync; acking after the slowed commit added ~10 × 20 ms.
+    const rtt = op('ws-rtt');
+    expect(rtt.faultCount).toBeGreaterThan(100);
+    expect(rtt.faultP50Ms!).toBeLessThanOrEqual(rtt.cleanP50Ms! * 1.1 + 25);
+    // Every op carries a verdict on "within 10%" (2.5 s is too short for most intervals: unresolved).
     for (const l of f!.latencyVsClean!) expect(['held', 'broken', 'unresolved']).toContain(l.within10pct);
-    expect(op('ws-rtt').within10pct).not.toBe('held');
     // Nothing acked is lost: every acked frame's key is in the analytics store, once.
     expect(result.ledger).toMatchObject({ lost: 0, duplicated: 0 });
     expect(result.ledger!.acked).toBeGreaterThan(500);

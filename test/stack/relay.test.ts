@@ -85,46 +85,77 @@ describe('relay: tunnels', () => {
     expect(await gauge('relay-1', 'tunnels-open')).toBe(1);
   });
 
-  it('acks telemetry only after it is in the database, and records presence', async () => {
+  it('acks telemetry once it is on the relay\'s disk, forwards it to the analytics node behind the ack, and records presence', async () => {
     const a = agent(2);
     const t = await connect('relay-1', a);
     for (let seq = 1; seq <= 40; seq++) t.ws.send(JSON.stringify({ t: 'tel', seq, cpuPct: seq, memPct: 50 } satisfies TunnelFrame));
     expect(await eventually(() => t.acks.length === 40, 5000)).toBe(true);
-    // Read at the instant the last ack arrived: every acked frame is already committed.
-    expect(telemetryRows(a.id)).toBe(40);
     expect(t.acks).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+    // Behind the ack, every frame reaches the analytics node, once; the relay's spool empties.
+    expect(await eventually(() => telemetryRows(a.id) === 40, 5000)).toBe(true);
+    expect(await eventually(async () => (await gauge('relay-1', 'telemetry-spooled')) === 0, 3000)).toBe(true);
     expect(await eventually(async () => (await dbCall<string | null>('getPresence', [a.id])) === 'relay-1', 3000)).toBe(true);
     t.ws.close();
     expect(await eventually(async () => (await dbCall<string | null>('getPresence', [a.id])) === null, 3000)).toBe(true);
     const hdr = (await (await fetch(`${node('relay-1').url}/admin/hdr`, { headers: { authorization: `Bearer ${stack.adminKey}` } })).json()) as { histograms: Record<string, string> };
-    expect(Object.keys(hdr.histograms)).toContain('op:telemetry-commit');
+    expect(Object.keys(hdr.histograms)).toEqual(expect.arrayContaining(['op:telemetry-commit', 'op:telemetry-forward', 'op:telemetry-spool-wait']));
   });
 
-  it('the analytics plane hung (SIGSTOP): frames wait unacked, while pings and an operator session on the same tunnel still answer; resumed, every frame is acked and stored once', async () => {
+  it('the analytics plane hung (SIGSTOP): frames are still acked (from the relay\'s spool), pings and an operator session still answer; resumed, every frame is stored once', async () => {
     const a = agent(9);
     const t = await connect('relay-1', a);
     // Presence (the control plane) first, so relay-2 can find the tunnel.
     expect(await eventually(async () => (await dbCall<string | null>('getPresence', [a.id])) === 'relay-1', 3000)).toBe(true);
     stack.kill('analytics', 'SIGSTOP');
     try {
+      const t0 = performance.now();
       for (let seq = 1; seq <= 5; seq++) t.ws.send(JSON.stringify({ t: 'tel', seq, cpuPct: 99, memPct: 50, sentMs: Date.now() } satisfies TunnelFrame));
+      // The agent path does not wait for the analytics plane: acked within the batch window and an fsync.
+      expect(await eventually(() => t.acks.length === 5, 3000)).toBe(true);
+      expect(performance.now() - t0).toBeLessThan(2000);
+      expect(t.acks).toEqual([1, 2, 3, 4, 5]);
       // The data plane answers: a ping's pong, and a session brokered down this tunnel.
       const pong = new Promise<number>((r) => {
-        const t0 = performance.now();
-        t.ws.once('pong', () => r(performance.now() - t0));
+        const p0 = performance.now();
+        t.ws.once('pong', () => r(performance.now() - p0));
         t.ws.ping();
       });
       expect(await pong).toBeLessThan(1000);
       expect(await session('relay-2', { agentId: a.id, protocol: 'shell', command: 'uptime' })).toMatchObject({ status: 200, body: { relay: 'relay-1', exitCode: 3 } });
-      // No frame is acked while the analytics node cannot store it.
-      await sleep(300);
-      expect(t.acks).toEqual([]);
+      // Acked, not yet stored: the frames wait in relay-1's spool.
+      expect(telemetryRows(a.id)).toBe(0);
+      // (the gauge is published once a second)
+      expect(await eventually(async () => (await gauge('relay-1', 'telemetry-spooled')) >= 5, 3000)).toBe(true);
+      expect(telemetryRows(a.id)).toBe(0);
     } finally {
       stack.kill('analytics', 'SIGCONT');
     }
-    expect(await eventually(() => t.acks.length === 5, 10_000)).toBe(true);
-    expect(t.acks).toEqual([1, 2, 3, 4, 5]);
-    expect(telemetryRows(a.id)).toBe(5);
+    expect(await eventually(() => telemetryRows(a.id) === 5, 10_000)).toBe(true);
+    expect(await eventually(async () => (await gauge('relay-1', 'telemetry-spooled')) === 0, 10_000)).toBe(true);
+  });
+
+  it('a relay SIGKILLed with acked frames still in its spool: restarted on the same folder, it forwards them, each stored once', async () => {
+    const a = agent(12);
+    const t = await connect('relay-2', a);
+    stack.kill('analytics', 'SIGSTOP');
+    try {
+      for (let seq = 1; seq <= 7; seq++) t.ws.send(JSON.stringify({ t: 'tel', seq, cpuPct: 10, memPct: 50 } satisfies TunnelFrame));
+      expect(await eventually(() => t.acks.length === 7, 3000)).toBe(true);
+      stack.kill('relay-2', 'SIGKILL');
+      expect(await eventually(() => t.ws.readyState === WebSocket.CLOSED, 5000)).toBe(true);
+    } finally {
+      stack.kill('analytics', 'SIGCONT');
+    }
+    expect(telemetryRows(a.id)).toBe(0);
+    await stack.restart('relay-2');
+    expect(await eventually(() => telemetryRows(a.id) === 7, 10_000)).toBe(true);
+    const db = new Database(join(dataDir, 'analytics.sqlite'), { readonly: true, fileMustExist: true });
+    try {
+      const seqs = (db.prepare('SELECT seq FROM telemetry WHERE agent_id = ? ORDER BY seq').all(a.id) as Array<{ seq: number }>).map((r) => r.seq);
+      expect(seqs).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    } finally {
+      db.close();
+    }
   });
 
   it('closes a tunnel that sends a malformed frame (1008) and stores nothing from it', async () => {

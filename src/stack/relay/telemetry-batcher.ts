@@ -2,7 +2,8 @@ import type { NodeMetricsApi, TelemetrySample } from '../types.js';
 
 /**
  * Relay telemetry into the database in batches, acknowledging each frame only after the batch
- * that holds it has committed: an acked frame is in the database, never only in a relay's memory.
+ * that holds it has committed: an acked frame is in the database (or, with an analytics node, in
+ * the relay's fsynced telemetry spool: telemetry-spool.ts), never only in a relay's memory.
  *
  *   tel A ─┐                                    ┌─► ack A
  *   tel B ─┼─ buffer (until maxSamples, or the ─┼─► ack B      one store.telemetry([A, B, C])

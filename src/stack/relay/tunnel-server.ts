@@ -24,8 +24,10 @@ import { TelemetryBatcher, type TelemetryBatchOptions } from './telemetry-batche
  * tunnel for the same agent replaces the first (closed 4000). Per tunnel the relay keeps the
  * socket and one WeakMap entry (its agent id); listeners are shared, not per-tunnel closures.
  *
- * Telemetry: batched (telemetry-batcher.ts; 500 samples or 250 ms) into store.telemetry, each
- * frame acked only after its batch committed. Presence (which relay holds an agent) is written on
+ * Telemetry: batched (telemetry-batcher.ts; 500 samples or 250 ms), each frame acked only after
+ * its batch is durable: committed by store.telemetry, or, with an analytics node, fsynced into the
+ * relay's telemetry spool (telemetry-spool.ts), which forwards it to the analytics node behind the
+ * ack, so a slow analytics plane does not slow the agents. Presence (which relay holds an agent) is written on
  * open and cleared on close, coalesced per agent (presence-writer.ts). `res` frames and closed
  * tunnels go to the session broker (sessions.ts), which the operator side (session-api.ts) fills.
  */
@@ -44,7 +46,7 @@ export interface TunnelServerOptions {
   store: Store;
   metrics: NodeMetricsApi;
   batch: TelemetryBatchOptions;
-  /** Where telemetry goes: the analytics node (its own plane), or, without one, the store. */
+  /** Where telemetry goes: the relay's spool for the analytics node (its own plane), or, without one, the store. */
   telemetrySink?: (samples: TelemetrySample[]) => Promise<unknown>;
   sessions: SessionBroker;
   /** The relay's rate-limited error line. */

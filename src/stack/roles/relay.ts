@@ -3,12 +3,13 @@ import type { Duplex } from 'node:stream';
 import { StackError } from '../../core/errors.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { AuditSpool } from '../relay/audit-spool.js';
 import { AnalyticsClient } from '../analytics/analytics-client.js';
 import { SessionApi } from '../relay/session-api.js';
 import { SiblingForwarder } from '../relay/sibling-forward.js';
 import { DEFAULT_TELEMETRY_BATCH, type TelemetryBatchOptions } from '../relay/telemetry-batcher.js';
+import { TelemetrySpool } from '../relay/telemetry-spool.js';
 import { TunnelServer } from '../relay/tunnel-server.js';
 import type { NodeMetricsApi, RoleContext, RoleFactory, RoleHandler } from '../types.js';
 
@@ -39,6 +40,9 @@ export function batchPolicyFrom(raw: string | undefined): TelemetryBatchOptions 
   return { ...DEFAULT_TELEMETRY_BATCH, maxSamples: samples, maxDelayMs: Number(m[2]), maxInFlight: inFlight };
 }
 
+/** How long a stopping relay keeps forwarding spooled telemetry to the analytics node. */
+const SPOOL_DRAIN_MS = 1000;
+
 export class RelayHandler implements RoleHandler {
   private readonly metrics: NodeMetricsApi;
   private readonly log: (m: string) => void;
@@ -52,6 +56,8 @@ export class RelayHandler implements RoleHandler {
   private lastErrorLogMs = 0;
 
   private readonly audit: AuditSpool;
+  /** Telemetry waiting for the analytics node (null without one). */
+  private readonly spool: TelemetrySpool | null;
   private readonly ownSpoolDir: string | null;
 
   constructor(ctx: RoleContext, batch: TelemetryBatchOptions) {
@@ -70,13 +76,26 @@ export class RelayHandler implements RoleHandler {
     // One connection per batch the batcher may have committing: a slow sink holds at most those.
     this.analytics = analyticsUrl ? new AnalyticsClient(analyticsUrl, secret, { connections: batch.maxInFlight }) : null;
     const sink = this.analytics;
+    // With an analytics node, telemetry is acked once on this relay's disk and forwarded behind the
+    // ack (telemetry-spool.ts): a slow analytics plane delays alerts, not the agents.
+    this.spool = sink
+      ? new TelemetrySpool({
+          dir: ctx.spec.relay?.telemetrySpoolDir ?? join(this.ownSpoolDir ?? dirname(spoolFile), `${name}-telemetry`),
+          sink: (samples) => sink.telemetry(samples),
+          metrics: ctx.metrics,
+          logError: (m) => this.logError(m),
+          maxInFlight: batch.maxInFlight,
+          maxSamples: ctx.spec.relay?.telemetrySpoolMax,
+        })
+      : null;
+    const spool = this.spool;
     this.tunnels = new TunnelServer({
       name,
       secret,
       store: ctx.store,
       metrics: ctx.metrics,
       batch,
-      telemetrySink: sink ? (samples) => sink.telemetry(samples) : undefined,
+      telemetrySink: spool ? (samples) => spool.append(samples) : undefined,
       sessions: this.api.sessions,
       logError: (m) => this.logError(m),
     });
@@ -86,8 +105,9 @@ export class RelayHandler implements RoleHandler {
   }
 
   /** Take over the audit records a predecessor on the same spool file left. */
-  load(): Promise<void> {
-    return this.audit.load();
+  async load(): Promise<void> {
+    await this.audit.load();
+    await this.spool?.load();
   }
 
   /** At most one error line a second, so a database outage cannot flood stderr. */
@@ -103,6 +123,10 @@ export class RelayHandler implements RoleHandler {
     this.metrics.gauge('tunnels-open', this.tunnels.size);
     this.metrics.gauge('sessions-pending', this.api.sessions.size);
     this.metrics.gauge('telemetry-buffered', this.tunnels.telemetryBuffered);
+    if (this.spool) {
+      this.metrics.gauge('telemetry-spooled', this.spool.waiting);
+      this.metrics.gauge('telemetry-spool-age-ms', Math.round(this.spool.oldestAgeMs));
+    }
     this.metrics.gauge('presence-waiting', this.tunnels.presenceWaiting);
   }
 
@@ -126,8 +150,13 @@ export class RelayHandler implements RoleHandler {
   async close(): Promise<void> {
     clearInterval(this.gaugeTimer);
     await this.tunnels.close();
+    if (this.spool) {
+      // What the analytics node takes within the deadline; the rest stays on disk for the next relay here.
+      await this.spool.drain(SPOOL_DRAIN_MS);
+      await this.spool.close();
+    }
     await this.audit.close();
-    if (this.ownSpoolDir && this.audit.size === 0) rmSync(this.ownSpoolDir, { recursive: true, force: true });
+    if (this.ownSpoolDir && this.audit.size === 0 && (this.spool?.waiting ?? 0) === 0) rmSync(this.ownSpoolDir, { recursive: true, force: true });
     await this.forwarder.close();
     await this.analytics?.close();
     this.shutDown = true;
