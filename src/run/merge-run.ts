@@ -191,7 +191,14 @@ export function mergeRunShards(input: readonly RunShardDoc[]): RunResult {
     versions: first.versions,
     mergedFrom,
   });
-  return { ...result, host: first.host, endedAt: docs.map((d) => d.endedAt).sort()[docs.length - 1] };
+  // The alert delay is read from the analytics node by the shard that started the stack, and covers
+  // every shard's agents (they all send to it): taken from that shard, as the faults are, on the merged clock.
+  const a = docs.findIndex((d) => d.alertDelayMs !== undefined && d.alertDelayMs !== null);
+  const alerts =
+    a >= 0
+      ? { alertDelayMs: docs[a].alertDelayMs, alertDelayTimeline: docs[a].alertDelayTimeline?.map((s) => ({ ...s, tSec: round(s.tSec + shiftSec[a], 3) })) ?? null }
+      : {};
+  return { ...result, ...alerts, host: first.host, endedAt: docs.map((d) => d.endedAt).sort()[docs.length - 1] };
 }
 
 /** The ceiling a search claimed: its last good load when it found one (the assembly's headline). */

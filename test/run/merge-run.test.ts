@@ -67,6 +67,26 @@ describe('mergeRunShards', () => {
     expect(m.windows[0].startSec).toBe(0);
   });
 
+  it('keeps the alert delay of the shard that read the analytics node (it covers every shard\'s agents), its timeline on the merged clock', () => {
+    const owner = shard(1, { startedAt: '2025-01-01T00:00:03.000Z', clockOffsetMs: 0 });
+    owner.alertDelayMs = { alerts: 12, p50Ms: 150, p99Ms: 900, maxMs: 950 };
+    owner.alertDelayTimeline = [
+      { tSec: 0, alerts: 5, p50Ms: 140, p99Ms: 300 },
+      { tSec: 4, alerts: 7, p50Ms: 290, p99Ms: 950 },
+    ];
+    const others = [shard(0, { startedAt: '2025-01-01T00:00:01.000Z', clockOffsetMs: 0 }), shard(2, { startedAt: '2025-01-01T00:00:02.000Z', clockOffsetMs: 0 })];
+    for (const o of others) o.alertDelayMs = null;
+    const m = mergeRunShards(docs([others[0], owner, others[1]]));
+    expect(m.alertDelayMs).toEqual({ alerts: 12, p50Ms: 150, p99Ms: 900, maxMs: 950 });
+    // The owner started 2 s after the earliest shard: its seconds move by 2.
+    expect(m.alertDelayTimeline).toEqual([
+      { tSec: 2, alerts: 5, p50Ms: 140, p99Ms: 300 },
+      { tSec: 6, alerts: 7, p50Ms: 290, p99Ms: 950 },
+    ]);
+    // Without any shard that read alerts, the merged result has none either.
+    expect(mergeRunShards(docs([0, 1, 2].map((i) => shard(i)))).alertDelayMs ?? null).toBeNull();
+  });
+
   it('makes the whole untrustworthy when one shard was, and names it', () => {
     const m = mergeRunShards(docs([shard(0), shard(1), shard(2, { trustworthy: false })]));
     const g = m.windows[0].generator;
