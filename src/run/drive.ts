@@ -26,12 +26,13 @@ async function driveStages(ctx: RunContext): Promise<void> {
   const stages = sc.stages ?? [];
   // Each stage is its own window and its own swarm. A stage ramps linearly from the count the
   // one before ended at (from 0 for the first); a stage that starts from a running fleet first
-  // sends STAGE_WARMUP_MS at its starting count (tunnels: longer, windowWarmupMs), measured
+  // sends STAGE_WARMUP_MS (or its own `warmup:`) at its starting count (tunnels: longer, windowWarmupMs), measured
   // nowhere, so that the new workers' start-up (JIT, first GCs, connection set-up) is not
   // measured as the stack's latency.
   let prev = 0;
   for (const [i, st] of stages.entries()) {
-    const warmupMs = prev > 0 ? windowWarmupMs(sc.fleet.transport, prev, STAGE_WARMUP_MS) : 0;
+    // A stage's own `warmup:` replaces the default; a tunnel fleet adds its reconnect time to either.
+    const warmupMs = prev > 0 ? windowWarmupMs(sc.fleet.transport, prev, st.warmupMs ?? STAGE_WARMUP_MS) : 0;
     const checkin = st.checkin ?? sc.fleet.checkin;
     await measureWindow(ctx, { kind: 'stage', label: `stage ${i + 1}/${stages.length}`, agents: st.agents, checkin, warmupMs, measureMs: st.durationMs, rampFromAgents: prev, stageIndex: i });
     prev = st.agents;

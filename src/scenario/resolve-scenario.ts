@@ -107,7 +107,7 @@ export function resolveScenario(data: unknown, p: Problems, file: string, agentV
   }
 
   const timeLimitMs = positiveDurationMs(p, ['timeLimit'], raw.timeLimit, DEFAULT_TIME_LIMIT);
-  const minimumMs = stages ? stages.reduce((t, s) => t + s.durationMs, 0) : ceiling ? ceiling.maxSteps * (ceiling.warmupMs + ceiling.measureMs) : 0;
+  const minimumMs = stages ? stages.reduce((t, s) => t + s.durationMs + (s.warmupMs ?? 0), 0) : ceiling ? ceiling.maxSteps * (ceiling.warmupMs + ceiling.measureMs) : 0;
   if (timeLimitMs > 0 && minimumMs > timeLimitMs && p.ok(['stages'], ['ceiling'])) {
     const what = stages ? "the stages' total" : 'ceiling.maxSteps × (warmup + measure)';
     p.expected(['timeLimit'], `at least ${what}, ${formatDurationMs(minimumMs)}`, raw.timeLimit ?? DEFAULT_TIME_LIMIT);
@@ -302,10 +302,17 @@ function resolveStages(raw: unknown, p: Problems): ScenarioStage[] {
       return { durationMs: spec.durationMs, agents: spec.agents, checkin };
     }
     const s = map(item);
+    let warmupMs: number | null = null;
+    if (s.warmup !== undefined) {
+      warmupMs = p.take([...at, 'warmup'], (f) => parseDurationMs(f, s.warmup), 0);
+      if (i === 0) p.expected([...at, 'warmup'], 'no warm-up on the first stage (it ramps from 0 agents; warm up a later stage)', s.warmup);
+      else if (warmupMs % 1000 !== 0) p.expected([...at, 'warmup'], 'whole seconds (the series is per second)', s.warmup);
+    }
     return {
       durationMs: positiveDurationMs(p, [...at, 'duration'], s.duration, '1s'),
       agents: num(s.agents) ?? 0,
       checkin: s.rate === undefined ? null : p.take([...at, 'rate'], (f) => parseCheckinSpec(f, s.rate), null),
+      ...(warmupMs !== null ? { warmupMs } : {}),
     };
   });
 }

@@ -60,6 +60,11 @@ export interface ScenarioStage {
   agents: number;
   /** null = the fleet's check-in model. */
   checkin: CheckinSpec | null;
+  /**
+   * `warmup:` how long the stage first runs at the previous stage's count, measured nowhere; null =
+   * the default (STAGE_WARMUP_MS). A tunnel fleet adds its reconnect time either way.
+   */
+  warmupMs?: number | null;
 }
 
 /** What a fault does (a scenario's `faults:` item names exactly one). */

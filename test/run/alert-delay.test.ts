@@ -59,6 +59,17 @@ describe('compareLatency', () => {
     expect(rows[0]).toMatchObject({ cleanCount: 0, cleanP50Ms: null, faultP50Ms: expect.closeTo(40, 0), p50Ratio: null });
     expect(rows[1]).toMatchObject({ faultCount: 0, faultP50Ms: null, p99Ratio: null });
   });
+
+  it('keeps a sub-millisecond op at the histogram\'s precision: a tunnel ping\'s ratio is not taken from p50s rounded to 0.01 ms', () => {
+    const h = (us: number, n: number) => {
+      const x = createLatencyHistogram();
+      for (let i = 0; i < n; i++) recordUs(x, us);
+      return x;
+    };
+    // 145 µs clean, 255 µs during: 1.76×. Rounded to 0.01 ms first, 0.14 and 0.26 said 1.86×.
+    const [row] = compareLatency(new Map([['ws-ping', h(145, 100)]]), new Map([['ws-ping', h(255, 100)]]));
+    expect(row).toMatchObject({ cleanP50Ms: 0.145, faultP50Ms: 0.255, p50Ratio: 1.759 });
+  });
 });
 
 
@@ -99,7 +110,8 @@ describe('FaultRunner: what a slow fault measured', () => {
     expect(r!.alertDelayCleanMs).toEqual({ alerts: 3, p50Ms: 100, p99Ms: 120, maxMs: 120 });
     const ping2 = r!.latencyVsClean!.find((x) => x.op === 'ws-ping')!;
     // Seconds 11–15 overlap the span (and second 10 ends at its start: not in it); 16–20 settle; the rest (20) are clean.
-    expect(ping2).toMatchObject({ faultCount: 5, cleanCount: 20, cleanP50Ms: 1, faultP50Ms: 3, p50Ratio: 3 });
+    // (Percentiles at the histogram's precision, HDR's highest equivalent value: 3 ms recorded reads 3.001.)
+    expect(ping2).toMatchObject({ faultCount: 5, cleanCount: 20, cleanP50Ms: 1, faultP50Ms: 3.001, p50Ratio: 3.001 });
     // 5 samples during the fault: too few for an interval, so 3× is not called broken.
     expect(ping2).toMatchObject({ p50RatioCi: null, within10pct: 'unresolved' });
     expect(r!.latencyVsClean!.find((x) => x.op === 'user-session')).toMatchObject({ faultCount: 5, cleanCount: 20, faultP50Ms: expect.closeTo(40, 0), cleanP50Ms: expect.closeTo(20, 0), p50Ratio: expect.closeTo(2, 2) });

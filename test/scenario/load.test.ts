@@ -266,6 +266,24 @@ describe('the schema', () => {
 });
 
 describe('malformed files: one line each, FILE:LINE PATH: expected …, got …', () => {
+  it('a stage may warm up at the previous count for its own time, counted in the time the stages need', () => {
+    const s = parseScenario(`${STACK}stages:\n  - { duration: 20s, agents: 2000 }\n  - { duration: 2m, agents: 2000, warmup: 90s }\n`, 's.yaml');
+    expect(s.stages).toEqual([
+      { durationMs: 20_000, agents: 2000, checkin: null },
+      { durationMs: 120_000, agents: 2000, checkin: null, warmupMs: 90_000 },
+    ]);
+    // The time limit must leave room for the warm-up too: 20 s + 90 s + 2 min.
+    expect(problems(`${STACK}stages:\n  - { duration: 20s, agents: 20 }\n  - { duration: 2m, agents: 20, warmup: 90s }\ntimeLimit: 150s\n`)[0]).toBe(`bad.yaml:6 timeLimit: expected at least the stages' total, 230s, got "150s"`);
+  });
+
+  it.each<[string, string, string]>([
+    ['on the first stage', `${STACK}stages:\n  - { duration: 20s, agents: 20, warmup: 10s }\n`, 'bad.yaml:4 stages[0].warmup: expected no warm-up on the first stage (it ramps from 0 agents; warm up a later stage), got "10s"'],
+    ['in part seconds', `${STACK}stages:\n  - { duration: 20s, agents: 20 }\n  - { duration: 20s, agents: 20, warmup: 1500ms }\n`, 'bad.yaml:5 stages[1].warmup: expected whole seconds (the series is per second), got "1500ms"'],
+    ['not a duration', `${STACK}stages:\n  - { duration: 20s, agents: 20 }\n  - { duration: 20s, agents: 20, warmup: soon }\n`, 'bad.yaml:5 stages[1].warmup:'],
+  ])('refuses a stage warm-up %s', (_what, text, first) => {
+    expect(problems(text)[0]).toContain(first);
+  });
+
   it('the issue example, on line 14', () => {
     const text = [
       '# yaml-language-server: $schema=../schemas/scenario.schema.json',
