@@ -24,18 +24,29 @@ const SECRET = generateSecret();
  */
 
 const NODE_MAIN = fileURLToPath(new URL('../src/stack/node-main.js', import.meta.url));
+const NODE_RELAY = fileURLToPath(new URL('./node-relay.js', import.meta.url));
 
 /**
  * CPU seconds a process has used (user + system), from /proc; NaN where there is none. On a
  * shared host the CPU each process spends per request is steadier than the request rate.
  */
 function cpuSec(pid: number | undefined): number {
-  if (pid === undefined) return NaN;
+  const t = cpuTicks(pid);
+  return (t[0] + t[1]) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+}
+
+/** User-mode CPU seconds alone: the process's own code, not the kernel's socket work. */
+function userSec(pid: number | undefined): number {
+  return cpuTicks(pid)[0] / 100;
+}
+
+function cpuTicks(pid: number | undefined): [number, number] {
+  if (pid === undefined) return [NaN, NaN];
   try {
     const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+    return [Number(f[11]), Number(f[12])];
   } catch {
-    return NaN;
+    return [NaN, NaN];
   }
 }
 
@@ -66,18 +77,39 @@ async function startBuiltinProxy(backendUrl: string): Promise<{ url: string; pid
   };
 }
 
-type Path = 'direct' | 'builtin' | 'haproxy';
+/** The floor: a bare Node TCP relay (bench/node-relay.ts), no HTTP work. */
+async function startNodeRelay(backendUrl: string): Promise<{ url: string; pid: number | undefined; stop(): Promise<void> }> {
+  const proc = fork(NODE_RELAY, [new URL(backendUrl).port], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    proc.once('message', (m: { port: number }) => resolve(m.port));
+    proc.once('exit', (c) => reject(new Error(`node relay exited ${c}`)));
+  });
+  return {
+    url: `http://127.0.0.1:${port}`,
+    pid: proc.pid,
+    stop: () =>
+      new Promise((resolve) => {
+        if (proc.exitCode !== null) return resolve();
+        proc.once('exit', () => resolve());
+        proc.kill('SIGTERM');
+      }),
+  };
+}
+
+type Path = 'direct' | 'builtin' | 'haproxy' | 'node-relay';
 
 export async function benchProxy(opts: { rounds: number; durationSec: number; connections: number }): Promise<BenchRow[]> {
   const agent = deriveAgent(DEFAULT_SEED, SECRET, 0);
   const body = new PayloadFactory(DEFAULT_SEED).body('checkin', agent, 1, new Rng('bench'));
   const headers = { 'content-type': 'application/json', authorization: `Bearer ${agent.token}`, 'x-agent-id': agent.id };
   const withHaproxy = spawnSync(process.env.RMMSCALE_HAPROXY ?? 'haproxy', ['-v']).status === 0;
-  const paths: Path[] = withHaproxy ? ['direct', 'builtin', 'haproxy'] : ['direct', 'builtin'];
-  const rates: Record<Path, number[]> = { direct: [], builtin: [], haproxy: [] };
-  const p99: Record<Path, number[]> = { direct: [], builtin: [], haproxy: [] };
+  const paths: Path[] = withHaproxy ? ['direct', 'builtin', 'haproxy', 'node-relay'] : ['direct', 'builtin', 'node-relay'];
+  const rates: Record<Path, number[]> = { direct: [], builtin: [], haproxy: [], 'node-relay': [] };
+  const p99: Record<Path, number[]> = { direct: [], builtin: [], haproxy: [], 'node-relay': [] };
   /** CPU µs per request: the load generator (this process), the backend, the proxy. */
-  const cpuUs: Record<Path, Array<[number, number, number]>> = { direct: [], builtin: [], haproxy: [] };
+  const cpuUs: Record<Path, Array<[number, number, number]>> = { direct: [], builtin: [], haproxy: [], 'node-relay': [] };
+  /** The proxy's user-mode CPU µs per request (its own code and Node's, not the kernel's socket work). */
+  const userUs: Record<Path, number[]> = { direct: [], builtin: [], haproxy: [], 'node-relay': [] };
   const server = await startMinimalServer();
   try {
     for (let roundIndex = 0; roundIndex < opts.rounds; roundIndex++) {
@@ -88,18 +120,23 @@ export async function benchProxy(opts: { rounds: number; durationSec: number; co
             ? { url: server.url, pid: undefined, stop: async () => undefined }
             : path === 'builtin'
               ? await startBuiltinProxy(server.url)
-              : await startHaproxy({ agentPool: [server.url], userPool: [], names: { [server.url]: 'web-agent-1' } });
+              : path === 'node-relay'
+                ? await startNodeRelay(server.url)
+                : await startHaproxy({ agentPool: [server.url], userPool: [], names: { [server.url]: 'web-agent-1' } });
         try {
           // Warm-up: connections and JIT, not counted.
           await autocannon({ url: `${front.url}/agent/v1/checkin`, connections: opts.connections, duration: 1, method: 'POST', headers, body });
           const before = await server.served();
           const cpu0 = [cpuSec(process.pid), cpuSec(server.proc.pid), cpuSec(front.pid)];
+          const user0 = userSec(front.pid);
           const r = await autocannon({ url: `${front.url}/agent/v1/checkin`, connections: opts.connections, duration: opts.durationSec, method: 'POST', headers, body });
           const cpu1 = [cpuSec(process.pid), cpuSec(server.proc.pid), cpuSec(front.pid)];
+          const user1 = userSec(front.pid);
           const served = (await server.served()) - before;
           rates[path].push(served / opts.durationSec);
           const us = (i: number): number => Math.round(((cpu1[i] - cpu0[i]) * 1e6) / served);
           cpuUs[path].push([us(0), us(1), path === 'direct' ? 0 : us(2)]);
+          userUs[path].push(Math.round(((user1 - user0) * 1e6) / served * 10) / 10);
           p99[path].push(r.latency.p99);
         } finally {
           await front.stop();
@@ -137,11 +174,12 @@ export async function benchProxy(opts: { rounds: number; durationSec: number; co
       ratio: round(ratio, 2),
       target,
       pass: ratio >= min,
-      note: `rounds: ${path} ${rates[path].map(Math.round).join('/')}, direct ${rates.direct.map(Math.round).join('/')}; ${path}/direct per round ${perRound.map((r) => round(r, 2)).join('/')}; ratio of the medians ${round(rate / direct, 2)}; p99 ms ${path} ${median(p99[path])}, direct ${median(p99.direct)}; CPU µs/request (load+backend+proxy) per round ${cpuUs[path].map((c) => c.join('+')).join(' / ')}, direct ${cpuUs.direct.map((c) => `${c[0]}+${c[1]}`).join(' / ')}; CPU-model ratio per round ${cpuModel(path)}`,
+      note: `rounds: ${path} ${rates[path].map(Math.round).join('/')}, direct ${rates.direct.map(Math.round).join('/')}; ${path}/direct per round ${perRound.map((r) => round(r, 2)).join('/')}; ratio of the medians ${round(rate / direct, 2)}; p99 ms ${path} ${median(p99[path])}, direct ${median(p99.direct)}; CPU µs/request (load+backend+proxy) per round ${cpuUs[path].map((c) => c.join('+')).join(' / ')}, direct ${cpuUs.direct.map((c) => `${c[0]}+${c[1]}`).join(' / ')}; CPU-model ratio per round ${cpuModel(path)}; ${path}'s user-mode CPU µs/request per round ${userUs[path].join('/')} (the bare Node relay's: ${userUs['node-relay'].join('/')})`,
     };
   };
   const rows = [row('builtin', '≥ 0.5× direct (2 cores shared by load, proxy and backend)', 0.5)];
   if (withHaproxy) rows.push(row('haproxy', 'reference: HAProxy 2.6 on the same host', 0));
+  rows.push(row('node-relay', "reference: the floor, a bare Node TCP relay with no HTTP work (bench/node-relay.ts)", 0));
   return rows;
 }
 
