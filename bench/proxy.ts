@@ -1,4 +1,4 @@
-import { fork } from 'node:child_process';
+import { fork, type ChildProcess } from 'node:child_process';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -50,6 +50,15 @@ function cpuTicks(pid: number | undefined): [number, number] {
   }
 }
 
+/** SIGTERM a front this bench forked, by its handle; resolves once it exited. */
+function stopChild(proc: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
+    proc.once('exit', () => resolve());
+    proc.kill('SIGTERM');
+  });
+}
+
 async function startBuiltinProxy(backendUrl: string): Promise<{ url: string; pid: number | undefined; stop(): Promise<void> }> {
   const spec: NodeSpec = {
     name: 'proxy',
@@ -68,12 +77,7 @@ async function startBuiltinProxy(backendUrl: string): Promise<{ url: string; pid
   return {
     url: ready.url,
     pid: proc.pid,
-    stop: () =>
-      new Promise((resolve) => {
-        if (proc.exitCode !== null) return resolve();
-        proc.once('exit', () => resolve());
-        proc.kill('SIGTERM');
-      }),
+    stop: () => stopChild(proc),
   };
 }
 
@@ -87,12 +91,7 @@ async function startNodeRelay(backendUrl: string): Promise<{ url: string; pid: n
   return {
     url: `http://127.0.0.1:${port}`,
     pid: proc.pid,
-    stop: () =>
-      new Promise((resolve) => {
-        if (proc.exitCode !== null) return resolve();
-        proc.once('exit', () => resolve());
-        proc.kill('SIGTERM');
-      }),
+    stop: () => stopChild(proc),
   };
 }
 
