@@ -95,15 +95,18 @@ export class CapacityLimiter {
     return this.waiting.length - this.waitHead;
   }
 
-  private account(): void {
-    const now = performance.now();
+  /** Add busy-worker time up to `now` (never backwards: a caller's clock may lag or lead this one). */
+  private account(now = performance.now()): void {
+    if (now <= this.lastChangeMs) return;
     this.busyArea += this.busyNow * (now - this.lastChangeMs);
     this.lastChangeMs = now;
   }
 
   /** Busy-worker time as a share of all worker time since the previous call (0..1). */
   takeUtilization(nowMs = performance.now()): number {
-    this.account();
+    // Up to the caller's `now`, the same instant the span ends at: accounting to a later clock
+    // reading counted busy time past the span (a share above 1/4 with 1 of 4 workers busy).
+    this.account(nowMs);
     const span = nowMs - this.lastTakeMs;
     const u = span > 0 ? this.busyArea / (span * this.workers) : 0;
     this.busyArea = 0;
