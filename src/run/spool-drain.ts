@@ -1,4 +1,5 @@
 import { promSamples } from '../metrics/prometheus.js';
+import { nodeMetricsText } from './node-metrics-text.js';
 
 /**
  * Relays ack telemetry once it is on their own disk and forward it to the analytics node behind
@@ -46,13 +47,8 @@ export function relaySpoolReader(nodes: ReadonlyArray<{ name: string; role: stri
   return () =>
     Promise.all(
       relays.map(async (n) => {
-        try {
-          const res = await fetch(n.metricsUrl, { headers: { authorization: `Bearer ${adminKey}` }, signal: AbortSignal.timeout(timeoutMs) });
-          if (!res.ok) return { node: n.name, spooled: null };
-          return { node: n.name, spooled: spooledOf(await res.text()) };
-        } catch {
-          return { node: n.name, spooled: null };
-        }
+        const text = await nodeMetricsText(n.metricsUrl, adminKey, timeoutMs);
+        return { node: n.name, spooled: text === null ? null : spooledOf(text) };
       }),
     );
 }

@@ -1,5 +1,6 @@
 import { round } from '../core/units.js';
 import { promSamples } from '../metrics/prometheus.js';
+import { nodeMetricsText } from './node-metrics-text.js';
 import type { FaultAction } from '../scenario/types.js';
 
 /**
@@ -185,13 +186,8 @@ export function stackLeaseProbe(nodes: ReadonlyArray<{ name: string; role: strin
     read: () =>
       Promise.all(
         apps.map(async (n) => {
-          try {
-            const res = await fetch(n.metricsUrl, { headers: { authorization: `Bearer ${adminKey}` }, signal: AbortSignal.timeout(timeoutMs) });
-            if (!res.ok) return unreachable(n.name);
-            return leaseReadingOf(n.name, await res.text());
-          } catch {
-            return unreachable(n.name);
-          }
+          const text = await nodeMetricsText(n.metricsUrl, adminKey, timeoutMs);
+          return text === null ? unreachable(n.name) : leaseReadingOf(n.name, text);
         }),
       ),
   };

@@ -86,9 +86,7 @@ export class TelemetrySpool {
   private readonly segmentSamples: number;
   private readonly retryMs: number;
   private readonly now: () => number;
-  /** Since start: samples appended, forwarded, and replayed from a predecessor's segments. */
-  spooledTotal = 0;
-  forwardedTotal = 0;
+  /** Samples replayed from a predecessor's segments at load (its counters are the metrics'). */
   replayedTotal = 0;
 
   constructor(private readonly o: TelemetrySpoolOptions) {
@@ -160,7 +158,6 @@ export class TelemetrySpool {
       segment.waiting++;
       this.queue.push({ samples, segment, spooledMs: this.now(), inFlight: false, done: false });
       this.waitingSamples += samples.length;
-      this.spooledTotal += samples.length;
     });
     this.fileChain = appended.catch(() => undefined);
     return appended.finally(() => {
@@ -210,7 +207,6 @@ export class TelemetrySpool {
           this.o.metrics.count('telemetry-forwarded', q.samples.length);
           q.done = true;
           this.waitingSamples -= q.samples.length;
-          this.forwardedTotal += q.samples.length;
           const s = q.segment;
           s.waiting--;
           if (s.sealed && s.waiting === 0) this.fileChain = this.fileChain.then(() => unlink(s.path).catch(() => undefined));
