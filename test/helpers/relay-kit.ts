@@ -43,6 +43,13 @@ export function relayKit(stack: () => RunningStack, secret: string, userAuthoriz
     return m ? Number(m[1]) : NaN;
   }
 
+  /** A role event counter on a node's /metrics (0 when it has not counted any). */
+  async function events(name: string, event: string): Promise<number> {
+    const text = await (await fetch(`${node(name).url}/metrics`)).text();
+    const m = new RegExp(`^rmmscale_events_total\\{[^}]*event="${event}"\\} (\\S+)$`, 'm').exec(text);
+    return m ? Number(m[1]) : 0;
+  }
+
   /** A plain `ws` agent; it answers commands unless told to ignore them. */
   async function connect(relay: string, a: AgentIdentity, answer = true): Promise<TestTunnel> {
     const ws = new WebSocket(tunnelUrl(relay), { headers: { authorization: `Bearer ${a.token}`, 'x-agent-id': a.id }, perMessageDeflate: false });
@@ -74,5 +81,5 @@ export function relayKit(stack: () => RunningStack, secret: string, userAuthoriz
     for (const ws of open.splice(0)) ws.terminate();
   }
 
-  return { open, node, tunnelUrl, dbCall, gauge, connect, session, closeAll };
+  return { open, node, tunnelUrl, dbCall, gauge, events, connect, session, closeAll };
 }

@@ -131,6 +131,7 @@ export class TelemetrySpool {
         this.queue.push({ samples, segment, spooledMs: this.now(), inFlight: false, done: false });
         this.waitingSamples += samples.length;
         this.replayedTotal += samples.length;
+        this.o.metrics.count('telemetry-spool-replayed', samples.length);
       }
       if (segment.waiting === 0) await unlink(segment.path).catch(() => undefined);
     }
